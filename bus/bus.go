@@ -1,0 +1,139 @@
+// Package bus defines the transport contract every Heddle actor talks
+// through: a small Bus interface, the Msg it carries, subscription options,
+// sentinel errors and subject validation and matching.
+//
+// Two implementations ship with the SDK: membus (in-process) and natsbus
+// (core NATS). Both keep the same promises, proved by
+// contracttest.TestBus:
+//
+//   - Delivery is at-most-once, like core NATS. A message published when no
+//     subscription matches is dropped; that is not an error. A message is
+//     also lost when a subscription's pending buffer is full (the slow
+//     consumer case, reported to the bus's error handler), or when the
+//     connection to the server is lost while it is in flight.
+//   - When Subscribe returns, the interest is live: a message published
+//     after it, from any connection, is delivered.
+//   - Messages from one publisher to one subscription arrive in publish
+//     order. Each subscription delivers on one goroutine, so its handler is
+//     never called concurrently with itself.
+//   - Each message goes to exactly one member of each queue group and to
+//     every plain subscription.
+//   - Headers are multi-valued and case-preserving; payloads are opaque
+//     bytes.
+//   - Drain stops new deliveries, lets handlers finish what is pending and
+//     then closes; after Close every call returns ErrClosed and no goroutine
+//     of the bus is left running.
+package bus
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors shared by every Bus implementation. Implementations wrap
+// them with %w and add the subject or limit at fault, so callers test with
+// errors.Is.
+var (
+	// ErrClosed is returned by every call made after Close or Drain.
+	ErrClosed = errors.New("bus: closed")
+	// ErrBadSubject reports a malformed subject: an empty token, a space, or
+	// a wildcard in a publish subject.
+	ErrBadSubject = errors.New("bus: invalid subject")
+	// ErrBadQueue reports a malformed queue group name.
+	ErrBadQueue = errors.New("bus: invalid queue group")
+	// ErrMaxPayload reports a message larger than the bus accepts.
+	ErrMaxPayload = errors.New("bus: maximum payload exceeded")
+	// ErrSlowConsumer is reported to the error handler when a subscription's
+	// pending buffer is full and a message for it was dropped.
+	ErrSlowConsumer = errors.New("bus: slow consumer, message dropped")
+)
+
+// Defaults shared by the implementations. They match core NATS.
+const (
+	// DefaultMaxPayload is the largest message a bus accepts unless
+	// configured otherwise (the NATS server default, 1 MiB).
+	DefaultMaxPayload = 1 << 20
+	// DefaultPendingMsgs bounds how many delivered but unhandled messages a
+	// subscription holds before it drops (the nats.go default).
+	DefaultPendingMsgs = 512 * 1024
+	// DefaultPendingBytes bounds the payload bytes a subscription holds
+	// before it drops (the nats.go default, 64 MiB).
+	DefaultPendingBytes = 64 * 1024 * 1024
+)
+
+// Msg is one message on the bus.
+type Msg struct {
+	// Subject the message was published to.
+	Subject string
+	// Header holds optional metadata; nil means none.
+	Header Header
+	// Data is the payload, opaque to the bus.
+	Data []byte
+}
+
+// Size is the number of bytes the message counts against payload and
+// pending limits: its data plus its header keys and values.
+func (m *Msg) Size() int {
+	n := len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// Handler processes one delivered message. The context is cancelled when
+// the subscription is closed without draining (Unsubscribe, Close). A
+// returned error is reported to the bus's error handler; it does not stop
+// the subscription. A panic is recovered and reported the same way.
+//
+// The bus may reuse nothing of msg after the handler returns, but the
+// handler must not modify msg.Data if other subscriptions may share it.
+type Handler func(ctx context.Context, msg *Msg) error
+
+// ErrorHandler receives asynchronous errors: slow-consumer drops (wrapping
+// ErrSlowConsumer), handler errors and recovered handler panics. subject is
+// the subscription's subject, or empty for connection-level errors.
+type ErrorHandler func(subject string, err error)
+
+// Bus is the transport contract. Implementations are safe for concurrent
+// use.
+type Bus interface {
+	// Publish sends msg to every matching subscription. A publish with no
+	// matching subscription succeeds and the message is dropped.
+	// Publish does not wait for delivery; call Flush for that.
+	Publish(ctx context.Context, msg *Msg) error
+	// Subscribe registers h for subject, which may contain wildcards. When
+	// it returns without error the interest is live for publishes made
+	// afterwards from any connection.
+	Subscribe(ctx context.Context, subject string, h Handler, opts ...SubscribeOption) (Subscription, error)
+	// Flush returns when everything published before it has been handed to
+	// the transport's routing (the server, for NATS), or when ctx ends.
+	Flush(ctx context.Context) error
+	// Drain stops new deliveries on every subscription, waits until the
+	// handlers have processed every pending message (or ctx ends), and
+	// closes the bus.
+	Drain(ctx context.Context) error
+	// Close closes the bus at once: pending messages are discarded, handler
+	// contexts are cancelled, and Close waits for running handlers to
+	// return. It is idempotent.
+	Close() error
+}
+
+// Subscription is one registered interest.
+type Subscription interface {
+	// Subject returns the subject the subscription was made on.
+	Subject() string
+	// Queue returns the queue group name, or "" for a plain subscription.
+	Queue() string
+	// Dropped returns how many messages this subscription has dropped
+	// because its pending limits were reached.
+	Dropped() int
+	// Unsubscribe removes the interest at once, discarding pending
+	// messages. It waits for a running handler to return.
+	Unsubscribe() error
+	// Drain removes the interest, lets the handler process the messages
+	// already pending, and returns when it has (or when ctx ends).
+	Drain(ctx context.Context) error
+}
