@@ -1,0 +1,106 @@
+package contracttest
+
+import (
+	"testing"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// BusFactory opens a new connection for one test of the Bus conformance
+// suite.
+//
+// t is the (sub)test the connection belongs to. errs is the error handler
+// the connection must report its asynchronous errors to (slow-consumer
+// drops, handler errors, recovered handler panics); it is never nil and
+// may be called concurrently.
+//
+// Connections a factory opens within one test (the same t) must reach each
+// other: they share one broker (membus) or one server (natsbus). They may
+// also share it with other tests: every subtest publishes and subscribes
+// only under a subject prefix of its own. The connection must use the
+// default limits: a max payload of bus.DefaultMaxPayload and the default
+// pending limits.
+//
+// The suite closes every connection it opens when the test ends; a factory
+// may register its own cleanup too, since Close is idempotent. Anything
+// else the factory starts (a server, a broker) is the factory's to stop,
+// typically with t.Cleanup.
+type BusFactory func(t *testing.T, errs bus.ErrorHandler) bus.Bus
+
+// TestBus runs the Bus conformance suite: one subtest per promise of the
+// bus contract (DESIGN.md section 2 and the bus package documentation).
+// Every Bus implementation must pass it, under -race, with goleak.
+//
+// Beyond the bus package's documentation, the suite pins these choices:
+//
+//   - Close is idempotent and returns nil every time, also after Drain.
+//     Every other call on a closed connection (Publish, Subscribe, Flush,
+//     Drain) returns an error wrapping bus.ErrClosed, and so do
+//     Unsubscribe and Drain on a subscription of a closed connection or a
+//     subscription already unsubscribed or drained.
+//   - A call whose context is already cancelled returns an error wrapping
+//     context.Canceled.
+//   - Drain whose context ends while a handler is still running returns
+//     the context's error.
+//   - Close cancels the context of running handlers and returns only when
+//     they have returned.
+//   - A slow-consumer error is reported with the subscription's subject,
+//     wraps bus.ErrSlowConsumer and names the subject in its message.
+//   - Queue subscriptions with the same queue name form one group even on
+//     different, overlapping subjects (as in the NATS server).
+//   - Header values are compared exactly; the suite only uses values
+//     without leading or trailing white space or line breaks, which NATS
+//     cannot carry.
+//
+// The suite never sleeps: it synchronises with handlers through channels,
+// uses Flush and sentinel messages to know that nothing else will arrive,
+// and bounds every wait with a deadline that only a broken implementation
+// reaches.
+func TestBus(t *testing.T, newBus BusFactory) {
+	t.Helper()
+	tests := []struct {
+		name string
+		run  func(h *busHarness)
+	}{
+		// delivery
+		{"publishing with no subscriber succeeds", busTestNoSubscriber},
+		{"closing one connection leaves the other connections working", busTestIndependentConnections},
+		// subjects
+		{"invalid publish subjects are rejected with ErrBadSubject", busTestBadPublishSubjects},
+		{"invalid subscribe subjects are rejected with ErrBadSubject", busTestBadSubscribeSubjects},
+		{"an invalid queue group name is rejected with ErrBadQueue", busTestBadQueue},
+		{"wildcard subscriptions receive exactly the subjects they match", busTestWildcardMatrix},
+		// queue groups
+		{"a queue group delivers each message to exactly one member", busTestQueueGroupOnce},
+		{"every queue group and every plain subscription get each message once", busTestQueueGroupsAndPlain},
+		{"queue members on overlapping subjects form one group", busTestQueueGroupAcrossSubjects},
+		// subscribe-before-publish
+		{"a publish from another connection right after Subscribe returns is delivered", busTestSubscribeBeforePublish},
+		// order and handlers
+		{"messages from concurrent publishers all arrive, each publisher's in order, one at a time", busTestOrderConcurrentPublishers},
+		// headers and payload
+		{"headers round-trip exactly, multi-valued and case-preserving", busTestHeaders},
+		{"binary and empty payloads round-trip exactly", busTestBinaryPayload},
+		{"the publisher may reuse its buffers once Publish returns", busTestPublisherReusesBuffers},
+		// limits
+		{"a payload at the maximum is delivered and a larger one is rejected with ErrMaxPayload", busTestMaxPayload},
+		{"a slow consumer drops beyond its pending limit and reports ErrSlowConsumer", busTestSlowConsumer},
+		// handlers
+		{"a handler error is reported to the error handler", busTestHandlerError},
+		{"a panicking handler is recovered, reported, and the subscription goes on", busTestHandlerPanic},
+		// context
+		{"calls with a cancelled context return context.Canceled", busTestCancelledContext},
+		// close
+		{"Unsubscribe stops delivery and a second Unsubscribe returns ErrClosed", busTestUnsubscribe},
+		{"Subscription.Drain delivers what is pending and then stops", busTestSubscriptionDrain},
+		{"Drain waits for the running handler and pending messages, then closes", busTestDrain},
+		{"Drain returns the context's error when a handler outlasts it", busTestDrainDeadline},
+		{"Close cancels running handlers and waits for them", busTestCloseCancelsHandlers},
+		{"every call after Close returns ErrClosed and Close is idempotent", busTestAfterClose},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(newBusHarness(t, newBus))
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package contracttest
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EnvNATSURL names the environment variable that points NATS-backed tests
+// at an external server: when it is set, RunServer returns its value and
+// starts nothing.
+const EnvNATSURL = "HEDDLE_TEST_NATS_URL"
+
+// ServerReadyTimeout bounds how long StartServer waits for an embedded
+// server to accept connections.
+const ServerReadyTimeout = 10 * time.Second
+
+// RunServer returns the client URL of a NATS server for the test to use.
+//
+// When the environment variable named by EnvNATSURL is set, RunServer
+// returns its value and starts nothing; the tests then share that server,
+// so they should use subjects of their own. Otherwise it starts an
+// embedded server as StartServer does, with JetStream enabled, and shuts it
+// down when the test ends.
+//
+// It must be called from the test's goroutine: it fails the test with
+// t.Fatalf when the server cannot start.
+func RunServer(t testing.TB) string {
+	t.Helper()
+	if url := os.Getenv(EnvNATSURL); url != "" {
+		return url
+	}
+	return StartServer(t, &server.Options{JetStream: true}).ClientURL()
+}
+
+// StartServer starts an embedded nats-server, waits until it accepts
+// connections, and registers its shutdown (Shutdown, then
+// WaitForShutdown, so none of its goroutines outlive the test) with
+// t.Cleanup. Unlike RunServer it always starts a server, for tests that
+// control it, for example shutting it down and starting another on the
+// same port to exercise reconnects. Calling Shutdown on it earlier is
+// allowed.
+//
+// opts may be nil. Zero fields get test-friendly defaults: Host 127.0.0.1,
+// Port a random free port (note that for nats-server itself 0 means 4222;
+// here it does not), logging and signal handling off, and, when JetStream
+// is on, a StoreDir under t.TempDir(). opts is not modified.
+//
+// It must be called from the test's goroutine: it fails the test with
+// t.Fatalf when the server cannot start.
+func StartServer(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	var o server.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	o.NoLog = true
+	o.NoSigs = true
+	if o.JetStream && o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+
+	s, err := server.NewServer(&o)
+	if err != nil {
+		t.Fatalf("contracttest: cannot create embedded NATS server: %v", err)
+	}
+	// Registered after t.TempDir, so it runs first: the store directory is
+	// removed only once the server has stopped writing to it.
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	s.Start()
+	if !s.ReadyForConnections(ServerReadyTimeout) {
+		t.Fatalf("contracttest: embedded NATS server on %s:%d not ready for connections after %v", o.Host, o.Port, ServerReadyTimeout)
+	}
+	return s
+}

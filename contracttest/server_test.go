@@ -1,0 +1,83 @@
+package contracttest_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/heddle-go/heddle/contracttest"
+)
+
+func TestRunServerServesCoreNATSAndJetStream(t *testing.T) {
+	t.Setenv(contracttest.EnvNATSURL, "")
+	url := contracttest.RunServer(t)
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer nc.Close()
+
+	sub, err := nc.SubscribeSync("contracttest.server.ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("contracttest.server.ping", []byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no message back from the embedded server: %v", err)
+	}
+	if string(m.Data) != "pong" {
+		t.Fatalf("got %q, want %q", m.Data, "pong")
+	}
+
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(nats.Context(ctx)); err != nil {
+		t.Fatalf("JetStream is not enabled on the embedded server: %v", err)
+	}
+}
+
+func TestRunServerReturnsTheExternalURLWhenTheEnvironmentNamesOne(t *testing.T) {
+	const external = "nats://nats.example.invalid:4222"
+	t.Setenv(contracttest.EnvNATSURL, external)
+	if got := contracttest.RunServer(t); got != external {
+		t.Fatalf("RunServer = %q, want %q", got, external)
+	}
+}
+
+func TestStartServerPicksARandomLoopbackPortForEachServer(t *testing.T) {
+	a := contracttest.StartServer(t, nil)
+	b := contracttest.StartServer(t, &server.Options{})
+	if a.ClientURL() == b.ClientURL() {
+		t.Fatalf("two servers share the URL %s", a.ClientURL())
+	}
+	for _, s := range []*server.Server{a, b} {
+		addr := s.Addr().String()
+		if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+			t.Fatalf("server listens on %s, want 127.0.0.1", addr)
+		}
+		if s.JetStreamEnabled() {
+			t.Fatalf("JetStream enabled on %s although not asked for", addr)
+		}
+	}
+}
+
+func TestStartServerMayBeShutDownBeforeCleanup(t *testing.T) {
+	s := contracttest.StartServer(t, &server.Options{JetStream: true})
+	s.Shutdown()
+	s.WaitForShutdown()
+	if s.Running() {
+		t.Fatal("server still running after Shutdown")
+	}
+}

@@ -1,0 +1,634 @@
+package heddle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// Subjects and queue groups of the mesh (DESIGN.md section 4). Every
+// subject the SDK publishes or subscribes to is built here and nowhere
+// else, so they stay byte-identical with the Python Heddle.
+const (
+	// SubjectTasksIncoming receives every new task; the Router consumes it
+	// in queue group RouterQueueGroup.
+	SubjectTasksIncoming = "heddle.tasks.incoming"
+	// SubjectDeadLetter receives the Router's DeadLetter envelopes.
+	SubjectDeadLetter = "heddle.tasks.dead_letter"
+	// SubjectGoalsIncoming receives OrchestratorGoals.
+	SubjectGoalsIncoming = "heddle.goals.incoming"
+	// SubjectControlReload asks every Router replica to re-read its rules.
+	SubjectControlReload = "heddle.control.reload"
+	// SubjectResultsDefault receives the results of tasks that have no
+	// parent_task_id.
+	SubjectResultsDefault = "heddle.results.default"
+	// SubjectResultsAll matches every result subject, for monitors.
+	SubjectResultsAll = "heddle.results.>"
+	// RouterQueueGroup is the queue group Router replicas share on
+	// SubjectTasksIncoming.
+	RouterQueueGroup = "router"
+
+	subjectTasksPrefix   = "heddle.tasks."
+	subjectResultsPrefix = "heddle.results."
+	workerQueuePrefix    = "workers."
+)
+
+// WorkerSubject is the subject the Router forwards tasks of workerType at
+// tier to: heddle.tasks.{worker_type}.{tier}.
+func WorkerSubject(workerType string, tier ModelTier) string {
+	return subjectTasksPrefix + workerType + "." + string(tier)
+}
+
+// WorkerSubjectAllTiers matches the tasks of workerType at every tier:
+// heddle.tasks.{worker_type}.*.
+func WorkerSubjectAllTiers(workerType string) string {
+	return subjectTasksPrefix + workerType + ".*"
+}
+
+// WorkerQueueGroup is the queue group the replicas of workerType share:
+// workers.{worker_type}.
+func WorkerQueueGroup(workerType string) string {
+	return workerQueuePrefix + workerType
+}
+
+// ResultSubject is where results for children of parentTaskID are
+// published: heddle.results.{parent_task_id}, or SubjectResultsDefault
+// when parentTaskID is empty.
+func ResultSubject(parentTaskID string) string {
+	if parentTaskID == "" {
+		return SubjectResultsDefault
+	}
+	return subjectResultsPrefix + parentTaskID
+}
+
+// Defaults of the wire format, applied when a field is absent from a
+// decoded message and by the constructors.
+const (
+	DefaultModelTier  = TierStandard
+	DefaultPriority   = PriorityNormal
+	DefaultMaxRetries = 2
+)
+
+// ErrInvalidMessage is matched (errors.Is) by every *ValidationError: a
+// message that is not valid JSON, lacks a required field, or has a field
+// of the wrong type or an unknown enum value.
+var ErrInvalidMessage = errors.New("heddle: invalid message")
+
+// ErrUnknownEnum is wrapped by ParseModelTier, ParsePriority,
+// ParseTaskStatus and the enums' UnmarshalJSON for a value outside the
+// allowed set.
+var ErrUnknownEnum = errors.New("heddle: unknown enum value")
+
+// FieldError is one problem with one wire field. Field is the JSON name
+// (task_id, payload, ...); it is empty when the problem concerns the whole
+// document, such as malformed JSON.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (f FieldError) String() string {
+	if f.Field == "" {
+		return f.Problem
+	}
+	return f.Field + ": " + f.Problem
+}
+
+// ValidationError lists every problem found in one message, in wire field
+// order. Its text is, for example:
+//
+//	invalid TaskMessage: worker_type: required; model_tier: "huge" is not one of local, standard, frontier
+type ValidationError struct {
+	// Type is the message type: TaskMessage, TaskResult, OrchestratorGoal
+	// or DeadLetter.
+	Type   string
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid ")
+	b.WriteString(e.Type)
+	for i, f := range e.Fields {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalidMessage.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidMessage }
+
+// Has reports whether the error names field.
+func (e *ValidationError) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// problems accumulates FieldErrors for one message.
+type problems struct {
+	typ    string
+	fields []FieldError
+}
+
+func (p *problems) add(field, format string, args ...any) {
+	p.fields = append(p.fields, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error {
+	if len(p.fields) == 0 {
+		return nil
+	}
+	return &ValidationError{Type: p.typ, Fields: p.fields}
+}
+
+// ModelTier selects the model class that handles a task.
+type ModelTier string
+
+// The model tiers.
+const (
+	TierLocal    ModelTier = "local"
+	TierStandard ModelTier = "standard"
+	TierFrontier ModelTier = "frontier"
+)
+
+var modelTiers = []ModelTier{TierLocal, TierStandard, TierFrontier}
+
+// ModelTiers returns every model tier, cheapest first.
+func ModelTiers() []ModelTier { return append([]ModelTier(nil), modelTiers...) }
+
+// Valid reports whether t is one of the model tiers.
+func (t ModelTier) Valid() bool { return t == TierLocal || t == TierStandard || t == TierFrontier }
+
+// ParseModelTier returns the tier named s, or an error wrapping
+// ErrUnknownEnum that lists the allowed values.
+func ParseModelTier(s string) (ModelTier, error) {
+	if t := ModelTier(s); t.Valid() {
+		return t, nil
+	}
+	return "", enumError("model tier", s, modelTiers)
+}
+
+// UnmarshalJSON accepts only the tier names.
+func (t *ModelTier) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, "model tier", t, ParseModelTier)
+}
+
+// Priority is a task's or goal's scheduling priority.
+type Priority string
+
+// The priorities.
+const (
+	PriorityLow      Priority = "low"
+	PriorityNormal   Priority = "normal"
+	PriorityHigh     Priority = "high"
+	PriorityCritical Priority = "critical"
+)
+
+var priorities = []Priority{PriorityLow, PriorityNormal, PriorityHigh, PriorityCritical}
+
+// Priorities returns every priority, lowest first.
+func Priorities() []Priority { return append([]Priority(nil), priorities...) }
+
+// Valid reports whether p is one of the priorities.
+func (p Priority) Valid() bool {
+	return p == PriorityLow || p == PriorityNormal || p == PriorityHigh || p == PriorityCritical
+}
+
+// ParsePriority returns the priority named s, or an error wrapping
+// ErrUnknownEnum that lists the allowed values.
+func ParsePriority(s string) (Priority, error) {
+	if p := Priority(s); p.Valid() {
+		return p, nil
+	}
+	return "", enumError("priority", s, priorities)
+}
+
+// UnmarshalJSON accepts only the priority names.
+func (p *Priority) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, "priority", p, ParsePriority)
+}
+
+// TaskStatus is the state a TaskResult reports.
+type TaskStatus string
+
+// The task statuses.
+const (
+	StatusPending    TaskStatus = "pending"
+	StatusProcessing TaskStatus = "processing"
+	StatusCompleted  TaskStatus = "completed"
+	StatusFailed     TaskStatus = "failed"
+	StatusRetry      TaskStatus = "retry"
+)
+
+var taskStatuses = []TaskStatus{StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusRetry}
+
+// TaskStatuses returns every task status in lifecycle order.
+func TaskStatuses() []TaskStatus { return append([]TaskStatus(nil), taskStatuses...) }
+
+// Valid reports whether s is one of the task statuses.
+func (s TaskStatus) Valid() bool {
+	switch s {
+	case StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusRetry:
+		return true
+	}
+	return false
+}
+
+// ParseTaskStatus returns the status named s, or an error wrapping
+// ErrUnknownEnum that lists the allowed values.
+func ParseTaskStatus(s string) (TaskStatus, error) {
+	if st := TaskStatus(s); st.Valid() {
+		return st, nil
+	}
+	return "", enumError("task status", s, taskStatuses)
+}
+
+// UnmarshalJSON accepts only the status names.
+func (s *TaskStatus) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, "task status", s, ParseTaskStatus)
+}
+
+func enumError[T ~string](what, s string, allowed []T) error {
+	return fmt.Errorf("%w: %s %s", ErrUnknownEnum, what, enumProblem(s, allowed))
+}
+
+// enumProblem is the text shared by enum errors: `"huge" is not one of
+// local, standard, frontier`.
+func enumProblem[T ~string](s string, allowed []T) string {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return fmt.Sprintf("%q is not one of %s", s, strings.Join(names, ", "))
+}
+
+func unmarshalEnum[T ~string](b []byte, what string, dst *T, parse func(string) (T, error)) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%w: %s must be a JSON string, got %s", ErrUnknownEnum, what, jsonKind(b))
+	}
+	v, err := parse(s)
+	if err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// TaskMessage is a unit of work for one worker type. It travels from a
+// caller to the Router on SubjectTasksIncoming, then to a worker on
+// WorkerSubject.
+//
+// On the wire ParentTaskID and RequestID are null when empty. Payload and
+// Metadata are never null: nil maps are written as {}.
+type TaskMessage struct {
+	// TaskID identifies the task (a UUID v4 from NewTaskMessage). When a
+	// decoded message has none, a fresh one is assigned, as the Python
+	// Heddle does.
+	TaskID string
+	// ParentTaskID links a subtask to its goal or parent task; its results
+	// go to ResultSubject(ParentTaskID).
+	ParentTaskID string
+	// WorkerType names the worker that handles the task. Required; it is
+	// used as subject tokens, so it holds no whitespace, wildcards or empty
+	// tokens.
+	WorkerType string
+	// Payload is the worker's input, checked against its contract.
+	// Required on the wire.
+	Payload map[string]any
+	// ModelTier defaults to DefaultModelTier.
+	ModelTier ModelTier
+	// Priority defaults to DefaultPriority.
+	Priority Priority
+	// MaxRetries defaults to DefaultMaxRetries.
+	MaxRetries int
+	// RetryCount counts the retries made so far.
+	RetryCount int
+	// CreatedAt is when the task was made (UTC, microsecond precision).
+	CreatedAt time.Time
+	// RequestID correlates every task of one goal or request.
+	RequestID string
+	// Metadata carries routing hints and pipeline context.
+	Metadata map[string]any
+	// Extra holds unknown top-level fields of a decoded message, verbatim;
+	// they are written back after the known fields, so a message passing
+	// through a Go actor keeps fields added by newer senders.
+	Extra map[string]json.RawMessage
+}
+
+// NewTaskMessage returns a task for workerType with a fresh task_id, the
+// current time and the default tier, priority and retries. A nil payload
+// becomes an empty object.
+func NewTaskMessage(workerType string, payload map[string]any) TaskMessage {
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	return TaskMessage{
+		TaskID:     uuid.NewString(),
+		WorkerType: workerType,
+		Payload:    payload,
+		ModelTier:  DefaultModelTier,
+		Priority:   DefaultPriority,
+		MaxRetries: DefaultMaxRetries,
+		CreatedAt:  now(),
+		Metadata:   map[string]any{},
+	}
+}
+
+// Validate reports every invalid field of m: an empty task_id or
+// worker_type, a worker_type or parent_task_id that cannot be used in a
+// subject, an unknown tier or priority, negative retry counts, a zero
+// created_at.
+func (m TaskMessage) Validate() error {
+	p := problems{typ: "TaskMessage"}
+	m.validate(&p)
+	return p.err()
+}
+
+func (m TaskMessage) validate(p *problems) {
+	if m.TaskID == "" {
+		p.add("task_id", "required")
+	}
+	checkParentTaskID(p, m.ParentTaskID)
+	checkWorkerType(p, m.WorkerType)
+	if !m.ModelTier.Valid() {
+		p.add("model_tier", "%s", enumProblem(string(m.ModelTier), modelTiers))
+	}
+	if !m.Priority.Valid() {
+		p.add("priority", "%s", enumProblem(string(m.Priority), priorities))
+	}
+	if m.MaxRetries < 0 {
+		p.add("max_retries", "must be >= 0, got %d", m.MaxRetries)
+	}
+	if m.RetryCount < 0 {
+		p.add("retry_count", "must be >= 0, got %d", m.RetryCount)
+	}
+	if m.CreatedAt.IsZero() {
+		p.add("created_at", "required")
+	}
+}
+
+// WorkerSubject is the subject for m at its own tier. The Router uses
+// WorkerSubject(m.WorkerType, resolvedTier) when an override applies.
+func (m TaskMessage) WorkerSubject() string { return WorkerSubject(m.WorkerType, m.ModelTier) }
+
+// ResultSubject is where m's result is published.
+func (m TaskMessage) ResultSubject() string { return ResultSubject(m.ParentTaskID) }
+
+// Result returns the TaskResult for m with the given status and output,
+// completed now. A non-nil err becomes the result's error text.
+func (m TaskMessage) Result(status TaskStatus, output map[string]any, err error) TaskResult {
+	r := NewTaskResult(m.TaskID, m.WorkerType, status)
+	r.ParentTaskID = m.ParentTaskID
+	r.Output = output
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+// TaskResult is a worker's answer to one TaskMessage, published on
+// ResultSubject(ParentTaskID).
+//
+// On the wire ParentTaskID, Error and ModelUsed are null when empty, and
+// Output is null when nil.
+type TaskResult struct {
+	// TaskID is the task answered. Required.
+	TaskID string
+	// ParentTaskID is copied from the task.
+	ParentTaskID string
+	// WorkerType is copied from the task. Required.
+	WorkerType string
+	// Status is required.
+	Status TaskStatus
+	// Output is the worker's output, checked against its contract; nil is
+	// null on the wire.
+	Output map[string]any
+	// Error describes a failure.
+	Error string
+	// ModelUsed names the model that did the work, if any.
+	ModelUsed string
+	// TokenUsage counts tokens by kind (prompt_tokens, completion_tokens).
+	TokenUsage map[string]int
+	// ProcessingTimeMS is the handler's run time in milliseconds.
+	ProcessingTimeMS int
+	// CompletedAt is when the work ended (UTC, microsecond precision).
+	CompletedAt time.Time
+	// Extra holds unknown top-level fields of a decoded result, verbatim.
+	Extra map[string]json.RawMessage
+}
+
+// NewTaskResult returns a result for taskID completed now. Most callers
+// use TaskMessage.Result, which also copies the parent_task_id.
+func NewTaskResult(taskID, workerType string, status TaskStatus) TaskResult {
+	return TaskResult{
+		TaskID:      taskID,
+		WorkerType:  workerType,
+		Status:      status,
+		TokenUsage:  map[string]int{},
+		CompletedAt: now(),
+	}
+}
+
+// Validate reports every invalid field of r.
+func (r TaskResult) Validate() error {
+	p := problems{typ: "TaskResult"}
+	r.validate(&p)
+	return p.err()
+}
+
+func (r TaskResult) validate(p *problems) {
+	if r.TaskID == "" {
+		p.add("task_id", "required")
+	}
+	checkParentTaskID(p, r.ParentTaskID)
+	if r.WorkerType == "" {
+		p.add("worker_type", "required")
+	}
+	if !r.Status.Valid() {
+		if r.Status == "" {
+			p.add("status", "required")
+		} else {
+			p.add("status", "%s", enumProblem(string(r.Status), taskStatuses))
+		}
+	}
+	if r.ProcessingTimeMS < 0 {
+		p.add("processing_time_ms", "must be >= 0, got %d", r.ProcessingTimeMS)
+	}
+	if r.CompletedAt.IsZero() {
+		p.add("completed_at", "required")
+	}
+}
+
+// Subject is where r is published: ResultSubject(r.ParentTaskID).
+func (r TaskResult) Subject() string { return ResultSubject(r.ParentTaskID) }
+
+// OrchestratorGoal is a top-level request to an orchestrator or pipeline,
+// published on SubjectGoalsIncoming. Its final TaskResult (task_id =
+// goal_id) is published on ResultSubject(GoalID).
+type OrchestratorGoal struct {
+	// GoalID identifies the goal; a decoded goal without one gets a fresh
+	// UUID, as in the Python Heddle.
+	GoalID string
+	// Instruction is the goal in words. Required, non-empty.
+	Instruction string
+	// Context carries domain data (file_ref, categories, ...).
+	Context map[string]any
+	// RequestID correlates the goal's tasks; null on the wire when empty.
+	RequestID string
+	// Priority defaults to DefaultPriority.
+	Priority Priority
+	// CreatedAt is when the goal was made (UTC, microsecond precision).
+	CreatedAt time.Time
+	// Extra holds unknown top-level fields of a decoded goal, verbatim.
+	Extra map[string]json.RawMessage
+}
+
+// NewOrchestratorGoal returns a goal with a fresh goal_id, the current time
+// and the default priority. A nil ctx becomes an empty object.
+func NewOrchestratorGoal(instruction string, ctx map[string]any) OrchestratorGoal {
+	if ctx == nil {
+		ctx = map[string]any{}
+	}
+	return OrchestratorGoal{
+		GoalID:      uuid.NewString(),
+		Instruction: instruction,
+		Context:     ctx,
+		Priority:    DefaultPriority,
+		CreatedAt:   now(),
+	}
+}
+
+// Validate reports every invalid field of g.
+func (g OrchestratorGoal) Validate() error {
+	p := problems{typ: "OrchestratorGoal"}
+	g.validate(&p)
+	return p.err()
+}
+
+func (g OrchestratorGoal) validate(p *problems) {
+	if g.GoalID == "" {
+		p.add("goal_id", "required")
+	} else if err := bus.ValidatePublishSubject(ResultSubject(g.GoalID)); err != nil {
+		p.add("goal_id", "%q cannot be used in a result subject", g.GoalID)
+	}
+	if g.Instruction == "" {
+		p.add("instruction", "required")
+	}
+	if !g.Priority.Valid() {
+		p.add("priority", "%s", enumProblem(string(g.Priority), priorities))
+	}
+	if g.CreatedAt.IsZero() {
+		p.add("created_at", "required")
+	}
+}
+
+// ResultSubject is where the goal's final result (and its subtasks'
+// results) are published.
+func (g OrchestratorGoal) ResultSubject() string { return ResultSubject(g.GoalID) }
+
+// DeadLetter is the Router's envelope for a task it could not route,
+// published on SubjectDeadLetter. It keeps the original message bytes
+// exactly, so a replay publishes the very same task.
+//
+// On the wire (compatible with the Python router and consumer):
+//
+//	reason         the router's reason (invalid_task_message: ..., unknown_tier: ..., rate_limited: ...)
+//	original_task  the original message, embedded verbatim when it is valid JSON, else null
+//	original_raw   base64 of the exact original bytes; present only when original_task
+//	               cannot reproduce them (not JSON, or whitespace around the JSON value)
+//	task_id        read from the original when possible, else null
+//	worker_type    read from the original when possible, else null
+//	received_at    when the router received it (absent from Python envelopes)
+type DeadLetter struct {
+	// Reason says why the task was not routed. Required.
+	Reason string
+	// TaskID and WorkerType are read from the original when it is a JSON
+	// object holding them as strings; empty otherwise.
+	TaskID     string
+	WorkerType string
+	// ReceivedAt is when the router received the original; zero when the
+	// envelope did not say (Python envelopes).
+	ReceivedAt time.Time
+	// Extra holds unknown top-level fields of a decoded envelope, verbatim.
+	Extra map[string]json.RawMessage
+
+	original []byte
+}
+
+// NewDeadLetter wraps original, which is kept byte for byte, with reason.
+// task_id and worker_type are read from original when it is a JSON object
+// that holds them as strings.
+func NewDeadLetter(reason string, original []byte) DeadLetter {
+	d := DeadLetter{
+		Reason:     reason,
+		ReceivedAt: now(),
+		original:   append([]byte{}, original...),
+	}
+	var ids struct {
+		TaskID     any `json:"task_id"`
+		WorkerType any `json:"worker_type"`
+	}
+	if json.Unmarshal(original, &ids) == nil {
+		d.TaskID, _ = ids.TaskID.(string)
+		d.WorkerType, _ = ids.WorkerType.(string)
+	}
+	return d
+}
+
+// Original returns the exact bytes of the message that was dead-lettered;
+// replaying publishes them unchanged to SubjectTasksIncoming. The caller
+// must not modify the returned slice.
+func (d DeadLetter) Original() []byte { return d.original }
+
+// Validate reports every invalid field of d.
+func (d DeadLetter) Validate() error {
+	p := problems{typ: "DeadLetter"}
+	if d.Reason == "" {
+		p.add("reason", "required")
+	}
+	if d.original == nil {
+		p.add("original_task", "required")
+	}
+	return p.err()
+}
+
+// checkWorkerType requires a worker type usable in WorkerSubject.
+func checkWorkerType(p *problems, workerType string) {
+	if workerType == "" {
+		p.add("worker_type", "required")
+		return
+	}
+	if err := bus.ValidatePublishSubject(WorkerSubject(workerType, TierStandard)); err != nil {
+		p.add("worker_type", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", workerType)
+	}
+}
+
+// checkParentTaskID requires a parent id usable in ResultSubject.
+func checkParentTaskID(p *problems, id string) {
+	if id == "" {
+		return
+	}
+	if err := bus.ValidatePublishSubject(ResultSubject(id)); err != nil {
+		p.add("parent_task_id", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", id)
+	}
+}
+
+// now is the timestamp the constructors use: UTC at microsecond
+// precision, the precision Python datetimes hold.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,61 @@
+package membus
+
+import (
+	"log/slog"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// DefaultMaxPayload is the largest message a connection accepts unless
+// WithMaxPayload says otherwise; it is the NATS server default.
+const DefaultMaxPayload = bus.DefaultMaxPayload
+
+// Option configures one connection made by New or Connect.
+type Option func(*options)
+
+type options struct {
+	logger     *slog.Logger
+	onErr      bus.ErrorHandler
+	maxPayload int
+}
+
+func newOptions(opts []Option) options {
+	o := options{maxPayload: DefaultMaxPayload}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// WithLogger sets the logger for the connection's events (bus.slow_consumer,
+// bus.no_subscriber, bus.handler_error, bus.handler_panic). The default, and
+// nil, discard them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithErrorHandler sets the handler for the connection's asynchronous errors:
+// slow-consumer drops on its subscriptions (wrapping bus.ErrSlowConsumer),
+// errors returned by its handlers and their recovered panics.
+//
+// The handler may be called concurrently: for a slow consumer on the
+// goroutine that published the dropped message (possibly another
+// connection's), for a handler error or panic on the subscription's
+// goroutine. It must be quick and must not block; it may call the bus.
+func WithErrorHandler(h bus.ErrorHandler) Option {
+	return func(o *options) { o.onErr = h }
+}
+
+// WithMaxPayload sets the largest message (bus.Msg.Size) the connection
+// publishes; larger ones are rejected with an error wrapping
+// bus.ErrMaxPayload. Values <= 0 keep DefaultMaxPayload.
+func WithMaxPayload(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxPayload = n
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package membus
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// shrinkBatch is the capacity above which a delivery batch buffer that was
+// mostly empty is released once handled, so that a past burst does not pin
+// its memory for the subscription's lifetime while a steady stream keeps
+// reusing its buffers.
+const shrinkBatch = 4096
+
+// Subscription states. They only move forward: active → draining → closed,
+// or active → closed.
+const (
+	subActive = iota
+	subDraining
+	subClosed
+)
+
+// envelope is one pending delivery: the message's parts, shared by every
+// subscription that receives it, and the size it counts against the
+// pending-bytes limit. The *bus.Msg is built on the delivering goroutine,
+// which keeps that allocation off the publisher's path and gives each
+// handler a Msg of its own.
+type envelope struct {
+	subject string
+	header  bus.Header
+	data    []byte
+	size    int64
+}
+
+// subscription implements bus.Subscription. Publishers append to pending
+// under mu; the subscription's goroutine takes the whole queue at once and
+// hands the messages to the handler one by one, in order.
+type subscription struct {
+	conn     *Bus
+	subject  string
+	queue    string
+	wildcard bool
+	handler  bus.Handler
+	maxMsgs  int64
+	maxBytes int64
+
+	ctx    context.Context // handed to the handler; cancelled by Unsubscribe and Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the delivery goroutine has returned
+	wake   chan struct{} // one token per park; capacity 1
+
+	mu      sync.Mutex
+	pending []envelope
+	state   int
+	parked  bool // the goroutine waits on wake for a message or a state change
+	slow    bool // the last message offered was dropped (one report per episode)
+
+	// closed mirrors state == subClosed, so the goroutine notices an
+	// Unsubscribe between two messages of a batch without locking.
+	closed atomic.Bool
+	// pendMsgs and pendBytes count the messages queued plus the one being
+	// handled, as nats.go does; the goroutine decrements them after each
+	// handler call.
+	pendMsgs  atomic.Int64
+	pendBytes atomic.Int64
+	dropped   atomic.Int64
+}
+
+func newSubscription(b *Bus, subject string, o bus.SubscribeOptions, h bus.Handler) *subscription {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &subscription{
+		conn:     b,
+		subject:  subject,
+		queue:    o.Queue,
+		wildcard: bus.HasWildcard(subject),
+		handler:  h,
+		maxMsgs:  int64(o.PendingMsgs),
+		maxBytes: int64(o.PendingBytes),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// Subject implements bus.Subscription.
+func (s *subscription) Subject() string { return s.subject }
+
+// Queue implements bus.Subscription.
+func (s *subscription) Queue() string { return s.queue }
+
+// Dropped implements bus.Subscription.
+func (s *subscription) Dropped() int { return int(s.dropped.Load()) }
+
+// Unsubscribe implements bus.Subscription. It must not be called from the
+// subscription's own handler, since it waits for that handler to return.
+// On a subscription already closed (by Unsubscribe, Drain or the
+// connection's Close) it returns an error wrapping bus.ErrClosed.
+func (s *subscription) Unsubscribe() error {
+	if !s.stop() {
+		return fmt.Errorf("membus: unsubscribe from %q: %w", s.subject, bus.ErrClosed)
+	}
+	s.conn.detach(s)
+	<-s.done
+	return nil
+}
+
+// Drain implements bus.Subscription: the subscription stops receiving at
+// once, and Drain returns when the handler has processed every message
+// already pending. If ctx ends first, the rest is discarded, the handler's
+// context is cancelled and Drain returns ctx.Err() without waiting for the
+// handler (the connection's Close waits for it). It must not be called from
+// the subscription's own handler.
+func (s *subscription) Drain(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("membus: drain %q: %w", s.subject, bus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.beginDrain() {
+		return fmt.Errorf("membus: drain %q: %w", s.subject, bus.ErrClosed)
+	}
+	s.conn.detach(s)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.stop()
+		return ctx.Err()
+	}
+}
+
+// beginDrain moves an active subscription to draining; it reports false if
+// the subscription was not active.
+func (s *subscription) beginDrain() bool {
+	s.mu.Lock()
+	if s.state != subActive {
+		s.mu.Unlock()
+		return false
+	}
+	s.state = subDraining
+	s.wakeLocked()
+	return true
+}
+
+// stop closes the subscription without waiting: pending messages are
+// discarded and the handler's context is cancelled. It reports false if the
+// subscription was already closed.
+func (s *subscription) stop() bool {
+	s.mu.Lock()
+	if s.state == subClosed {
+		s.mu.Unlock()
+		return false
+	}
+	s.state = subClosed
+	s.closed.Store(true)
+	s.pending = nil
+	s.wakeLocked()
+	return true
+}
+
+// wakeLocked releases s.mu and wakes the goroutine if it is parked. Only
+// the caller that clears parked sends, so the send never blocks.
+func (s *subscription) wakeLocked() {
+	wake := s.parked
+	s.parked = false
+	s.mu.Unlock()
+	if wake {
+		s.wake <- struct{}{}
+	}
+}
+
+// enqueue offers one message to the subscription, on the publisher's
+// goroutine. It never blocks on the handler: when the pending limits are
+// reached the message is dropped and counted, and the first drop of an
+// episode is logged and reported.
+func (s *subscription) enqueue(e envelope) {
+	s.mu.Lock()
+	if s.state != subActive {
+		s.mu.Unlock()
+		return
+	}
+	if s.pendMsgs.Load() >= s.maxMsgs || s.pendBytes.Load()+e.size > s.maxBytes {
+		s.dropped.Add(1)
+		first := !s.slow
+		s.slow = true
+		s.mu.Unlock()
+		s.conn.stats.slowConsumerDropped.Add(1)
+		if first {
+			s.reportSlow()
+		}
+		return
+	}
+	s.slow = false
+	s.pendMsgs.Add(1)
+	s.pendBytes.Add(e.size)
+	s.pending = append(s.pending, e)
+	s.wakeLocked()
+}
+
+func (s *subscription) reportSlow() {
+	err := fmt.Errorf("membus: subscription on %q: %w: pending limit of %d messages or %d bytes reached",
+		s.subject, bus.ErrSlowConsumer, s.maxMsgs, s.maxBytes)
+	s.conn.log.Warn("bus.slow_consumer", "subject", s.subject, "queue", s.queue,
+		"pending_msgs", s.pendMsgs.Load(), "pending_bytes", s.pendBytes.Load(), "dropped", s.dropped.Load())
+	s.conn.report(s.subject, err)
+}
+
+// run is the subscription's delivery goroutine.
+func (s *subscription) run() {
+	defer s.conn.wg.Done()
+	defer s.finish()
+	var batch []envelope
+	for {
+		s.mu.Lock()
+		for len(s.pending) == 0 && s.state == subActive {
+			s.parked = true
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
+		}
+		if len(s.pending) == 0 || s.state == subClosed {
+			s.mu.Unlock()
+			return
+		}
+		batch, s.pending = s.pending, batch[:0]
+		s.mu.Unlock()
+		for i, e := range batch {
+			batch[i] = envelope{}
+			if !s.closed.Load() {
+				s.deliver(&bus.Msg{Subject: e.subject, Header: e.header, Data: e.data})
+			}
+			s.pendMsgs.Add(-1)
+			s.pendBytes.Add(-e.size)
+		}
+		if cap(batch) > shrinkBatch && len(batch) < cap(batch)/4 {
+			batch = nil
+		}
+	}
+}
+
+// finish marks the subscription closed once its goroutine stops, so that
+// later calls on it report bus.ErrClosed.
+func (s *subscription) finish() {
+	s.mu.Lock()
+	s.state = subClosed
+	s.closed.Store(true)
+	s.pending = nil
+	s.mu.Unlock()
+	close(s.done)
+}
+
+// deliver calls the handler for one message, turning an error or a panic
+// into a report; the subscription goes on either way.
+func (s *subscription) deliver(m *bus.Msg) {
+	s.conn.stats.delivered.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			s.conn.stats.handlerPanics.Add(1)
+			err := fmt.Errorf("membus: handler for %q panicked: %v", s.subject, r)
+			s.conn.log.Error("bus.handler_panic", "subject", s.subject, "queue", s.queue,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.conn.report(s.subject, err)
+		}
+	}()
+	if err := s.handler(s.ctx, m); err != nil {
+		s.conn.stats.handlerErrors.Add(1)
+		err = fmt.Errorf("membus: handler for %q: %w", s.subject, err)
+		if s.conn.onErr == nil {
+			s.conn.log.Warn("bus.handler_error", "subject", s.subject, "queue", s.queue, "error", err)
+		}
+		s.conn.report(s.subject, err)
+	}
+}

@@ -1,0 +1,398 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// Errors specific to natsbus, wrapped with %w like the bus sentinels.
+var (
+	// ErrBadHeader reports a header NATS cannot carry unchanged: an
+	// invalid key, or a value with leading or trailing whitespace or a
+	// line break.
+	ErrBadHeader = errors.New("natsbus: header cannot be carried by NATS")
+	// ErrHandlerPanic is reported to the error handler when a handler
+	// panicked; the error's text holds the panic value.
+	ErrHandlerPanic = errors.New("natsbus: handler panicked")
+)
+
+// Bus is a bus.Bus over one NATS connection. It is safe for concurrent use.
+type Bus struct {
+	nc    *nats.Conn
+	log   *slog.Logger
+	errh  bus.ErrorHandler
+	stats stats
+
+	// closed is set once Close has begun; every call then returns
+	// bus.ErrClosed.
+	closed    atomic.Bool
+	closeOnce sync.Once
+	// closing is set when Close or Drain begins, so the disconnect they
+	// cause is not reported as a lost connection.
+	closing atomic.Bool
+	// connClosed is closed when the NATS connection has reached its
+	// terminal state, whoever closed it.
+	connClosed     chan struct{}
+	connClosedOnce sync.Once
+	// drainTimedOut records that nats.go gave up draining (its
+	// DrainTimeout), so Drain can say so.
+	drainTimedOut atomic.Bool
+
+	mu   sync.Mutex // guards subs
+	subs map[*nats.Subscription]*subscription
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// Connect dials the NATS server(s) at url (comma-separated for a cluster;
+// empty means DefaultURL) and returns a Bus that owns the connection.
+//
+// When no server can be reached the error reads "cannot connect to NATS at
+// <url>: <cause>. Is NATS running? Try: nats-server -p 4222", with any
+// password in url redacted, and wraps the nats.go cause (for example
+// nats.ErrNoServers or nats.ErrAuthorization) for errors.Is.
+func Connect(url string, opts ...Option) (*Bus, error) {
+	if url == "" {
+		url = DefaultURL
+	}
+	o := newOptions(opts)
+	b := newBus(o)
+
+	no := nats.GetDefaultOptions()
+	no.Servers = splitURLs(url)
+	no.Name = o.name
+	no.Timeout = o.connectTimeout
+	no.ReconnectWait = o.reconnectWait
+	no.MaxReconnect = o.maxReconnects
+	no.AllowReconnect = o.maxReconnects != 0
+	for _, opt := range o.natsOpts {
+		if err := opt(&no); err != nil {
+			return nil, fmt.Errorf("natsbus: invalid NATS option: %w", err)
+		}
+	}
+	no.NoCallbacksAfterClientClose = false
+
+	userDisconnect, userDisconnectOld := no.DisconnectedErrCB, no.DisconnectedCB
+	no.DisconnectedErrCB = func(nc *nats.Conn, err error) {
+		b.onDisconnect(nc, err)
+		if userDisconnect != nil {
+			userDisconnect(nc, err)
+		} else if userDisconnectOld != nil {
+			userDisconnectOld(nc)
+		}
+	}
+	no.DisconnectedCB = nil
+	no.ReconnectedCB = chainConn(b.onReconnect, no.ReconnectedCB)
+	no.ClosedCB = chainConn(b.onClosed, no.ClosedCB)
+	no.AsyncErrorCB = chainErr(b.onAsyncError, no.AsyncErrorCB)
+
+	nc, err := no.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to NATS at %s: %w. Is NATS running? Try: nats-server -p 4222", redactURLs(url), err)
+	}
+	b.nc = nc
+	return b, nil
+}
+
+// New wraps a connection the caller has already established and takes
+// ownership of it: Drain and Close close nc, and nc must not be closed,
+// drained or shared with another Bus behind the bus's back.
+//
+// New installs the bus's disconnect, reconnect, closed and async-error
+// handlers on nc; handlers already set on nc are kept and called after the
+// bus's own. Options that configure dialling (WithReconnectWait,
+// WithMaxReconnects, WithConnectTimeout, WithName, WithNATSOptions) are
+// rejected, since nc is already dialled. nc must not have been created with
+// nats.NoCallbacksAfterClientClose, because Drain waits for the closed
+// callback.
+func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
+	if nc == nil {
+		return nil, errors.New("natsbus: New: nil connection")
+	}
+	o := newOptions(opts)
+	if len(o.connectOnly) > 0 {
+		return nil, fmt.Errorf("natsbus: New: %s configures dialling and applies to Connect only; set it on the nats.Conn instead", strings.Join(o.connectOnly, ", "))
+	}
+	if nc.Opts.NoCallbacksAfterClientClose {
+		return nil, errors.New("natsbus: New: the connection was created with nats.NoCallbacksAfterClientClose; the bus needs the closed callback to drain")
+	}
+	if nc.IsClosed() || nc.IsDraining() {
+		return nil, fmt.Errorf("natsbus: New: connection is closed or draining: %w", bus.ErrClosed)
+	}
+	b := newBus(o)
+	b.nc = nc
+	nc.SetDisconnectErrHandler(chainConnErr(b.onDisconnect, nc.DisconnectErrHandler()))
+	nc.SetReconnectHandler(chainConn(b.onReconnect, nc.ReconnectHandler()))
+	nc.SetClosedHandler(chainConn(b.onClosed, nc.ClosedHandler()))
+	nc.SetErrorHandler(chainErr(b.onAsyncError, nc.ErrorHandler()))
+	if nc.IsClosed() {
+		// Closed before the handler was installed: the callback will not
+		// come.
+		b.markConnClosed()
+	}
+	return b, nil
+}
+
+func newBus(o options) *Bus {
+	return &Bus{
+		log:        o.logger,
+		errh:       o.errorHandler,
+		connClosed: make(chan struct{}),
+		subs:       make(map[*nats.Subscription]*subscription),
+	}
+}
+
+// Conn returns the underlying connection, for inspection (server info,
+// statistics). Closing or draining it directly bypasses the bus.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Publish sends msg to msg.Subject. It returns once the message is
+// buffered for the server; a publish no subscription matches is dropped by
+// the server and is not an error. Errors wrap bus.ErrBadSubject,
+// bus.ErrMaxPayload (the limit is the server's, nats.Conn.MaxPayload, and
+// counts the encoded headers), ErrBadHeader or bus.ErrClosed; a cancelled
+// ctx returns ctx.Err().
+func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if msg == nil {
+		return errors.New("natsbus: publish: nil message")
+	}
+	if b.closed.Load() {
+		return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, bus.ErrClosed)
+	}
+	if err := bus.ValidatePublishSubject(msg.Subject); err != nil {
+		return err
+	}
+	var err error
+	if len(msg.Header) == 0 {
+		err = b.nc.Publish(msg.Subject, msg.Data)
+	} else {
+		if err = checkHeader(msg.Header); err != nil {
+			return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, err)
+		}
+		err = b.nc.PublishMsg(&nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data})
+	}
+	if err != nil {
+		return b.publishError(msg, err)
+	}
+	return nil
+}
+
+func (b *Bus) publishError(msg *bus.Msg, err error) error {
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return fmt.Errorf("natsbus: publish to %q: message is %d bytes, the server accepts at most %d: %w",
+			msg.Subject, encodedSize(msg), b.nc.MaxPayload(), bus.ErrMaxPayload)
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, bus.ErrClosed)
+	case errors.Is(err, nats.ErrBadHeaderMsg):
+		return fmt.Errorf("natsbus: publish to %q: %w: %w", msg.Subject, ErrBadHeader, err)
+	case errors.Is(err, nats.ErrBadSubject):
+		return fmt.Errorf("natsbus: publish to %q: %w: %w", msg.Subject, bus.ErrBadSubject, err)
+	}
+	return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, err)
+}
+
+// encodedSize is the message's size as NATS counts it against the maximum
+// payload: data plus the encoded header block.
+func encodedSize(msg *bus.Msg) int {
+	n := len(msg.Data)
+	if len(msg.Header) > 0 {
+		n += len("NATS/1.0\r\n\r\n")
+		for k, vs := range msg.Header {
+			for _, v := range vs {
+				n += len(k) + len(": \r\n") + len(v)
+			}
+		}
+	}
+	return n
+}
+
+// checkHeader rejects header values nats.go would alter on the wire. Keys
+// are checked by nats.go itself.
+func checkHeader(h bus.Header) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			if v == "" {
+				continue
+			}
+			if isHeaderSpace(v[0]) || isHeaderSpace(v[len(v)-1]) || strings.ContainsAny(v, "\r\n") {
+				return fmt.Errorf("%w: value %q of key %q has leading or trailing whitespace or a line break", ErrBadHeader, v, k)
+			}
+		}
+	}
+	return nil
+}
+
+func isHeaderSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+// Flush returns when the server has processed everything this bus
+// published before the call, or when ctx ends. It fails if the connection
+// breaks while flushing; messages published before it may then be lost.
+func (b *Bus) Flush(ctx context.Context) error {
+	if b.closed.Load() {
+		return fmt.Errorf("natsbus: flush: %w", bus.ErrClosed)
+	}
+	return b.flush(ctx)
+}
+
+func (b *Bus) flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		fctx = unbounded{ctx}
+	}
+	err := b.nc.FlushWithContext(fctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, nats.ErrConnectionClosed):
+		if b.nc.IsClosed() {
+			return fmt.Errorf("natsbus: flush: %w", bus.ErrClosed)
+		}
+		return fmt.Errorf("natsbus: flush interrupted by a disconnect, messages published before it may be lost: %w", err)
+	}
+	return fmt.Errorf("natsbus: flush: %w", err)
+}
+
+// unbounded lets a context without a deadline through nats.go's
+// FlushWithContext, which insists on one. The flush still ends when the
+// context is cancelled or the connection closes.
+type unbounded struct{ context.Context }
+
+func (unbounded) Deadline() (time.Time, bool) {
+	return time.Now().Add(100 * 365 * 24 * time.Hour), true
+}
+
+// Drain stops every subscription's interest at the server, lets the
+// handlers process the messages already pending, flushes what was
+// published, and closes the connection. Handlers may still publish while
+// their subscriptions drain. When ctx ends first, Drain closes the bus at
+// once (discarding what is still pending) and returns ctx.Err(). The
+// connection's nats.DrainTimeout (30s unless set through WithNATSOptions)
+// also bounds it; hitting it returns an error wrapping nats.ErrDrainTimeout.
+func (b *Bus) Drain(ctx context.Context) error {
+	if b.closed.Load() {
+		return fmt.Errorf("natsbus: drain: %w", bus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		b.Close()
+		return err
+	}
+	b.closing.Store(true)
+	if err := b.nc.Drain(); err != nil {
+		b.Close()
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("natsbus: drain: %w", bus.ErrClosed)
+		}
+		// nats.go closes a reconnecting connection instead of draining it.
+		return fmt.Errorf("natsbus: drain: pending messages discarded: %w", err)
+	}
+	select {
+	case <-b.connClosed:
+	case <-ctx.Done():
+		b.Close()
+		return ctx.Err()
+	}
+	b.Close()
+	if b.drainTimedOut.Load() {
+		return fmt.Errorf("natsbus: drain: pending messages discarded: %w", nats.ErrDrainTimeout)
+	}
+	return nil
+}
+
+// Close closes the connection at once: messages pending for handlers are
+// discarded, handler contexts are cancelled, and Close returns when no
+// handler is running any more. Every later call returns an error wrapping
+// bus.ErrClosed. Close is idempotent; concurrent calls all wait. It must not
+// be called from a handler of this bus.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.closing.Store(true)
+		b.mu.Lock()
+		b.closed.Store(true)
+		subs := make([]*subscription, 0, len(b.subs))
+		for _, s := range b.subs {
+			subs = append(subs, s)
+		}
+		clear(b.subs)
+		b.mu.Unlock()
+
+		for _, s := range subs {
+			s.snapshotDropped()
+		}
+		b.nc.Close()
+		b.markConnClosed()
+		for _, s := range subs {
+			s.stop()
+		}
+	})
+	return nil
+}
+
+func (b *Bus) markConnClosed() {
+	b.connClosedOnce.Do(func() { close(b.connClosed) })
+}
+
+func (b *Bus) register(s *subscription) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return false
+	}
+	b.subs[s.ns] = s
+	return true
+}
+
+func (b *Bus) unregister(s *subscription) {
+	b.mu.Lock()
+	delete(b.subs, s.ns)
+	b.mu.Unlock()
+}
+
+func (b *Bus) lookup(ns *nats.Subscription) *subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.subs[ns]
+}
+
+// splitURLs splits a comma-separated server list, as nats.Connect does.
+func splitURLs(urls string) []string {
+	var out []string
+	for _, u := range strings.Split(urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// redactURLs hides passwords in a comma-separated server list.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,138 @@
+package natsbus
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// Defaults used by Connect when the matching option is not given. They are
+// the nats.go defaults, which are also what Python Heddle's NATS adapter
+// runs with, so a mixed Go/Python mesh reconnects on the same schedule.
+const (
+	// DefaultURL is dialled when Connect is given an empty URL.
+	DefaultURL = nats.DefaultURL
+	// DefaultConnectTimeout bounds the dial and handshake of each attempt
+	// to reach a server.
+	DefaultConnectTimeout = nats.DefaultTimeout
+	// DefaultReconnectWait is the pause between reconnect attempts to the
+	// same server.
+	DefaultReconnectWait = nats.DefaultReconnectWait
+	// DefaultMaxReconnects is how many reconnect attempts are made after a
+	// disconnect before the bus gives up and closes.
+	DefaultMaxReconnects = nats.DefaultMaxReconnect
+)
+
+// Option configures Connect or New.
+type Option func(*options)
+
+type options struct {
+	logger         *slog.Logger
+	errorHandler   bus.ErrorHandler
+	reconnectWait  time.Duration
+	maxReconnects  int
+	connectTimeout time.Duration
+	name           string
+	natsOpts       []nats.Option
+
+	// connectOnly names the options that configure dialling; New rejects
+	// them because its connection is already dialled.
+	connectOnly []string
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		logger:         slog.New(slog.DiscardHandler),
+		reconnectWait:  DefaultReconnectWait,
+		maxReconnects:  DefaultMaxReconnects,
+		connectTimeout: DefaultConnectTimeout,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithLogger sets the logger the bus writes its events to: bus.disconnected
+// (attribute error), bus.reconnected (url), bus.slow_consumer (subject,
+// queue, dropped), bus.handler_panic (subject, queue, panic, stack),
+// bus.error (subject, error) for other asynchronous errors the server or
+// client reports, and, when no error handler is set, bus.handler_error
+// (subject, queue, error). The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithErrorHandler sets the function that receives asynchronous errors:
+// slow-consumer drops (wrapping bus.ErrSlowConsumer), handler errors,
+// recovered handler panics (wrapping ErrHandlerPanic) and errors the server
+// reports, such as permission violations. It may be called from several
+// goroutines at once and should return quickly. The default does nothing;
+// every such error except a handler's returned error is logged whether or
+// not a handler is set.
+func WithErrorHandler(h bus.ErrorHandler) Option {
+	return func(o *options) { o.errorHandler = h }
+}
+
+// WithReconnectWait sets the pause between reconnect attempts. Connect
+// only.
+func WithReconnectWait(d time.Duration) Option {
+	return func(o *options) {
+		o.connectOnly = append(o.connectOnly, "WithReconnectWait")
+		if d > 0 {
+			o.reconnectWait = d
+		}
+	}
+}
+
+// WithMaxReconnects sets how many reconnect attempts are made after a
+// disconnect before the bus closes itself; a negative n retries forever and
+// zero disables reconnecting. Connect only.
+func WithMaxReconnects(n int) Option {
+	return func(o *options) {
+		o.connectOnly = append(o.connectOnly, "WithMaxReconnects")
+		o.maxReconnects = n
+	}
+}
+
+// WithConnectTimeout bounds the dial and handshake of each connection
+// attempt. Connect only.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) {
+		o.connectOnly = append(o.connectOnly, "WithConnectTimeout")
+		if d > 0 {
+			o.connectTimeout = d
+		}
+	}
+}
+
+// WithName sets the connection name the server shows in its monitoring
+// endpoints. Connect only.
+func WithName(name string) Option {
+	return func(o *options) {
+		o.connectOnly = append(o.connectOnly, "WithName")
+		o.name = name
+	}
+}
+
+// WithNATSOptions passes nats.go options through to the connection, for
+// authentication (nats.UserCredentials, nats.Token, nats.Nkey), TLS
+// (nats.Secure, nats.RootCAs, nats.ClientCert) and anything else natsbus
+// does not wrap. They are applied after the natsbus options, so on a
+// conflict they win. Connection event handlers set here (disconnect,
+// reconnect, closed, async error) are kept and called after the bus's own.
+// NoCallbacksAfterClientClose is overridden: the bus needs the closed
+// callback to finish Drain. Connect only.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) {
+		o.connectOnly = append(o.connectOnly, "WithNATSOptions")
+		o.natsOpts = append(o.natsOpts, opts...)
+	}
+}
