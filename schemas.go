@@ -7,11 +7,12 @@ import (
 
 // The envelope schemas are JSON Schema (Draft 2020-12) documents describing
 // the wire form of each message type, for other languages, for operators'
-// tools (heddle validate) and for contracts.NewSchema. They accept exactly
-// what the Decode functions accept, with two differences of degree: the
-// schemas check a timestamp's shape where the decoders also check its
-// calendar values, and "type": "integer" admits 2.0 where the decoders
-// require an integer literal. The files live in schemas/ in the module.
+// tools (heddle validate) and for contracts.NewSchema. Everything the
+// Decode functions accept, the schemas accept (FuzzDecodeTaskMessage and
+// FuzzDecodeTaskResult check it); the schemas are looser in a few corners
+// a pattern cannot reach: the calendar values of a timestamp without
+// offset, leap seconds, and counts beyond the range of an int. The files
+// live in schemas/ in the module.
 //
 //go:embed schemas/*.schema.json
 var schemaFS embed.FS

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,44 +13,53 @@ import (
 	"github.com/google/uuid"
 )
 
-// Decoding is strict where the Python Heddle (pydantic) is strict and
-// stricter where a lax reading would hide a sender's bug:
-//
-//   - field names match exactly (case-sensitive);
-//   - enum values must be one of the lower-case names;
-//   - integers must be JSON integers ("2", 2.0 and 2.5 are rejected);
-//   - payload, metadata, context and output must be JSON objects;
-//   - absent optional fields take the wire defaults; absent task_id and
-//     goal_id get a fresh UUID and absent created_at / completed_at the
-//     current time, as pydantic's default factories do;
-//   - times are RFC 3339; a timestamp without offset (a naive Python
-//     datetime) is read as UTC; every time is kept at microsecond
-//     precision;
-//   - unknown top-level fields are kept verbatim in Extra and written back
-//     on encode;
-//   - payload and other free-form objects decode as encoding/json does into
-//     map[string]any: numbers become float64, so integers beyond 2^53 lose
-//     precision (send such identifiers as strings).
-//
-// Every problem found is reported, each naming its field, in one
-// *ValidationError.
-
 // DecodeTaskMessage decodes and validates a TaskMessage. The error, if any,
-// is a *ValidationError naming every bad or missing field.
+// is a *ValidationError (matching ErrInvalidMessage) naming every bad or
+// missing field, in wire field order.
+//
+// The four Decode functions read the Python Heddle's wire format as
+// pydantic does, and no more loosely:
+//
+//   - field names match exactly (case-sensitive); when a name repeats, the
+//     last value counts;
+//   - enum values must be one of the lower-case names;
+//   - counts must be JSON numbers with an integral value (2 and 2.0, not
+//     2.5 or "2");
+//   - payload, metadata, context and output must be JSON objects (output
+//     may be null);
+//   - absent optional fields take the wire defaults; absent task_id and
+//     goal_id get a fresh UUID v4 and absent created_at / completed_at the
+//     current time, as pydantic's default factories do;
+//   - times are RFC 3339 ("T" or a space before the time); a timestamp
+//     without offset (a naive Python datetime) is read as UTC; every time
+//     is kept in UTC at microsecond precision, as Python holds it;
+//   - unknown top-level fields are accepted and kept verbatim in Extra,
+//     and written back on encode, so a message passing through a Go actor
+//     keeps fields added by newer senders;
+//   - payload and the other free-form objects decode as encoding/json
+//     decodes into map[string]any: numbers become float64, so integers
+//     beyond 2^53 lose precision (send such identifiers as strings).
+//
+// Two checks go beyond pydantic: worker_type, parent_task_id and goal_id
+// must be usable in a subject (no whitespace, wildcard tokens or empty
+// tokens), and task_id, worker_type, goal_id and instruction must not be
+// empty.
 func DecodeTaskMessage(data []byte) (TaskMessage, error) {
 	var m TaskMessage
 	err := m.decode(data)
 	return m, err
 }
 
-// DecodeTaskResult decodes and validates a TaskResult.
+// DecodeTaskResult decodes and validates a TaskResult, by the rules of
+// DecodeTaskMessage.
 func DecodeTaskResult(data []byte) (TaskResult, error) {
 	var r TaskResult
 	err := r.decode(data)
 	return r, err
 }
 
-// DecodeOrchestratorGoal decodes and validates an OrchestratorGoal.
+// DecodeOrchestratorGoal decodes and validates an OrchestratorGoal, by the
+// rules of DecodeTaskMessage.
 func DecodeOrchestratorGoal(data []byte) (OrchestratorGoal, error) {
 	var g OrchestratorGoal
 	err := g.decode(data)
@@ -59,31 +67,59 @@ func DecodeOrchestratorGoal(data []byte) (OrchestratorGoal, error) {
 }
 
 // DecodeDeadLetter decodes and validates a DeadLetter envelope, from the
-// Go or the Python router.
+// Go or the Python router. task_id and worker_type are read leniently: the
+// Python router copies them from the original whatever their type, so a
+// value that is not a string reads as unknown ("").
 func DecodeDeadLetter(data []byte) (DeadLetter, error) {
 	var d DeadLetter
 	err := d.decode(data)
 	return d, err
 }
 
-// UnmarshalJSON decodes and validates like DecodeTaskMessage.
-func (m *TaskMessage) UnmarshalJSON(data []byte) error { return m.decode(data) }
+// UnmarshalJSON decodes and validates like DecodeTaskMessage. JSON null
+// leaves m unchanged, as encoding/json expects of an Unmarshaler.
+func (m *TaskMessage) UnmarshalJSON(data []byte) error {
+	if isNull(data) {
+		return nil
+	}
+	return m.decode(data)
+}
 
-// UnmarshalJSON decodes and validates like DecodeTaskResult.
-func (r *TaskResult) UnmarshalJSON(data []byte) error { return r.decode(data) }
+// UnmarshalJSON decodes and validates like DecodeTaskResult; JSON null
+// leaves r unchanged.
+func (r *TaskResult) UnmarshalJSON(data []byte) error {
+	if isNull(data) {
+		return nil
+	}
+	return r.decode(data)
+}
 
-// UnmarshalJSON decodes and validates like DecodeOrchestratorGoal.
-func (g *OrchestratorGoal) UnmarshalJSON(data []byte) error { return g.decode(data) }
+// UnmarshalJSON decodes and validates like DecodeOrchestratorGoal; JSON
+// null leaves g unchanged.
+func (g *OrchestratorGoal) UnmarshalJSON(data []byte) error {
+	if isNull(data) {
+		return nil
+	}
+	return g.decode(data)
+}
 
-// UnmarshalJSON decodes and validates like DecodeDeadLetter.
-func (d *DeadLetter) UnmarshalJSON(data []byte) error { return d.decode(data) }
+// UnmarshalJSON decodes and validates like DecodeDeadLetter; JSON null
+// leaves d unchanged.
+func (d *DeadLetter) UnmarshalJSON(data []byte) error {
+	if isNull(data) {
+		return nil
+	}
+	return d.decode(data)
+}
+
+func isNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "null" }
 
 var taskMessageFields = []string{"task_id", "parent_task_id", "worker_type", "payload", "model_tier",
 	"priority", "max_retries", "retry_count", "created_at", "request_id", "metadata"}
 
 func (m *TaskMessage) decode(data []byte) error {
 	d := newDecoder("TaskMessage", data)
-	if d.fields == nil {
+	if !d.isObject {
 		return d.p.err()
 	}
 	*m = TaskMessage{
@@ -108,7 +144,7 @@ var taskResultFields = []string{"task_id", "parent_task_id", "worker_type", "sta
 
 func (r *TaskResult) decode(data []byte) error {
 	d := newDecoder("TaskResult", data)
-	if d.fields == nil {
+	if !d.isObject {
 		return d.p.err()
 	}
 	*r = TaskResult{
@@ -131,7 +167,7 @@ var goalFields = []string{"goal_id", "instruction", "context", "request_id", "pr
 
 func (g *OrchestratorGoal) decode(data []byte) error {
 	d := newDecoder("OrchestratorGoal", data)
-	if d.fields == nil {
+	if !d.isObject {
 		return d.p.err()
 	}
 	*g = OrchestratorGoal{
@@ -150,7 +186,7 @@ var deadLetterFields = []string{"reason", "original_task", "original_raw", "task
 
 func (dl *DeadLetter) decode(data []byte) error {
 	d := newDecoder("DeadLetter", data)
-	if d.fields == nil {
+	if !d.isObject {
 		return d.p.err()
 	}
 	*dl = DeadLetter{
@@ -172,7 +208,7 @@ func (dl *DeadLetter) decode(data []byte) error {
 			}
 		}
 	case hasTask:
-		dl.original = []byte(task)
+		dl.original = bytes.Clone(task)
 	default:
 		d.p.add("original_task", "required")
 	}
@@ -343,275 +379,6 @@ func (d DeadLetter) Encode() ([]byte, error) {
 	return d.MarshalJSON()
 }
 
-// Field presence rules for the decoder.
-type presence int
-
-const (
-	required presence = iota // absent is an error; null is an error
-	optional                 // absent takes the default; null is an error
-	nullable                 // absent and null both mean empty
-)
-
-type jsonKindT byte
-
-const (
-	kindNull jsonKindT = iota
-	kindString
-	kindNumber
-	kindBool
-	kindObject
-	kindArray
-)
-
-func (k jsonKindT) String() string {
-	return [...]string{"null", "string", "number", "boolean", "object", "array"}[k]
-}
-
-// kindOf classifies a syntactically valid JSON value by its first byte.
-func kindOf(raw []byte) jsonKindT {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return kindNull
-	}
-	switch raw[0] {
-	case '"':
-		return kindString
-	case '{':
-		return kindObject
-	case '[':
-		return kindArray
-	case 't', 'f':
-		return kindBool
-	case 'n':
-		return kindNull
-	}
-	return kindNumber
-}
-
-func jsonKind(raw []byte) string { return kindOf(raw).String() }
-
-// decoder reads the top-level fields of one message, recording problems.
-type decoder struct {
-	p      problems
-	fields map[string]json.RawMessage
-	bad    map[string]bool // fields already reported
-}
-
-func newDecoder(typ string, data []byte) *decoder {
-	d := &decoder{p: problems{typ: typ}}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) || !json.Valid(data) {
-			d.p.add("", "malformed JSON: %v", err)
-		} else {
-			d.p.add("", "expected a JSON object, got %s", jsonKind(data))
-		}
-		return d
-	}
-	if fields == nil { // the document was null
-		d.p.add("", "expected a JSON object, got null")
-		return d
-	}
-	d.fields = fields
-	return d
-}
-
-func (d *decoder) fail(field, format string, args ...any) {
-	d.p.add(field, format, args...)
-	if d.bad == nil {
-		d.bad = map[string]bool{}
-	}
-	d.bad[field] = true
-}
-
-// check runs a type's Validate checks on the decoded value, keeps the
-// findings on fields the decoder has not already reported, and returns
-// every problem in wire field order.
-func (d *decoder) check(validate func(*problems), order []string) error {
-	var p problems
-	validate(&p)
-	for _, f := range p.fields {
-		if !d.bad[f.Field] {
-			d.p.fields = append(d.p.fields, f)
-		}
-	}
-	slices.SortStableFunc(d.p.fields, func(a, b FieldError) int {
-		return slices.Index(order, a.Field) - slices.Index(order, b.Field)
-	})
-	return d.p.err()
-}
-
-func (d *decoder) take(name string) (json.RawMessage, bool) {
-	raw, ok := d.fields[name]
-	if ok {
-		delete(d.fields, name)
-	}
-	return raw, ok
-}
-
-func (d *decoder) missing(name string, pr presence) {
-	if pr == required {
-		d.fail(name, "required")
-	}
-}
-
-// str reads a string field. def supplies the value of an absent optional
-// field.
-func (d *decoder) str(name string, pr presence, def func() string) string {
-	raw, ok := d.take(name)
-	if !ok {
-		d.missing(name, pr)
-		if def != nil {
-			return def()
-		}
-		return ""
-	}
-	if pr == nullable && kindOf(raw) == kindNull {
-		return ""
-	}
-	s, ok := d.stringValue(name, raw)
-	if ok && s == "" && pr != nullable {
-		d.fail(name, "must not be empty")
-	}
-	return s
-}
-
-// lenientString reads a string that may be absent, null or of another
-// type; anything but a string reads as empty.
-func (d *decoder) lenientString(name string) string {
-	raw, ok := d.take(name)
-	if !ok || kindOf(raw) != kindString {
-		return ""
-	}
-	s, _ := d.stringValue(name, raw)
-	return s
-}
-
-func (d *decoder) stringValue(name string, raw json.RawMessage) (string, bool) {
-	if kindOf(raw) != kindString {
-		d.fail(name, "expected string, got %s", jsonKind(raw))
-		return "", false
-	}
-	// The document was validated as a whole, so a string without escapes
-	// needs no decoding beyond dropping its quotes.
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		d.fail(name, "invalid string: %v", err)
-		return "", false
-	}
-	return s, true
-}
-
-func (d *decoder) object(name string, pr presence, def map[string]any) map[string]any {
-	raw, ok := d.take(name)
-	if !ok {
-		d.missing(name, pr)
-		return def
-	}
-	k := kindOf(raw)
-	if k == kindNull && pr == nullable {
-		return nil
-	}
-	if k != kindObject {
-		d.fail(name, "expected object, got %s", k)
-		return def
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		d.fail(name, "invalid object: %v", err)
-		return def
-	}
-	return m
-}
-
-func (d *decoder) enum(name, def string, allowed []string) string {
-	raw, ok := d.take(name)
-	if !ok {
-		if def == "" {
-			d.fail(name, "required")
-		}
-		return def
-	}
-	s, ok := d.stringValue(name, raw)
-	if !ok {
-		return ""
-	}
-	if !slices.Contains(allowed, s) {
-		d.fail(name, "%s", enumProblem(s, allowed))
-		return ""
-	}
-	return s
-}
-
-func (d *decoder) integer(name string, def int) int {
-	raw, ok := d.take(name)
-	if !ok {
-		return def
-	}
-	if k := kindOf(raw); k != kindNumber {
-		d.fail(name, "expected integer, got %s", k)
-		return def
-	}
-	n, err := strconv.ParseInt(string(raw), 10, strconv.IntSize)
-	if err != nil {
-		d.fail(name, "expected integer, got %s", raw)
-		return def
-	}
-	return int(n)
-}
-
-func (d *decoder) tokenUsage(name string) map[string]int {
-	raw, ok := d.take(name)
-	if !ok {
-		return map[string]int{}
-	}
-	if k := kindOf(raw); k != kindObject {
-		d.fail(name, "expected object of integers, got %s", k)
-		return map[string]int{}
-	}
-	var m map[string]int
-	if err := json.Unmarshal(raw, &m); err != nil {
-		d.fail(name, "expected object of integers: %v", err)
-		return map[string]int{}
-	}
-	return m
-}
-
-// time reads a timestamp; an absent optional one is the current time.
-func (d *decoder) time(name string, pr presence) time.Time {
-	raw, ok := d.take(name)
-	if !ok {
-		d.missing(name, pr)
-		return now()
-	}
-	return d.timeValue(name, raw)
-}
-
-func (d *decoder) timeValue(name string, raw json.RawMessage) time.Time {
-	s, ok := d.stringValue(name, raw)
-	if !ok {
-		return time.Time{}
-	}
-	t, err := ParseTime(s)
-	if err != nil {
-		d.fail(name, "%q is not an RFC 3339 timestamp", s)
-		return time.Time{}
-	}
-	return t
-}
-
-// extra returns the fields left after the known ones were taken.
-func (d *decoder) extra() map[string]json.RawMessage {
-	if len(d.fields) == 0 {
-		return nil
-	}
-	return d.fields
-}
-
 var (
 	modelTierNames  = enumNames(modelTiers)
 	priorityNames   = enumNames(priorities)
@@ -626,35 +393,75 @@ func enumNames[T ~string](vs []T) []string {
 	return out
 }
 
-// Accepted timestamp layouts, tried in order: RFC 3339 with a T or a space
-// before the time, then the same without offset (read as UTC). Fractional
-// seconds are accepted by each.
-var timeLayouts = []string{
-	time.RFC3339,
-	"2006-01-02 15:04:05Z07:00",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05",
-}
-
 // wireTimeLayout writes UTC with at most six fractional digits, which
 // Python's datetime (and pydantic) read back exactly.
 const wireTimeLayout = "2006-01-02T15:04:05.999999Z07:00"
 
-// ParseTime reads a wire timestamp: RFC 3339 (any offset), or an ISO 8601
-// date-time without offset, read as UTC, as a naive Python datetime is
-// written. The result is in UTC, truncated to microseconds.
+// ParseTime reads a wire timestamp: an RFC 3339 date-time (any offset;
+// "T" or a space between date and time; fractional seconds optional), or
+// the same without offset, read as UTC, as a naive Python datetime is
+// written. Every field has its full width. The result is in UTC,
+// truncated to microseconds.
 func ParseTime(s string) (time.Time, error) {
-	var firstErr error
-	for _, layout := range timeLayouts {
-		t, err := time.Parse(layout, s)
-		if err == nil {
-			return t.UTC().Truncate(time.Microsecond), nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
+	canon, zoned, ok := canonicalTime(s)
+	if !ok {
+		return time.Time{}, fmt.Errorf("heddle: %q is not an RFC 3339 timestamp", s)
 	}
-	return time.Time{}, fmt.Errorf("heddle: %q is not an RFC 3339 timestamp: %w", s, firstErr)
+	layout := "2006-01-02T15:04:05"
+	if zoned {
+		layout = time.RFC3339
+	}
+	t, err := time.Parse(layout, canon)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("heddle: %q is not an RFC 3339 timestamp: %w", s, err)
+	}
+	return t.UTC().Truncate(time.Microsecond), nil
+}
+
+// canonicalTime checks the shape of a timestamp strictly (time.Parse alone
+// accepts one-digit hours and comma decimal separators) and returns it
+// with an upper-case T and Z, saying whether it has an offset.
+func canonicalTime(s string) (canon string, zoned, ok bool) {
+	digits := func(from, to int) bool {
+		for i := from; i < to; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	// yyyy-mm-ddThh:mm:ss
+	if len(s) < 19 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) ||
+		(s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+		!digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
+		return "", false, false
+	}
+	i := 19
+	if i < len(s) && s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			return "", false, false
+		}
+		i = j
+	}
+	b := []byte(s)
+	b[10] = 'T'
+	switch rest := len(s) - i; {
+	case rest == 0:
+		return string(b), false, true
+	case rest == 1 && (s[i] == 'Z' || s[i] == 'z'):
+		b[i] = 'Z'
+		return string(b), true, true
+	case rest == 6 && (s[i] == '+' || s[i] == '-') && digits(i+1, i+3) && s[i+3] == ':' && digits(i+4, i+6):
+		if s[i+1:i+3] > "23" || s[i+4:i+6] > "59" {
+			return "", false, false
+		}
+		return string(b), true, true
+	}
+	return "", false, false
 }
 
 // FormatTime writes t as the wire does: RFC 3339 in UTC with at most six
@@ -669,104 +476,4 @@ func appendTime(b []byte, t time.Time) []byte {
 
 func appendTimeText(b []byte, t time.Time) []byte {
 	return t.UTC().Truncate(time.Microsecond).AppendFormat(b, wireTimeLayout)
-}
-
-func appendNullable(b []byte, s string) []byte {
-	if s == "" {
-		return append(b, "null"...)
-	}
-	return appendString(b, s)
-}
-
-// appendObject writes m as a JSON object; nil is null when nullable, {}
-// otherwise.
-func appendObject(b []byte, m map[string]any, nullable bool) ([]byte, error) {
-	if m == nil {
-		if nullable {
-			return append(b, "null"...), nil
-		}
-		return append(b, "{}"...), nil
-	}
-	enc, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, enc...), nil
-}
-
-// appendExtra writes the unknown fields (sorted, skipping any that shadow a
-// known field) and closes the object.
-func appendExtra(b []byte, extra map[string]json.RawMessage, known []string) ([]byte, error) {
-	if len(extra) > 0 {
-		keys := make([]string, 0, len(extra))
-		for k := range extra {
-			if !slices.Contains(known, k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			v := extra[k]
-			if !json.Valid(v) {
-				return nil, fmt.Errorf("heddle: extra field %q is not valid JSON", k)
-			}
-			b = append(b, ',')
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = append(b, bytes.TrimSpace(v)...)
-		}
-	}
-	return append(b, '}'), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does; HTML characters are left as they are.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -70,6 +70,7 @@ func TestBus(t *testing.T, newBus BusFactory) {
 		{"invalid subscribe subjects are rejected with ErrBadSubject", busTestBadSubscribeSubjects},
 		{"an invalid queue group name is rejected with ErrBadQueue", busTestBadQueue},
 		{"wildcard subscriptions receive exactly the subjects they match", busTestWildcardMatrix},
+		{"overlapping literal and wildcard subscriptions each receive the message", busTestOverlappingSubscriptions},
 		// queue groups
 		{"a queue group delivers each message to exactly one member", busTestQueueGroupOnce},
 		{"every queue group and every plain subscription get each message once", busTestQueueGroupsAndPlain},

@@ -241,6 +241,37 @@ func (h *busHarness) publishIDs(c *busConn, subject string, n int) {
 	h.flush(c)
 }
 
+func busTestOverlappingSubscriptions(h *busHarness) {
+	sub, pub := h.connect(), h.connect()
+	exact, star, tail := newBusInbox(8), newBusInbox(8), newBusInbox(8)
+	h.subscribe(sub, h.subject("o", "a", "b"), exact.handler)
+	h.subscribe(sub, h.subject("o", "a", "*"), star.handler)
+	h.subscribe(sub, h.subject("o", ">"), tail.handler)
+	// The final message reaches all three, so it is each one's sentinel.
+	sends := []struct{ subject, data string }{{"a.b", "1"}, {"a.c", "2"}, {"a.b", "end"}}
+	for _, m := range sends {
+		h.publish(pub, h.subject("o", m.subject), []byte(m.data))
+	}
+	h.flush(pub)
+	for _, tc := range []struct {
+		name  string
+		inbox busInbox
+		want  []string
+	}{
+		{"the literal subscription", exact, []string{"1", "end"}},
+		{"the '*' subscription", star, []string{"1", "2", "end"}},
+		{"the '>' subscription", tail, []string{"1", "2", "end"}},
+	} {
+		var got []string
+		for len(got) == 0 || got[len(got)-1] != "end" {
+			got = append(got, string(tc.inbox.recv(h.t, "the sentinel on "+tc.name).Data))
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			h.t.Errorf("%s got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func busTestQueueGroupOnce(h *busHarness) {
 	const n = 300
 	a, b, pub := h.connect(), h.connect(), h.connect()

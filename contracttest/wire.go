@@ -18,7 +18,7 @@ import (
 	"github.com/heddle-go/heddle/contracts"
 )
 
-//go:embed testdata/wire
+//go:embed testdata/wire/*.json testdata/wire/*/*.json testdata/wire/*/invalid/*.json
 var wireFS embed.FS
 
 const wireDir = "testdata/wire"
@@ -112,7 +112,7 @@ func loadWireFixtures() ([]WireFixture, error) {
 func wireFilesOnDisk() ([]string, error) {
 	var files []string
 	err := fs.WalkDir(wireFS, wireDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || p == wireDir+"/manifest.json" {
+		if err != nil || d.IsDir() || p == wireDir+"/manifest.json" || !strings.HasSuffix(p, ".json") {
 			return err
 		}
 		files = append(files, strings.TrimPrefix(p, wireDir+"/"))

@@ -119,13 +119,13 @@ func (r *route) without(gone map[*subscription]bool) *route {
 // lookup only caches routes for subjects that pass validation.
 func (t *table) lookup(subject string) (r *route, known bool) {
 	r, known = t.literal[subject]
-	if known || len(t.wild) == 0 {
+	if len(t.wild) == 0 {
 		return r, known
 	}
 	if v, ok := t.cache.Load(subject); ok {
 		return v.(*route), true
 	}
-	if bus.ValidatePublishSubject(subject) != nil {
+	if !known && bus.ValidatePublishSubject(subject) != nil {
 		return nil, false
 	}
 	for _, s := range t.wild {
@@ -133,7 +133,7 @@ func (t *table) lookup(subject string) (r *route, known bool) {
 			r = r.with(s)
 		}
 	}
-	if t.cached.Add(1) <= maxCachedSubjects {
+	if t.cached.Load() < maxCachedSubjects && t.cached.Add(1) <= maxCachedSubjects {
 		t.cache.Store(subject, r)
 	}
 	return r, true

@@ -86,9 +86,9 @@ type Bus struct {
 	maxPayload int
 
 	state atomic.Int32
-	mu    sync.Mutex // guards subs and state changes
-	subs  map[*subscription]struct{}
-	wg    sync.WaitGroup // delivery goroutines
+	mu    sync.Mutex                 // guards subs and state changes
+	subs  map[*subscription]struct{} // subscriptions whose goroutine runs
+	wg    sync.WaitGroup             // counts those goroutines
 
 	stats counters
 }
@@ -237,7 +237,7 @@ func (b *Bus) Drain(ctx context.Context) error {
 		return fmt.Errorf("membus: drain: %w", bus.ErrClosed)
 	}
 	b.state.Store(stateDraining)
-	subs := b.takeSubs()
+	subs := b.liveSubs()
 	b.mu.Unlock()
 
 	b.broker.remove(subs...)
@@ -264,21 +264,20 @@ func (b *Bus) Drain(ctx context.Context) error {
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	b.state.Store(stateClosed)
-	subs := b.takeSubs()
+	subs := b.liveSubs()
 	b.mu.Unlock()
 	b.shutdown(subs)
 	b.wg.Wait()
 	return nil
 }
 
-// takeSubs empties the connection's subscription set and returns what it
-// held. Called with b.mu held.
-func (b *Bus) takeSubs() []*subscription {
+// liveSubs returns the subscriptions whose goroutine is still running,
+// draining ones included. Called with b.mu held.
+func (b *Bus) liveSubs() []*subscription {
 	subs := make([]*subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
 	}
-	clear(b.subs)
 	return subs
 }
 
@@ -291,9 +290,8 @@ func (b *Bus) shutdown(subs []*subscription) {
 	}
 }
 
-// detach removes one subscription from the broker and from the connection.
-func (b *Bus) detach(s *subscription) {
-	b.broker.remove(s)
+// forget drops a subscription whose goroutine has stopped.
+func (b *Bus) forget(s *subscription) {
 	b.mu.Lock()
 	delete(b.subs, s)
 	b.mu.Unlock()

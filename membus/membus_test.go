@@ -432,3 +432,49 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCloseDuringDrainDiscardsPendingAndCancels(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drain func(ctx context.Context, b *membus.Bus, sub bus.Subscription) error
+	}{
+		{"connection Drain", func(ctx context.Context, b *membus.Bus, _ bus.Subscription) error { return b.Drain(ctx) }},
+		{"subscription Drain", func(ctx context.Context, _ *membus.Bus, sub bus.Subscription) error { return sub.Drain(ctx) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := membus.New()
+			started := make(chan struct{}, 1)
+			var handled atomic.Int32
+			sub, err := b.Subscribe(ctx, "d", func(ctx context.Context, m *bus.Msg) error {
+				handled.Add(1)
+				if string(m.Data) == "block" {
+					started <- struct{}{}
+					<-ctx.Done()
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []string{"block", "pending", "pending"} {
+				if err := b.Publish(ctx, &bus.Msg{Subject: "d", Data: []byte(d)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recv(t, started, "the handler to block")
+			drainCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			drained := make(chan error, 1)
+			go func() { drained <- tc.drain(drainCtx, b, sub) }()
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := handled.Load(); got != 1 {
+				t.Errorf("handled %d messages, want 1: Close must discard what the drain had pending", got)
+			}
+			cancel()
+			recv(t, drained, "Drain to return")
+		})
+	}
+}

@@ -30,8 +30,10 @@ func newOptions(opts []Option) options {
 	return o
 }
 
-// WithLogger sets the logger for the connection's events (bus.slow_consumer,
-// bus.no_subscriber, bus.handler_error, bus.handler_panic). The default, and
+// WithLogger sets the logger for the connection's events: bus.slow_consumer
+// (warn, once per episode), bus.no_subscriber (debug), bus.handler_panic
+// (error, with the stack) and bus.handler_error (warn, only when no error
+// handler is set). Each carries the attribute subject. The default, and
 // nil, discard them.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }

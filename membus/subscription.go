@@ -104,7 +104,7 @@ func (s *subscription) Unsubscribe() error {
 	if !s.stop() {
 		return fmt.Errorf("membus: unsubscribe from %q: %w", s.subject, bus.ErrClosed)
 	}
-	s.conn.detach(s)
+	s.conn.broker.remove(s)
 	<-s.done
 	return nil
 }
@@ -125,7 +125,7 @@ func (s *subscription) Drain(ctx context.Context) error {
 	if !s.beginDrain() {
 		return fmt.Errorf("membus: drain %q: %w", s.subject, bus.ErrClosed)
 	}
-	s.conn.detach(s)
+	s.conn.broker.remove(s)
 	select {
 	case <-s.done:
 		return nil
@@ -161,6 +161,7 @@ func (s *subscription) stop() bool {
 	s.closed.Store(true)
 	s.pending = nil
 	s.wakeLocked()
+	s.cancel()
 	return true
 }
 
@@ -252,6 +253,8 @@ func (s *subscription) finish() {
 	s.closed.Store(true)
 	s.pending = nil
 	s.mu.Unlock()
+	s.cancel()
+	s.conn.forget(s)
 	close(s.done)
 }
 

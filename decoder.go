@@ -1,0 +1,408 @@
+package heddle
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Field presence rules for the decoder.
+type presence int
+
+const (
+	required presence = iota // absent is an error; null is an error
+	optional                 // absent takes the default; null is an error
+	nullable                 // absent and null both mean empty
+)
+
+type jsonKindT byte
+
+const (
+	kindNull jsonKindT = iota
+	kindString
+	kindNumber
+	kindBool
+	kindObject
+	kindArray
+)
+
+func (k jsonKindT) String() string {
+	return [...]string{"null", "string", "number", "boolean", "object", "array"}[k]
+}
+
+// kindOf classifies a syntactically valid JSON value by its first byte.
+func kindOf(raw []byte) jsonKindT {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return kindNull
+	}
+	switch raw[0] {
+	case '"':
+		return kindString
+	case '{':
+		return kindObject
+	case '[':
+		return kindArray
+	case 't', 'f':
+		return kindBool
+	case 'n':
+		return kindNull
+	}
+	return kindNumber
+}
+
+func jsonKind(raw []byte) string { return kindOf(raw).String() }
+
+// member is one top-level name/value pair of the document being decoded.
+type member struct {
+	key   []byte // the unescaped name
+	val   []byte // the raw value, a slice of the document
+	taken bool
+}
+
+// decoder reads the top-level members of one message, recording problems.
+// The document is checked with json.Valid first; the members are then
+// found by a scan that relies on that validity and copies nothing.
+type decoder struct {
+	p        problems
+	isObject bool // the document is a JSON object
+	members  []member
+	bad      map[string]bool // fields already reported
+	store    [12]member
+}
+
+func newDecoder(typ string, data []byte) *decoder {
+	d := &decoder{p: problems{typ: typ}}
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		if err == nil { // json.Valid and json.Unmarshal disagree; never expected
+			d.p.add("", "malformed JSON")
+		} else {
+			d.p.add("", "malformed JSON: %v", err)
+		}
+		return d
+	}
+	data = bytes.TrimSpace(data)
+	if data[0] != '{' {
+		d.p.add("", "expected a JSON object, got %s", jsonKind(data))
+		return d
+	}
+	d.isObject = true
+	d.members = splitObject(data, d.store[:0])
+	return d
+}
+
+// splitObject appends the members of obj, a valid JSON object, to dst.
+func splitObject(obj []byte, dst []member) []member {
+	i := skipSpace(obj, 1)
+	for i < len(obj) && obj[i] == '"' {
+		end := skipString(obj, i)
+		key := obj[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			var s string
+			_ = json.Unmarshal(obj[i:end], &s) // valid: the document is
+			key = []byte(s)
+		}
+		i = skipSpace(obj, end)
+		i = skipSpace(obj, i+1) // past ':'
+		vend := skipValue(obj, i)
+		dst = append(dst, member{key: key, val: obj[i:vend]})
+		i = skipSpace(obj, vend)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return dst
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i].
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index just past the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipString(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+func (d *decoder) fail(field, format string, args ...any) {
+	d.p.add(field, format, args...)
+	if d.bad == nil {
+		d.bad = map[string]bool{}
+	}
+	d.bad[field] = true
+}
+
+// check runs a type's Validate checks on the decoded value, keeps the
+// findings on fields the decoder has not already reported, and returns
+// every problem in wire field order.
+func (d *decoder) check(validate func(*problems), order []string) error {
+	var p problems
+	validate(&p)
+	for _, f := range p.fields {
+		if !d.bad[f.Field] {
+			d.p.fields = append(d.p.fields, f)
+		}
+	}
+	slices.SortStableFunc(d.p.fields, func(a, b FieldError) int {
+		return slices.Index(order, a.Field) - slices.Index(order, b.Field)
+	})
+	return d.p.err()
+}
+
+// take returns the value of the member called name; when the name is
+// repeated the last one counts, as in encoding/json and Python.
+func (d *decoder) take(name string) ([]byte, bool) {
+	var val []byte
+	found := false
+	for i := range d.members {
+		m := &d.members[i]
+		if !m.taken && string(m.key) == name {
+			m.taken = true
+			val, found = m.val, true
+		}
+	}
+	return val, found
+}
+
+// extra returns copies of the members left after the known ones were
+// taken.
+func (d *decoder) extra() map[string]json.RawMessage {
+	var out map[string]json.RawMessage
+	for _, m := range d.members {
+		if m.taken {
+			continue
+		}
+		if out == nil {
+			out = map[string]json.RawMessage{}
+		}
+		out[string(m.key)] = bytes.Clone(m.val)
+	}
+	return out
+}
+
+func (d *decoder) missing(name string, pr presence) {
+	if pr == required {
+		d.fail(name, "required")
+	}
+}
+
+// str reads a string field. def supplies the value of an absent optional
+// field.
+func (d *decoder) str(name string, pr presence, def func() string) string {
+	raw, ok := d.take(name)
+	if !ok {
+		d.missing(name, pr)
+		if def != nil {
+			return def()
+		}
+		return ""
+	}
+	if pr == nullable && kindOf(raw) == kindNull {
+		return ""
+	}
+	s, ok := d.stringValue(name, raw)
+	if ok && s == "" && pr != nullable {
+		d.fail(name, "must not be empty")
+	}
+	return s
+}
+
+// lenientString reads a string that may be absent, null or of another
+// type; anything but a string reads as empty.
+func (d *decoder) lenientString(name string) string {
+	raw, ok := d.take(name)
+	if !ok || kindOf(raw) != kindString {
+		return ""
+	}
+	s, _ := d.stringValue(name, raw)
+	return s
+}
+
+func (d *decoder) stringValue(name string, raw []byte) (string, bool) {
+	if kindOf(raw) != kindString {
+		d.fail(name, "expected string, got %s", jsonKind(raw))
+		return "", false
+	}
+	// The document is valid JSON, so a string without escapes needs no
+	// decoding beyond dropping its quotes.
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		d.fail(name, "invalid string: %v", err)
+		return "", false
+	}
+	return s, true
+}
+
+func (d *decoder) object(name string, pr presence, def map[string]any) map[string]any {
+	raw, ok := d.take(name)
+	if !ok {
+		d.missing(name, pr)
+		return def
+	}
+	k := kindOf(raw)
+	if k == kindNull && pr == nullable {
+		return nil
+	}
+	if k != kindObject {
+		d.fail(name, "expected object, got %s", k)
+		return def
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		d.fail(name, "invalid object: %v", err)
+		return def
+	}
+	return m
+}
+
+func (d *decoder) enum(name, def string, allowed []string) string {
+	raw, ok := d.take(name)
+	if !ok {
+		if def == "" {
+			d.fail(name, "required")
+		}
+		return def
+	}
+	s, ok := d.stringValue(name, raw)
+	if !ok {
+		return ""
+	}
+	if !slices.Contains(allowed, s) {
+		d.fail(name, "%s", enumProblem(s, allowed))
+		return ""
+	}
+	return s
+}
+
+func (d *decoder) integer(name string, def int) int {
+	raw, ok := d.take(name)
+	if !ok {
+		return def
+	}
+	n, ok := parseInteger(raw)
+	if !ok {
+		d.fail(name, "expected integer, got %s", describe(raw))
+		return def
+	}
+	return n
+}
+
+// parseInteger reads a JSON number with an integral value: 2, 2.0 and 2e0
+// are 2 (as pydantic and JSON Schema read them), 2.5 is not an integer.
+func parseInteger(raw []byte) (int, bool) {
+	if kindOf(raw) != kindNumber {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, strconv.IntSize); err == nil {
+		return int(n), true
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f != math.Trunc(f) || f < float64(math.MinInt) || f >= -float64(math.MinInt) {
+		return 0, false
+	}
+	return int(f), true
+}
+
+// describe names a bad value: a number as written, anything else by kind.
+func describe(raw []byte) string {
+	if k := kindOf(raw); k != kindNumber {
+		return k.String()
+	}
+	return string(raw)
+}
+
+func (d *decoder) tokenUsage(name string) map[string]int {
+	raw, ok := d.take(name)
+	if !ok {
+		return map[string]int{}
+	}
+	if k := kindOf(raw); k != kindObject {
+		d.fail(name, "expected object of integers, got %s", k)
+		return map[string]int{}
+	}
+	members := splitObject(raw, nil)
+	out := make(map[string]int, len(members))
+	for _, m := range members {
+		n, ok := parseInteger(m.val)
+		if !ok {
+			d.fail(name, "%q: expected integer, got %s", m.key, describe(m.val))
+			return map[string]int{}
+		}
+		out[string(m.key)] = n
+	}
+	return out
+}
+
+// time reads a timestamp; an absent optional one is the current time.
+func (d *decoder) time(name string, pr presence) time.Time {
+	raw, ok := d.take(name)
+	if !ok {
+		d.missing(name, pr)
+		return now()
+	}
+	return d.timeValue(name, raw)
+}
+
+func (d *decoder) timeValue(name string, raw []byte) time.Time {
+	s, ok := d.stringValue(name, raw)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := ParseTime(s)
+	if err != nil {
+		d.fail(name, "%q is not an RFC 3339 timestamp", s)
+		return time.Time{}
+	}
+	return t
+}

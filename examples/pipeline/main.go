@@ -1,0 +1,268 @@
+// Command pipeline runs a document pipeline in one process on the
+// in-memory bus: a router, five typed workers and a Pipeline that sends
+// each goal through
+//
+//	extract -> (summarize, classify) -> report, plus flag_invoice when classify says "invoice"
+//
+// summarize and classify only read extract's output, so they run in
+// parallel. Two goals are submitted (an invoice and a letter) and their
+// final results printed.
+//
+//	go run ./examples/pipeline
+//
+// It needs no NATS server. Swap membus.New() for natsbus.Connect(url) and
+// run each actor in its own process to scale past one machine.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/membus"
+)
+
+// pipelineYAML is the pipeline definition, in the Python Heddle's config
+// shape. Mistakes in it (a stage name misspelt in a path, a field that
+// extract's output_schema does not declare, a cycle) are errors when the
+// pipeline is built, not when a goal runs.
+const pipelineYAML = `
+name: documents
+timeout_seconds: 10
+max_concurrent_goals: 4
+pipeline_stages:
+  - name: extract
+    worker_type: extractor
+    tier: local
+    input_mapping:
+      file_ref: goal.context.file_ref
+    output_schema:
+      type: object
+      properties:
+        text: {type: string}
+        words: {type: integer}
+      required: [text, words]
+  - name: summarize
+    worker_type: summarizer
+    input_mapping:
+      text: extract.output.text
+  - name: classify
+    worker_type: classifier
+    tier: local
+    input_mapping:
+      text: extract.output.text
+  - name: flag_invoice
+    worker_type: invoice_flagger
+    condition: classify.output.kind == invoice
+    input_mapping:
+      text: extract.output.text
+  - name: report
+    worker_type: reporter
+    input_mapping:
+      file_ref: goal.context.file_ref
+      summary: summarize.output.summary
+      kind: classify.output.kind
+      words: extract.output.words
+`
+
+// documents stands in for a document store.
+var documents = map[string]string{
+	"inv-042.txt": "Invoice 42 from Acme Corp. Total due: 1200 EUR by March 31. Thank you for your business.",
+	"note-7.txt":  "Dear team, the office is closed on Friday. Enjoy the long weekend.",
+}
+
+// ExtractIn and the types below are the workers' contracts; their JSON
+// Schemas are generated from the types and checked at each worker.
+type ExtractIn struct {
+	FileRef string `json:"file_ref" jsonschema:"minLength=1"`
+}
+
+type ExtractOut struct {
+	Text  string `json:"text"`
+	Words int    `json:"words"`
+}
+
+type TextIn struct {
+	Text string `json:"text"`
+}
+
+type SummaryOut struct {
+	Summary string `json:"summary"`
+}
+
+type ClassifyOut struct {
+	Kind string `json:"kind"`
+}
+
+type FlagOut struct {
+	Flagged bool   `json:"flagged"`
+	Reason  string `json:"reason"`
+}
+
+type ReportIn struct {
+	FileRef string `json:"file_ref"`
+	Summary string `json:"summary"`
+	Kind    string `json:"kind"`
+	Words   int    `json:"words"`
+}
+
+type ReportOut struct {
+	Report string `json:"report"`
+}
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := membus.New()
+	defer b.Close()
+	if err := run(ctx, b, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// runner is an actor with Run and Ready: a worker, the router, the
+// pipeline.
+type runner interface {
+	Run(context.Context) error
+	Ready() <-chan struct{}
+}
+
+// run starts the mesh on b, submits two goals, prints their final results
+// to out, and stops every actor before it returns.
+func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+	cfg, err := heddle.ParsePipelineConfig([]byte(pipelineYAML))
+	if err != nil {
+		return err
+	}
+	pipeline, err := heddle.NewPipeline(b, cfg)
+	if err != nil {
+		return err
+	}
+	router, err := heddle.NewRouter(b, heddle.RouterConfig{})
+	if err != nil {
+		return err
+	}
+	actors := []runner{router, pipeline}
+	var errs []error
+	add := func(w *heddle.Worker, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		actors = append(actors, w)
+	}
+	add(heddle.NewWorker(b, "extractor", extract, heddle.WorkerConfig{}))
+	add(heddle.NewWorker(b, "summarizer", summarize, heddle.WorkerConfig{}))
+	add(heddle.NewWorker(b, "classifier", classify, heddle.WorkerConfig{}))
+	add(heddle.NewWorker(b, "invoice_flagger", flag, heddle.WorkerConfig{}))
+	add(heddle.NewWorker(b, "reporter", report, heddle.WorkerConfig{}))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	failed := make(chan error, len(actors))
+	for _, a := range actors {
+		wg.Go(func() {
+			if err := a.Run(runCtx); err != nil {
+				failed <- err
+			}
+		})
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	for _, a := range actors {
+		select {
+		case <-a.Ready():
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	fmt.Fprintf(out, "plan: %v\n", pipeline.Levels())
+	for _, ref := range []string{"inv-042.txt", "note-7.txt"} {
+		goal := heddle.NewOrchestratorGoal("file and summarize "+ref, map[string]any{"file_ref": ref})
+		// SubmitGoal subscribes to heddle.results.{goal_id} before it
+		// publishes the goal, and returns the pipeline's final result.
+		res, err := heddle.SubmitGoal(ctx, b, goal, 20*time.Second)
+		if err != nil {
+			return err
+		}
+		if err := printResult(out, ref, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printResult writes each stage's output, in name order, and the skipped
+// stages.
+func printResult(out io.Writer, ref string, res *heddle.TaskResult) error {
+	fmt.Fprintf(out, "%s: %s\n", ref, res.Status)
+	if res.Status != heddle.StatusCompleted {
+		fmt.Fprintf(out, "  error: %s\n", res.Error)
+	}
+	var stages []string
+	for name := range res.Output {
+		if !strings.HasPrefix(name, "_") {
+			stages = append(stages, name)
+		}
+	}
+	slices.Sort(stages)
+	for _, name := range stages {
+		data, err := json.Marshal(res.Output[name])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %s: %s\n", name, data)
+	}
+	if skipped, ok := res.Output[heddle.PipelineOutputSkipped]; ok {
+		fmt.Fprintf(out, "  skipped: %v\n", skipped)
+	}
+	return nil
+}
+
+func extract(_ context.Context, in ExtractIn) (ExtractOut, error) {
+	text, ok := documents[in.FileRef]
+	if !ok {
+		return ExtractOut{}, heddle.Permanent(fmt.Errorf("no document %q", in.FileRef))
+	}
+	return ExtractOut{Text: text, Words: len(strings.Fields(text))}, nil
+}
+
+func summarize(_ context.Context, in TextIn) (SummaryOut, error) {
+	first, _, _ := strings.Cut(in.Text, ".")
+	return SummaryOut{Summary: first + "."}, nil
+}
+
+func classify(_ context.Context, in TextIn) (ClassifyOut, error) {
+	if strings.Contains(strings.ToLower(in.Text), "invoice") {
+		return ClassifyOut{Kind: "invoice"}, nil
+	}
+	return ClassifyOut{Kind: "letter"}, nil
+}
+
+func flag(_ context.Context, in TextIn) (FlagOut, error) {
+	_, due, found := strings.Cut(in.Text, "Total due: ")
+	amount, _, _ := strings.Cut(due, " by")
+	return FlagOut{Flagged: found, Reason: "amount due " + amount}, nil
+}
+
+func report(_ context.Context, in ReportIn) (ReportOut, error) {
+	return ReportOut{Report: fmt.Sprintf("%s (%s, %d words): %s", in.FileRef, in.Kind, in.Words, in.Summary)}, nil
+}

@@ -1,0 +1,154 @@
+// Command quickstart runs a whole Heddle mesh in one process on the
+// in-memory bus: a router, two typed workers and a caller that dispatches
+// three tasks through the router and prints their results.
+//
+//	go run ./examples/quickstart
+//
+// It needs no NATS server. Swap membus.New() for natsbus.Connect(url) and
+// run each actor in its own process to scale past one machine.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/membus"
+)
+
+// GreetIn is the greeter's input contract; its JSON Schema is generated
+// from the type, so a task without "name" fails at the worker.
+type GreetIn struct {
+	Name string `json:"name" jsonschema:"minLength=1"`
+}
+
+// GreetOut is the greeter's output contract.
+type GreetOut struct {
+	Greeting string `json:"greeting"`
+}
+
+// AddIn is the adder's input contract.
+type AddIn struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+}
+
+// AddOut is the adder's output contract.
+type AddOut struct {
+	Sum float64 `json:"sum"`
+}
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := membus.New()
+	defer b.Close()
+	if err := run(ctx, b, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run starts the mesh on b, dispatches the tasks, prints the results to
+// out, and stops every actor before it returns.
+func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+	greeter, err := heddle.NewWorker(b, "greeter", func(ctx context.Context, in GreetIn) (GreetOut, error) {
+		return GreetOut{Greeting: "Hello, " + in.Name + "!"}, nil
+	}, heddle.WorkerConfig{})
+	if err != nil {
+		return err
+	}
+	adder, err := heddle.NewWorker(b, "adder", func(ctx context.Context, in AddIn) (AddOut, error) {
+		return AddOut{Sum: in.A + in.B}, nil
+	}, heddle.WorkerConfig{})
+	if err != nil {
+		return err
+	}
+	// The adder is cheap: the router sends all its tasks to the local tier.
+	router, err := heddle.NewRouter(b, heddle.RouterConfig{
+		Rules: heddle.StaticRules(heddle.RouterRules{
+			TierOverrides: map[string]string{"adder": "local"},
+		}),
+	})
+	if err != nil {
+		return err
+	}
+
+	actors, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, a := range []interface{ Run(context.Context) error }{greeter, adder, router} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(actors); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	for _, ready := range []<-chan struct{}{greeter.Ready(), adder.Ready(), router.Ready()} {
+		select {
+		case <-ready:
+		case err := <-errs:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	// The stream subscribes to the results subject before anything is
+	// dispatched, so no result can be missed.
+	goal := heddle.NewOrchestratorGoal("quickstart", nil)
+	stream, err := heddle.NewResultStream(ctx, b, heddle.ResultSubject(goal.GoalID), heddle.StreamConfig{Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+
+	tasks := []heddle.TaskMessage{
+		heddle.NewTaskMessage("greeter", map[string]any{"name": "Ada"}),
+		heddle.NewTaskMessage("adder", map[string]any{"a": 2, "b": 40}),
+		heddle.NewTaskMessage("greeter", map[string]any{}), // violates the contract
+	}
+	for i := range tasks {
+		tasks[i].ParentTaskID = goal.GoalID
+	}
+	if err := stream.Dispatch(ctx, tasks...); err != nil {
+		return err
+	}
+	results, err := stream.Collect(ctx)
+	if err != nil {
+		return err
+	}
+
+	lines := make([]string, 0, len(results))
+	for _, r := range results {
+		switch r.Status {
+		case heddle.StatusCompleted:
+			lines = append(lines, fmt.Sprintf("%s completed: %v", r.WorkerType, r.Output))
+		default:
+			lines = append(lines, fmt.Sprintf("%s %s: %s", r.WorkerType, r.Status, firstLine(r.Error)))
+		}
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

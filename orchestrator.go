@@ -1,0 +1,433 @@
+package heddle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle/bus"
+)
+
+// Defaults of OrchestratorConfig.
+const (
+	// DefaultMaxConcurrentGoals bounds how many goals one Orchestrator
+	// processes at once.
+	DefaultMaxConcurrentGoals = 10
+	// DefaultOrchestratorQueueGroup is the queue group Orchestrator
+	// replicas share on SubjectGoalsIncoming, so each goal is processed
+	// once.
+	DefaultOrchestratorQueueGroup = "orchestrator"
+	// DefaultOrchestratorDrainTimeout bounds an Orchestrator's shutdown:
+	// the time from the end of Run's context until the goals still in
+	// progress are cancelled.
+	DefaultOrchestratorDrainTimeout = 30 * time.Second
+	// OrchestratorWorkerType is the worker_type of an Orchestrator's final
+	// results.
+	OrchestratorWorkerType = "orchestrator"
+)
+
+// ErrOrchestratorConfig reports an OrchestratorConfig that cannot work.
+var ErrOrchestratorConfig = errors.New("heddle: invalid orchestrator config")
+
+// ErrOrchestratorStarted is returned by a second call of Run: an
+// Orchestrator runs once.
+var ErrOrchestratorStarted = errors.New("heddle: orchestrator already started; an Orchestrator runs once, make a new one")
+
+// ErrOrchestratorShutdown is the cause of a failed final result for a goal
+// cancelled because the orchestrator's drain timeout expired.
+var ErrOrchestratorShutdown = errors.New("heddle: orchestrator shut down before the goal finished")
+
+// DecomposeFunc splits a goal into subtasks. The Orchestrator sets each
+// subtask's parent_task_id to the goal_id (and request_id to the goal's
+// when empty) before dispatching.
+type DecomposeFunc func(ctx context.Context, goal OrchestratorGoal) ([]TaskMessage, error)
+
+// SynthesizeFunc turns the collected subtask results (in arrival order;
+// only part of them after a timeout) into the goal's output.
+type SynthesizeFunc func(ctx context.Context, goal OrchestratorGoal, results []TaskResult) (map[string]any, error)
+
+// OrchestratorConfig configures an Orchestrator. Decompose is required;
+// zero values of the other fields mean the documented defaults.
+type OrchestratorConfig struct {
+	// Decompose splits each goal into subtasks. Required.
+	Decompose DecomposeFunc
+	// Synthesize builds the goal's output from the results. Nil means
+	// {"results": [{task_id, worker_type, status, output, error}, ...]}.
+	Synthesize SynthesizeFunc
+	// Timeout bounds the collection of one goal's subtask results,
+	// counted from its first dispatch. Zero means DefaultResultTimeout.
+	Timeout time.Duration
+	// MaxConcurrentGoals bounds the goals processed at once; further goals
+	// wait in the subscription's pending buffer. Zero means
+	// DefaultMaxConcurrentGoals.
+	MaxConcurrentGoals int
+	// MaxConcurrentSubtasks bounds how many of one goal's subtasks are
+	// awaiting their result at once; more are dispatched as results come
+	// in. Zero means no bound.
+	MaxConcurrentSubtasks int
+	// QueueGroup is the queue group on SubjectGoalsIncoming. Empty means
+	// DefaultOrchestratorQueueGroup.
+	QueueGroup string
+	// DispatchDirect publishes subtasks straight to their worker subjects
+	// instead of through the Router on SubjectTasksIncoming.
+	DispatchDirect bool
+	// DrainTimeout bounds shutdown once Run's context ends: goals already
+	// delivered are still processed and goals in progress finish until
+	// then, after which they are cancelled and get a failed final result
+	// (ErrOrchestratorShutdown). Zero means
+	// DefaultOrchestratorDrainTimeout.
+	DrainTimeout time.Duration
+}
+
+// OrchestratorStats counts an Orchestrator's goals.
+type OrchestratorStats struct {
+	// GoalsReceived counts goals decoded and accepted.
+	GoalsReceived uint64
+	// GoalsCompleted counts final results published with status completed
+	// (timed-out goals included).
+	GoalsCompleted uint64
+	// GoalsFailed counts final results published with status failed.
+	GoalsFailed uint64
+	// GoalsTimedOut counts goals whose collection timed out with subtasks
+	// pending.
+	GoalsTimedOut uint64
+	// ParseErrors counts messages on SubjectGoalsIncoming that are not a
+	// valid OrchestratorGoal.
+	ParseErrors uint64
+	// PublishErrors counts final results that could not be published.
+	PublishErrors uint64
+}
+
+// Orchestrator turns goals into subtasks and their results into one final
+// result: for each OrchestratorGoal on SubjectGoalsIncoming it calls
+// Decompose, dispatches the subtasks through a ResultStream on
+// ResultSubject(goal_id) (subscribed before any subtask is published),
+// collects their results until all are in or the timeout expires, calls
+// Synthesize, and publishes the final TaskResult on ResultSubject(goal_id):
+// task_id = goal_id, worker_type = OrchestratorWorkerType, parent_task_id
+// null, status completed with the synthesized output, or failed with the
+// error (a Decompose, dispatch or Synthesize failure). Every goal that
+// decodes gets exactly one final result; a message that does not decode
+// but names a goal_id gets a failed one.
+//
+// After a collection timeout the final result still goes out: Synthesize
+// gets the partial results and output.metadata.timeout holds
+// pending_task_ids, expected_count, collected_count and timeout_seconds
+// (see TimeoutError.Metadata). Subtask results arriving later are not
+// seen (the goal's stream is closed before the final result is published).
+//
+// It logs orchestrator.goal_received, orchestrator.goal_completed (with
+// the goal's status and, after a timeout, the pending task_ids) and
+// orchestrator.parse_error, and the result_stream.* events of each goal's
+// stream.
+type Orchestrator struct {
+	b     bus.Bus
+	cfg   OrchestratorConfig
+	log   *slog.Logger
+	opts  []Option
+	ready chan struct{}
+
+	running atomic.Bool
+	stats   struct {
+		received, completed, failed, timedOut, parseErrors, publishErrors atomic.Uint64
+	}
+}
+
+// NewOrchestrator returns an Orchestrator on b; it starts nothing until
+// Run. It fails with ErrOrchestratorConfig when Decompose is nil or a
+// setting is negative or invalid.
+func NewOrchestrator(b bus.Bus, cfg OrchestratorConfig, opts ...Option) (*Orchestrator, error) {
+	if cfg.Decompose == nil {
+		return nil, fmt.Errorf("%w: Decompose is required", ErrOrchestratorConfig)
+	}
+	if cfg.Timeout < 0 || cfg.MaxConcurrentGoals < 0 || cfg.MaxConcurrentSubtasks < 0 || cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("%w: Timeout, MaxConcurrentGoals, MaxConcurrentSubtasks and DrainTimeout must not be negative", ErrOrchestratorConfig)
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = DefaultOrchestratorDrainTimeout
+	}
+	if cfg.Synthesize == nil {
+		cfg.Synthesize = orchestratorCollectOutputs
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultResultTimeout
+	}
+	if cfg.MaxConcurrentGoals == 0 {
+		cfg.MaxConcurrentGoals = DefaultMaxConcurrentGoals
+	}
+	if cfg.QueueGroup == "" {
+		cfg.QueueGroup = DefaultOrchestratorQueueGroup
+	}
+	if err := bus.ValidateQueue(cfg.QueueGroup); err != nil {
+		return nil, fmt.Errorf("%w: QueueGroup %q: %w", ErrOrchestratorConfig, cfg.QueueGroup, err)
+	}
+	return &Orchestrator{b: b, cfg: cfg, log: applyOptions(opts).logger, opts: opts, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once Run's subscription to SubjectGoalsIncoming is live:
+// a goal published afterwards is received.
+func (o *Orchestrator) Ready() <-chan struct{} { return o.ready }
+
+// Stats returns the Orchestrator's counters.
+func (o *Orchestrator) Stats() OrchestratorStats {
+	return OrchestratorStats{
+		GoalsReceived:  o.stats.received.Load(),
+		GoalsCompleted: o.stats.completed.Load(),
+		GoalsFailed:    o.stats.failed.Load(),
+		GoalsTimedOut:  o.stats.timedOut.Load(),
+		ParseErrors:    o.stats.parseErrors.Load(),
+		PublishErrors:  o.stats.publishErrors.Load(),
+	}
+}
+
+// Run subscribes to SubjectGoalsIncoming in the configured queue group and
+// processes goals, up to MaxConcurrentGoals at once, until ctx ends. Then
+// it drains: it stops receiving, processes the goals already delivered to
+// it and waits for every goal in progress to publish its final result.
+// Goals' contexts carry ctx's values but are not cancelled when ctx ends;
+// they are cancelled when DrainTimeout expires, and their final results
+// (failed, ErrOrchestratorShutdown) are still published before Run returns.
+//
+// Run returns nil after a complete drain, an error wrapping
+// context.DeadlineExceeded when the drain timeout cut it short, and a
+// subscribe error when it could not start. An Orchestrator runs once; a
+// second call returns ErrOrchestratorStarted.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	if !o.running.CompareAndSwap(false, true) {
+		return ErrOrchestratorStarted
+	}
+	values := context.WithoutCancel(ctx)
+	goalCtx, cancelGoals := context.WithCancelCause(values)
+	defer cancelGoals(nil)
+	slots := make(chan struct{}, o.cfg.MaxConcurrentGoals)
+	var goals sync.WaitGroup
+	sub, err := o.b.Subscribe(ctx, SubjectGoalsIncoming, func(hctx context.Context, msg *bus.Msg) error {
+		goal, err := DecodeOrchestratorGoal(msg.Data)
+		if err != nil {
+			o.rejectGoal(values, msg.Data, err)
+			return nil
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-hctx.Done():
+			return hctx.Err()
+		}
+		goals.Go(func() {
+			defer func() { <-slots }()
+			o.process(goalCtx, goal)
+		})
+		return nil
+	}, bus.Queue(o.cfg.QueueGroup))
+	if err != nil {
+		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", SubjectGoalsIncoming, err)
+	}
+	o.log.Info("actor.subscribed", "subject", SubjectGoalsIncoming, "queue", o.cfg.QueueGroup)
+	close(o.ready)
+	<-ctx.Done()
+
+	dctx, cancel := context.WithTimeout(values, o.cfg.DrainTimeout)
+	defer cancel()
+	stopForce := context.AfterFunc(dctx, func() { cancelGoals(ErrOrchestratorShutdown) })
+	err = sub.Drain(dctx)
+	goals.Wait()
+	if !stopForce() {
+		return fmt.Errorf("heddle: orchestrator drain did not finish within %s (OrchestratorConfig.DrainTimeout); goals in progress were cancelled: %w",
+			o.cfg.DrainTimeout, context.DeadlineExceeded)
+	}
+	if err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: orchestrator draining %s: %w", SubjectGoalsIncoming, err)
+	}
+	return nil
+}
+
+// rejectGoal handles a message on SubjectGoalsIncoming that is not a valid
+// goal: logged and counted, and answered with a failed final result when
+// it names a usable goal_id, so its caller does not wait in vain.
+func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
+	o.stats.parseErrors.Add(1)
+	id := orchestratorPeekGoalID(data)
+	o.log.Warn("orchestrator.parse_error", "goal_id", id, "error", err.Error())
+	if id == "" || bus.ValidatePublishSubject(ResultSubject(id)) != nil {
+		return
+	}
+	res := NewTaskResult(id, OrchestratorWorkerType, StatusFailed)
+	res.Error = err.Error()
+	o.publishFinal(ctx, res)
+}
+
+// process runs one goal to its final result.
+func (o *Orchestrator) process(ctx context.Context, goal OrchestratorGoal) {
+	start := time.Now()
+	o.stats.received.Add(1)
+	o.log.Info("orchestrator.goal_received", "goal_id", goal.GoalID, "request_id", goal.RequestID,
+		"priority", string(goal.Priority))
+
+	results, timeout, err := o.collect(ctx, goal)
+	var output map[string]any
+	if err == nil {
+		output, err = o.cfg.Synthesize(ctx, goal, results)
+		if err != nil {
+			err = fmt.Errorf("synthesize: %w", err)
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	res := NewTaskResult(goal.GoalID, OrchestratorWorkerType, StatusCompleted)
+	if err != nil {
+		res.Status, res.Error, output = StatusFailed, err.Error(), nil
+	}
+	if timeout != nil {
+		output = orchestratorWithTimeout(output, timeout)
+	}
+	res.Output = output
+	res.ProcessingTimeMS = int(time.Since(start).Milliseconds())
+	publishErr := o.publishFinal(context.WithoutCancel(ctx), res)
+
+	attrs := []any{"goal_id", goal.GoalID, "request_id", goal.RequestID, "status", string(res.Status),
+		"collected_count", len(results), "processing_time_ms", res.ProcessingTimeMS}
+	if timeout != nil {
+		o.stats.timedOut.Add(1)
+		attrs = append(attrs, "expected_count", timeout.ExpectedCount, "pending_task_ids", timeout.PendingTaskIDs,
+			"timeout_seconds", timeout.TimeoutSeconds())
+	}
+	if res.Status == StatusFailed {
+		o.stats.failed.Add(1)
+		attrs = append(attrs, "error", res.Error)
+	} else {
+		o.stats.completed.Add(1)
+	}
+	if publishErr != nil {
+		attrs = append(attrs, "publish_error", publishErr.Error())
+	}
+	o.log.Info("orchestrator.goal_completed", attrs...)
+}
+
+// collect decomposes the goal, dispatches its subtasks and gathers their
+// results. After a timeout it returns the partial results and the
+// *TimeoutError with a nil error.
+func (o *Orchestrator) collect(ctx context.Context, goal OrchestratorGoal) ([]TaskResult, *TimeoutError, error) {
+	tasks, err := o.cfg.Decompose(ctx, goal)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decompose: %w", err)
+	}
+	if len(tasks) == 0 {
+		return nil, nil, nil
+	}
+	for i := range tasks {
+		tasks[i].ParentTaskID = goal.GoalID
+		if tasks[i].RequestID == "" {
+			tasks[i].RequestID = goal.RequestID
+		}
+	}
+	s, err := NewResultStream(ctx, o.b, goal.ResultSubject(), StreamConfig{
+		Timeout:        o.cfg.Timeout,
+		DispatchDirect: o.cfg.DispatchDirect,
+		MaxInFlight:    o.cfg.MaxConcurrentSubtasks,
+	}, o.opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.Close()
+	if err := s.Dispatch(ctx, tasks...); err != nil {
+		return nil, nil, err
+	}
+	results, err := s.Collect(ctx)
+	var te *TimeoutError
+	if errors.As(err, &te) {
+		return results, te, nil
+	}
+	return results, nil, err
+}
+
+func (o *Orchestrator) publishFinal(ctx context.Context, res TaskResult) error {
+	data, err := res.Encode()
+	if err == nil {
+		err = o.b.Publish(ctx, &bus.Msg{Subject: ResultSubject(res.TaskID), Data: data})
+	}
+	if err != nil {
+		o.stats.publishErrors.Add(1)
+		return fmt.Errorf("publishing final result of goal %s to %s: %w", res.TaskID, ResultSubject(res.TaskID), err)
+	}
+	return nil
+}
+
+// orchestratorWithTimeout returns output with metadata.timeout set; a
+// non-object metadata value is replaced.
+func orchestratorWithTimeout(output map[string]any, te *TimeoutError) map[string]any {
+	out := make(map[string]any, len(output)+1)
+	for k, v := range output {
+		out[k] = v
+	}
+	meta := map[string]any{}
+	if m, ok := out["metadata"].(map[string]any); ok {
+		for k, v := range m {
+			meta[k] = v
+		}
+	}
+	meta["timeout"] = te.Metadata()
+	out["metadata"] = meta
+	return out
+}
+
+// orchestratorCollectOutputs is the default SynthesizeFunc.
+func orchestratorCollectOutputs(_ context.Context, _ OrchestratorGoal, results []TaskResult) (map[string]any, error) {
+	list := make([]any, len(results))
+	for i, r := range results {
+		item := map[string]any{"task_id": r.TaskID, "worker_type": r.WorkerType, "status": string(r.Status),
+			"output": r.Output}
+		if r.Error != "" {
+			item["error"] = r.Error
+		}
+		list[i] = item
+	}
+	return map[string]any{"results": list}, nil
+}
+
+func orchestratorPeekGoalID(data []byte) string {
+	var v struct {
+		GoalID any `json:"goal_id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	id, _ := v.GoalID.(string)
+	return id
+}
+
+// SubmitGoal publishes goal on SubjectGoalsIncoming and waits, at most
+// timeout (zero means DefaultResultTimeout), for its final result: the
+// TaskResult whose task_id is the goal_id on ResultSubject(goal_id),
+// subscribed before the goal is published. Subtask results on that subject
+// are not it and are skipped. It returns the final result whatever its
+// status, or a nil result and an error (a *ValidationError for an invalid
+// goal, a *TimeoutError, ctx.Err()), never both nil.
+func SubmitGoal(ctx context.Context, b bus.Bus, goal OrchestratorGoal, timeout time.Duration, opts ...Option) (*TaskResult, error) {
+	data, err := goal.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("heddle: submitting goal %s: %w", goal.GoalID, err)
+	}
+	s, err := NewResultStream(ctx, b, goal.ResultSubject(), StreamConfig{Timeout: timeout}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := s.Expect(goal.GoalID); err != nil {
+		return nil, err
+	}
+	if err := b.Publish(ctx, &bus.Msg{Subject: SubjectGoalsIncoming, Data: data}); err != nil {
+		return nil, fmt.Errorf("heddle: submitting goal %s to %s: %w", goal.GoalID, SubjectGoalsIncoming, err)
+	}
+	for res, err := range s.Results(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		return &res, nil
+	}
+	return nil, fmt.Errorf("%w: goal %s ended without a final result on %s", ErrStreamClosed, goal.GoalID, s.subject)
+}

@@ -1,0 +1,593 @@
+package heddle_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/contracttest"
+)
+
+// pipelineTestTimeout bounds each test's waits; generous, so a loaded
+// machine never makes a passing test fail.
+const pipelineTestTimeout = 30 * time.Second
+
+// pipelineLogRecorder is a slog.Handler that keeps every record.
+type pipelineLogRecorder struct {
+	mu      sync.Mutex
+	records []pipelineLogRecord
+}
+
+type pipelineLogRecord struct {
+	msg   string
+	attrs map[string]any
+}
+
+func (r *pipelineLogRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *pipelineLogRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *pipelineLogRecorder) WithGroup(string) slog.Handler            { return r }
+
+func (r *pipelineLogRecorder) Handle(_ context.Context, rec slog.Record) error {
+	attrs := map[string]any{}
+	rec.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.Any()
+		return true
+	})
+	r.mu.Lock()
+	r.records = append(r.records, pipelineLogRecord{msg: rec.Message, attrs: attrs})
+	r.mu.Unlock()
+	return nil
+}
+
+// events returns the attributes of every record named event.
+func (r *pipelineLogRecorder) events(event string) []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []map[string]any
+	for _, rec := range r.records {
+		if rec.msg == event {
+			out = append(out, rec.attrs)
+		}
+	}
+	return out
+}
+
+func pipelineContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pipelineTestTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pipelineWorker runs a heddle worker for workerType on b until the test
+// ends, and counts its calls.
+type pipelineWorker struct{ calls atomic.Int32 }
+
+func pipelineStartWorker(t *testing.T, b bus.Bus, workerType string,
+	handler func(ctx context.Context, in map[string]any) (map[string]any, error)) *pipelineWorker {
+	t.Helper()
+	pw := &pipelineWorker{}
+	w, err := heddle.NewDynamicWorker(b, workerType, func(ctx context.Context, in map[string]any) (map[string]any, error) {
+		pw.calls.Add(1)
+		return handler(ctx, in)
+	}, heddle.WorkerConfig{DrainTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker %s Run: %v", workerType, err)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("worker %s Run: %v", workerType, err)
+	case <-time.After(pipelineTestTimeout):
+		t.Fatalf("worker %s never became ready", workerType)
+	}
+	return pw
+}
+
+// pipelineEcho answers with a fixed output.
+func pipelineEcho(out map[string]any) func(context.Context, map[string]any) (map[string]any, error) {
+	return func(context.Context, map[string]any) (map[string]any, error) { return out, nil }
+}
+
+func pipelineNew(t *testing.T, b bus.Bus, cfg heddle.PipelineConfig, opts ...heddle.Option) *heddle.Pipeline {
+	t.Helper()
+	cfg.DispatchDirect = true
+	p, err := heddle.NewPipeline(b, cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPipelineRunsTheMiddleStagesOfADiamondInParallel(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers := connect()
+		// B and C each wait until both have received their task: had the
+		// pipeline dispatched them one after the other, the first would
+		// wait forever and its stage would time out.
+		var arrived atomic.Int32
+		both := make(chan struct{})
+		barrier := func(name string) func(context.Context, map[string]any) (map[string]any, error) {
+			return func(ctx context.Context, in map[string]any) (map[string]any, error) {
+				if arrived.Add(1) == 2 {
+					close(both)
+				}
+				select {
+				case <-both:
+					return map[string]any{"seen": fmt.Sprintf("%s saw %v", name, in["a"])}, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+		}
+		pipelineStartWorker(t, workers, "diamond-a", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			return map[string]any{"x": in["f"]}, nil
+		})
+		pipelineStartWorker(t, workers, "diamond-b", barrier("B"))
+		pipelineStartWorker(t, workers, "diamond-c", barrier("C"))
+		pipelineStartWorker(t, workers, "diamond-d", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			return in, nil
+		})
+
+		middle := 10 * time.Second
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "diamond", Stages: []heddle.Stage{
+			{Name: "A", WorkerType: "diamond-a", InputMapping: map[string]string{"f": "goal.context.f"}},
+			{Name: "B", WorkerType: "diamond-b", Timeout: middle, InputMapping: map[string]string{"a": "A.output.x"}},
+			{Name: "C", WorkerType: "diamond-c", Timeout: middle, InputMapping: map[string]string{"a": "A.output.x"}},
+			{Name: "D", WorkerType: "diamond-d", InputMapping: map[string]string{"b": "B.output.seen", "c": "C.output.seen"}},
+		}})
+		if got, want := p.Levels(), [][]string{{"A"}, {"B", "C"}, {"D"}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("Levels = %v, want %v", got, want)
+		}
+		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("diamond", map[string]any{"f": "file"}))
+		if err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+		want := map[string]any{"b": "B saw file", "c": "C saw file"}
+		if res.Status != heddle.StatusCompleted || !reflect.DeepEqual(res.Output["D"], want) {
+			t.Fatalf("result %s, D output %v; want completed with %v", res.Status, res.Output["D"], want)
+		}
+	})
+}
+
+func TestPipelineMappingReachesTheWorkerPayloadExactly(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers := connect()
+		var mu sync.Mutex
+		payloads := map[string]map[string]any{}
+		tasks := map[string]heddle.TaskMessage{}
+		record := func(name string, out map[string]any) func(context.Context, map[string]any) (map[string]any, error) {
+			return func(ctx context.Context, in map[string]any) (map[string]any, error) {
+				task, _ := heddle.TaskFromContext(ctx)
+				mu.Lock()
+				payloads[name], tasks[name] = in, task
+				mu.Unlock()
+				return out, nil
+			}
+		}
+		extractOut := map[string]any{"text": "hello", "meta": map[string]any{"pages": 3.0}, "tags": []any{"a", "b"}}
+		pipelineStartWorker(t, workers, "map-extractor", record("extract", extractOut))
+		pipelineStartWorker(t, workers, "map-summarizer", record("summarize", map[string]any{"summary": "hi"}))
+
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "mapping", Stages: []heddle.Stage{
+			{Name: "extract", WorkerType: "map-extractor", Tier: heddle.TierLocal, InputMapping: map[string]string{
+				"ref":         "goal.context.file_ref",
+				"opts":        "goal.context.opts",
+				"instruction": "goal.instruction",
+				"sku":         "goal.context.items.1.sku",
+				"whole":       "goal.context",
+			}},
+			{Name: "summarize", WorkerType: "map-summarizer", InputMapping: map[string]string{
+				"text":  "extract.output.text",
+				"pages": "extract.output.meta.pages",
+				"tags":  "extract.output.tags",
+				"all":   "extract.output",
+			}},
+		}})
+		goalContext := map[string]any{
+			"file_ref": "s3://bucket/doc.pdf",
+			"opts":     map[string]any{"lang": "en", "n": 2},
+			"items":    []any{map[string]any{"sku": "a"}, map[string]any{"sku": "b"}},
+		}
+		goal := heddle.NewOrchestratorGoal("summarize the document", goalContext)
+		goal.RequestID = "req-7"
+		res, err := p.Execute(pipelineContext(t), goal)
+		if err != nil {
+			t.Fatalf("Execute: %v", err)
+		}
+
+		jsonContext := map[string]any{
+			"file_ref": "s3://bucket/doc.pdf",
+			"opts":     map[string]any{"lang": "en", "n": 2.0},
+			"items":    []any{map[string]any{"sku": "a"}, map[string]any{"sku": "b"}},
+		}
+		wantPayloads := map[string]map[string]any{
+			"extract": {
+				"ref": "s3://bucket/doc.pdf", "opts": map[string]any{"lang": "en", "n": 2.0},
+				"instruction": "summarize the document", "sku": "b", "whole": jsonContext,
+			},
+			"summarize": {"text": "hello", "pages": 3.0, "tags": []any{"a", "b"}, "all": extractOut},
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for stage, want := range wantPayloads {
+			if !reflect.DeepEqual(payloads[stage], want) {
+				t.Errorf("%s payload = %#v\nwant %#v", stage, payloads[stage], want)
+			}
+			task := tasks[stage]
+			if task.ParentTaskID != goal.GoalID || task.RequestID != "req-7" || task.Metadata["stage_name"] != stage ||
+				task.Metadata["pipeline"] != "mapping" {
+				t.Errorf("%s task: parent %q request %q metadata %v", stage, task.ParentTaskID, task.RequestID, task.Metadata)
+			}
+		}
+		if tasks["extract"].ModelTier != heddle.TierLocal || tasks["summarize"].ModelTier != heddle.DefaultModelTier {
+			t.Errorf("tiers: extract %s, summarize %s", tasks["extract"].ModelTier, tasks["summarize"].ModelTier)
+		}
+		if res.TaskID != goal.GoalID || res.WorkerType != "mapping" || res.ParentTaskID != "" ||
+			!reflect.DeepEqual(res.Output["extract"], extractOut) ||
+			!reflect.DeepEqual(res.Output["summarize"], map[string]any{"summary": "hi"}) {
+			t.Errorf("final result %+v", res)
+		}
+		if tl, _ := res.Output[heddle.PipelineOutputTimeline].([]any); len(tl) != 2 {
+			t.Errorf("timeline %v, want an entry per completed stage", res.Output[heddle.PipelineOutputTimeline])
+		}
+	})
+}
+
+func TestPipelineSkipsAStageWhoseConditionIsFalse(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers := connect()
+		pipelineStartWorker(t, workers, "cond-classifier", pipelineEcho(map[string]any{"kind": "receipt"}))
+		invoice := pipelineStartWorker(t, workers, "cond-invoice", pipelineEcho(map[string]any{"total": 1.0}))
+		after := pipelineStartWorker(t, workers, "cond-after", pipelineEcho(map[string]any{}))
+		pipelineStartWorker(t, workers, "cond-receipt", pipelineEcho(map[string]any{"filed": true}))
+
+		logs := &pipelineLogRecorder{}
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "cond", Stages: []heddle.Stage{
+			{Name: "classify", WorkerType: "cond-classifier"},
+			{Name: "invoice", WorkerType: "cond-invoice", Condition: `classify.output.kind == "invoice"`},
+			{Name: "after_invoice", WorkerType: "cond-after", InputMapping: map[string]string{"total": "invoice.output.total"}},
+			{Name: "receipt", WorkerType: "cond-receipt", Condition: "classify.output.kind != invoice"},
+		}}, heddle.WithLogger(slog.New(logs)))
+		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("file it", nil))
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("Execute: %v, %v", res.Status, err)
+		}
+		if n := invoice.calls.Load() + after.calls.Load(); n != 0 {
+			t.Errorf("skipped stages' workers were called %d times", n)
+		}
+		if _, ok := res.Output["invoice"]; ok {
+			t.Errorf("a skipped stage has an output: %v", res.Output)
+		}
+		if !reflect.DeepEqual(res.Output["receipt"], map[string]any{"filed": true}) {
+			t.Errorf("receipt output %v", res.Output["receipt"])
+		}
+		if got := res.Output[heddle.PipelineOutputSkipped]; !reflect.DeepEqual(got, []any{"invoice", "after_invoice"}) {
+			t.Errorf("%s = %v", heddle.PipelineOutputSkipped, got)
+		}
+		reasons := map[any]any{}
+		for _, e := range logs.events("pipeline.stage_skipped") {
+			reasons[e["stage"]] = e["reason"]
+		}
+		want := map[any]any{"invoice": "condition_false", "after_invoice": "upstream_not_completed"}
+		if !reflect.DeepEqual(reasons, want) {
+			t.Errorf("pipeline.stage_skipped reasons %v, want %v", reasons, want)
+		}
+		if s := p.Stats(); s.StagesSkipped != 2 || s.StagesCompleted != 2 || s.StagesFailed != 0 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}
+
+func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
+	tests := []struct {
+		name  string
+		stage heddle.Stage
+		// worker answers the failing stage; nil means no worker at all.
+		worker  func(context.Context, map[string]any) (map[string]any, error)
+		context map[string]any
+		kind    heddle.StageErrorKind
+		is      error
+		text    string
+		// undispatched: the stage must fail before its task is published.
+		undispatched bool
+	}{
+		{
+			name:  "a worker answering failed is worker_failed",
+			stage: heddle.Stage{InputMapping: map[string]string{"text": "goal.context.text"}},
+			worker: func(context.Context, map[string]any) (map[string]any, error) {
+				return nil, heddle.Permanent(errors.New("cannot parse pdf"))
+			},
+			context: map[string]any{"text": "%PDF"},
+			kind:    heddle.StageErrWorkerFailed, text: "cannot parse pdf",
+		},
+		{
+			name:  "no result within the stage timeout is timeout",
+			stage: heddle.Stage{Timeout: 50 * time.Millisecond},
+			kind:  heddle.StageErrTimeout, is: heddle.ErrTimeout, text: "timed out",
+		},
+		{
+			name: "an output violating the output schema is validation",
+			stage: heddle.Stage{Contract: pipelineContract(t, "",
+				`{"type":"object","properties":{"text":{"type":"string"}}}`)},
+			worker: pipelineEcho(map[string]any{"text": 3}),
+			kind:   heddle.StageErrValidation, is: contracts.ErrViolation, text: "/text",
+		},
+		{
+			name: "a payload violating the input schema is validation, before dispatch",
+			stage: heddle.Stage{InputMapping: map[string]string{"text": "goal.context.text"},
+				Contract: pipelineContract(t, `{"type":"object","properties":{"text":{"type":"string"}}}`, "")},
+			worker:  pipelineEcho(map[string]any{}),
+			context: map[string]any{"text": 5},
+			kind:    heddle.StageErrValidation, is: contracts.ErrViolation, text: "input violates schema",
+			undispatched: true,
+		},
+		{
+			name:   "a mapping path missing at run time is mapping",
+			stage:  heddle.Stage{InputMapping: map[string]string{"text": "goal.context.missing"}},
+			worker: pipelineEcho(map[string]any{}),
+			kind:   heddle.StageErrMapping, text: `input_mapping.text: path "goal.context.missing": "goal.context.missing" not found`,
+			undispatched: true,
+		},
+	}
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers, conn := connect(), connect()
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				failing := fmt.Sprintf("fail-%d", i)
+				var stageWorker *pipelineWorker
+				if tt.worker != nil {
+					stageWorker = pipelineStartWorker(t, workers, failing, tt.worker)
+				}
+				report := pipelineStartWorker(t, workers, fmt.Sprintf("fail-report-%d", i), pipelineEcho(map[string]any{}))
+				stage := tt.stage
+				stage.Name, stage.WorkerType = "extract", failing
+				logs := &pipelineLogRecorder{}
+				p := pipelineNew(t, conn, heddle.PipelineConfig{Name: "failing", Stages: []heddle.Stage{
+					stage,
+					{Name: "report", WorkerType: fmt.Sprintf("fail-report-%d", i), DependsOn: []string{"extract"}},
+				}}, heddle.WithLogger(slog.New(logs)))
+				goal := heddle.NewOrchestratorGoal("go", tt.context)
+				res, err := p.Execute(pipelineContext(t), goal)
+
+				var se *heddle.StageError
+				if !errors.As(err, &se) || se.Stage != "extract" || se.Kind != tt.kind {
+					t.Fatalf("Execute error %v, want a %s StageError for stage extract", err, tt.kind)
+				}
+				prefix := fmt.Sprintf(`stage "extract" failed: %s: `, tt.kind)
+				if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), tt.text) {
+					t.Errorf("error %q, want it to start with %q and contain %q", err, prefix, tt.text)
+				}
+				if !errors.Is(err, heddle.ErrStageFailed) || (tt.is != nil && !errors.Is(err, tt.is)) {
+					t.Errorf("error %v does not match ErrStageFailed and %v", err, tt.is)
+				}
+				if res.Status != heddle.StatusFailed || res.Error != err.Error() || res.TaskID != goal.GoalID {
+					t.Errorf("result %s %q for %s", res.Status, res.Error, res.TaskID)
+				}
+				if errs, _ := res.Output[heddle.PipelineOutputErrors].(map[string]any); errs["extract"] == nil {
+					t.Errorf("%s = %v", heddle.PipelineOutputErrors, res.Output[heddle.PipelineOutputErrors])
+				}
+				if n := report.calls.Load(); n != 0 {
+					t.Errorf("the stage after the failed one ran %d times", n)
+				}
+				if tt.undispatched && stageWorker.calls.Load() != 0 {
+					t.Errorf("the stage's task was dispatched %d times", stageWorker.calls.Load())
+				}
+				if ev := logs.events("pipeline.stage_failed"); len(ev) != 1 || ev[0]["stage"] != "extract" ||
+					ev[0]["reason"] != string(tt.kind) {
+					t.Errorf("pipeline.stage_failed events %v", ev)
+				}
+				if s := p.Stats(); s.StagesFailed != 1 || s.GoalsFailed != 1 || s.GoalsCompleted != 0 {
+					t.Errorf("stats %+v", s)
+				}
+			})
+		}
+	})
+}
+
+func TestPipelineContinueOnErrorLetsTheGoalComplete(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers := connect()
+		pipelineStartWorker(t, workers, "cont-flaky", func(context.Context, map[string]any) (map[string]any, error) {
+			return nil, heddle.Permanent(errors.New("model unavailable"))
+		})
+		uses := pipelineStartWorker(t, workers, "cont-uses", pipelineEcho(map[string]any{}))
+		pipelineStartWorker(t, workers, "cont-other", pipelineEcho(map[string]any{"ok": true}))
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "cont", Stages: []heddle.Stage{
+			{Name: "flaky", WorkerType: "cont-flaky", ContinueOnError: true},
+			{Name: "uses_flaky", WorkerType: "cont-uses", InputMapping: map[string]string{"x": "flaky.output.x"}},
+			{Name: "after", WorkerType: "cont-other", DependsOn: []string{"flaky"}},
+		}})
+		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("go on", nil))
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("Execute: %s, %v; want completed", res.Status, err)
+		}
+		errs, _ := res.Output[heddle.PipelineOutputErrors].(map[string]any)
+		if msg, _ := errs["flaky"].(string); !strings.HasPrefix(msg, "worker_failed: ") || !strings.Contains(msg, "model unavailable") {
+			t.Errorf("%s = %v", heddle.PipelineOutputErrors, res.Output[heddle.PipelineOutputErrors])
+		}
+		if !reflect.DeepEqual(res.Output["after"], map[string]any{"ok": true}) || uses.calls.Load() != 0 {
+			t.Errorf("output %v; uses_flaky ran %d times", res.Output, uses.calls.Load())
+		}
+		if got := res.Output[heddle.PipelineOutputSkipped]; !reflect.DeepEqual(got, []any{"uses_flaky"}) {
+			t.Errorf("%s = %v", heddle.PipelineOutputSkipped, got)
+		}
+	})
+}
+
+func TestPipelineRetriesAStageWhoseWorkerFailed(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		var attempts atomic.Int32
+		pipelineStartWorker(t, connect(), "retry-worker", func(context.Context, map[string]any) (map[string]any, error) {
+			if attempts.Add(1) == 1 {
+				return nil, heddle.Permanent(errors.New("transient"))
+			}
+			return map[string]any{"ok": true}, nil
+		})
+		logs := &pipelineLogRecorder{}
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "retry", Stages: []heddle.Stage{
+			{Name: "only", WorkerType: "retry-worker", MaxRetries: 1},
+		}}, heddle.WithLogger(slog.New(logs)))
+		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("again", nil))
+		if err != nil || !reflect.DeepEqual(res.Output["only"], map[string]any{"ok": true}) {
+			t.Fatalf("Execute: %v, output %v", err, res.Output)
+		}
+		if s := p.Stats(); s.StageRetries != 1 || s.StagesCompleted != 1 || s.StagesFailed != 0 {
+			t.Errorf("stats %+v", s)
+		}
+		if ev := logs.events("pipeline.stage_retry"); len(ev) != 1 || ev[0]["reason"] != "worker_failed" {
+			t.Errorf("pipeline.stage_retry events %v", ev)
+		}
+	})
+}
+
+func TestPipelineExecuteRejectsAnInvalidGoal(t *testing.T) {
+	p, err := heddle.NewPipeline(nil, heddle.PipelineConfig{Name: "p", Stages: []heddle.Stage{{Name: "a", WorkerType: "w"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goal := heddle.NewOrchestratorGoal("", nil)
+	res, err := p.Execute(context.Background(), goal)
+	var ve *heddle.ValidationError
+	if !errors.As(err, &ve) || !ve.Has("instruction") {
+		t.Fatalf("Execute error %v, want a ValidationError naming instruction", err)
+	}
+	if res.Status != heddle.StatusFailed || res.TaskID != goal.GoalID || res.Error != err.Error() {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		workers, caller := connect(), connect()
+		pipelineStartWorker(t, workers, "run-extractor", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			return map[string]any{"text": fmt.Sprintf("text of %v", in["ref"])}, nil
+		})
+		pipelineStartWorker(t, workers, "run-summarizer", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			return map[string]any{"summary": strings.ToUpper(in["text"].(string))}, nil
+		})
+		logs := &pipelineLogRecorder{}
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "docs", MaxConcurrentGoals: 2, Stages: []heddle.Stage{
+			{Name: "extract", WorkerType: "run-extractor", InputMapping: map[string]string{"ref": "goal.context.file_ref"}},
+			{Name: "summarize", WorkerType: "run-summarizer", InputMapping: map[string]string{"text": "extract.output.text"}},
+		}}, heddle.WithLogger(slog.New(logs)))
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		select {
+		case <-p.Ready():
+		case err := <-done:
+			t.Fatalf("Run: %v", err)
+		}
+		if err := p.Run(ctx); !errors.Is(err, heddle.ErrPipelineRunning) {
+			t.Errorf("second Run = %v, want ErrPipelineRunning", err)
+		}
+
+		goal := heddle.NewOrchestratorGoal("summarize", map[string]any{"file_ref": "doc-1"})
+		res, err := heddle.SubmitGoal(pipelineContext(t), caller, goal, pipelineTestTimeout)
+		if err != nil {
+			t.Fatalf("SubmitGoal: %v", err)
+		}
+		if res.TaskID != goal.GoalID || res.WorkerType != "docs" || res.Status != heddle.StatusCompleted ||
+			!reflect.DeepEqual(res.Output["summarize"], map[string]any{"summary": "TEXT OF DOC-1"}) {
+			t.Fatalf("final result %+v", res)
+		}
+
+		// A message that is not a valid goal but names a goal_id is
+		// answered with a failed result, so its caller does not wait.
+		s, err := heddle.NewResultStream(pipelineContext(t), caller, heddle.ResultSubject("bad-goal"),
+			heddle.StreamConfig{Timeout: pipelineTestTimeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Expect("bad-goal"); err != nil {
+			t.Fatal(err)
+		}
+		if err := caller.Publish(pipelineContext(t), &bus.Msg{Subject: heddle.SubjectGoalsIncoming,
+			Data: []byte(`{"goal_id": "bad-goal"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		results, err := s.Collect(pipelineContext(t))
+		if err != nil || len(results) != 1 || results[0].Status != heddle.StatusFailed ||
+			!strings.Contains(results[0].Error, "instruction") {
+			t.Fatalf("result of a bad goal: %+v, %v", results, err)
+		}
+
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+		if st := p.Stats(); st.GoalsReceived != 1 || st.GoalsCompleted != 1 || st.ParseErrors != 1 || st.PublishErrors != 0 {
+			t.Errorf("stats %+v", st)
+		}
+		for _, event := range []string{"pipeline.goal_received", "pipeline.goal_completed", "pipeline.parse_error"} {
+			if ev := logs.events(event); len(ev) != 1 {
+				t.Errorf("%s logged %d times, want once", event, len(ev))
+			}
+		}
+		if ev := logs.events("pipeline.stage_started"); len(ev) != 2 {
+			t.Errorf("pipeline.stage_started logged %d times, want 2", len(ev))
+		}
+		if ev := logs.events("pipeline.stage_completed"); len(ev) != 2 || ev[0]["goal_id"] != goal.GoalID {
+			t.Errorf("pipeline.stage_completed events %v", ev)
+		}
+	})
+}
+
+func TestPipelineExecuteStopsWhenItsContextEnds(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		received := make(chan struct{})
+		release := make(chan struct{})
+		pipelineStartWorker(t, connect(), "slow-worker", func(ctx context.Context, _ map[string]any) (map[string]any, error) {
+			close(received)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return map[string]any{}, nil
+		})
+		// Registered after the worker's, so it runs before the worker stops.
+		t.Cleanup(func() { close(release) })
+		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "slow", Stages: []heddle.Stage{
+			{Name: "wait", WorkerType: "slow-worker"},
+		}})
+		ctx, cancel := context.WithCancel(pipelineContext(t))
+		go func() {
+			select {
+			case <-received:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		res, err := p.Execute(ctx, heddle.NewOrchestratorGoal("wait", nil))
+		var se *heddle.StageError
+		if !errors.As(err, &se) || se.Kind != heddle.StageErrCanceled || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Execute error %v, want a canceled StageError wrapping context.Canceled", err)
+		}
+		if res.Status != heddle.StatusFailed {
+			t.Errorf("result status %s", res.Status)
+		}
+	})
+}

@@ -1,0 +1,573 @@
+package heddle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+)
+
+// DefaultResultTimeout is how long a ResultStream, DispatchAndWait or an
+// Orchestrator waits for results when no timeout is configured (the Python
+// Heddle's timeout_seconds default).
+const DefaultResultTimeout = 300 * time.Second
+
+// Errors of the request-reply path. Each is wrapped with %w and the task_id
+// or subject at fault; test with errors.Is.
+var (
+	// ErrStreamClosed is returned by a ResultStream's methods after Close,
+	// and yielded by Results when Close ends a wait.
+	ErrStreamClosed = errors.New("heddle: result stream closed")
+	// ErrStreamEnded is returned by Dispatch and Expect once collection has
+	// ended (timeout, quorum or a stop from the progress callback): no
+	// result for a new task could be collected any more.
+	ErrStreamEnded = errors.New("heddle: result stream has ended")
+	// ErrDuplicateTaskID reports a task_id dispatched or expected twice on
+	// one stream, or an empty one.
+	ErrDuplicateTaskID = errors.New("heddle: task_id already expected on this stream")
+	// ErrResultSubjectMismatch reports a task whose result would be
+	// published on a subject the stream does not subscribe to (its
+	// parent_task_id points elsewhere), so its result could never arrive.
+	ErrResultSubjectMismatch = errors.New("heddle: task's result subject is not the stream's subject")
+)
+
+// StreamConfig configures a ResultStream. The zero value collects every
+// expected result, through the Router, with DefaultResultTimeout.
+type StreamConfig struct {
+	// Timeout bounds the collection, counted from the first Dispatch, or
+	// from the first Results (or Collect) call when that comes first, as
+	// for a stream fed only through Expect. Zero means
+	// DefaultResultTimeout.
+	Timeout time.Duration
+	// DispatchSubject is where Dispatch publishes tasks. Empty means
+	// SubjectTasksIncoming, through the Router.
+	DispatchSubject string
+	// DispatchDirect publishes each task straight to its worker's subject,
+	// TaskMessage.WorkerSubject(), bypassing the Router. It overrides
+	// DispatchSubject.
+	DispatchDirect bool
+	// MaxInFlight bounds how many dispatched tasks wait for their result at
+	// once; Dispatch publishes the first MaxInFlight and Results publishes
+	// the others, in order, as results come in. Zero means no bound.
+	MaxInFlight int
+	// Quorum ends the collection, without error, once that many results
+	// are collected. Zero means every expected result.
+	Quorum int
+	// Progress, when set, is called by Results on the caller's goroutine
+	// for each result before it is yielded, with the number of results
+	// yielded so far (this one included) and the number expected.
+	// Returning false ends the collection after this result, without error.
+	Progress func(res TaskResult, collected, expected int) bool
+	// OutputContract, when set, is the worker's contract: a completed
+	// result whose output violates its output schema is rejected as
+	// result_stream.parse_error naming the field, and the stream keeps
+	// waiting for a valid result for that task.
+	OutputContract *contracts.Contract
+}
+
+// StreamStats counts what a ResultStream did with the messages it saw.
+type StreamStats struct {
+	// Collected counts results accepted for an expected task_id.
+	Collected uint64
+	// Ignored counts results for task_ids the stream does not expect.
+	Ignored uint64
+	// Duplicates counts repeated results for an already collected task_id.
+	Duplicates uint64
+	// ParseErrors counts messages rejected as malformed: bad JSON, an
+	// invalid TaskResult envelope, or output violating the OutputContract.
+	ParseErrors uint64
+	// Late counts results for expected tasks that arrived after the
+	// collection ended (timeout, quorum, stop) and were dropped.
+	Late uint64
+	// Timeouts counts collections that ended by timeout with tasks pending.
+	Timeouts uint64
+}
+
+// How a stream's collection ended.
+type streamEnd int
+
+const (
+	streamOpen streamEnd = iota
+	streamTimedOut
+	streamQuorum
+	streamStopped
+)
+
+func (e streamEnd) String() string {
+	return [...]string{"open", "timeout", "quorum reached", "stopped by progress callback"}[e]
+}
+
+// ResultStream collects the results of a set of tasks on one result
+// subject. NewResultStream subscribes, and only then can tasks be
+// dispatched through the stream, so a worker that answers at once cannot
+// publish before the caller listens (subscribe-before-publish is built in).
+//
+// Each message on the subject is classified and logged once, with one
+// counter (Stats): result_stream.collected (an expected task_id, first
+// valid result), result_stream.ignored (a task_id the stream does not
+// expect, logged at debug level because streams on a shared subject such
+// as heddle.results.default see every caller's results),
+// result_stream.duplicate, result_stream.parse_error (malformed JSON, an
+// invalid envelope or an output contract violation; the error is logged
+// and the stream keeps waiting), and result_stream.late (a result for an
+// expected task after the collection ended; dropped). A timeout with tasks
+// pending is logged once as result_stream.timeout.
+//
+// The stream stays subscribed until Close, so results that arrive after a
+// timeout are seen and counted as late; Close it when done. Dispatch,
+// Expect, Pending, Stats and Close are safe for concurrent use; Results
+// and Collect must not run concurrently with each other.
+type ResultStream struct {
+	b       bus.Bus
+	subject string
+	cfg     StreamConfig
+	log     *slog.Logger
+	sub     bus.Subscription
+	signal  chan struct{} // capacity 1: "state changed"
+
+	mu        sync.Mutex
+	expected  map[string]bool // task_id -> collected
+	pending   int             // expected and not collected
+	results   []TaskResult    // collected, in arrival order
+	delivered int             // results yielded by Results
+	queue     []streamQueued  // dispatched but held back by MaxInFlight
+	inFlight  int             // published and not collected
+	end       streamEnd
+	timeout   *TimeoutError
+	timer     *time.Timer
+	closed    bool
+
+	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+}
+
+type streamQueued struct {
+	id, subject string
+	data        []byte
+}
+
+// NewResultStream subscribes to subject and returns a stream ready to
+// dispatch tasks whose results are published there (ResultSubject of their
+// parent_task_id). When it returns, the subscription is live. ctx bounds
+// the subscribe call only; the stream lives until Close.
+func NewResultStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig, opts ...Option) (*ResultStream, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultResultTimeout
+	}
+	if cfg.DispatchSubject == "" {
+		cfg.DispatchSubject = SubjectTasksIncoming
+	}
+	if !cfg.DispatchDirect {
+		if err := bus.ValidatePublishSubject(cfg.DispatchSubject); err != nil {
+			return nil, fmt.Errorf("heddle: result stream DispatchSubject %q: %w", cfg.DispatchSubject, err)
+		}
+	}
+	o := applyOptions(opts)
+	s := &ResultStream{
+		b:        b,
+		subject:  subject,
+		cfg:      cfg,
+		log:      o.logger,
+		signal:   make(chan struct{}, 1),
+		expected: map[string]bool{},
+	}
+	sub, err := b.Subscribe(ctx, subject, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("heddle: result stream subscribing to %s: %w", subject, err)
+	}
+	s.sub = sub
+	return s, nil
+}
+
+// Subject returns the result subject the stream listens on.
+func (s *ResultStream) Subject() string { return s.subject }
+
+// Dispatch registers every task's task_id as expected, then publishes the
+// tasks in order: to StreamConfig.DispatchSubject, or to each task's worker
+// subject with DispatchDirect. With MaxInFlight, tasks beyond the bound are
+// published by Results as results come in. The first Dispatch (or Expect)
+// starts the timeout.
+//
+// Before anything is published, every task is validated (a *ValidationError
+// naming the field), its task_id must be new to the stream
+// (ErrDuplicateTaskID), and its result subject must be the stream's
+// (ErrResultSubjectMismatch: set parent_task_id accordingly). If a publish
+// fails, that task and the ones after it are no longer expected and the
+// error names the task_id and subject; the tasks published before it stay
+// expected.
+func (s *ResultStream) Dispatch(ctx context.Context, tasks ...TaskMessage) error {
+	items := make([]streamQueued, len(tasks))
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		data, err := t.Encode()
+		if err != nil {
+			return fmt.Errorf("heddle: dispatching task %s: %w", t.TaskID, err)
+		}
+		if rs := t.ResultSubject(); !bus.Match(s.subject, rs) {
+			return fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the stream listens on %s",
+				ErrResultSubjectMismatch, t.TaskID, t.ParentTaskID, rs, s.subject)
+		}
+		subject := s.cfg.DispatchSubject
+		if s.cfg.DispatchDirect {
+			subject = t.WorkerSubject()
+		}
+		items[i] = streamQueued{id: t.TaskID, subject: subject, data: data}
+		ids[i] = t.TaskID
+	}
+	s.mu.Lock()
+	if err := s.expectLocked(ids); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	n := len(items)
+	if s.cfg.MaxInFlight > 0 {
+		n = min(n, max(0, s.cfg.MaxInFlight-s.inFlight-len(s.queue)))
+		s.queue = append(s.queue, items[n:]...)
+	}
+	s.inFlight += n
+	s.startTimerLocked()
+	s.mu.Unlock()
+	return s.publish(ctx, items[:n])
+}
+
+// Expect registers task_ids whose tasks the caller dispatches by other
+// means. It is safe only because the stream is already subscribed: publish
+// those tasks after Expect returns. Expect does not start the timeout; the
+// first Results or Collect call does, unless a Dispatch did.
+func (s *ResultStream) Expect(taskIDs ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expectLocked(taskIDs)
+}
+
+func (s *ResultStream) expectLocked(ids []string) error {
+	switch {
+	case s.closed:
+		return ErrStreamClosed
+	case s.end != streamOpen:
+		return fmt.Errorf("%w (%s) on %s", ErrStreamEnded, s.end, s.subject)
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, dup := s.expected[id]; dup || seen[id] || id == "" {
+			return fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, id, s.subject)
+		}
+		seen[id] = true
+	}
+	for _, id := range ids {
+		s.expected[id] = false
+	}
+	s.pending += len(ids)
+	return nil
+}
+
+// startTimerLocked starts the timeout once, when there is something to
+// wait for.
+func (s *ResultStream) startTimerLocked() {
+	if s.timer == nil && len(s.expected) > 0 && !s.closed {
+		s.timer = time.AfterFunc(s.cfg.Timeout, s.fireTimeout)
+	}
+}
+
+// publish sends items in order. On failure it forgets the failed item and
+// the ones after it, so they never count as pending.
+func (s *ResultStream) publish(ctx context.Context, items []streamQueued) error {
+	for i, it := range items {
+		if err := s.b.Publish(ctx, &bus.Msg{Subject: it.subject, Data: it.data}); err != nil {
+			s.mu.Lock()
+			for _, rest := range items[i:] {
+				if collected, ok := s.expected[rest.id]; ok && !collected {
+					delete(s.expected, rest.id)
+					s.pending--
+					s.inFlight--
+				}
+			}
+			s.mu.Unlock()
+			s.notify()
+			return fmt.Errorf("heddle: dispatching task %s to %s: %w", it.id, it.subject, err)
+		}
+	}
+	return nil
+}
+
+// Pending returns the task_ids still without a result, sorted.
+func (s *ResultStream) Pending() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pendingLocked()
+}
+
+func (s *ResultStream) pendingLocked() []string {
+	ids := make([]string, 0, s.pending)
+	for id, collected := range s.expected {
+		if !collected {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Stats returns the stream's counters.
+func (s *ResultStream) Stats() StreamStats {
+	return StreamStats{
+		Collected:   s.collected.Load(),
+		Ignored:     s.ignored.Load(),
+		Duplicates:  s.duplicates.Load(),
+		ParseErrors: s.parseErrors.Load(),
+		Late:        s.late.Load(),
+		Timeouts:    s.timeouts.Load(),
+	}
+}
+
+// Close unsubscribes and stops the timeout. Results arriving afterwards are
+// not seen. A Results call waiting for results returns ErrStreamClosed.
+// Close is idempotent.
+func (s *ResultStream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.notify()
+	if err := s.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: result stream unsubscribing from %s: %w", s.subject, err)
+	}
+	return nil
+}
+
+// Results returns an iterator over the collected results, in arrival order.
+// Each result is yielded once with a nil error. The iteration ends when
+// every expected result is collected, the Quorum is reached or Progress
+// returns false (no error yielded); when the timeout fires with tasks
+// pending (a final zero TaskResult with a *TimeoutError); when ctx ends (a
+// final ctx.Err(), leaving the stream able to continue); or when the
+// stream is closed (ErrStreamClosed). Breaking out of the loop leaves the
+// remaining results for a later call.
+func (s *ResultStream) Results(ctx context.Context) iter.Seq2[TaskResult, error] {
+	return func(yield func(TaskResult, error) bool) {
+		s.mu.Lock()
+		s.startTimerLocked()
+		s.mu.Unlock()
+		for {
+			s.mu.Lock()
+			var next []streamQueued
+			if s.cfg.MaxInFlight > 0 && len(s.queue) > 0 && s.end == streamOpen && !s.closed {
+				n := min(len(s.queue), max(0, s.cfg.MaxInFlight-s.inFlight))
+				next = slices.Clone(s.queue[:n])
+				s.queue = s.queue[n:]
+				s.inFlight += n
+			}
+			if len(next) > 0 {
+				s.mu.Unlock()
+				if err := s.publish(ctx, next); err != nil {
+					yield(TaskResult{}, err)
+					return
+				}
+				continue
+			}
+			if s.delivered < len(s.results) {
+				r := s.results[s.delivered]
+				s.delivered++
+				n, expected := s.delivered, len(s.expected)
+				s.mu.Unlock()
+				more := s.cfg.Progress == nil || s.cfg.Progress(r, n, expected)
+				if !more {
+					s.stop()
+				}
+				if !yield(r, nil) || !more {
+					return
+				}
+				continue
+			}
+			end, timeout, pending, closed := s.end, s.timeout, s.pending, s.closed
+			s.mu.Unlock()
+			switch {
+			case timeout != nil:
+				yield(TaskResult{}, timeout)
+				return
+			case end != streamOpen || pending == 0:
+				return
+			case closed:
+				yield(TaskResult{}, fmt.Errorf("%w while waiting on %s", ErrStreamClosed, s.subject))
+				return
+			}
+			select {
+			case <-s.signal:
+			case <-ctx.Done():
+				yield(TaskResult{}, ctx.Err())
+				return
+			}
+		}
+	}
+}
+
+// Collect gathers the results as Results does and returns them in arrival
+// order. On timeout it returns the partial results together with the
+// *TimeoutError (whose Results holds every result collected before the
+// timeout); on another error, the results gathered so far and the error.
+func (s *ResultStream) Collect(ctx context.Context) ([]TaskResult, error) {
+	var out []TaskResult
+	for r, err := range s.Results(ctx) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *ResultStream) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the collection at the progress callback's request.
+func (s *ResultStream) stop() {
+	s.mu.Lock()
+	if s.end == streamOpen {
+		s.end = streamStopped
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+}
+
+// fireTimeout runs on the timer's goroutine when the timeout expires.
+func (s *ResultStream) fireTimeout() {
+	s.mu.Lock()
+	if s.end != streamOpen || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.end = streamTimedOut
+	var te *TimeoutError
+	if s.pending > 0 {
+		te = &TimeoutError{
+			Subject:        s.subject,
+			PendingTaskIDs: s.pendingLocked(),
+			ExpectedCount:  len(s.expected),
+			CollectedCount: len(s.results),
+			Timeout:        s.cfg.Timeout,
+			Results:        slices.Clone(s.results),
+		}
+		s.timeout = te
+	}
+	s.mu.Unlock()
+	// Counted and logged before the consumer is woken, so a caller that
+	// has the outcome sees them.
+	if te != nil {
+		s.timeouts.Add(1)
+		s.log.Warn("result_stream.timeout", "subject", s.subject,
+			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
+			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
+	}
+	s.notify()
+}
+
+// handle classifies one message; it never blocks on the consumer.
+func (s *ResultStream) handle(_ context.Context, msg *bus.Msg) error {
+	res, err := DecodeTaskResult(msg.Data)
+	if err != nil {
+		id := streamPeekTaskID(msg.Data)
+		s.mu.Lock()
+		_, known := s.expected[id]
+		s.mu.Unlock()
+		if id != "" && !known {
+			s.ignored.Add(1)
+			s.log.Debug("result_stream.ignored", "subject", s.subject, "task_id", id,
+				"reason", "unknown task_id", "error", err.Error())
+			return nil
+		}
+		s.parseErrors.Add(1)
+		s.log.Warn("result_stream.parse_error", "subject", s.subject, "task_id", id, "error", err.Error())
+		return nil
+	}
+	if s.cfg.OutputContract != nil && res.Status == StatusCompleted && s.isPending(res.TaskID) {
+		if err := s.cfg.OutputContract.ValidateOutput(res.Output); err != nil {
+			s.parseErrors.Add(1)
+			s.log.Warn("result_stream.parse_error", "subject", s.subject, "task_id", res.TaskID,
+				"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "error", err.Error())
+			return nil
+		}
+	}
+	s.mu.Lock()
+	collected, known := s.expected[res.TaskID]
+	end := s.end
+	switch {
+	case !known:
+		s.mu.Unlock()
+		s.ignored.Add(1)
+		s.log.Debug("result_stream.ignored", "subject", s.subject, "task_id", res.TaskID,
+			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "reason", "unknown task_id")
+	case collected:
+		s.mu.Unlock()
+		s.duplicates.Add(1)
+		s.log.Info("result_stream.duplicate", "subject", s.subject, "task_id", res.TaskID,
+			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType)
+	case end != streamOpen || s.closed:
+		s.mu.Unlock()
+		s.late.Add(1)
+		s.log.Warn("result_stream.late", "subject", s.subject, "task_id", res.TaskID,
+			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType,
+			"reason", "collection ended: "+end.String())
+	default:
+		s.expected[res.TaskID] = true
+		s.pending--
+		if i := slices.IndexFunc(s.queue, func(q streamQueued) bool { return q.id == res.TaskID }); i >= 0 {
+			// Answered before the stream published it (dispatched by
+			// other means too): never publish it now.
+			s.queue = slices.Delete(s.queue, i, i+1)
+		} else {
+			s.inFlight--
+		}
+		s.results = append(s.results, res)
+		n := len(s.results)
+		if s.cfg.Quorum > 0 && n >= s.cfg.Quorum {
+			s.end = streamQuorum
+			s.timer.Stop()
+		}
+		s.mu.Unlock()
+		s.collected.Add(1)
+		s.log.Info("result_stream.collected", "subject", s.subject, "task_id", res.TaskID,
+			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "status", string(res.Status))
+		s.notify()
+	}
+	return nil
+}
+
+func (s *ResultStream) isPending(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	collected, known := s.expected[id]
+	return known && !collected
+}
+
+// streamPeekTaskID reads task_id from a message that failed to decode, if
+// it is a JSON object holding one as a string.
+func streamPeekTaskID(data []byte) string {
+	var v struct {
+		TaskID any `json:"task_id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	id, _ := v.TaskID.(string)
+	return id
+}
