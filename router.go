@@ -334,8 +334,10 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 
 	out, overridden := data, tier != m.ModelTier
 	// A task_id absent from the original was assigned by the decoder; a
-	// fresh UUID cannot occur in the bytes by chance.
-	if overridden || !bytes.Contains(data, []byte(m.TaskID)) {
+	// fresh UUID cannot occur in the bytes by chance. (The stack buffer
+	// spares an allocation for ids of up to 64 bytes.)
+	var idBuf [64]byte
+	if overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
 		m.ModelTier = tier
 		if out, err = m.Encode(); err != nil {
 			r.deadLetter(ctx, msg, ReasonInvalidTaskMessage, err.Error())
@@ -353,8 +355,10 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if overridden {
 		r.stats.overridden.Add(1)
 	}
-	r.log.Debug("router.routed", "task_id", m.TaskID, "worker_type", m.WorkerType,
-		"model_tier", string(tier), "subject", subject)
+	if r.log.Enabled(ctx, slog.LevelDebug) { // spares the arguments' allocations
+		r.log.Debug("router.routed", "task_id", m.TaskID, "worker_type", m.WorkerType,
+			"model_tier", string(tier), "subject", subject)
+	}
 }
 
 // routerOnlyTierProblem reports whether model_tier is the message's only

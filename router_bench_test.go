@@ -22,7 +22,6 @@ const routerBenchWindow = 1024
 func BenchmarkRouterRoute(b *testing.B) {
 	for _, tr := range contracttest.Transports() {
 		b.Run(tr.Name, func(b *testing.B) {
-			connect := tr.Connector(b)
 			cases := []struct {
 				name       string
 				workerType string
@@ -35,7 +34,7 @@ func BenchmarkRouterRoute(b *testing.B) {
 			}
 			for _, c := range cases {
 				b.Run(c.name, func(b *testing.B) {
-					routerBenchRun(b, connect, c.workerType, c.start)
+					routerBenchRun(b, tr.Connector(b), c.workerType, c.start)
 				})
 			}
 		})
@@ -91,12 +90,13 @@ func routerBenchRouter(b *testing.B, bs bus.Bus) {
 
 func routerBenchForwarder(b *testing.B, bs bus.Bus) {
 	subject := heddle.WorkerSubject("echo", heddle.TierStandard)
-	_, err := bs.Subscribe(b.Context(), heddle.SubjectTasksIncoming, func(ctx context.Context, m *bus.Msg) error {
+	sub, err := bs.Subscribe(b.Context(), heddle.SubjectTasksIncoming, func(ctx context.Context, m *bus.Msg) error {
 		return bs.Publish(ctx, &bus.Msg{Subject: subject, Data: m.Data})
 	}, bus.Queue(heddle.RouterQueueGroup))
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
 }
 
 func routerBenchActor(b *testing.B, run func(context.Context) error, ready <-chan struct{}) {

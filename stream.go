@@ -541,7 +541,9 @@ func (s *ResultStream) handle(_ context.Context, msg *bus.Msg) error {
 		n := len(s.results)
 		if s.cfg.Quorum > 0 && n >= s.cfg.Quorum {
 			s.end = streamQuorum
-			s.timer.Stop()
+			if s.timer != nil {
+				s.timer.Stop()
+			}
 		}
 		s.mu.Unlock()
 		s.collected.Add(1)

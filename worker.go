@@ -97,12 +97,12 @@ type WorkerConfig struct {
 	PendingBytes int
 }
 
-// WorkerStats counts what a Worker did. Every task that decodes is
-// Received, then ends in exactly one of Completed, Failed (a failed result
-// published), PublishErrors (its result could not be published) or
-// Abandoned (shutdown came before it got a handler slot). Malformed counts
-// messages that are not a task for this worker; Retried and Panics count
-// attempts, not tasks.
+// WorkerStats counts what a Worker did. Every task for this worker that
+// decodes is Received, then, once finished, counted in exactly one of
+// Completed (a completed result published), Failed (a failed result
+// published, whatever the cause) or PublishErrors (its result could not be
+// published). Malformed counts messages dropped as not a task for this
+// worker. Retried counts retries and Panics panicking attempts.
 type WorkerStats struct {
 	Received      uint64
 	Completed     uint64
@@ -111,11 +111,10 @@ type WorkerStats struct {
 	Malformed     uint64
 	Panics        uint64
 	PublishErrors uint64
-	Abandoned     uint64
 }
 
 type workerCounters struct {
-	received, completed, failed, retried, malformed, panics, publishErrors, abandoned atomic.Uint64
+	received, completed, failed, retried, malformed, panics, publishErrors atomic.Uint64
 }
 
 // workerHandleFunc runs one attempt: it turns the task (and, for handlers
@@ -135,6 +134,10 @@ type workerHandleFunc func(ctx context.Context, task *TaskMessage, data []byte) 
 //   - at most Concurrency handlers run at once;
 //   - Run returns only after the tasks already delivered are finished and
 //     their results published, and leaves no goroutine behind.
+//
+// The result of a task that was retried carries "retry_count" as an extra
+// top-level field: Go decoders keep it in TaskResult.Extra, pydantic
+// ignores it.
 //
 // Delivery is at-most-once: a task published while no worker is
 // subscribed, or dropped by a full subscription, is lost.
@@ -347,7 +350,6 @@ func (w *Worker) Stats() WorkerStats {
 		Malformed:     s.malformed.Load(),
 		Panics:        s.panics.Load(),
 		PublishErrors: s.publishErrors.Load(),
-		Abandoned:     s.abandoned.Load(),
 	}
 }
 

@@ -98,7 +98,7 @@ func (w *Worker) serve() {
 
 func (w *Worker) abandoned() *workerHandlerError {
 	return &workerHandlerError{reason: workerReasonShutdown, permanent: true,
-		err: fmt.Errorf("%w: it was still waiting for a handler slot when the drain timeout expired", ErrWorkerShutdown)}
+		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrWorkerShutdown)}
 }
 
 // process runs one task on a pool goroutine and publishes its result.

@@ -53,6 +53,11 @@ func newBound(r *big.Rat) *bound {
 	return &bound{rat: r, f: f, exact: exact}
 }
 
+type propNode struct {
+	name string
+	node *node
+}
+
 type patternNode struct {
 	re   *regexp.Regexp
 	node *node
@@ -77,6 +82,7 @@ type node struct {
 	minProps, maxProps int
 	required           []string
 	props              map[string]*node
+	propList           []propNode // props as a list, for walking without a map iteration
 	propNames          *node
 	patternProps       []patternNode
 	addlPropsBool      *bool
@@ -218,6 +224,9 @@ func (b *fastBuilder) build(s *jsonschema.Schema) *node {
 		n.props = make(map[string]*node, len(s.Properties))
 		for k, ps := range s.Properties {
 			n.props[k] = b.build(ps)
+		}
+		for k, pn := range n.props {
+			n.propList = append(n.propList, propNode{name: k, node: pn})
 		}
 	}
 	n.propNames = b.build(s.PropertyNames)

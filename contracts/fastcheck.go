@@ -205,7 +205,15 @@ func (r *fastRun) object(n *node, m map[string]any) bool {
 		}
 	}
 	checkAddl := n.addlPropsBool != nil || n.addlProps != nil
-	if len(n.props) <= len(m) || checkAddl {
+	if len(n.patternProps) == 0 && !checkAddl {
+		// Only declared properties are checked: look each up rather than
+		// iterate the map, which costs more.
+		for _, p := range n.propList {
+			if pv, ok := m[p.name]; ok && !r.child(p.node, pv) {
+				return false
+			}
+		}
+	} else if len(n.props) <= len(m) || checkAddl {
 		for name, pv := range m {
 			ps, declared := n.props[name]
 			if declared && !r.child(ps, pv) {
