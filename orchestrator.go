@@ -88,10 +88,11 @@ type OrchestratorConfig struct {
 type OrchestratorStats struct {
 	// GoalsReceived counts goals decoded and accepted.
 	GoalsReceived uint64
-	// GoalsCompleted counts final results published with status completed
-	// (timed-out goals included).
+	// GoalsCompleted counts final results with status completed
+	// (timed-out goals included), counted just before they are published.
 	GoalsCompleted uint64
-	// GoalsFailed counts final results published with status failed.
+	// GoalsFailed counts final results with status failed, counted just
+	// before they are published.
 	GoalsFailed uint64
 	// GoalsTimedOut counts goals whose collection timed out with subtasks
 	// pending.
@@ -111,7 +112,8 @@ type OrchestratorStats struct {
 // Synthesize, and publishes the final TaskResult on ResultSubject(goal_id):
 // task_id = goal_id, worker_type = OrchestratorWorkerType, parent_task_id
 // null, status completed with the synthesized output, or failed with the
-// error (a Decompose, dispatch or Synthesize failure). Every goal that
+// error (a Decompose, dispatch or Synthesize failure, or a panic in
+// Decompose or Synthesize, recovered). Every goal that
 // decodes gets exactly one final result; a message that does not decode
 // but names a goal_id gets a failed one.
 //
@@ -142,6 +144,9 @@ type Orchestrator struct {
 // Run. It fails with ErrOrchestratorConfig when Decompose is nil or a
 // setting is negative or invalid.
 func NewOrchestrator(b bus.Bus, cfg OrchestratorConfig, opts ...Option) (*Orchestrator, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: nil bus", ErrOrchestratorConfig)
+	}
 	if cfg.Decompose == nil {
 		return nil, fmt.Errorf("%w: Decompose is required", ErrOrchestratorConfig)
 	}
@@ -270,10 +275,10 @@ func (o *Orchestrator) process(ctx context.Context, goal OrchestratorGoal) {
 	results, timeout, err := o.collect(ctx, goal)
 	var output map[string]any
 	if err == nil {
-		output, err = o.cfg.Synthesize(ctx, goal, results)
-		if err != nil {
-			err = fmt.Errorf("synthesize: %w", err)
-		}
+		err = orchestratorGuard("synthesize", func() (err error) {
+			output, err = o.cfg.Synthesize(ctx, goal, results)
+			return err
+		})
 	}
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
@@ -287,8 +292,9 @@ func (o *Orchestrator) process(ctx context.Context, goal OrchestratorGoal) {
 	}
 	res.Output = output
 	res.ProcessingTimeMS = int(time.Since(start).Milliseconds())
-	publishErr := o.publishFinal(context.WithoutCancel(ctx), res)
 
+	// Counted before the publish, so a caller holding the final result
+	// sees it counted.
 	attrs := []any{"goal_id", goal.GoalID, "request_id", goal.RequestID, "status", string(res.Status),
 		"collected_count", len(results), "processing_time_ms", res.ProcessingTimeMS}
 	if timeout != nil {
@@ -302,19 +308,26 @@ func (o *Orchestrator) process(ctx context.Context, goal OrchestratorGoal) {
 	} else {
 		o.stats.completed.Add(1)
 	}
-	if publishErr != nil {
-		attrs = append(attrs, "publish_error", publishErr.Error())
+	if err := o.publishFinal(context.WithoutCancel(ctx), res); err != nil {
+		attrs = append(attrs, "publish_error", err.Error())
 	}
-	o.log.Info("orchestrator.goal_completed", attrs...)
+	level := slog.LevelInfo
+	if res.Status == StatusFailed || timeout != nil {
+		level = slog.LevelWarn
+	}
+	o.log.Log(ctx, level, "orchestrator.goal_completed", attrs...)
 }
 
 // collect decomposes the goal, dispatches its subtasks and gathers their
 // results. After a timeout it returns the partial results and the
 // *TimeoutError with a nil error.
 func (o *Orchestrator) collect(ctx context.Context, goal OrchestratorGoal) ([]TaskResult, *TimeoutError, error) {
-	tasks, err := o.cfg.Decompose(ctx, goal)
-	if err != nil {
-		return nil, nil, fmt.Errorf("decompose: %w", err)
+	var tasks []TaskMessage
+	if err := orchestratorGuard("decompose", func() (err error) {
+		tasks, err = o.cfg.Decompose(ctx, goal)
+		return err
+	}); err != nil {
+		return nil, nil, err
 	}
 	if len(tasks) == 0 {
 		return nil, nil, nil
@@ -353,6 +366,21 @@ func (o *Orchestrator) publishFinal(ctx context.Context, res TaskResult) error {
 	if err != nil {
 		o.stats.publishErrors.Add(1)
 		return fmt.Errorf("publishing final result of goal %s to %s: %w", res.TaskID, ResultSubject(res.TaskID), err)
+	}
+	return nil
+}
+
+// orchestratorGuard runs one of the user's functions: its error, or a
+// panic, becomes an error prefixed with what was running, so the goal
+// still gets a failed final result.
+func orchestratorGuard(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s panicked: %v", what, p)
+		}
+	}()
+	if err := f(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

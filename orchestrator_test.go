@@ -176,6 +176,17 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 		if st := o.Stats(); st != (heddle.OrchestratorStats{GoalsReceived: 1, GoalsCompleted: 1}) {
 			t.Fatalf("stats %+v", st)
 		}
+		// Each subtask result is logged once, with the parent_task_id an
+		// operator cross-checks against the dispatched task.
+		collected := rec.all("result_stream.collected")
+		if len(collected) != 100 {
+			t.Fatalf("%d result_stream.collected events, want 100", len(collected))
+		}
+		for _, c := range collected {
+			if c.attrs["parent_task_id"] != goal.GoalID || c.attrs["worker_type"] != "square" {
+				t.Fatalf("collected event %+v, want parent_task_id %s", c.attrs, goal.GoalID)
+			}
+		}
 		if recs := rec.all("orchestrator.goal_received"); len(recs) != 1 || recs[0].attrs["goal_id"] != goal.GoalID {
 			t.Fatalf("goal_received events %+v", recs)
 		}
@@ -347,6 +358,19 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 			}
 			if st := o.Stats(); st.GoalsFailed != 1 || st.GoalsCompleted != 0 {
 				t.Fatalf("stats %+v", st)
+			}
+		})
+		t.Run("a panic in Synthesize", func(t *testing.T) {
+			o := newTestOrchestrator(t, connect(), heddle.OrchestratorConfig{
+				Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) { return nil, nil },
+				Synthesize: func(context.Context, heddle.OrchestratorGoal, []heddle.TaskResult) (map[string]any, error) {
+					panic("out of ideas")
+				},
+			}, nil)
+			orchestratorRun(t, o)
+			res := submitTestGoal(t, connect(), heddle.NewOrchestratorGoal("panic", nil))
+			if res.Status != heddle.StatusFailed || res.Error != "synthesize panicked: out of ideas" {
+				t.Fatalf("final result %+v, want failed naming the panic", res)
 			}
 		})
 		t.Run("a subtask that cannot be dispatched", func(t *testing.T) {

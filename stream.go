@@ -2,7 +2,6 @@ package heddle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -118,9 +117,11 @@ func (e streamEnd) String() string {
 // as heddle.results.default see every caller's results),
 // result_stream.duplicate, result_stream.parse_error (malformed JSON, an
 // invalid envelope or an output contract violation; the error is logged
-// and the stream keeps waiting), and result_stream.late (a result for an
-// expected task after the collection ended; dropped). A timeout with tasks
-// pending is logged once as result_stream.timeout.
+// and the stream keeps waiting; a malformed message whose task_id can be
+// read and is not expected is ignored instead, as not for this stream),
+// and result_stream.late (a result for an expected task after the
+// collection ended; dropped). A timeout with tasks pending is logged once
+// as result_stream.timeout.
 //
 // The stream stays subscribed until Close, so results that arrive after a
 // timeout are seen and counted as late; Close it when done. Dispatch,
@@ -479,97 +480,4 @@ func (s *ResultStream) fireTimeout() {
 			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
 	}
 	s.notify()
-}
-
-// handle classifies one message; it never blocks on the consumer.
-func (s *ResultStream) handle(_ context.Context, msg *bus.Msg) error {
-	res, err := DecodeTaskResult(msg.Data)
-	if err != nil {
-		id := streamPeekTaskID(msg.Data)
-		s.mu.Lock()
-		_, known := s.expected[id]
-		s.mu.Unlock()
-		if id != "" && !known {
-			s.ignored.Add(1)
-			s.log.Debug("result_stream.ignored", "subject", s.subject, "task_id", id,
-				"reason", "unknown task_id", "error", err.Error())
-			return nil
-		}
-		s.parseErrors.Add(1)
-		s.log.Warn("result_stream.parse_error", "subject", s.subject, "task_id", id, "error", err.Error())
-		return nil
-	}
-	if s.cfg.OutputContract != nil && res.Status == StatusCompleted && s.isPending(res.TaskID) {
-		if err := s.cfg.OutputContract.ValidateOutput(res.Output); err != nil {
-			s.parseErrors.Add(1)
-			s.log.Warn("result_stream.parse_error", "subject", s.subject, "task_id", res.TaskID,
-				"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "error", err.Error())
-			return nil
-		}
-	}
-	s.mu.Lock()
-	collected, known := s.expected[res.TaskID]
-	end := s.end
-	switch {
-	case !known:
-		s.mu.Unlock()
-		s.ignored.Add(1)
-		s.log.Debug("result_stream.ignored", "subject", s.subject, "task_id", res.TaskID,
-			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "reason", "unknown task_id")
-	case collected:
-		s.mu.Unlock()
-		s.duplicates.Add(1)
-		s.log.Info("result_stream.duplicate", "subject", s.subject, "task_id", res.TaskID,
-			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType)
-	case end != streamOpen || s.closed:
-		s.mu.Unlock()
-		s.late.Add(1)
-		s.log.Warn("result_stream.late", "subject", s.subject, "task_id", res.TaskID,
-			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType,
-			"reason", "collection ended: "+end.String())
-	default:
-		s.expected[res.TaskID] = true
-		s.pending--
-		if i := slices.IndexFunc(s.queue, func(q streamQueued) bool { return q.id == res.TaskID }); i >= 0 {
-			// Answered before the stream published it (dispatched by
-			// other means too): never publish it now.
-			s.queue = slices.Delete(s.queue, i, i+1)
-		} else {
-			s.inFlight--
-		}
-		s.results = append(s.results, res)
-		n := len(s.results)
-		if s.cfg.Quorum > 0 && n >= s.cfg.Quorum {
-			s.end = streamQuorum
-			if s.timer != nil {
-				s.timer.Stop()
-			}
-		}
-		s.mu.Unlock()
-		s.collected.Add(1)
-		s.log.Info("result_stream.collected", "subject", s.subject, "task_id", res.TaskID,
-			"parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType, "status", string(res.Status))
-		s.notify()
-	}
-	return nil
-}
-
-func (s *ResultStream) isPending(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	collected, known := s.expected[id]
-	return known && !collected
-}
-
-// streamPeekTaskID reads task_id from a message that failed to decode, if
-// it is a JSON object holding one as a string.
-func streamPeekTaskID(data []byte) string {
-	var v struct {
-		TaskID any `json:"task_id"`
-	}
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	id, _ := v.TaskID.(string)
-	return id
 }

@@ -1,6 +1,7 @@
 package heddle_test
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"testing"
@@ -57,9 +58,48 @@ func streamBenchResponder(b *testing.B, conn bus.Bus, workerType string, queue s
 	}
 }
 
+// streamBenchRawResponder is the worker of the round-trip benchmarks: a
+// raw nats.go subscription doing the least a worker must, so the
+// comparison measures the caller's side. It reads the task_id by scanning
+// the bytes and splices it into a result encoded once; the result goes to
+// heddle.results.default, where tasks without parent_task_id report.
+func streamBenchRawResponder(b *testing.B, url, workerType string) *nats.Conn {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl, err := heddle.NewTaskResult("TASKID", workerType, heddle.StatusCompleted).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	before, after, _ := bytes.Cut(tmpl, []byte("TASKID"))
+	key := []byte(`"task_id":"`)
+	if _, err := nc.Subscribe(heddle.WorkerSubjectAllTiers(workerType), func(m *nats.Msg) {
+		_, rest, ok := bytes.Cut(m.Data, key)
+		id, _, ok2 := bytes.Cut(rest, []byte(`"`))
+		if !ok || !ok2 {
+			b.Errorf("no task_id in %s", m.Data)
+			return
+		}
+		out := make([]byte, 0, len(before)+len(id)+len(after))
+		out = append(append(append(out, before...), id...), after...)
+		_ = nc.Publish(heddle.SubjectResultsDefault, out)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return nc
+}
+
 // BenchmarkDispatchAndWait measures one task's round trip, published
 // straight to the worker subject, against raw nats.go request/reply on the
-// same embedded server in the same run.
+// same embedded server in the same run: heddle is the DispatchAndWait
+// function (it subscribes and unsubscribes on every call), heddle_caller a
+// Caller (one subscription kept, as nats.go keeps its inbox). Both answer
+// through streamBenchRawResponder; the raw responder echoes the request.
 func BenchmarkDispatchAndWait(b *testing.B) {
 	url := contracttest.RunServer(b)
 	ctx := context.Background()
@@ -70,12 +110,7 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer caller.Close()
-		worker, err := natsbus.Connect(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer worker.Close()
-		streamBenchResponder(b, worker, "bench_echo", "")
+		defer streamBenchRawResponder(b, url, "bench_echo").Close()
 		payload := map[string]any{"text": "hello"}
 		lat := make(streamBenchLatencies, 0, b.N)
 		b.ReportAllocs()
@@ -83,6 +118,34 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 		for b.Loop() {
 			start := time.Now()
 			res, err := heddle.DispatchAndWait(ctx, caller, heddle.NewTaskMessage("bench_echo", payload),
+				heddle.DispatchDirect(), heddle.DispatchTimeout(10*time.Second))
+			if err != nil || res.Status != heddle.StatusCompleted {
+				b.Fatalf("DispatchAndWait: %v %v", res, err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		lat.report(b)
+	})
+
+	b.Run("natsbus/heddle_caller", func(b *testing.B) {
+		conn, err := natsbus.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		defer streamBenchRawResponder(b, url, "bench_echo").Close()
+		caller, err := heddle.NewCaller(ctx, conn, heddle.SubjectResultsDefault)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer caller.Close()
+		payload := map[string]any{"text": "hello"}
+		lat := make(streamBenchLatencies, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			start := time.Now()
+			res, err := caller.DispatchAndWait(ctx, heddle.NewTaskMessage("bench_echo", payload),
 				heddle.DispatchDirect(), heddle.DispatchTimeout(10*time.Second))
 			if err != nil || res.Status != heddle.StatusCompleted {
 				b.Fatalf("DispatchAndWait: %v %v", res, err)

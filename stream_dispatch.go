@@ -54,7 +54,10 @@ func DispatchLogger(l *slog.Logger) DispatchOption {
 // invalid task, a *contracts.ValidationError for a payload violating the
 // input contract (nothing is published then), a *TimeoutError (errors.Is
 // ErrTimeout) naming the task, or ctx.Err(). The subscription ends when it
-// returns, so a result arriving after the timeout is not seen.
+// returns, so a result arriving after the timeout is not seen (a Caller
+// keeps its subscription and reports such results as late). Each call
+// subscribes and unsubscribes, which on NATS costs a round trip to the
+// server; for many calls from one place use a Caller.
 func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
 	var o dispatchOptions
 	for _, opt := range opts {

@@ -253,11 +253,12 @@ func TestResultStreamNeverMissesAnInstantReply(t *testing.T) {
 			streamResponder(t, worker, "instant", "", func(task heddle.TaskMessage) [][]byte {
 				return [][]byte{streamEncode(t, streamEcho(task))}
 			})
-			ctx := streamTestContext(t)
 			losses := 0
 			for i := range 1000 {
 				task := heddle.NewTaskMessage("instant", map[string]any{"i": i})
+				ctx, cancel := context.WithTimeout(context.Background(), streamTestWait)
 				res, err := heddle.DispatchAndWait(ctx, caller, task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait))
+				cancel()
 				if err != nil || res.TaskID != task.TaskID {
 					losses++
 					t.Errorf("round trip %d: result %v, error %v", i, res, err)
@@ -401,6 +402,28 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 				t.Fatalf("duplicate events %+v", recs)
 			}
 		})
+		t.Run("a malformed result naming another task_id is ignored, not a parse error", func(t *testing.T) {
+			caller, worker := connect(), connect()
+			s := newTestStream(t, caller, heddle.SubjectResultsDefault, heddle.StreamConfig{Timeout: streamTestWait}, nil)
+			if err := s.Expect("mine"); err != nil {
+				t.Fatal(err)
+			}
+			ctx := streamTestContext(t)
+			for _, data := range [][]byte{
+				[]byte(`{"worker_type":"w","status":"done","task_id":"theirs"}`),
+				streamEncode(t, heddle.NewTaskResult("mine", "w", heddle.StatusCompleted)),
+			} {
+				if err := worker.Publish(ctx, &bus.Msg{Subject: heddle.SubjectResultsDefault, Data: data}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if results, err := s.Collect(ctx); err != nil || len(results) != 1 {
+				t.Fatalf("Collect = %v, %v", results, err)
+			}
+			if st := s.Stats(); st != (heddle.StreamStats{Collected: 1, Ignored: 1}) {
+				t.Fatalf("stats %+v, want the other task's malformed result ignored", st)
+			}
+		})
 		t.Run("streams sharing heddle.results.default each collect only their own task_ids", func(t *testing.T) {
 			one, two, worker := connect(), connect(), connect()
 			s1 := newTestStream(t, one, heddle.SubjectResultsDefault, heddle.StreamConfig{Timeout: streamTestWait}, nil)
@@ -477,6 +500,33 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 			recs := rec.all("result_stream.timeout")
 			if len(recs) != 1 || fmt.Sprint(recs[0].attrs["pending_task_ids"]) != "[task-a task-c]" {
 				t.Fatalf("timeout events %+v", recs)
+			}
+		})
+		t.Run("a result published on another parent's subject is never seen and its task is named pending", func(t *testing.T) {
+			// The runbook's first question: a worker that computed its
+			// result subject from a wrong parent_task_id.
+			caller, worker := connect(), connect()
+			rec := newStreamLogRecorder()
+			s := newTestStream(t, caller, heddle.ResultSubject("parent-right"), heddle.StreamConfig{Timeout: streamShortTimeout}, rec.logger())
+			if err := s.Expect("task-x"); err != nil {
+				t.Fatal(err)
+			}
+			r := heddle.NewTaskResult("task-x", "w", heddle.StatusCompleted)
+			r.ParentTaskID = "parent-wrong"
+			ctx := streamTestContext(t)
+			if err := worker.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: streamEncode(t, r)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := worker.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Collect(ctx)
+			var te *heddle.TimeoutError
+			if !errors.As(err, &te) || !slices.Equal(te.PendingTaskIDs, []string{"task-x"}) {
+				t.Fatalf("Collect error %v, want a timeout naming task-x", err)
+			}
+			if st := s.Stats(); st != (heddle.StreamStats{Timeouts: 1}) {
+				t.Fatalf("stats %+v: the stream saw something", st)
 			}
 		})
 		t.Run("every task dispatched to a worker nobody serves is pending, sorted", func(t *testing.T) {

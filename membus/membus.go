@@ -47,7 +47,9 @@
 // them as soon as Publish returns. Each handler call gets a *bus.Msg of its
 // own, but every subscription that receives the message shares that one
 // copy of Data and Header: handlers must treat them as read-only (copy
-// before changing) and may keep them after they return.
+// before changing) and may keep them after they return. Copies of small
+// payloads are carved out of shared 64 KiB chunks, so a message kept after
+// its handler returns keeps its chunk (not only its payload) in memory.
 //
 // # Closing
 //
@@ -89,6 +91,8 @@ type Bus struct {
 	mu    sync.Mutex                 // guards subs and state changes
 	subs  map[*subscription]struct{} // subscriptions whose goroutine runs
 	wg    sync.WaitGroup             // counts those goroutines
+
+	slab slab // payload copies made by Publish
 
 	stats counters
 }
@@ -134,7 +138,10 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	size := msg.Size()
+	size := len(msg.Data)
+	if len(msg.Header) > 0 {
+		size = msg.Size()
+	}
 	if size > b.maxPayload {
 		if err := bus.ValidatePublishSubject(msg.Subject); err != nil {
 			return fmt.Errorf("membus: publish: %w", err)
@@ -159,10 +166,7 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 		return nil
 	}
 	e := envelope{subject: msg.Subject, header: msg.Header.Clone(), size: int64(size)}
-	if msg.Data != nil {
-		e.data = make([]byte, len(msg.Data))
-		copy(e.data, msg.Data)
-	}
+	e.data = b.slab.copyOf(msg.Data)
 	for _, s := range r.plain {
 		s.enqueue(e)
 	}

@@ -1,0 +1,274 @@
+package heddle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+)
+
+// callerRecentTaskIDs bounds how many answered or abandoned task_ids a
+// Caller remembers to tell a duplicate or a late result from a result for
+// a task it never dispatched (which it counts as ignored).
+const callerRecentTaskIDs = 4096
+
+// Caller dispatches single tasks and waits for their results over one
+// subscription to a result subject that it keeps until Close, as nats.go
+// keeps one inbox subscription for all its requests. A round trip then
+// costs a publish and a delivery, where the DispatchAndWait function also
+// subscribes and unsubscribes each time. Use it for many calls from one
+// place; it is safe for concurrent use.
+//
+// It keeps the promises of a ResultStream: subscribed before any task is
+// published; a malformed result or an output violating the contract is
+// logged as result_stream.parse_error and the wait goes on; results for
+// task_ids it does not wait for are result_stream.ignored (debug level),
+// repeats result_stream.duplicate, and results arriving after their
+// caller stopped waiting (timeout or cancelled context)
+// result_stream.late, each counted in Stats. A timeout is a *TimeoutError.
+type Caller struct {
+	b       bus.Bus
+	subject string
+	log     *slog.Logger
+	sub     bus.Subscription
+	closing chan struct{}
+
+	mu      sync.Mutex
+	waiting map[string]*callerWait
+	recent  map[string]bool // task_id -> answered (true) or abandoned (false)
+	order   []string        // recent's keys, oldest first
+	closed  bool
+
+	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+}
+
+type callerWait struct {
+	result   chan TaskResult // capacity 1; sent to once
+	contract *contracts.Contract
+}
+
+// NewCaller subscribes to subject, a result subject such as
+// SubjectResultsDefault (for tasks without parent_task_id) or
+// ResultSubject(id) (for tasks whose parent_task_id is id), and returns a
+// Caller for tasks whose results are published there. When it returns the
+// subscription is live. ctx bounds the subscribe call only.
+func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...Option) (*Caller, error) {
+	c := &Caller{
+		b:       b,
+		subject: subject,
+		log:     applyOptions(opts).logger,
+		closing: make(chan struct{}),
+		waiting: map[string]*callerWait{},
+		recent:  map[string]bool{},
+	}
+	sub, err := b.Subscribe(ctx, subject, c.handle)
+	if err != nil {
+		return nil, fmt.Errorf("heddle: caller subscribing to %s: %w", subject, err)
+	}
+	c.sub = sub
+	return c, nil
+}
+
+// DispatchAndWait publishes task and waits for its result, as the
+// DispatchAndWait function does (same options, same errors, never a nil
+// result with a nil error), over the Caller's subscription. The task's
+// result subject must be the Caller's (ErrResultSubjectMismatch) and its
+// task_id must not be one the Caller is waiting for or recently saw
+// (ErrDuplicateTaskID). After Close it returns ErrStreamClosed.
+func (c *Caller) DispatchAndWait(ctx context.Context, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
+	var o dispatchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	data, err := task.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)
+	}
+	if o.contract != nil {
+		if err := o.contract.ValidateInput(task.Payload); err != nil {
+			return nil, fmt.Errorf("heddle: task %s payload for worker %q, nothing dispatched: %w", task.TaskID, task.WorkerType, err)
+		}
+	}
+	if rs := task.ResultSubject(); !bus.Match(c.subject, rs) {
+		return nil, fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the caller listens on %s",
+			ErrResultSubjectMismatch, task.TaskID, task.ParentTaskID, rs, c.subject)
+	}
+	subject := o.cfg.DispatchSubject
+	switch {
+	case o.cfg.DispatchDirect:
+		subject = task.WorkerSubject()
+	case subject == "":
+		subject = SubjectTasksIncoming
+	}
+	timeout := o.cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultResultTimeout
+	}
+
+	w := &callerWait{result: make(chan TaskResult, 1), contract: o.contract}
+	c.mu.Lock()
+	_, waiting := c.waiting[task.TaskID]
+	_, seen := c.recent[task.TaskID]
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, ErrStreamClosed
+	case waiting || seen:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, task.TaskID, c.subject)
+	}
+	c.waiting[task.TaskID] = w
+	c.mu.Unlock()
+
+	if err := c.b.Publish(ctx, &bus.Msg{Subject: subject, Data: data}); err != nil {
+		c.mu.Lock()
+		delete(c.waiting, task.TaskID)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("heddle: dispatching task %s to %s: %w", task.TaskID, subject, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var stopErr error
+	select {
+	case res := <-w.result:
+		return &res, nil
+	case <-timer.C:
+	case <-ctx.Done():
+		stopErr = ctx.Err()
+	case <-c.closing:
+		stopErr = fmt.Errorf("%w while waiting for task %s on %s", ErrStreamClosed, task.TaskID, c.subject)
+	}
+	if !c.abandon(task.TaskID) {
+		// The result won the race: it is in the channel.
+		res := <-w.result
+		return &res, nil
+	}
+	if stopErr != nil {
+		return nil, stopErr
+	}
+	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout}
+	c.timeouts.Add(1)
+	c.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
+	return nil, te
+}
+
+// abandon stops waiting for id; it reports false when the result was
+// already delivered.
+func (c *Caller) abandon(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.waiting[id]; !ok {
+		return false
+	}
+	delete(c.waiting, id)
+	c.rememberLocked(id, false)
+	return true
+}
+
+func (c *Caller) rememberLocked(id string, answered bool) {
+	if _, ok := c.recent[id]; !ok {
+		if len(c.order) >= callerRecentTaskIDs {
+			delete(c.recent, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.order = append(c.order, id)
+	}
+	c.recent[id] = answered
+}
+
+// Stats returns the Caller's counters; Timeouts counts calls that timed
+// out.
+func (c *Caller) Stats() StreamStats {
+	return StreamStats{
+		Collected:   c.collected.Load(),
+		Ignored:     c.ignored.Load(),
+		Duplicates:  c.duplicates.Load(),
+		ParseErrors: c.parseErrors.Load(),
+		Late:        c.late.Load(),
+		Timeouts:    c.timeouts.Load(),
+	}
+}
+
+// Close unsubscribes; calls still waiting return ErrStreamClosed. It is
+// idempotent.
+func (c *Caller) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.closing)
+	c.mu.Unlock()
+	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: caller unsubscribing from %s: %w", c.subject, err)
+	}
+	return nil
+}
+
+// handle classifies one message; it never blocks.
+func (c *Caller) handle(_ context.Context, msg *bus.Msg) error {
+	res, err := DecodeTaskResult(msg.Data)
+	if err != nil {
+		id := streamPeekTaskID(msg.Data)
+		c.mu.Lock()
+		_, waiting := c.waiting[id]
+		c.mu.Unlock()
+		if id != "" && !waiting {
+			c.ignored.Add(1)
+			c.log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			return nil
+		}
+		c.parseErrors.Add(1)
+		c.log.Warn("result_stream.parse_error", "subject", c.subject, "task_id", id, "error", err.Error())
+		return nil
+	}
+	c.mu.Lock()
+	w, waiting := c.waiting[res.TaskID]
+	answered, seen := c.recent[res.TaskID]
+	c.mu.Unlock()
+	attrs := []any{"subject", c.subject, "task_id", res.TaskID, "parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType}
+	switch {
+	case !waiting && seen && answered:
+		c.duplicates.Add(1)
+		c.log.Info("result_stream.duplicate", attrs...)
+		return nil
+	case !waiting && seen:
+		c.late.Add(1)
+		c.log.Warn("result_stream.late", append(attrs, "reason", "the caller stopped waiting")...)
+		return nil
+	case !waiting:
+		c.ignored.Add(1)
+		c.log.Debug("result_stream.ignored", append(attrs, "reason", "unknown task_id")...)
+		return nil
+	}
+	if w.contract != nil && res.Status == StatusCompleted {
+		if err := w.contract.ValidateOutput(res.Output); err != nil {
+			c.parseErrors.Add(1)
+			c.log.Warn("result_stream.parse_error", append(attrs, "error", err.Error())...)
+			return nil
+		}
+	}
+	c.mu.Lock()
+	if c.waiting[res.TaskID] != w {
+		// Abandoned meanwhile.
+		c.mu.Unlock()
+		c.late.Add(1)
+		c.log.Warn("result_stream.late", append(attrs, "reason", "the caller stopped waiting")...)
+		return nil
+	}
+	delete(c.waiting, res.TaskID)
+	c.rememberLocked(res.TaskID, true)
+	c.mu.Unlock()
+	c.collected.Add(1)
+	c.log.Info("result_stream.collected", append(attrs, "status", string(res.Status))...)
+	w.result <- res
+	return nil
+}

@@ -1,0 +1,165 @@
+package heddle_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/contracttest"
+)
+
+func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *streamLogRecorder) *heddle.Caller {
+	t.Helper()
+	c, err := heddle.NewCaller(streamTestContext(t), b, subject, heddle.WithLogger(rec.logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestCallerRoundTrips(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		t.Run("concurrent calls over one subscription each get their own result", func(t *testing.T) {
+			worker := connect()
+			for range 2 {
+				streamResponder(t, worker, "caller_echo", heddle.WorkerQueueGroup("caller_echo"), func(task heddle.TaskMessage) [][]byte {
+					return [][]byte{streamEncode(t, streamEcho(task))}
+				})
+			}
+			rec := newStreamLogRecorder()
+			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			var wg sync.WaitGroup
+			for g := range 20 {
+				wg.Go(func() {
+					for i := range 25 {
+						task := heddle.NewTaskMessage("caller_echo", map[string]any{"g": g, "i": i})
+						res, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait))
+						if err != nil || res.TaskID != task.TaskID || fmt.Sprint(res.Output["echo"]) != fmt.Sprint(map[string]any{"g": float64(g), "i": float64(i)}) {
+							t.Errorf("call %d/%d: %+v, %v", g, i, res, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if st := c.Stats(); st != (heddle.StreamStats{Collected: 500}) {
+				t.Fatalf("stats %+v, want 500 collected and nothing else", st)
+			}
+		})
+		t.Run("a malformed result and a contract violation are skipped and the valid result returned", func(t *testing.T) {
+			contract, err := contracts.FromJSON(nil, []byte(`{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			streamResponder(t, connect(), "caller_flaky", "", func(task heddle.TaskMessage) [][]byte {
+				return [][]byte{
+					[]byte(`{"task_id":` + `"` + task.TaskID + `", oops`),
+					streamEncode(t, task.Result(heddle.StatusCompleted, map[string]any{"n": "one"}, nil)),
+					streamEncode(t, task.Result(heddle.StatusCompleted, map[string]any{"n": 1}, nil)),
+				}
+			})
+			rec := newStreamLogRecorder()
+			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			res, err := c.DispatchAndWait(streamTestContext(t), heddle.NewTaskMessage("caller_flaky", nil),
+				heddle.DispatchDirect(), heddle.DispatchContract(contract), heddle.DispatchTimeout(streamTestWait))
+			if err != nil || res.Output["n"] != float64(1) {
+				t.Fatalf("DispatchAndWait = %+v, %v; want the valid result", res, err)
+			}
+			recs := rec.all("result_stream.parse_error")
+			if len(recs) != 2 || !strings.Contains(recs[0].attrs["error"].(string), "malformed JSON") || !strings.Contains(recs[1].attrs["error"].(string), "/n") {
+				t.Fatalf("parse_error events %+v, want the malformed JSON then /n", recs)
+			}
+			if st := c.Stats(); st.ParseErrors != 2 || st.Collected != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+		t.Run("a timeout names the task, and its result arriving afterwards is late", func(t *testing.T) {
+			worker := connect()
+			rec := newStreamLogRecorder()
+			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			task := heddle.NewTaskMessage("caller_silent", nil)
+			res, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamShortTimeout))
+			var te *heddle.TimeoutError
+			if res != nil || !errors.As(err, &te) || !slices.Equal(te.PendingTaskIDs, []string{task.TaskID}) || te.ExpectedCount != 1 {
+				t.Fatalf("DispatchAndWait = %v, %v; want a timeout naming %s", res, err, task.TaskID)
+			}
+			ctx := streamTestContext(t)
+			if err := worker.Publish(ctx, &bus.Msg{Subject: task.ResultSubject(), Data: streamEncode(t, streamEcho(task))}); err != nil {
+				t.Fatal(err)
+			}
+			if recs := rec.wait(t, "result_stream.late", 1); recs[0].attrs["task_id"] != task.TaskID {
+				t.Fatalf("late event %+v", recs[0].attrs)
+			}
+			if st := c.Stats(); st != (heddle.StreamStats{Late: 1, Timeouts: 1}) {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+		t.Run("a repeated result is a duplicate and an unknown task_id is ignored", func(t *testing.T) {
+			streamResponder(t, connect(), "caller_twice", "", func(task heddle.TaskMessage) [][]byte {
+				other := streamEcho(task)
+				other.TaskID = "someone-else"
+				return [][]byte{streamEncode(t, other), streamEncode(t, streamEcho(task)), streamEncode(t, streamEcho(task))}
+			})
+			rec := newStreamLogRecorder()
+			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			task := heddle.NewTaskMessage("caller_twice", nil)
+			if _, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait)); err != nil {
+				t.Fatal(err)
+			}
+			rec.wait(t, "result_stream.duplicate", 1)
+			if st := c.Stats(); st != (heddle.StreamStats{Collected: 1, Duplicates: 1, Ignored: 1}) {
+				t.Fatalf("stats %+v", st)
+			}
+			if _, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect()); !errors.Is(err, heddle.ErrDuplicateTaskID) {
+				t.Fatalf("dispatching the answered task_id again: %v, want ErrDuplicateTaskID", err)
+			}
+		})
+		t.Run("rejected calls publish nothing", func(t *testing.T) {
+			caller, watcher := connect(), connect()
+			spy := newStreamSpy(t, watcher, "heddle.tasks.>")
+			c := newTestCaller(t, caller, heddle.ResultSubject("caller-parent"), newStreamLogRecorder())
+			contract, err := contracts.FromJSON([]byte(`{"type":"object","required":["text"]}`), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := streamTestContext(t)
+			orphan := heddle.NewTaskMessage("w", map[string]any{"text": "x"})
+			if _, err := c.DispatchAndWait(ctx, orphan); !errors.Is(err, heddle.ErrResultSubjectMismatch) {
+				t.Fatalf("a task without the caller's parent: %v, want ErrResultSubjectMismatch", err)
+			}
+			empty := heddle.NewTaskMessage("w", nil)
+			empty.ParentTaskID = "caller-parent"
+			if _, err := c.DispatchAndWait(ctx, empty, heddle.DispatchContract(contract)); !errors.Is(err, contracts.ErrViolation) {
+				t.Fatalf("a payload violating the contract: %v, want ErrViolation", err)
+			}
+			spy.assertNothingBefore(t, caller, heddle.SubjectTasksIncoming)
+		})
+		t.Run("Close ends a waiting call and later calls", func(t *testing.T) {
+			rec := newStreamLogRecorder()
+			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.DispatchAndWait(streamTestContext(t), heddle.NewTaskMessage("caller_silent", nil), heddle.DispatchTimeout(streamTestWait))
+				done <- err
+			}()
+			// The call is waiting once its task is published; a Close before
+			// that also makes it return ErrStreamClosed.
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, heddle.ErrStreamClosed) {
+				t.Fatalf("waiting call: %v, want ErrStreamClosed", err)
+			}
+			if _, err := c.DispatchAndWait(streamTestContext(t), heddle.NewTaskMessage("w", nil)); !errors.Is(err, heddle.ErrStreamClosed) {
+				t.Fatalf("call after Close: %v, want ErrStreamClosed", err)
+			}
+		})
+	})
+}
