@@ -237,4 +237,3 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		}
 	})
 }
-

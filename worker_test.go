@@ -530,6 +530,9 @@ func TestWorkerSurvivesAPanickingHandler(t *testing.T) {
 		if rec.Attrs["reason"] != "panic" || rec.Attrs["stack"] == nil {
 			t.Errorf("worker.failed attrs = %v, want reason panic with a stack", rec.Attrs)
 		}
+		// The counters move after the result is published; the completed
+		// event follows its counter, so once it is seen the stats are final.
+		logs.waitFor(t, "worker.completed", good.TaskID, 1)
 		if s := w.Stats(); s.Panics != 1 || s.Failed != 1 || s.Completed != 1 || s.Retried != 0 {
 			t.Errorf("stats = %+v, want 1 panic not retried, 1 failed, 1 completed", s)
 		}
@@ -587,6 +590,7 @@ func TestWorkerCountsMalformedMessagesAndGoesOn(t *testing.T) {
 		if reasons["decode"] != 2 || reasons["worker_type_mismatch"] != 1 {
 			t.Errorf("worker.failed reasons = %v, want decode twice and worker_type_mismatch once", reasons)
 		}
+		logs.waitFor(t, "worker.completed", good.TaskID, 1) // the counters are final once it is logged
 		if s := w.Stats(); s.Malformed != 3 || s.Received != 1 || s.Completed != 1 {
 			t.Errorf("stats = %+v, want 3 malformed, 1 received and completed", s)
 		}
