@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -24,11 +26,113 @@ func appendObject(b []byte, m map[string]any, nullable bool) ([]byte, error) {
 		}
 		return append(b, "{}"...), nil
 	}
+	if out, ok := jsonAppendValue(b, m, 0); ok {
+		return out, nil
+	}
 	enc, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
 	return append(b, enc...), nil
+}
+
+// jsonMaxFastDepth bounds the nesting jsonAppendValue writes itself;
+// deeper values (and cycles) are left to encoding/json.
+const jsonMaxFastDepth = 64
+
+// jsonAppendValue appends v as json.Marshal writes it, for the values a
+// decoded JSON document holds (map[string]any, []any, string, float64,
+// bool, nil). ok is false, with b's contents beyond its length undefined,
+// for anything else: other types, infinities and NaN, nesting deeper than
+// jsonMaxFastDepth. The caller then uses json.Marshal.
+func jsonAppendValue(b []byte, v any, depth int) (_ []byte, ok bool) {
+	if depth > jsonMaxFastDepth {
+		return b, false
+	}
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return jsonAppendHTMLString(b, v), true
+	case bool:
+		return strconv.AppendBool(b, v), true
+	case float64:
+		return jsonAppendFloat(b, v)
+	case map[string]any:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		var keyBuf [16]string
+		keys := keyBuf[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonAppendHTMLString(b, k)
+			b = append(b, ':')
+			if b, ok = jsonAppendValue(b, v[k], depth+1); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	case []any:
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = jsonAppendValue(b, e, depth+1); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	}
+	return b, false
+}
+
+// jsonAppendFloat writes f as encoding/json does.
+func jsonAppendFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// jsonAppendHTMLString writes s as json.Marshal does: as appendString,
+// and also <, > and & escaped, and \b and \f in their short forms.
+func jsonAppendHTMLString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '<', '>', '&', '\b', '\f':
+			return jsonAppendHTMLStringSlow(b, s)
+		}
+	}
+	return appendString(b, s)
+}
+
+func jsonAppendHTMLStringSlow(b []byte, s string) []byte {
+	enc, _ := json.Marshal(s) // a string always encodes
+	return append(b, enc...)
 }
 
 // appendExtra writes the unknown fields (sorted, skipping any that shadow a

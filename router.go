@@ -302,7 +302,9 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	data := msg.Data
 	set := r.rules.Load()
-	m, err := DecodeTaskMessage(data)
+	// The envelope alone is decoded: the payload and metadata are checked
+	// but not built, as the original bytes are usually forwarded.
+	m, err := decodeTaskEnvelope(data)
 	tierOK := true
 	if err != nil {
 		var ve *ValidationError
@@ -338,6 +340,10 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	// spares an allocation for ids of up to 64 bytes.)
 	var idBuf [64]byte
 	if overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
+		// Re-encoding needs the whole task. Its verdict is the envelope's
+		// (at most the model_tier problem, which the tier resolved above
+		// replaces); a task_id it assigns replaces the envelope's.
+		m, _ = DecodeTaskMessage(data)
 		m.ModelTier = tier
 		if out, err = m.Encode(); err != nil {
 			r.deadLetter(ctx, msg, ReasonInvalidTaskMessage, err.Error())

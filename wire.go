@@ -117,8 +117,21 @@ func isNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "null" }
 var taskMessageFields = []string{"task_id", "parent_task_id", "worker_type", "payload", "model_tier",
 	"priority", "max_retries", "retry_count", "created_at", "request_id", "metadata"}
 
-func (m *TaskMessage) decode(data []byte) error {
+func (m *TaskMessage) decode(data []byte) error { return m.decodeAs(data, false) }
+
+// decodeTaskEnvelope decodes and validates data as DecodeTaskMessage does,
+// with the same verdict and the same error, but leaves Payload and
+// Metadata nil: it checks them without building their maps. It is for
+// readers of the envelope fields alone, such as the Router.
+func decodeTaskEnvelope(data []byte) (TaskMessage, error) {
+	var m TaskMessage
+	err := m.decodeAs(data, true)
+	return m, err
+}
+
+func (m *TaskMessage) decodeAs(data []byte, envelope bool) error {
 	d := newDecoder("TaskMessage", data)
+	d.envelope = envelope
 	if !d.isObject {
 		return d.p.err()
 	}
@@ -136,6 +149,9 @@ func (m *TaskMessage) decode(data []byte) error {
 		Metadata:     d.object("metadata", optional, map[string]any{}),
 	}
 	m.Extra = d.extra()
+	if envelope {
+		m.Payload, m.Metadata = nil, nil
+	}
 	return d.check(m.validate, taskMessageFields)
 }
 

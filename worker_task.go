@@ -344,8 +344,8 @@ func workerOutputObject[Out any](out Out) (map[string]any, error) {
 		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	v, err := workerDecodeOutput(b)
+	if err != nil {
 		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 	}
@@ -357,4 +357,15 @@ func workerOutputObject[Out any](out Out) (map[string]any, error) {
 	}
 	return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
 		err: fmt.Errorf("%w: the handler returned a JSON %s", ErrOutputNotObject, jsonKind(b))}
+}
+
+// workerDecodeOutput decodes b, as json.Marshal wrote it, as json.Unmarshal
+// decodes into an any.
+func workerDecodeOutput(b []byte) (any, error) {
+	if v, end, ok := decoderValue(b, 0); ok && end == len(b) {
+		return v, nil
+	}
+	var v any
+	err := json.Unmarshal(b, &v)
+	return v, err
 }
