@@ -56,8 +56,8 @@ func DispatchLogger(l *slog.Logger) DispatchOption {
 // ErrTimeout) naming the task, or ctx.Err(). The subscription ends when it
 // returns, so a result arriving after the timeout is not seen (a Caller
 // keeps its subscription and reports such results as late). Each call
-// subscribes and unsubscribes, which on NATS costs a round trip to the
-// server; for many calls from one place use a Caller.
+// subscribes and unsubscribes; for many calls from one place a Caller
+// keeps one subscription.
 func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
 	var o dispatchOptions
 	for _, opt := range opts {
@@ -71,7 +71,10 @@ func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...D
 			return nil, fmt.Errorf("heddle: task %s payload for worker %q, nothing dispatched: %w", task.TaskID, task.WorkerType, err)
 		}
 	}
-	s, err := NewResultStream(ctx, b, task.ResultSubject(), o.cfg, WithLogger(o.logger))
+	// The task is published on b after the subscription, so the interest
+	// only has to precede b's own publishes: on NATS that spares a round
+	// trip to the server.
+	s, err := newResultStream(ctx, b, task.ResultSubject(), o.cfg, []bus.SubscribeOption{bus.LocalInterest()}, []Option{WithLogger(o.logger)})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,9 @@ type SubscribeOptions struct {
 	// handler. Zero means the bus default.
 	PendingMsgs  int
 	PendingBytes int
+	// LocalInterest relaxes subscribe-before-publish to the subscribing
+	// connection's own later publishes; see LocalInterest.
+	LocalInterest bool
 }
 
 // SubscribeOption configures one subscription.
@@ -32,6 +35,21 @@ func PendingLimits(msgs, bytes int) SubscribeOption {
 			o.PendingBytes = bytes
 		}
 	}
+}
+
+// LocalInterest asks only that the subscription see what follows from
+// publishes made later on the same connection: the messages themselves and
+// every reply another connection sends in response to them. It does not
+// promise that a publish another connection makes right after Subscribe
+// returns is delivered. A bus may use it to skip work: natsbus skips the
+// flush round trip to the server, because the server handles one
+// connection's subscription before that connection's later publishes.
+// membus ignores it; its interest is always live at once.
+//
+// The request-reply path uses it: subscribe to the reply subject, then
+// publish the request on the same connection.
+func LocalInterest() SubscribeOption {
+	return func(o *SubscribeOptions) { o.LocalInterest = true }
 }
 
 // NewSubscribeOptions applies opts over the defaults and validates the

@@ -77,6 +77,7 @@ func TestBus(t *testing.T, newBus BusFactory) {
 		{"queue members on overlapping subjects form one group", busTestQueueGroupAcrossSubjects},
 		// subscribe-before-publish
 		{"a publish from another connection right after Subscribe returns is delivered", busTestSubscribeBeforePublish},
+		{"with LocalInterest, the reply to a request published right after Subscribe is delivered", busTestLocalInterest},
 		// order and handlers
 		{"messages from concurrent publishers all arrive, each publisher's in order, one at a time", busTestOrderConcurrentPublishers},
 		// headers and payload

@@ -19,7 +19,10 @@ import (
 // every message published afterwards, from any connection, that matches
 // subject is delivered. Errors wrap bus.ErrBadSubject, bus.ErrBadQueue or
 // bus.ErrClosed; when ctx ends before the server confirmed the interest,
-// the subscription is removed and ctx.Err() returned.
+// the subscription is removed and ctx.Err() returned. With
+// bus.LocalInterest it returns without that round trip: only this
+// connection's later publishes, and the replies they cause, are then
+// sure to find the interest.
 //
 // Messages wait in a pending buffer bounded by bus.PendingLimits (default
 // bus.DefaultPendingMsgs and bus.DefaultPendingBytes; the message the
@@ -64,6 +67,11 @@ func (b *Bus) Subscribe(ctx context.Context, subject string, h bus.Handler, opts
 	if !b.register(s) {
 		s.abort()
 		return nil, fmt.Errorf("natsbus: subscribe to %q: %w", subject, bus.ErrClosed)
+	}
+	if o.LocalInterest {
+		// The server reads this connection's SUB before any PUB it sends
+		// later, so those publishes and their replies find the interest.
+		return s, nil
 	}
 	if err := b.flush(ctx); err != nil {
 		s.abort()
