@@ -31,7 +31,7 @@ func deadLetterEnvelope(t *testing.T, reason, taskID string) (envelope, original
 
 // deadLetterFill publishes n dead letters for tasks t-1 ... t-n and waits
 // until the consumer has received them.
-func deadLetterFill(t *testing.T, b bus.Bus, logs *routerLogRecorder, n int) {
+func deadLetterFill(t *testing.T, b bus.Bus, logs *logRecorder, n int) {
 	t.Helper()
 	before := len(logs.all("dead_letter.received"))
 	for i := 1; i <= n; i++ {
@@ -63,8 +63,8 @@ func TestDeadLetterConsumerKeepsTheNewestEntriesWithinCapacity(t *testing.T) {
 			t.Errorf("Stats() = %+v, want 5 received and 2 evicted", s)
 		}
 		evicted := logs.all("dead_letter.evicted")
-		if len(evicted) != 2 || evicted[0].Attrs["task_id"] != "t-1" || evicted[1].Attrs["task_id"] != "t-2" ||
-			evicted[0].Level != slog.LevelWarn || evicted[0].Attrs["id"] == "" || evicted[0].Attrs["capacity"] != "3" {
+		if len(evicted) != 2 || evicted[0].Str("task_id") != "t-1" || evicted[1].Str("task_id") != "t-2" ||
+			evicted[0].Level != slog.LevelWarn || evicted[0].Str("id") == "" || evicted[0].Str("capacity") != "3" {
 			t.Errorf("dead_letter.evicted records = %+v, want warnings for t-1 then t-2 with their ids", evicted)
 		}
 		for _, e := range entries {
@@ -183,7 +183,7 @@ func TestDeadLetterConsumerReplayErrors(t *testing.T) {
 			t.Errorf("after a failed replay the entries are %v, want them unchanged: %v", deadLetterTaskIDs(after), deadLetterTaskIDs(before))
 		}
 		failed := logs.all("dead_letter.replay_failed")
-		if s := consumer.Stats(); s.ReplayErrors != 1 || s.Replayed != 0 || len(failed) != 1 || failed[0].Attrs["id"] != before[1].ID {
+		if s := consumer.Stats(); s.ReplayErrors != 1 || s.Replayed != 0 || len(failed) != 1 || failed[0].Str("id") != before[1].ID {
 			t.Errorf("Stats() = %+v with replay_failed records %+v, want one failed replay of the entry", s, failed)
 		}
 	})
@@ -206,7 +206,7 @@ func TestDeadLetterConsumerLogsMalformedEnvelopesAndGoesOn(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				routerPublish(t, router, heddle.SubjectDeadLetter, []byte(tt.data), nil)
 				rec := logs.wait(t, "dead_letter.parse_error", i+1)[i]
-				if !strings.Contains(rec.Attrs["error"], tt.wantError) || rec.Attrs["data"] != tt.data {
+				if !strings.Contains(rec.Str("error"), tt.wantError) || rec.Str("data") != tt.data {
 					t.Errorf("dead_letter.parse_error = %+v, want the error %q and the data", rec, tt.wantError)
 				}
 			})
@@ -233,8 +233,8 @@ func TestDeadLetterConsumerReadsPythonEnvelopes(t *testing.T) {
 		}
 		routerPublish(t, router, heddle.SubjectDeadLetter, env, nil)
 		rec := logs.wait(t, "dead_letter.received", 1)[0]
-		if rec.Attrs["reason"] != "rate_limited: tier 'frontier' has no available capacity" ||
-			rec.Attrs["task_id"] != "3f2b8c1e-9a4d-4e5f-8b6a-1c2d3e4f5a6b" || rec.Attrs["worker_type"] != "summarizer" {
+		if rec.Str("reason") != "rate_limited: tier 'frontier' has no available capacity" ||
+			rec.Str("task_id") != "3f2b8c1e-9a4d-4e5f-8b6a-1c2d3e4f5a6b" || rec.Str("worker_type") != "summarizer" {
 			t.Errorf("dead_letter.received attrs = %v, want the Python envelope's reason, task_id and worker_type", rec.Attrs)
 		}
 		entries, _ := consumer.List(0, 0)
@@ -261,7 +261,7 @@ func TestDeadLetterConsumerRunAndConfigErrors(t *testing.T) {
 		if err := consumer.Run(t.Context()); !errors.Is(err, heddle.ErrDeadLetterConsumerRunning) {
 			t.Errorf("a second Run = %v, want ErrDeadLetterConsumerRunning", err)
 		}
-		if sub := logs.all("actor.subscribed"); len(sub) != 1 || sub[0].Attrs["subject"] != heddle.SubjectDeadLetter {
+		if sub := logs.all("actor.subscribed"); len(sub) != 1 || sub[0].Str("subject") != heddle.SubjectDeadLetter {
 			t.Errorf("actor.subscribed records = %+v, want one for %s", sub, heddle.SubjectDeadLetter)
 		}
 		deadLetterFill(t, connect(), logs, 2)

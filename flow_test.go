@@ -2,7 +2,6 @@ package heddle_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,51 +12,6 @@ import (
 	"github.com/heddle-go/heddle/contracttest"
 	"github.com/heddle-go/heddle/ratelimit"
 )
-
-// flowEvents is a slog handler that hands every record to a channel, so a
-// test can wait for a named event instead of sleeping.
-type flowEvents struct{ ch chan slog.Record }
-
-func newFlowEvents() *flowEvents { return &flowEvents{ch: make(chan slog.Record, 1024)} }
-
-func (e *flowEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (e *flowEvents) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case e.ch <- r:
-	default: // the test reads only the events it waits for
-	}
-	return nil
-}
-func (e *flowEvents) WithAttrs([]slog.Attr) slog.Handler { return e }
-func (e *flowEvents) WithGroup(string) slog.Handler      { return e }
-
-// await returns the next record whose message is event, failing the test
-// when none comes before ctx ends.
-func (e *flowEvents) await(ctx context.Context, t *testing.T, event string) slog.Record {
-	t.Helper()
-	for {
-		select {
-		case r := <-e.ch:
-			if r.Message == event {
-				return r
-			}
-		case <-ctx.Done():
-			t.Fatalf("no %s event: %v", event, ctx.Err())
-		}
-	}
-}
-
-func flowAttr(r slog.Record, key string) string {
-	var v string
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == key {
-			v = a.Value.String()
-			return false
-		}
-		return true
-	})
-	return v
-}
 
 // flowActor runs an actor until the test ends and waits for it to be
 // subscribed.
@@ -158,8 +112,8 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 
 		one := heddle.RouterRules{RateLimits: map[string]heddle.TierRateLimit{"standard": {MaxConcurrent: 1}}}
 		rules := &flowRules{rules: one}
-		events := newFlowEvents()
-		logger := slog.New(events)
+		events := newLogRecorder()
+		logger := events.logger()
 		// A fake clock that never advances: the bucket never refills, so
 		// the second task is rate limited for certain.
 		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{
@@ -195,8 +149,8 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: data}); err != nil {
 			t.Fatal(err)
 		}
-		got := events.await(ctx, t, "dead_letter.received")
-		if reason := flowAttr(got, "reason"); reason != "rate_limited: tier 'standard' has no available capacity" {
+		got := events.wait(t, "dead_letter.received", 1)[0]
+		if reason := got.Str("reason"); reason != "rate_limited: tier 'standard' has no available capacity" {
 			t.Fatalf("dead letter reason = %q", reason)
 		}
 		entries, total := dead.List(0, 10)
@@ -212,7 +166,7 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectControlReload, Data: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
-		events.await(ctx, t, "router.reloaded")
+		events.wait(t, "router.reloaded", 1)
 
 		stream, err := heddle.NewResultStream(ctx, caller, second.ResultSubject(), heddle.StreamConfig{Timeout: 10 * time.Second})
 		if err != nil {

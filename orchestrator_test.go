@@ -131,7 +131,7 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 			n := in["n"].(float64)
 			return map[string]any{"square": n * n}, nil
 		})
-		rec := newStreamLogRecorder()
+		rec := newLogRecorder()
 		var mu sync.Mutex
 		var problems []string
 		o := newTestOrchestrator(t, connect(), heddle.OrchestratorConfig{
@@ -183,16 +183,16 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 			t.Fatalf("%d result_stream.collected events, want 100", len(collected))
 		}
 		for _, c := range collected {
-			if c.attrs["parent_task_id"] != goal.GoalID || c.attrs["worker_type"] != "square" {
-				t.Fatalf("collected event %+v, want parent_task_id %s", c.attrs, goal.GoalID)
+			if c.Attrs["parent_task_id"] != goal.GoalID || c.Attrs["worker_type"] != "square" {
+				t.Fatalf("collected event %+v, want parent_task_id %s", c.Attrs, goal.GoalID)
 			}
 		}
-		if recs := rec.all("orchestrator.goal_received"); len(recs) != 1 || recs[0].attrs["goal_id"] != goal.GoalID {
+		if recs := rec.all("orchestrator.goal_received"); len(recs) != 1 || recs[0].Attrs["goal_id"] != goal.GoalID {
 			t.Fatalf("goal_received events %+v", recs)
 		}
 		recs := rec.wait(t, "orchestrator.goal_completed", 1)
-		if recs[0].attrs["goal_id"] != goal.GoalID || recs[0].attrs["status"] != "completed" || recs[0].attrs["collected_count"] != int64(100) {
-			t.Fatalf("goal_completed event %+v", recs[0].attrs)
+		if recs[0].Attrs["goal_id"] != goal.GoalID || recs[0].Attrs["status"] != "completed" || recs[0].Attrs["collected_count"] != int64(100) {
+			t.Fatalf("goal_completed event %+v", recs[0].Attrs)
 		}
 	})
 }
@@ -279,7 +279,7 @@ func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
 		t.Run("partial results are synthesized and metadata.timeout names the missing subtask", func(t *testing.T) {
 			var silentID string
 			var got []string
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			o := newTestOrchestrator(t, connect(), heddle.OrchestratorConfig{
 				Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) {
 					silent := heddle.NewTaskMessage("silent", nil)
@@ -314,8 +314,8 @@ func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
 				t.Fatalf("stats %+v", st)
 			}
 			recs := rec.wait(t, "orchestrator.goal_completed", 1)
-			if fmt.Sprint(recs[0].attrs["pending_task_ids"]) != "["+silentID+"]" {
-				t.Fatalf("goal_completed event %+v, want the pending task_ids", recs[0].attrs)
+			if fmt.Sprint(recs[0].Attrs["pending_task_ids"]) != "["+silentID+"]" {
+				t.Fatalf("goal_completed event %+v, want the pending task_ids", recs[0].Attrs)
 			}
 		})
 		t.Run("a Synthesize error after a timeout gives a failed result that still carries metadata.timeout", func(t *testing.T) {
@@ -387,7 +387,7 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 		})
 		t.Run("an invalid goal naming a goal_id", func(t *testing.T) {
 			caller := connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			o := newTestOrchestrator(t, connect(), heddle.OrchestratorConfig{Decompose: orchestratorTasks("x", 1)}, rec.logger())
 			orchestratorRun(t, o)
 			s := newTestStream(t, caller, heddle.ResultSubject("goal-bad"), heddle.StreamConfig{Timeout: streamTestWait}, nil)
@@ -403,8 +403,8 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 				t.Fatalf("Collect = %+v, %v; want a failed final result naming instruction", results, err)
 			}
 			recs := rec.wait(t, "orchestrator.parse_error", 1)
-			if recs[0].attrs["goal_id"] != "goal-bad" || o.Stats().ParseErrors != 1 || o.Stats().GoalsReceived != 0 {
-				t.Fatalf("parse_error event %+v, stats %+v", recs[0].attrs, o.Stats())
+			if recs[0].Attrs["goal_id"] != "goal-bad" || o.Stats().ParseErrors != 1 || o.Stats().GoalsReceived != 0 {
+				t.Fatalf("parse_error event %+v, stats %+v", recs[0].Attrs, o.Stats())
 			}
 		})
 	})
@@ -451,7 +451,7 @@ func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
 			}
 		})
 		t.Run("a goal still running when DrainTimeout expires gets a failed result", func(t *testing.T) {
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			o := newTestOrchestrator(t, connect(), heddle.OrchestratorConfig{
 				Decompose: orchestratorTasks("nobody", 1), DispatchDirect: true, Timeout: streamTestWait,
 				DrainTimeout: streamShortTimeout,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -80,11 +79,11 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 				report := pipelineStartWorker(t, workers, fmt.Sprintf("fail-report-%d", i), pipelineEcho(map[string]any{}))
 				stage := tt.stage
 				stage.Name, stage.WorkerType = "extract", failing
-				logs := &pipelineLogRecorder{}
+				logs := newLogRecorder()
 				p := pipelineNew(t, conn, heddle.PipelineConfig{Name: "failing", Stages: []heddle.Stage{
 					stage,
 					{Name: "report", WorkerType: fmt.Sprintf("fail-report-%d", i), DependsOn: []string{"extract"}},
-				}}, heddle.WithLogger(slog.New(logs)))
+				}}, heddle.WithLogger(logs.logger()))
 				goal := heddle.NewOrchestratorGoal("go", tt.context)
 				res, err := p.Execute(pipelineContext(t), goal)
 
@@ -111,8 +110,8 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 				if tt.undispatched && stageWorker.calls.Load() != 0 {
 					t.Errorf("the stage's task was dispatched %d times", stageWorker.calls.Load())
 				}
-				if ev := logs.events("pipeline.stage_failed"); len(ev) != 1 || ev[0]["stage"] != "extract" ||
-					ev[0]["reason"] != string(tt.kind) {
+				if ev := logs.all("pipeline.stage_failed"); len(ev) != 1 || ev[0].Attrs["stage"] != "extract" ||
+					ev[0].Attrs["reason"] != string(tt.kind) {
 					t.Errorf("pipeline.stage_failed events %v", ev)
 				}
 				if s := p.Stats(); s.StagesFailed != 1 || s.GoalsFailed != 1 || s.GoalsCompleted != 0 {
@@ -162,10 +161,10 @@ func TestPipelineRetriesAStageWhoseWorkerFailed(t *testing.T) {
 			}
 			return map[string]any{"ok": true}, nil
 		})
-		logs := &pipelineLogRecorder{}
+		logs := newLogRecorder()
 		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "retry", Stages: []heddle.Stage{
 			{Name: "only", WorkerType: "retry-worker", MaxRetries: 1},
-		}}, heddle.WithLogger(slog.New(logs)))
+		}}, heddle.WithLogger(logs.logger()))
 		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("again", nil))
 		if err != nil || !reflect.DeepEqual(res.Output["only"], map[string]any{"ok": true}) {
 			t.Fatalf("Execute: %v, output %v", err, res.Output)
@@ -173,7 +172,7 @@ func TestPipelineRetriesAStageWhoseWorkerFailed(t *testing.T) {
 		if s := p.Stats(); s.StageRetries != 1 || s.StagesCompleted != 1 || s.StagesFailed != 0 {
 			t.Errorf("stats %+v", s)
 		}
-		if ev := logs.events("pipeline.stage_retry"); len(ev) != 1 || ev[0]["reason"] != "worker_failed" {
+		if ev := logs.all("pipeline.stage_retry"); len(ev) != 1 || ev[0].Attrs["reason"] != "worker_failed" {
 			t.Errorf("pipeline.stage_retry events %v", ev)
 		}
 	})

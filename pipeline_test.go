@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,46 +19,6 @@ import (
 // pipelineTestTimeout bounds each test's waits; generous, so a loaded
 // machine never makes a passing test fail.
 const pipelineTestTimeout = 30 * time.Second
-
-// pipelineLogRecorder is a slog.Handler that keeps every record.
-type pipelineLogRecorder struct {
-	mu      sync.Mutex
-	records []pipelineLogRecord
-}
-
-type pipelineLogRecord struct {
-	msg   string
-	attrs map[string]any
-}
-
-func (r *pipelineLogRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *pipelineLogRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *pipelineLogRecorder) WithGroup(string) slog.Handler            { return r }
-
-func (r *pipelineLogRecorder) Handle(_ context.Context, rec slog.Record) error {
-	attrs := map[string]any{}
-	rec.Attrs(func(a slog.Attr) bool {
-		attrs[a.Key] = a.Value.Any()
-		return true
-	})
-	r.mu.Lock()
-	r.records = append(r.records, pipelineLogRecord{msg: rec.Message, attrs: attrs})
-	r.mu.Unlock()
-	return nil
-}
-
-// events returns the attributes of every record named event.
-func (r *pipelineLogRecorder) events(event string) []map[string]any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []map[string]any
-	for _, rec := range r.records {
-		if rec.msg == event {
-			out = append(out, rec.attrs)
-		}
-	}
-	return out
-}
 
 func pipelineContext(t *testing.T) context.Context {
 	t.Helper()
@@ -260,13 +219,13 @@ func TestPipelineSkipsAStageWhoseConditionIsFalse(t *testing.T) {
 		after := pipelineStartWorker(t, workers, "cond-after", pipelineEcho(map[string]any{}))
 		pipelineStartWorker(t, workers, "cond-receipt", pipelineEcho(map[string]any{"filed": true}))
 
-		logs := &pipelineLogRecorder{}
+		logs := newLogRecorder()
 		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "cond", Stages: []heddle.Stage{
 			{Name: "classify", WorkerType: "cond-classifier"},
 			{Name: "invoice", WorkerType: "cond-invoice", Condition: `classify.output.kind == "invoice"`},
 			{Name: "after_invoice", WorkerType: "cond-after", InputMapping: map[string]string{"total": "invoice.output.total"}},
 			{Name: "receipt", WorkerType: "cond-receipt", Condition: "classify.output.kind != invoice"},
-		}}, heddle.WithLogger(slog.New(logs)))
+		}}, heddle.WithLogger(logs.logger()))
 		res, err := p.Execute(pipelineContext(t), heddle.NewOrchestratorGoal("file it", nil))
 		if err != nil || res.Status != heddle.StatusCompleted {
 			t.Fatalf("Execute: %v, %v", res.Status, err)
@@ -284,8 +243,8 @@ func TestPipelineSkipsAStageWhoseConditionIsFalse(t *testing.T) {
 			t.Errorf("%s = %v", heddle.PipelineOutputSkipped, got)
 		}
 		reasons := map[any]any{}
-		for _, e := range logs.events("pipeline.stage_skipped") {
-			reasons[e["stage"]] = e["reason"]
+		for _, e := range logs.all("pipeline.stage_skipped") {
+			reasons[e.Attrs["stage"]] = e.Attrs["reason"]
 		}
 		want := map[any]any{"invoice": "condition_false", "after_invoice": "upstream_not_completed"}
 		if !reflect.DeepEqual(reasons, want) {
@@ -322,11 +281,11 @@ func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
 		pipelineStartWorker(t, workers, "run-summarizer", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			return map[string]any{"summary": strings.ToUpper(in["text"].(string))}, nil
 		})
-		logs := &pipelineLogRecorder{}
+		logs := newLogRecorder()
 		p := pipelineNew(t, connect(), heddle.PipelineConfig{Name: "docs", MaxConcurrentGoals: 2, Stages: []heddle.Stage{
 			{Name: "extract", WorkerType: "run-extractor", InputMapping: map[string]string{"ref": "goal.context.file_ref"}},
 			{Name: "summarize", WorkerType: "run-summarizer", InputMapping: map[string]string{"text": "extract.output.text"}},
-		}}, heddle.WithLogger(slog.New(logs)))
+		}}, heddle.WithLogger(logs.logger()))
 
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -380,14 +339,14 @@ func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
 			t.Errorf("stats %+v", st)
 		}
 		for _, event := range []string{"pipeline.goal_received", "pipeline.goal_completed", "pipeline.parse_error"} {
-			if ev := logs.events(event); len(ev) != 1 {
+			if ev := logs.all(event); len(ev) != 1 {
 				t.Errorf("%s logged %d times, want once", event, len(ev))
 			}
 		}
-		if ev := logs.events("pipeline.stage_started"); len(ev) != 2 {
+		if ev := logs.all("pipeline.stage_started"); len(ev) != 2 {
 			t.Errorf("pipeline.stage_started logged %d times, want 2", len(ev))
 		}
-		if ev := logs.events("pipeline.stage_completed"); len(ev) != 2 || ev[0]["goal_id"] != goal.GoalID {
+		if ev := logs.all("pipeline.stage_completed"); len(ev) != 2 || ev[0].Attrs["goal_id"] != goal.GoalID {
 			t.Errorf("pipeline.stage_completed events %v", ev)
 		}
 	})

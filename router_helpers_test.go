@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -18,81 +17,6 @@ import (
 // routerTestTimeout bounds every wait in the router and dead-letter tests,
 // so a bug fails the test instead of hanging it.
 const routerTestTimeout = 15 * time.Second
-
-// routerLogRecord is one recorded slog record, its attributes as text.
-type routerLogRecord struct {
-	Level slog.Level
-	Msg   string
-	Attrs map[string]string
-}
-
-// routerLogRecorder is a slog.Handler that keeps every record and lets a
-// test wait for records instead of sleeping.
-type routerLogRecorder struct {
-	mu      sync.Mutex
-	records []routerLogRecord
-	changed chan struct{} // closed and replaced at every record
-}
-
-func newRouterLogRecorder() *routerLogRecorder {
-	return &routerLogRecorder{changed: make(chan struct{})}
-}
-
-func (h *routerLogRecorder) logger() *slog.Logger { return slog.New(h) }
-
-func (h *routerLogRecorder) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *routerLogRecorder) Handle(_ context.Context, r slog.Record) error {
-	rec := routerLogRecord{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.Attrs[a.Key] = a.Value.Resolve().String()
-		return true
-	})
-	h.mu.Lock()
-	h.records = append(h.records, rec)
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
-	return nil
-}
-
-// WithAttrs and WithGroup are not used by the actors; the attributes are
-// dropped.
-func (h *routerLogRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *routerLogRecorder) WithGroup(string) slog.Handler      { return h }
-
-// all returns the records whose message is msg.
-func (h *routerLogRecorder) all(msg string) []routerLogRecord {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []routerLogRecord
-	for _, r := range h.records {
-		if r.Msg == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// wait returns the records with message msg once there are at least n.
-func (h *routerLogRecorder) wait(t *testing.T, msg string, n int) []routerLogRecord {
-	t.Helper()
-	timeout := time.NewTimer(routerTestTimeout)
-	defer timeout.Stop()
-	for {
-		h.mu.Lock()
-		changed := h.changed
-		h.mu.Unlock()
-		if got := h.all(msg); len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("timed out waiting for %d %q log records; have %d", n, msg, len(h.all(msg)))
-		}
-	}
-}
 
 // routerStartActor runs an actor's Run in a goroutine, waits until it is
 // ready and returns a stop function that cancels it and checks that Run
@@ -131,9 +55,9 @@ func routerStartActor(t *testing.T, run func(context.Context) error, ready <-cha
 }
 
 // routerStart makes a Router on b and runs it.
-func routerStart(t *testing.T, b bus.Bus, cfg heddle.RouterConfig) (*heddle.Router, *routerLogRecorder, func()) {
+func routerStart(t *testing.T, b bus.Bus, cfg heddle.RouterConfig) (*heddle.Router, *logRecorder, func()) {
 	t.Helper()
-	logs := newRouterLogRecorder()
+	logs := newLogRecorder()
 	r, err := heddle.NewRouter(b, cfg, heddle.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)
@@ -143,9 +67,9 @@ func routerStart(t *testing.T, b bus.Bus, cfg heddle.RouterConfig) (*heddle.Rout
 }
 
 // routerStartConsumer makes a DeadLetterConsumer on b and runs it.
-func routerStartConsumer(t *testing.T, b bus.Bus, cfg heddle.DeadLetterConfig) (*heddle.DeadLetterConsumer, *routerLogRecorder, func()) {
+func routerStartConsumer(t *testing.T, b bus.Bus, cfg heddle.DeadLetterConfig) (*heddle.DeadLetterConsumer, *logRecorder, func()) {
 	t.Helper()
-	logs := newRouterLogRecorder()
+	logs := newLogRecorder()
 	c, err := heddle.NewDeadLetterConsumer(b, cfg, heddle.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func TestRouterRateLimitReloadAndReplayFlow(t *testing.T) {
 		routerWriteRules(t, path, "rate_limits:\n  frontier:\n    max_concurrent: 5\n    tokens_per_minute: 50000\n")
 		routerPublish(t, caller, heddle.SubjectControlReload, []byte("{}"), nil)
 		reloaded := logs.wait(t, "router.reloaded", 1)[0]
-		if reloaded.Attrs["rate_limits"] != "1" || reloaded.Attrs["overrides"] != "0" {
+		if reloaded.Str("rate_limits") != "1" || reloaded.Str("overrides") != "0" {
 			t.Errorf("router.reloaded attrs = %v, want 1 rate limit and 0 overrides", reloaded.Attrs)
 		}
 		if got := router.Rules().RateLimits["frontier"].MaxConcurrent; got != 5 {
@@ -119,7 +119,7 @@ func TestRouterRateLimitReloadAndReplayFlow(t *testing.T) {
 			t.Errorf("the replayed entry is still stored (Len %d)", consumer.Len())
 		}
 		replayed := dlLogs.all("dead_letter.replayed")
-		if len(replayed) != 1 || replayed[0].Attrs["id"] != dead.ID || replayed[0].Attrs["task_id"] != second.TaskID {
+		if len(replayed) != 1 || replayed[0].Str("id") != dead.ID || replayed[0].Str("task_id") != second.TaskID {
 			t.Errorf("dead_letter.replayed records = %+v, want one naming the entry and its task", replayed)
 		}
 		if err := consumer.Replay(t.Context(), dead.ID); !errors.Is(err, heddle.ErrDeadLetterNotFound) {
@@ -159,7 +159,7 @@ func TestRouterKeepsItsRulesWhenAReloadIsRejected(t *testing.T) {
 				routerWriteRules(t, path, tt.newRules)
 				routerPublish(t, caller, heddle.SubjectControlReload, []byte("{}"), nil)
 				failed := logs.wait(t, "router.reload_failed", 1)[0]
-				if failed.Level != slog.LevelError || !strings.Contains(failed.Attrs["error"], tt.wantError) {
+				if failed.Level != slog.LevelError || !strings.Contains(failed.Str("error"), tt.wantError) {
 					t.Errorf("router.reload_failed = %+v, want an error naming %q", failed, tt.wantError)
 				}
 				if err := router.Reload(t.Context()); !errors.Is(err, heddle.ErrInvalidRouterRules) {

@@ -28,7 +28,7 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 		// wantUntouched: the worker gets the original bytes. Otherwise the
 		// task is re-encoded and check inspects it.
 		wantUntouched bool
-		check         func(t *testing.T, got heddle.TaskMessage, routed routerLogRecord)
+		check         func(t *testing.T, got heddle.TaskMessage, routed logRecord)
 	}{
 		{
 			name: "a valid task is forwarded byte for byte, whitespace and unknown fields included",
@@ -53,7 +53,7 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 			name:        "an override routes the task to the override tier, re-encoded with that tier",
 			data:        `{"task_id":"3f2b8c1e-0004","worker_type":"summarizer","payload":{"text":"x"},"model_tier":"frontier","request_id":"r-1","added_later":true}`,
 			wantSubject: "heddle.tasks.summarizer.local",
-			check: func(t *testing.T, got heddle.TaskMessage, _ routerLogRecord) {
+			check: func(t *testing.T, got heddle.TaskMessage, _ logRecord) {
 				if got.TaskID != "3f2b8c1e-0004" || got.ModelTier != heddle.TierLocal || got.RequestID != "r-1" ||
 					got.Payload["text"] != "x" || string(got.Extra["added_later"]) != "true" {
 					t.Errorf("re-encoded task = %+v, want the original with model_tier local", got)
@@ -64,7 +64,7 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 			name:        "an override maps a non-standard model_tier onto a real tier",
 			data:        `{"task_id":"3f2b8c1e-0005","worker_type":"mapper","payload":{},"model_tier":"gpu"}`,
 			wantSubject: "heddle.tasks.mapper.frontier",
-			check: func(t *testing.T, got heddle.TaskMessage, _ routerLogRecord) {
+			check: func(t *testing.T, got heddle.TaskMessage, _ logRecord) {
 				if got.TaskID != "3f2b8c1e-0005" || got.ModelTier != heddle.TierFrontier {
 					t.Errorf("re-encoded task = %+v, want task 3f2b8c1e-0005 at tier frontier", got)
 				}
@@ -74,9 +74,9 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 			name:        "a task without task_id reaches the worker with the task_id the router logged",
 			data:        `{"worker_type":"echo","payload":{}}`,
 			wantSubject: "heddle.tasks.echo.standard",
-			check: func(t *testing.T, got heddle.TaskMessage, routed routerLogRecord) {
-				if got.TaskID == "" || got.TaskID != routed.Attrs["task_id"] {
-					t.Errorf("worker got task_id %q, router logged %q; want the same", got.TaskID, routed.Attrs["task_id"])
+			check: func(t *testing.T, got heddle.TaskMessage, routed logRecord) {
+				if got.TaskID == "" || got.TaskID != routed.Str("task_id") {
+					t.Errorf("worker got task_id %q, router logged %q; want the same", got.TaskID, routed.Str("task_id"))
 				}
 			},
 		},
@@ -93,8 +93,8 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 
 				got := routerRecv(t, ch, "the task on "+tt.wantSubject)
 				routed := logs.wait(t, "router.routed", i+1)[i]
-				if routed.Attrs["subject"] != tt.wantSubject {
-					t.Errorf("router.routed names subject %q, want %q", routed.Attrs["subject"], tt.wantSubject)
+				if routed.Str("subject") != tt.wantSubject {
+					t.Errorf("router.routed names subject %q, want %q", routed.Str("subject"), tt.wantSubject)
 				}
 				if got.Header.Get("X-Trace") != header.Get("X-Trace") {
 					t.Errorf("worker got headers %v, want the caller's %v", got.Header, header)
@@ -197,12 +197,12 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 				if e.DeadLetter.TaskID != tt.wantTaskID || e.DeadLetter.WorkerType != tt.wantWorkerType {
 					t.Errorf("entry names task_id %q worker_type %q, want %q %q", e.DeadLetter.TaskID, e.DeadLetter.WorkerType, tt.wantTaskID, tt.wantWorkerType)
 				}
-				if received.Attrs["reason"] != e.DeadLetter.Reason || received.Attrs["task_id"] != tt.wantTaskID ||
-					received.Attrs["worker_type"] != tt.wantWorkerType || received.Attrs["id"] != e.ID {
+				if received.Str("reason") != e.DeadLetter.Reason || received.Str("task_id") != tt.wantTaskID ||
+					received.Str("worker_type") != tt.wantWorkerType || received.Str("id") != e.ID {
 					t.Errorf("dead_letter.received attrs = %v, want reason, task_id, worker_type and id of the entry", received.Attrs)
 				}
 				dead := logs.wait(t, "router.dead_lettered", i+1)[i]
-				if dead.Level != slog.LevelWarn || dead.Attrs["reason"] != e.DeadLetter.Reason || dead.Attrs["task_id"] != tt.wantTaskID {
+				if dead.Level != slog.LevelWarn || dead.Str("reason") != e.DeadLetter.Reason || dead.Str("task_id") != tt.wantTaskID {
 					t.Errorf("router.dead_lettered = %+v, want a warning with the entry's reason and task_id", dead)
 				}
 			})
@@ -224,12 +224,12 @@ func TestRouterLogsAndCountsEachFailedPublishOnce(t *testing.T) {
 		routerPublish(t, caller, heddle.SubjectTasksIncoming, data, nil)
 		routerPublish(t, caller, heddle.SubjectTasksIncoming, []byte(`{"task_id":"t-9","payload":{}}`), nil)
 		failed := logs.wait(t, "router.publish_failed", 2)
-		if f := failed[0]; f.Level != slog.LevelError || f.Attrs["subject"] != "heddle.tasks.echo.local" ||
-			f.Attrs["task_id"] != task.TaskID || !strings.Contains(f.Attrs["error"], "maximum payload") {
+		if f := failed[0]; f.Level != slog.LevelError || f.Str("subject") != "heddle.tasks.echo.local" ||
+			f.Str("task_id") != task.TaskID || !strings.Contains(f.Str("error"), "maximum payload") {
 			t.Errorf("first router.publish_failed = %+v, want an error naming the worker subject, the task and the cause", f)
 		}
-		if f := failed[1]; f.Attrs["subject"] != heddle.SubjectDeadLetter || f.Attrs["task_id"] != "t-9" ||
-			!strings.HasPrefix(f.Attrs["reason"], "invalid_task_message: ") {
+		if f := failed[1]; f.Str("subject") != heddle.SubjectDeadLetter || f.Str("task_id") != "t-9" ||
+			!strings.HasPrefix(f.Str("reason"), "invalid_task_message: ") {
 			t.Errorf("second router.publish_failed = %+v, want the dead letter's subject, task and reason", f)
 		}
 		if s := router.Stats(); s.PublishErrors != 2 || s.Routed != 0 || s.DeadLettered != 0 {
@@ -284,8 +284,8 @@ func TestRouterRunAndConfigErrors(t *testing.T) {
 			t.Errorf("%d router.rules_loaded records, want 1", n)
 		}
 		subscribed := logs.all("actor.subscribed")
-		if len(subscribed) != 2 || subscribed[0].Attrs["subject"] != heddle.SubjectTasksIncoming ||
-			subscribed[0].Attrs["queue"] != heddle.RouterQueueGroup || subscribed[1].Attrs["subject"] != heddle.SubjectControlReload {
+		if len(subscribed) != 2 || subscribed[0].Str("subject") != heddle.SubjectTasksIncoming ||
+			subscribed[0].Str("queue") != heddle.RouterQueueGroup || subscribed[1].Str("subject") != heddle.SubjectControlReload {
 			t.Errorf("actor.subscribed records = %+v, want the task subject in queue group router, then the reload subject", subscribed)
 		}
 		stop()
@@ -311,8 +311,8 @@ func TestRouterLogsRuleWarningsWhenItLoads(t *testing.T) {
 		_, logs, _ := routerStart(t, connect(), heddle.RouterConfig{Rules: heddle.StaticRules(rules)})
 		warnings := logs.all("router.rules_warning")
 		if len(warnings) != 2 || warnings[0].Level != slog.LevelWarn ||
-			!strings.Contains(warnings[0].Attrs["warning"], "version: unknown top-level key") ||
-			!strings.Contains(warnings[1].Attrs["warning"], `tier_overrides.resizer: "gigantic" is not a model tier`) {
+			!strings.Contains(warnings[0].Str("warning"), "version: unknown top-level key") ||
+			!strings.Contains(warnings[1].Str("warning"), `tier_overrides.resizer: "gigantic" is not a model tier`) {
 			t.Errorf("router.rules_warning records = %+v, want the unknown key and the unknown tier", warnings)
 		}
 	})

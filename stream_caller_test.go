@@ -14,7 +14,7 @@ import (
 	"github.com/heddle-go/heddle/contracttest"
 )
 
-func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *streamLogRecorder) *heddle.Caller {
+func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *logRecorder) *heddle.Caller {
 	t.Helper()
 	c, err := heddle.NewCaller(streamTestContext(t), b, subject, heddle.WithLogger(rec.logger()))
 	if err != nil {
@@ -33,7 +33,7 @@ func TestCallerRoundTrips(t *testing.T) {
 					return [][]byte{streamEncode(t, streamEcho(task))}
 				})
 			}
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
 			var wg sync.WaitGroup
 			for g := range 20 {
@@ -65,7 +65,7 @@ func TestCallerRoundTrips(t *testing.T) {
 					streamEncode(t, task.Result(heddle.StatusCompleted, map[string]any{"n": 1}, nil)),
 				}
 			})
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
 			res, err := c.DispatchAndWait(streamTestContext(t), heddle.NewTaskMessage("caller_flaky", nil),
 				heddle.DispatchDirect(), heddle.DispatchContract(contract), heddle.DispatchTimeout(streamTestWait))
@@ -73,7 +73,7 @@ func TestCallerRoundTrips(t *testing.T) {
 				t.Fatalf("DispatchAndWait = %+v, %v; want the valid result", res, err)
 			}
 			recs := rec.all("result_stream.parse_error")
-			if len(recs) != 2 || !strings.Contains(recs[0].attrs["error"].(string), "malformed JSON") || !strings.Contains(recs[1].attrs["error"].(string), "/n") {
+			if len(recs) != 2 || !strings.Contains(recs[0].Attrs["error"].(string), "malformed JSON") || !strings.Contains(recs[1].Attrs["error"].(string), "/n") {
 				t.Fatalf("parse_error events %+v, want the malformed JSON then /n", recs)
 			}
 			if st := c.Stats(); st.ParseErrors != 2 || st.Collected != 1 {
@@ -82,7 +82,7 @@ func TestCallerRoundTrips(t *testing.T) {
 		})
 		t.Run("a timeout names the task, and its result arriving afterwards is late", func(t *testing.T) {
 			worker := connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
 			task := heddle.NewTaskMessage("caller_silent", nil)
 			res, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamShortTimeout))
@@ -94,8 +94,8 @@ func TestCallerRoundTrips(t *testing.T) {
 			if err := worker.Publish(ctx, &bus.Msg{Subject: task.ResultSubject(), Data: streamEncode(t, streamEcho(task))}); err != nil {
 				t.Fatal(err)
 			}
-			if recs := rec.wait(t, "result_stream.late", 1); recs[0].attrs["task_id"] != task.TaskID {
-				t.Fatalf("late event %+v", recs[0].attrs)
+			if recs := rec.wait(t, "result_stream.late", 1); recs[0].Attrs["task_id"] != task.TaskID {
+				t.Fatalf("late event %+v", recs[0].Attrs)
 			}
 			if st := c.Stats(); st != (heddle.StreamStats{Late: 1, Timeouts: 1}) {
 				t.Fatalf("stats %+v", st)
@@ -107,7 +107,7 @@ func TestCallerRoundTrips(t *testing.T) {
 				other.TaskID = "someone-else"
 				return [][]byte{streamEncode(t, other), streamEncode(t, streamEcho(task)), streamEncode(t, streamEcho(task))}
 			})
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
 			task := heddle.NewTaskMessage("caller_twice", nil)
 			if _, err := c.DispatchAndWait(streamTestContext(t), task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait)); err != nil {
@@ -124,7 +124,7 @@ func TestCallerRoundTrips(t *testing.T) {
 		t.Run("rejected calls publish nothing", func(t *testing.T) {
 			caller, watcher := connect(), connect()
 			spy := newStreamSpy(t, watcher, "heddle.tasks.>")
-			c := newTestCaller(t, caller, heddle.ResultSubject("caller-parent"), newStreamLogRecorder())
+			c := newTestCaller(t, caller, heddle.ResultSubject("caller-parent"), newLogRecorder())
 			contract, err := contracts.FromJSON([]byte(`{"type":"object","required":["text"]}`), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -142,7 +142,7 @@ func TestCallerRoundTrips(t *testing.T) {
 			spy.assertNothingBefore(t, caller, heddle.SubjectTasksIncoming)
 		})
 		t.Run("Close ends a waiting call and later calls", func(t *testing.T) {
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
 			done := make(chan error, 1)
 			go func() {

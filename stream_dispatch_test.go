@@ -143,7 +143,7 @@ func TestDispatchAndWait(t *testing.T) {
 			}
 		})
 		t.Run("an output violating the output contract is skipped and the valid result returned", func(t *testing.T) {
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			task := heddle.NewTaskMessage("broken", map[string]any{"text": "four"})
 			res, err := heddle.DispatchAndWait(streamTestContext(t), caller, task, heddle.DispatchDirect(),
 				heddle.DispatchContract(contract), heddle.DispatchTimeout(streamTestWait), heddle.DispatchLogger(rec.logger()))
@@ -151,7 +151,7 @@ func TestDispatchAndWait(t *testing.T) {
 				t.Fatalf("DispatchAndWait = %+v, %v; want the valid result", res, err)
 			}
 			recs := rec.all("result_stream.parse_error")
-			if len(recs) != 1 || !strings.Contains(recs[0].attrs["error"].(string), "/length") {
+			if len(recs) != 1 || !strings.Contains(recs[0].Attrs["error"].(string), "/length") {
 				t.Fatalf("parse_error events %+v, want one naming /length", recs)
 			}
 		})

@@ -25,89 +25,6 @@ const streamTestWait = 10 * time.Second
 // out: no result for them is ever published before it fires.
 const streamShortTimeout = 20 * time.Millisecond
 
-// streamLogRecorder is a slog.Handler that keeps every record, at every
-// level, and lets a test wait for events.
-type streamLogRecorder struct {
-	mu      sync.Mutex
-	records []streamLogRecord
-	changed chan struct{} // closed and replaced on every record
-}
-
-type streamLogRecord struct {
-	msg   string
-	level slog.Level
-	attrs map[string]any
-}
-
-func newStreamLogRecorder() *streamLogRecorder {
-	return &streamLogRecorder{changed: make(chan struct{})}
-}
-
-func (r *streamLogRecorder) logger() *slog.Logger { return slog.New(&streamLogHandler{r: r}) }
-
-// all returns the records whose message is msg.
-func (r *streamLogRecorder) all(msg string) []streamLogRecord {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []streamLogRecord
-	for _, rec := range r.records {
-		if rec.msg == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-// wait returns the records of msg once there are at least n of them.
-func (r *streamLogRecorder) wait(t *testing.T, msg string, n int) []streamLogRecord {
-	t.Helper()
-	timer := time.NewTimer(streamTestWait)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		changed := r.changed
-		r.mu.Unlock()
-		if recs := r.all(msg); len(recs) >= n {
-			return recs
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("timed out waiting for %d %s log events; got %d", n, msg, len(r.all(msg)))
-		}
-	}
-}
-
-type streamLogHandler struct {
-	r     *streamLogRecorder
-	attrs []slog.Attr
-}
-
-func (h *streamLogHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *streamLogHandler) Handle(_ context.Context, rec slog.Record) error {
-	attrs := map[string]any{}
-	for _, a := range h.attrs {
-		attrs[a.Key] = a.Value.Any()
-	}
-	rec.Attrs(func(a slog.Attr) bool {
-		attrs[a.Key] = a.Value.Any()
-		return true
-	})
-	h.r.mu.Lock()
-	defer h.r.mu.Unlock()
-	h.r.records = append(h.r.records, streamLogRecord{msg: rec.Message, level: rec.Level, attrs: attrs})
-	close(h.r.changed)
-	h.r.changed = make(chan struct{})
-	return nil
-}
-
-func (h *streamLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &streamLogHandler{r: h.r, attrs: append(slices.Clone(h.attrs), as...)}
-}
-
-func (h *streamLogHandler) WithGroup(string) slog.Handler { return h }
-
 // streamResponder serves workerType on conn (in queue group queue when not
 // empty): for each task it publishes, in order, the messages reply returns
 // to the task's result subject.
@@ -333,7 +250,7 @@ func TestResultStreamKeepsWaitingAfterAMalformedResult(t *testing.T) {
 					good := task.Result(heddle.StatusCompleted, map[string]any{"count": 3}, nil)
 					return [][]byte{tt.bad(task), streamEncode(t, good)}
 				})
-				rec := newStreamLogRecorder()
+				rec := newLogRecorder()
 				s := newTestStream(t, caller, heddle.SubjectResultsDefault, heddle.StreamConfig{
 					DispatchDirect: true, Timeout: streamTestWait, OutputContract: tt.contract,
 				}, rec.logger())
@@ -352,10 +269,10 @@ func TestResultStreamKeepsWaitingAfterAMalformedResult(t *testing.T) {
 				if len(recs) != 1 {
 					t.Fatalf("%d parse_error events, want 1", len(recs))
 				}
-				if msg, _ := recs[0].attrs["error"].(string); !strings.Contains(msg, tt.wantError) {
+				if msg, _ := recs[0].Attrs["error"].(string); !strings.Contains(msg, tt.wantError) {
 					t.Fatalf("parse_error error = %q, want it to contain %q", msg, tt.wantError)
 				}
-				if id := recs[0].attrs["task_id"]; tt.wantID && id != task.TaskID {
+				if id := recs[0].Attrs["task_id"]; tt.wantID && id != task.TaskID {
 					t.Fatalf("parse_error task_id = %v, want %s", id, task.TaskID)
 				}
 			})
@@ -367,7 +284,7 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a repeat and an unknown task_id are counted and never returned", func(t *testing.T) {
 			caller, worker := connect(), connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			subject := heddle.ResultSubject("parent-dup")
 			s := newTestStream(t, caller, subject, heddle.StreamConfig{Timeout: streamTestWait}, rec.logger())
 			if err := s.Expect("task-a", "task-b"); err != nil {
@@ -395,10 +312,10 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 			if st := s.Stats(); st != (heddle.StreamStats{Collected: 2, Ignored: 1, Duplicates: 1}) {
 				t.Fatalf("stats %+v", st)
 			}
-			if recs := rec.all("result_stream.ignored"); len(recs) != 1 || recs[0].attrs["task_id"] != "task-unknown" {
+			if recs := rec.all("result_stream.ignored"); len(recs) != 1 || recs[0].Attrs["task_id"] != "task-unknown" {
 				t.Fatalf("ignored events %+v", recs)
 			}
-			if recs := rec.all("result_stream.duplicate"); len(recs) != 1 || recs[0].attrs["task_id"] != "task-a" {
+			if recs := rec.all("result_stream.duplicate"); len(recs) != 1 || recs[0].Attrs["task_id"] != "task-a" {
 				t.Fatalf("duplicate events %+v", recs)
 			}
 		})
@@ -459,7 +376,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("two of three results missing", func(t *testing.T) {
 			caller, worker := connect(), connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			subject := heddle.ResultSubject("parent-timeout")
 			s := newTestStream(t, caller, subject, heddle.StreamConfig{Timeout: streamShortTimeout}, rec.logger())
 			if err := s.Expect("task-c", "task-a", "task-b"); err != nil {
@@ -498,7 +415,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 				t.Fatalf("stats %+v", st)
 			}
 			recs := rec.all("result_stream.timeout")
-			if len(recs) != 1 || fmt.Sprint(recs[0].attrs["pending_task_ids"]) != "[task-a task-c]" {
+			if len(recs) != 1 || fmt.Sprint(recs[0].Attrs["pending_task_ids"]) != "[task-a task-c]" {
 				t.Fatalf("timeout events %+v", recs)
 			}
 		})
@@ -506,7 +423,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 			// The runbook's first question: a worker that computed its
 			// result subject from a wrong parent_task_id.
 			caller, worker := connect(), connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			s := newTestStream(t, caller, heddle.ResultSubject("parent-right"), heddle.StreamConfig{Timeout: streamShortTimeout}, rec.logger())
 			if err := s.Expect("task-x"); err != nil {
 				t.Fatal(err)
@@ -554,7 +471,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 func TestResultStreamCountsLateResults(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, worker := connect(), connect()
-		rec := newStreamLogRecorder()
+		rec := newLogRecorder()
 		s := newTestStream(t, caller, heddle.SubjectResultsDefault, heddle.StreamConfig{Timeout: streamShortTimeout}, rec.logger())
 		if err := s.Expect("slow-task"); err != nil {
 			t.Fatal(err)
@@ -571,7 +488,7 @@ func TestResultStreamCountsLateResults(t *testing.T) {
 			t.Fatal(err)
 		}
 		recs := rec.wait(t, "result_stream.late", 1)
-		if recs[0].attrs["task_id"] != "slow-task" {
+		if recs[0].Attrs["task_id"] != "slow-task" {
 			t.Fatalf("late event %+v", recs[0])
 		}
 		if st := s.Stats(); st.Late != 1 || st.Collected != 0 || st.Timeouts != 1 {
@@ -596,7 +513,7 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a quorum of 2 of 4 ends the collection after two results without error", func(t *testing.T) {
 			caller, worker := connect(), connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			s := newTestStream(t, caller, heddle.SubjectResultsDefault, heddle.StreamConfig{Quorum: 2, Timeout: streamTestWait}, rec.logger())
 			if err := s.Expect("q1", "q2", "q3", "q4"); err != nil {
 				t.Fatal(err)
@@ -613,7 +530,7 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 		})
 		t.Run("a progress callback returning false ends the collection after that result", func(t *testing.T) {
 			caller, worker := connect(), connect()
-			rec := newStreamLogRecorder()
+			rec := newLogRecorder()
 			type call struct {
 				id                  string
 				collected, expected int

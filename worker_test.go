@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,97 +28,6 @@ var workerTypeSeq atomic.Uint64
 func workerTestType(name string) string {
 	return fmt.Sprintf("%s_%d_%08x", name, workerTypeSeq.Add(1), rand.Uint32())
 }
-
-// workerLogRecord is one recorded slog record.
-type workerLogRecord struct {
-	Level   slog.Level
-	Message string
-	Attrs   map[string]any
-}
-
-// workerLogRecorder keeps every record logged through its handler and
-// lets tests wait for events.
-type workerLogRecorder struct {
-	mu      sync.Mutex
-	records []workerLogRecord
-	changed chan struct{} // closed and replaced on every record
-}
-
-func newWorkerLogRecorder() *workerLogRecorder {
-	return &workerLogRecorder{changed: make(chan struct{})}
-}
-
-// Logger returns a logger recording into r.
-func (r *workerLogRecorder) Logger() *slog.Logger { return slog.New(&workerLogHandler{rec: r}) }
-
-func (r *workerLogRecorder) add(rec workerLogRecord) {
-	r.mu.Lock()
-	r.records = append(r.records, rec)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-}
-
-// events returns the records whose message is name and, when taskID is
-// not empty, whose task_id is taskID.
-func (r *workerLogRecorder) events(name, taskID string) []workerLogRecord {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []workerLogRecord
-	for _, rec := range r.records {
-		if rec.Message == name && (taskID == "" || rec.Attrs["task_id"] == taskID) {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-// waitFor waits until at least n records named name (for taskID, if not
-// empty) were logged and returns them.
-func (r *workerLogRecorder) waitFor(t *testing.T, name, taskID string, n int) []workerLogRecord {
-	t.Helper()
-	timer := time.NewTimer(workerWait)
-	defer timer.Stop()
-	for {
-		r.mu.Lock()
-		changed := r.changed
-		r.mu.Unlock()
-		if evs := r.events(name, taskID); len(evs) >= n {
-			return evs
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("%d %s event(s) not logged within %s; got %d", n, name, workerWait, len(r.events(name, taskID)))
-		}
-	}
-}
-
-type workerLogHandler struct {
-	rec   *workerLogRecorder
-	attrs []slog.Attr
-}
-
-func (h *workerLogHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *workerLogHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := workerLogRecord{Level: r.Level, Message: r.Message, Attrs: map[string]any{}}
-	for _, a := range h.attrs {
-		rec.Attrs[a.Key] = a.Value.Resolve().Any()
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.Attrs[a.Key] = a.Value.Resolve().Any()
-		return true
-	})
-	h.rec.add(rec)
-	return nil
-}
-
-func (h *workerLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &workerLogHandler{rec: h.rec, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
-}
-
-func (h *workerLogHandler) WithGroup(string) slog.Handler { return h }
 
 // workerRun is a Worker running in the background.
 type workerRun struct {
@@ -254,7 +161,7 @@ func TestWorkerAnswersEachTaskOnItsResultSubject(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("echo")
-				logs := newWorkerLogRecorder()
+				logs := newLogRecorder()
 				const minDuration = 5 * time.Millisecond
 				w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
 					// A deadline, not a sleep: the handler takes at least
@@ -263,7 +170,7 @@ func TestWorkerAnswersEachTaskOnItsResultSubject(t *testing.T) {
 					defer cancel()
 					<-wait.Done()
 					return workerEchoOut{Echo: in.Text}, nil
-				}, heddle.WorkerConfig{}, heddle.WithLogger(logs.Logger()))
+				}, heddle.WorkerConfig{}, heddle.WithLogger(logs.logger()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -369,12 +276,12 @@ func TestWorkerChecksContractsAtBothEnds(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("orders")
-				logs := newWorkerLogRecorder()
+				logs := newLogRecorder()
 				var calls atomic.Int32
 				w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerOrderIn) (workerOrderOut, error) {
 					calls.Add(1)
 					return workerOrderOut{Total: tt.total}, nil
-				}, heddle.WorkerConfig{Contract: tt.contract}, heddle.WithLogger(logs.Logger()))
+				}, heddle.WorkerConfig{Contract: tt.contract}, heddle.WithLogger(logs.logger()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -426,7 +333,7 @@ func TestWorkerRetriesRetryableErrors(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("flaky")
-				logs := newWorkerLogRecorder()
+				logs := newLogRecorder()
 				var attempts atomic.Int32
 				seen := make(chan int, 8) // RetryCount seen by each attempt
 				w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
@@ -443,7 +350,7 @@ func TestWorkerRetriesRetryableErrors(t *testing.T) {
 						return workerEchoOut{}, errFlaky
 					}
 					return workerEchoOut{Echo: in.Text}, nil
-				}, heddle.WorkerConfig{RetryBackoff: time.Millisecond}, heddle.WithLogger(logs.Logger()))
+				}, heddle.WorkerConfig{RetryBackoff: time.Millisecond}, heddle.WithLogger(logs.logger()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -497,13 +404,13 @@ func TestWorkerRetriesRetryableErrors(t *testing.T) {
 func TestWorkerSurvivesAPanickingHandler(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("panicky")
-		logs := newWorkerLogRecorder()
+		logs := newLogRecorder()
 		w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
 			if in.Text == "boom" {
 				panic("handler exploded")
 			}
 			return workerEchoOut{Echo: in.Text}, nil
-		}, heddle.WorkerConfig{Concurrency: 1}, heddle.WithLogger(logs.Logger()))
+		}, heddle.WorkerConfig{Concurrency: 1}, heddle.WithLogger(logs.logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -542,10 +449,10 @@ func TestWorkerSurvivesAPanickingHandler(t *testing.T) {
 func TestWorkerCountsMalformedMessagesAndGoesOn(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("strict")
-		logs := newWorkerLogRecorder()
+		logs := newLogRecorder()
 		w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
 			return workerEchoOut{Echo: in.Text}, nil
-		}, heddle.WorkerConfig{}, heddle.WithLogger(logs.Logger()))
+		}, heddle.WorkerConfig{}, heddle.WithLogger(logs.logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -657,7 +564,7 @@ func TestWorkerBoundsConcurrentHandlers(t *testing.T) {
 	const limit, tasks = 2, 5
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("bounded")
-		logs := newWorkerLogRecorder()
+		logs := newLogRecorder()
 		var running, peak atomic.Int32
 		entered := make(chan string, tasks)
 		release := make(chan struct{})
@@ -669,7 +576,7 @@ func TestWorkerBoundsConcurrentHandlers(t *testing.T) {
 			<-release
 			running.Add(-1)
 			return workerEchoOut{Echo: in.Text}, nil
-		}, heddle.WorkerConfig{Concurrency: limit}, heddle.WithLogger(logs.Logger()))
+		}, heddle.WorkerConfig{Concurrency: limit}, heddle.WithLogger(logs.logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -754,13 +661,13 @@ func TestWorkerRunFinishesInFlightTasksWhenItsContextEnds(t *testing.T) {
 func TestWorkerFailsATaskThatOutlivesItsTimeout(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("slow")
-		logs := newWorkerLogRecorder()
+		logs := newLogRecorder()
 		var attempts atomic.Int32
 		w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
 			attempts.Add(1)
 			<-ctx.Done()
 			return workerEchoOut{}, ctx.Err()
-		}, heddle.WorkerConfig{TaskTimeout: 20 * time.Millisecond}, heddle.WithLogger(logs.Logger()))
+		}, heddle.WorkerConfig{TaskTimeout: 20 * time.Millisecond}, heddle.WithLogger(logs.logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -904,13 +811,13 @@ func TestPermanentMarksAnErrorAsNotRetryable(t *testing.T) {
 func TestWorkerDrainTimeoutCancelsHandlersAndStillAnswers(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("stuck")
-		logs := newWorkerLogRecorder()
+		logs := newLogRecorder()
 		entered := make(chan struct{}, 2)
 		w, err := heddle.NewWorker(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
 			entered <- struct{}{}
 			<-ctx.Done()
 			return workerEchoOut{}, ctx.Err()
-		}, heddle.WorkerConfig{Concurrency: 1, DrainTimeout: 50 * time.Millisecond}, heddle.WithLogger(logs.Logger()))
+		}, heddle.WorkerConfig{Concurrency: 1, DrainTimeout: 50 * time.Millisecond}, heddle.WithLogger(logs.logger()))
 		if err != nil {
 			t.Fatal(err)
 		}
