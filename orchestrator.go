@@ -2,11 +2,9 @@ package heddle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -206,41 +204,23 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	if !o.running.CompareAndSwap(false, true) {
 		return ErrOrchestratorStarted
 	}
-	values := context.WithoutCancel(ctx)
-	goalCtx, cancelGoals := context.WithCancelCause(values)
-	defer cancelGoals(nil)
-	slots := make(chan struct{}, o.cfg.MaxConcurrentGoals)
-	var goals sync.WaitGroup
-	sub, err := o.b.Subscribe(ctx, SubjectGoalsIncoming, func(hctx context.Context, msg *bus.Msg) error {
-		goal, err := DecodeOrchestratorGoal(msg.Data)
-		if err != nil {
-			o.rejectGoal(values, msg.Data, err)
-			return nil
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-hctx.Done():
-			return hctx.Err()
-		}
-		goals.Go(func() {
-			defer func() { <-slots }()
-			o.process(goalCtx, goal)
-		})
-		return nil
-	}, bus.Queue(o.cfg.QueueGroup))
-	if err != nil {
-		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", SubjectGoalsIncoming, err)
+	subErr, err, cutShort := goalServer{
+		b:             o.b,
+		queue:         o.cfg.QueueGroup,
+		maxConcurrent: o.cfg.MaxConcurrentGoals,
+		drainTimeout:  o.cfg.DrainTimeout,
+		shutdown:      ErrOrchestratorShutdown,
+		reject:        o.rejectGoal,
+		handle:        o.process,
+		subscribed: func() {
+			o.log.Info("actor.subscribed", "subject", SubjectGoalsIncoming, "queue", o.cfg.QueueGroup)
+			close(o.ready)
+		},
+	}.run(ctx)
+	if subErr != nil {
+		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", SubjectGoalsIncoming, subErr)
 	}
-	o.log.Info("actor.subscribed", "subject", SubjectGoalsIncoming, "queue", o.cfg.QueueGroup)
-	close(o.ready)
-	<-ctx.Done()
-
-	dctx, cancel := context.WithTimeout(values, o.cfg.DrainTimeout)
-	defer cancel()
-	stopForce := context.AfterFunc(dctx, func() { cancelGoals(ErrOrchestratorShutdown) })
-	err = sub.Drain(dctx)
-	goals.Wait()
-	if !stopForce() {
+	if cutShort {
 		return fmt.Errorf("heddle: orchestrator drain did not finish within %s (OrchestratorConfig.DrainTimeout); goals in progress were cancelled: %w",
 			o.cfg.DrainTimeout, context.DeadlineExceeded)
 	}
@@ -255,7 +235,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 // it names a usable goal_id, so its caller does not wait in vain.
 func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
 	o.stats.parseErrors.Add(1)
-	id := orchestratorPeekGoalID(data)
+	id := peekGoalID(data)
 	o.log.Warn("orchestrator.parse_error", "goal_id", id, "error", err.Error())
 	if id == "" || bus.ValidatePublishSubject(ResultSubject(id)) != nil {
 		return
@@ -415,17 +395,6 @@ func orchestratorCollectOutputs(_ context.Context, _ OrchestratorGoal, results [
 		list[i] = item
 	}
 	return map[string]any{"results": list}, nil
-}
-
-func orchestratorPeekGoalID(data []byte) string {
-	var v struct {
-		GoalID any `json:"goal_id"`
-	}
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	id, _ := v.GoalID.(string)
-	return id
 }
 
 // SubmitGoal publishes goal on SubjectGoalsIncoming and waits, at most

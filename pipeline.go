@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -250,40 +249,26 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrPipelineRunning
 	}
-	// Goals in progress finish after ctx ends: their callers are waiting
-	// for a final result.
-	work := context.WithoutCancel(ctx)
-	slots := make(chan struct{}, p.plan.cfg.MaxConcurrentGoals)
-	var wg sync.WaitGroup
+	// Goals in progress finish after ctx ends (no drain timeout): their
+	// callers are waiting for a final result, and every stage has its own.
 	queue := p.plan.cfg.QueueGroup
-	sub, err := p.b.Subscribe(ctx, SubjectGoalsIncoming, func(hctx context.Context, msg *bus.Msg) error {
-		goal, err := DecodeOrchestratorGoal(msg.Data)
-		if err != nil {
-			p.rejectGoal(work, msg.Data, err)
-			return nil
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-hctx.Done():
-			return hctx.Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			res, _ := p.execute(work, goal)
-			p.goalCompleted(goal, res, p.publishFinal(work, res))
-		}()
-		return nil
-	}, bus.Queue(queue))
-	if err != nil {
-		return fmt.Errorf("heddle: pipeline %q subscribing to %s: %w", p.plan.cfg.Name, SubjectGoalsIncoming, err)
+	subErr, err, _ := goalServer{
+		b:             p.b,
+		queue:         queue,
+		maxConcurrent: p.plan.cfg.MaxConcurrentGoals,
+		reject:        p.rejectGoal,
+		handle: func(ctx context.Context, goal OrchestratorGoal) {
+			res, _ := p.execute(ctx, goal)
+			p.goalCompleted(goal, res, p.publishFinal(ctx, res))
+		},
+		subscribed: func() {
+			p.log.Info("actor.subscribed", "subject", SubjectGoalsIncoming, "queue", queue, "pipeline", p.plan.cfg.Name)
+			close(p.ready)
+		},
+	}.run(ctx)
+	if subErr != nil {
+		return fmt.Errorf("heddle: pipeline %q subscribing to %s: %w", p.plan.cfg.Name, SubjectGoalsIncoming, subErr)
 	}
-	p.log.Info("actor.subscribed", "subject", SubjectGoalsIncoming, "queue", queue, "pipeline", p.plan.cfg.Name)
-	close(p.ready)
-	<-ctx.Done()
-	err = sub.Drain(work)
-	wg.Wait()
 	if err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: pipeline %q draining %s: %w", p.plan.cfg.Name, SubjectGoalsIncoming, err)
 	}
@@ -294,7 +279,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // goal.
 func (p *Pipeline) rejectGoal(ctx context.Context, data []byte, err error) {
 	p.stats.parseErrors.Add(1)
-	id := pipelinePeekGoalID(data)
+	id := peekGoalID(data)
 	attrs := []any{"pipeline", p.plan.cfg.Name, "goal_id", id, "error", err.Error()}
 	if id != "" && bus.ValidatePublishSubject(ResultSubject(id)) == nil {
 		res := NewTaskResult(id, p.plan.cfg.Name, StatusFailed)
@@ -377,18 +362,6 @@ func (p *Pipeline) execute(ctx context.Context, goal OrchestratorGoal) (TaskResu
 	}
 	res.ProcessingTimeMS = int(time.Since(start).Milliseconds())
 	return res, nil
-}
-
-// pipelinePeekGoalID reads goal_id from a message that failed to decode.
-func pipelinePeekGoalID(data []byte) string {
-	var v struct {
-		GoalID any `json:"goal_id"`
-	}
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	id, _ := v.GoalID.(string)
-	return id
 }
 
 // pipelineJSONObject returns m in its JSON form (map[string]any, []any,
