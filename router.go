@@ -351,15 +351,21 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		}
 	}
 	subject := WorkerSubject(m.WorkerType, tier)
+	// Counted before the publish, so whoever sees the task (or its result)
+	// sees it counted; a failed publish moves it to PublishErrors.
+	r.stats.routed.Add(1)
+	if overridden {
+		r.stats.overridden.Add(1)
+	}
 	if err := r.b.Publish(ctx, &bus.Msg{Subject: subject, Header: msg.Header, Data: out}); err != nil {
+		r.stats.routed.Add(^uint64(0))
+		if overridden {
+			r.stats.overridden.Add(^uint64(0))
+		}
 		r.stats.publishErrors.Add(1)
 		r.log.Error("router.publish_failed", "subject", subject, "task_id", m.TaskID,
 			"worker_type", m.WorkerType, "model_tier", string(tier), "error", err.Error())
 		return
-	}
-	r.stats.routed.Add(1)
-	if overridden {
-		r.stats.overridden.Add(1)
 	}
 	if r.log.Enabled(ctx, slog.LevelDebug) { // spares the arguments' allocations
 		r.log.Debug("router.routed", "task_id", m.TaskID, "worker_type", m.WorkerType,
@@ -378,24 +384,27 @@ func routerOnlyTierProblem(ve *ValidationError) bool {
 func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail string) {
 	reason := kind + ": " + detail
 	d := NewDeadLetter(reason, msg.Data)
+	// Counted before the publish, like a routed task.
+	byReason := &r.stats.invalid
+	switch kind {
+	case ReasonRateLimited:
+		byReason = &r.stats.rateLimited
+	case ReasonUnknownTier:
+		byReason = &r.stats.unknownTier
+	}
+	r.stats.deadLettered.Add(1)
+	byReason.Add(1)
 	env, err := d.Encode()
 	if err == nil {
 		err = r.b.Publish(ctx, &bus.Msg{Subject: SubjectDeadLetter, Header: msg.Header, Data: env})
 	}
 	if err != nil {
+		r.stats.deadLettered.Add(^uint64(0))
+		byReason.Add(^uint64(0))
 		r.stats.publishErrors.Add(1)
 		r.log.Error("router.publish_failed", "subject", SubjectDeadLetter, "reason", reason,
 			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
 		return
-	}
-	r.stats.deadLettered.Add(1)
-	switch kind {
-	case ReasonRateLimited:
-		r.stats.rateLimited.Add(1)
-	case ReasonUnknownTier:
-		r.stats.unknownTier.Add(1)
-	default:
-		r.stats.invalid.Add(1)
 	}
 	r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType)
 }

@@ -238,12 +238,20 @@ func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, 
 		r.Status, r.Output, r.Error = StatusFailed, nil, f.err.Error()
 		data, err = r.Encode()
 	}
+	// Counted before the publish, so a caller holding the result sees it
+	// counted; a failed publish moves the task to PublishErrors.
+	outcome := &w.stats.completed
+	if f != nil {
+		outcome = &w.stats.failed
+	}
+	outcome.Add(1)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(w.values, workerPublishTimeout)
 		err = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: data})
 		cancel()
 	}
 	if err != nil {
+		outcome.Add(^uint64(0))
 		w.stats.publishErrors.Add(1)
 		attrs := []slog.Attr{slog.String("reason", workerReasonPublish), slog.String("subject", r.Subject()),
 			slog.String("status", string(r.Status)), slog.String("error", err.Error())}
@@ -254,14 +262,12 @@ func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, 
 		return
 	}
 	if f == nil {
-		w.stats.completed.Add(1)
 		if w.log.Enabled(w.values, slog.LevelInfo) {
 			w.logTask(slog.LevelInfo, "worker.completed", task,
 				slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount))
 		}
 		return
 	}
-	w.stats.failed.Add(1)
 	level := slog.LevelWarn
 	attrs := []slog.Attr{slog.String("reason", f.reason), slog.String("error", f.err.Error()),
 		slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount)}
