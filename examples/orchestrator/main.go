@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -72,13 +71,6 @@ func main() {
 	}
 }
 
-// runner is an actor with Run and Ready: a worker, the router, the
-// orchestrator.
-type runner interface {
-	Run(context.Context) error
-	Ready() <-chan struct{}
-}
-
 // run starts the router, three word counters and the orchestrator on b,
 // submits one goal, prints its final result to out, and stops every actor
 // before it returns.
@@ -99,7 +91,7 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	actors := []runner{router, orchestrator}
+	actors := []heddle.Actor{router, orchestrator}
 	for range 3 {
 		w, err := heddle.NewWorker(b, "word_counter", countWords, heddle.WorkerConfig{})
 		if err != nil {
@@ -108,29 +100,11 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		actors = append(actors, w)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	failed := make(chan error, len(actors))
-	for _, a := range actors {
-		wg.Go(func() {
-			if err := a.Run(runCtx); err != nil {
-				failed <- err
-			}
-		})
+	stop, err := heddle.Start(ctx, actors...)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
-	for _, a := range actors {
-		select {
-		case <-a.Ready():
-		case err := <-failed:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	defer stop()
 
 	goal := heddle.NewOrchestratorGoal("count the words of each sentence", map[string]any{"text": text})
 	// SubmitGoal subscribes to heddle.results.{goal_id} before it publishes

@@ -24,7 +24,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -130,13 +129,6 @@ func main() {
 	}
 }
 
-// runner is an actor with Run and Ready: a worker, the router, the
-// pipeline.
-type runner interface {
-	Run(context.Context) error
-	Ready() <-chan struct{}
-}
-
 // run starts the mesh on b, submits two goals, prints their final results
 // to out, and stops every actor before it returns.
 func run(ctx context.Context, b bus.Bus, out io.Writer) error {
@@ -152,7 +144,7 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	actors := []runner{router, pipeline}
+	actors := []heddle.Actor{router, pipeline}
 	var errs []error
 	add := func(w *heddle.Worker, err error) {
 		if err != nil {
@@ -170,29 +162,11 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		return err
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	failed := make(chan error, len(actors))
-	for _, a := range actors {
-		wg.Go(func() {
-			if err := a.Run(runCtx); err != nil {
-				failed <- err
-			}
-		})
+	stop, err := heddle.Start(ctx, actors...)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
-	for _, a := range actors {
-		select {
-		case <-a.Ready():
-		case err := <-failed:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	defer stop()
 
 	fmt.Fprintf(out, "plan: %v\n", pipeline.Levels())
 	for _, ref := range []string{"inv-042.txt", "note-7.txt"} {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -81,31 +80,12 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		return err
 	}
 
-	actors, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for _, a := range []interface{ Run(context.Context) error }{greeter, adder, router} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := a.Run(actors); err != nil {
-				errs <- err
-			}
-		}()
+	// Start returns once every actor is subscribed; stop drains them.
+	stop, err := heddle.Start(ctx, greeter, adder, router)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
-	for _, ready := range []<-chan struct{}{greeter.Ready(), adder.Ready(), router.Ready()} {
-		select {
-		case <-ready:
-		case err := <-errs:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	defer stop()
 
 	// The stream subscribes to the results subject before anything is
 	// dispatched, so no result can be missed.

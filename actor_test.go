@@ -1,0 +1,86 @@
+package heddle_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest"
+)
+
+func TestStartReturnsOnceEveryActorIsReadyAndStopDrainsThem(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worker, err := heddle.NewWorker(connect(), "upper", flowUpper, heddle.WorkerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, err := heddle.Start(ctx, router, worker)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		// No waiting on Ready here: Start promised it.
+		task := heddle.NewTaskMessage("upper", map[string]any{"text": "ready"})
+		res, err := heddle.DispatchAndWait(ctx, connect(), task, heddle.DispatchTimeout(10*time.Second))
+		if err != nil || res.Output["upper"] != "READY" {
+			t.Fatalf("DispatchAndWait = %+v, %v", res, err)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	})
+}
+
+// actorTestBroken is an actor whose Run fails before it is ready, as a
+// Run whose subscription the bus refuses does.
+type actorTestBroken struct{ err error }
+
+func (a actorTestBroken) Run(context.Context) error { return a.err }
+func (a actorTestBroken) Ready() <-chan struct{}    { return nil }
+
+// actorTestWatched reports when the actor's Run has returned.
+type actorTestWatched struct {
+	heddle.Actor
+	returned chan error
+}
+
+func (a *actorTestWatched) Run(ctx context.Context) error {
+	err := a.Actor.Run(ctx)
+	a.returned <- err
+	return err
+}
+
+func TestStartFailsAndStopsTheOthersWhenAnActorCannotRun(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken := errors.New("subscription refused")
+		watched := &actorTestWatched{Actor: router, returned: make(chan error, 1)}
+		stop, err := heddle.Start(ctx, watched, actorTestBroken{err: broken})
+		if !errors.Is(err, broken) || stop != nil {
+			t.Fatalf("Start = stop %v, %v; want the actor's error and no stop", stop != nil, err)
+		}
+		// The router was stopped, and its Run had returned, before Start
+		// did (with nil or the cancelled subscribe: it may be cut short).
+		select {
+		case err := <-watched.returned:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("router Run = %v, want nil or context.Canceled", err)
+			}
+		default:
+			t.Fatal("Start returned while the router was still running")
+		}
+	})
+}
