@@ -3,6 +3,7 @@ package heddle_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -24,14 +25,18 @@ func (l streamBenchLatencies) report(b *testing.B) {
 	if len(l) == 0 {
 		return
 	}
+	b.ReportMetric(l.percentile(0.50), "p50_us")
+	b.ReportMetric(l.percentile(0.99), "p99_us")
+}
+
+// percentile returns the p-th percentile (0 < p < 1) in microseconds.
+func (l streamBenchLatencies) percentile(p float64) float64 {
+	if len(l) == 0 {
+		return 0
+	}
 	s := slices.Clone(l)
 	slices.Sort(s)
-	pct := func(p float64) float64 {
-		i := int(p * float64(len(s)-1))
-		return float64(s[i].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(pct(0.50), "p50_us")
-	b.ReportMetric(pct(0.99), "p99_us")
+	return float64(s[int(p*float64(len(s)-1))].Nanoseconds()) / 1e3
 }
 
 // streamBenchResponder answers every task on the worker subject with a
@@ -64,12 +69,21 @@ func streamBenchResponder(b *testing.B, conn bus.Bus, workerType string, queue s
 // the bytes and splices it into a result encoded once; the result goes to
 // heddle.results.default, where tasks without parent_task_id report.
 func streamBenchRawResponder(b *testing.B, url, workerType string) *nats.Conn {
+	return streamBenchRawResponderFor(b, url, workerType, "")
+}
+
+// streamBenchRawResponderFor is streamBenchRawResponder for tasks whose
+// parent_task_id is parent: the results go to heddle.ResultSubject(parent).
+func streamBenchRawResponderFor(b *testing.B, url, workerType, parent string) *nats.Conn {
 	b.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tmpl, err := heddle.NewTaskResult("TASKID", workerType, heddle.StatusCompleted).Encode()
+	r := heddle.NewTaskResult("TASKID", workerType, heddle.StatusCompleted)
+	r.ParentTaskID = parent
+	subject := heddle.ResultSubject(parent)
+	tmpl, err := r.Encode()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +98,7 @@ func streamBenchRawResponder(b *testing.B, url, workerType string) *nats.Conn {
 		}
 		out := make([]byte, 0, len(before)+len(id)+len(after))
 		out = append(append(append(out, before...), id...), after...)
-		_ = nc.Publish(heddle.SubjectResultsDefault, out)
+		_ = nc.Publish(subject, out)
 	}); err != nil {
 		b.Fatal(err)
 	}
@@ -188,6 +202,116 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 		}
 		lat.report(b)
 	})
+}
+
+// BenchmarkDispatchAndWaitInterleaved measures the same three round trips
+// as BenchmarkDispatchAndWait, but takes them in turn within each
+// iteration (the order rotating from one iteration to the next), so that
+// all three see the same state of the machine: on a small VM, round-trip
+// latency drifts with scheduling between consecutive sub-benchmarks by
+// more than the differences being measured. It reports each variant's p50
+// and p99, and the ratio of each heddle p50 to the raw one. ns/op covers
+// the three round trips.
+func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
+	url := contracttest.RunServer(b)
+	ctx := context.Background()
+	connect := func() *natsbus.Bus {
+		c, err := natsbus.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+
+	// The function's tasks report to a result subject of their own, so
+	// that the Caller's subscription never sees them and the reverse.
+	const fnParent = "bench-dispatch-fn"
+	b.Cleanup(streamBenchRawResponderFor(b, url, "bench_echo_fn", fnParent).Close)
+	b.Cleanup(streamBenchRawResponder(b, url, "bench_echo").Close)
+	fnConn := connect()
+	caller, err := heddle.NewCaller(ctx, connect(), heddle.SubjectResultsDefault)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer caller.Close()
+
+	rawConn, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawConn.Close()
+	rawWorker, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawWorker.Close()
+	if _, err := rawWorker.Subscribe("bench.raw.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := rawWorker.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	rawData, err := heddle.NewTaskMessage("bench_echo", map[string]any{"text": "hello"}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	payload := map[string]any{"text": "hello"}
+	variants := []struct {
+		name string
+		call func() error
+	}{
+		{"heddle", func() error {
+			task := heddle.NewTaskMessage("bench_echo_fn", payload)
+			task.ParentTaskID = fnParent
+			res, err := heddle.DispatchAndWait(ctx, fnConn, task, heddle.DispatchDirect(), heddle.DispatchTimeout(10*time.Second))
+			if err == nil && res.Status != heddle.StatusCompleted {
+				err = fmt.Errorf("status %s: %s", res.Status, res.Error)
+			}
+			return err
+		}},
+		{"heddle_caller", func() error {
+			res, err := caller.DispatchAndWait(ctx, heddle.NewTaskMessage("bench_echo", payload),
+				heddle.DispatchDirect(), heddle.DispatchTimeout(10*time.Second))
+			if err == nil && res.Status != heddle.StatusCompleted {
+				err = fmt.Errorf("status %s: %s", res.Status, res.Error)
+			}
+			return err
+		}},
+		{"raw", func() error {
+			_, err := rawConn.Request("bench.raw.echo", rawData, 10*time.Second)
+			return err
+		}},
+	}
+	lat := make([]streamBenchLatencies, len(variants))
+	for i := range lat {
+		lat[i] = make(streamBenchLatencies, 0, b.N)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	round := 0
+	for b.Loop() {
+		for k := range variants {
+			i := (round + k) % len(variants)
+			start := time.Now()
+			if err := variants[i].call(); err != nil {
+				b.Fatalf("%s: %v", variants[i].name, err)
+			}
+			lat[i] = append(lat[i], time.Since(start))
+		}
+		round++
+	}
+	b.StopTimer()
+	p50 := make([]float64, len(variants))
+	for i, v := range variants {
+		p50[i] = lat[i].percentile(0.50)
+		b.ReportMetric(p50[i], v.name+"_p50_us")
+		b.ReportMetric(lat[i].percentile(0.99), v.name+"_p99_us")
+	}
+	raw := p50[len(p50)-1]
+	b.ReportMetric(p50[0]/raw, "heddle/raw_p50")
+	b.ReportMetric(p50[1]/raw, "caller/raw_p50")
 }
 
 // BenchmarkOrchestratorFanOut1000 measures one goal fanned out into 1,000
