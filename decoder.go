@@ -65,8 +65,15 @@ type member struct {
 }
 
 // decoder reads the top-level members of one message, recording problems.
-// The document is checked with json.Valid first; the members are then
-// found by a scan that relies on that validity and copies nothing.
+// The document is checked and split into its members in one pass (see
+// decoderSplitValid), or, when that pass is not sure, checked with
+// json.Valid and then split by a scan that relies on that validity. The
+// members are slices of the document: nothing is copied.
+//
+// A decoder is used in place (var d decoder; d.init(...)) and holds up to
+// decoderStore members itself, so that it stays off the heap. (It never
+// points to itself, which would send it there: a document with more
+// members has them copied to more.)
 type decoder struct {
 	p        problems
 	isObject bool // the document is a JSON object
@@ -74,13 +81,28 @@ type decoder struct {
 	// exactly as they would be decoded, with the same verdicts and error
 	// texts, but not materialised; object returns nil for them.
 	envelope bool
-	members  []member
-	bad      map[string]bool // fields already reported
-	store    [12]member
+	// bigNumbers: some number in the document may lie beyond float64 (see
+	// decoderNumbersFit); false means none can.
+	bigNumbers bool
+	bad        map[string]bool // fields already reported
+	n          int             // members in store
+	store      [decoderStore]member
+	more       []member // every member, when there are more than decoderStore
 }
 
-func newDecoder(typ string, data []byte) *decoder {
-	d := &decoder{p: problems{typ: typ}}
+// decoderStore is the number of members a decoder holds without
+// allocating: every field of the largest message type, and one more.
+const decoderStore = 12
+
+// init checks data and splits it into its members.
+func (d *decoder) init(typ string, data []byte) {
+	d.p.typ = typ
+	if members, ok := decoderSplitValid(data, d.store[:0], &d.bigNumbers); ok {
+		d.isObject = true
+		d.keep(members)
+		return
+	}
+	d.bigNumbers = true
 	if !decoderValid(data) && !json.Valid(data) {
 		var v any
 		err := json.Unmarshal(data, &v)
@@ -89,16 +111,32 @@ func newDecoder(typ string, data []byte) *decoder {
 		} else {
 			d.p.add("", "malformed JSON: %v", err)
 		}
-		return d
+		return
 	}
 	data = bytes.TrimSpace(data)
 	if data[0] != '{' {
 		d.p.add("", "expected a JSON object, got %s", jsonKind(data))
-		return d
+		return
 	}
 	d.isObject = true
-	d.members = splitObject(data, d.store[:0])
-	return d
+	d.keep(splitObject(data, d.store[:0]))
+}
+
+// keep records members, split into d.store (or, beyond it, elsewhere).
+func (d *decoder) keep(members []member) {
+	if len(members) <= len(d.store) {
+		d.n = len(members)
+		return
+	}
+	d.more = append([]member(nil), members...)
+}
+
+// members returns the document's members.
+func (d *decoder) members() []member {
+	if d.more != nil {
+		return d.more
+	}
+	return d.store[:d.n]
 }
 
 // splitObject appends the members of obj, a valid JSON object, to dst.
@@ -184,20 +222,20 @@ func (d *decoder) fail(field, format string, args ...any) {
 	d.bad[field] = true
 }
 
-// check runs a type's Validate checks on the decoded value, keeps the
-// findings on fields the decoder has not already reported, and returns
-// every problem in wire field order.
-func (d *decoder) check(validate func(*problems), order []string) error {
-	var p problems
-	validate(&p)
+// check takes the findings of a type's Validate checks on the decoded
+// value, keeps those on fields the decoder has not already reported, and
+// returns every problem in wire field order.
+func (d *decoder) check(p *problems, order []string) error {
 	for _, f := range p.fields {
 		if !d.bad[f.Field] {
 			d.p.fields = append(d.p.fields, f)
 		}
 	}
-	slices.SortStableFunc(d.p.fields, func(a, b FieldError) int {
-		return slices.Index(order, a.Field) - slices.Index(order, b.Field)
-	})
+	if len(d.p.fields) > 1 {
+		slices.SortStableFunc(d.p.fields, func(a, b FieldError) int {
+			return slices.Index(order, a.Field) - slices.Index(order, b.Field)
+		})
+	}
 	return d.p.err()
 }
 
@@ -206,8 +244,9 @@ func (d *decoder) check(validate func(*problems), order []string) error {
 func (d *decoder) take(name string) ([]byte, bool) {
 	var val []byte
 	found := false
-	for i := range d.members {
-		m := &d.members[i]
+	members := d.members()
+	for i := range members {
+		m := &members[i]
 		if !m.taken && string(m.key) == name {
 			m.taken = true
 			val, found = m.val, true
@@ -220,7 +259,7 @@ func (d *decoder) take(name string) ([]byte, bool) {
 // taken.
 func (d *decoder) extra() map[string]json.RawMessage {
 	var out map[string]json.RawMessage
-	for _, m := range d.members {
+	for _, m := range d.members() {
 		if m.taken {
 			continue
 		}
@@ -241,6 +280,12 @@ func (d *decoder) missing(name string, pr presence) {
 // str reads a string field. def supplies the value of an absent optional
 // field.
 func (d *decoder) str(name string, pr presence, def func() string) string {
+	return d.strAs(name, pr, def, false)
+}
+
+// strAs is str; intern shares the string of a short value seen before
+// (see jsonIntern), for fields such as worker_type whose values repeat.
+func (d *decoder) strAs(name string, pr presence, def func() string, intern bool) string {
 	raw, ok := d.take(name)
 	if !ok {
 		d.missing(name, pr)
@@ -251,6 +296,11 @@ func (d *decoder) str(name string, pr presence, def func() string) string {
 	}
 	if pr == nullable && kindOf(raw) == kindNull {
 		return ""
+	}
+	if intern && kindOf(raw) == kindString {
+		if inner := raw[1 : len(raw)-1]; len(inner) > 0 && bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return jsonIntern(inner)
+		}
 	}
 	s, ok := d.stringValue(name, raw)
 	if ok && s == "" && pr != nullable {
@@ -289,7 +339,16 @@ func (d *decoder) stringValue(name string, raw []byte) (string, bool) {
 }
 
 func (d *decoder) object(name string, pr presence, def map[string]any) map[string]any {
+	return d.objectRaw(name, pr, def, nil)
+}
+
+// objectRaw is object, also setting *rawOut (when not nil) to the value's
+// bytes in the document.
+func (d *decoder) objectRaw(name string, pr presence, def map[string]any, rawOut *[]byte) map[string]any {
 	raw, ok := d.take(name)
+	if ok && rawOut != nil {
+		*rawOut = raw
+	}
 	if !ok {
 		d.missing(name, pr)
 		return def
@@ -302,7 +361,7 @@ func (d *decoder) object(name string, pr presence, def map[string]any) map[strin
 		d.fail(name, "expected object, got %s", k)
 		return def
 	}
-	if d.envelope && decoderNumbersFit(raw) {
+	if d.envelope && (!d.bigNumbers || decoderNumbersFit(raw)) {
 		// raw is a valid JSON object (the document is valid): decoding it
 		// into map[string]any can fail only on a number beyond float64,
 		// which decoderNumbersFit rules out. Otherwise decode it below for
@@ -350,6 +409,15 @@ func (d *decoder) enum(name, def string, allowed []string) string {
 			d.fail(name, "required")
 		}
 		return def
+	}
+	if kindOf(raw) == kindString {
+		// The common case, matched without copying the value.
+		inner := raw[1 : len(raw)-1]
+		for _, a := range allowed {
+			if string(inner) == a {
+				return a
+			}
+		}
 	}
 	s, ok := d.stringValue(name, raw)
 	if !ok {
@@ -432,6 +500,11 @@ func (d *decoder) time(name string, pr presence) time.Time {
 }
 
 func (d *decoder) timeValue(name string, raw []byte) time.Time {
+	if kindOf(raw) == kindString {
+		if t, ok := parseWireTime(raw[1 : len(raw)-1]); ok {
+			return t
+		}
+	}
 	s, ok := d.stringValue(name, raw)
 	if !ok {
 		return time.Time{}
@@ -442,4 +515,78 @@ func (d *decoder) timeValue(name string, raw []byte) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// parseWireTime reads b as ParseTime reads string(b), without copying it,
+// for the timestamps it is sure of: every field in range, as time.Parse
+// requires. ok false means only "not sure"; ParseTime then decides.
+func parseWireTime(b []byte) (t time.Time, ok bool) {
+	if len(b) < 19 {
+		return t, false
+	}
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range b[from:to] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
+	if b[4] != '-' || b[7] != '-' || b[10] != 'T' && b[10] != 't' && b[10] != ' ' || b[13] != ':' || b[16] != ':' ||
+		year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return t, false
+	}
+	i, nsec := 19, 0
+	if i < len(b) && b[i] == '.' {
+		j := i + 1
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			return t, false
+		}
+		// The first nine digits count, as in time.Parse.
+		scale := int(time.Second / 10)
+		for k := i + 1; k < j && k < i+10; k++ {
+			nsec += int(b[k]-'0') * scale
+			scale /= 10
+		}
+		i = j
+	}
+	offset := 0
+	switch rest := b[i:]; {
+	case len(rest) == 0:
+	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		hh, mm := num(i+1, i+3), num(i+4, i+6)
+		if hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+			return t, false
+		}
+		if offset = (hh*60 + mm) * 60; rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return t, false
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return t.Add(-time.Duration(offset) * time.Second).Truncate(time.Microsecond), true
+}
+
+// daysIn is the number of days of month in year (proleptic Gregorian).
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }

@@ -480,7 +480,7 @@ func checkWorkerType(p *problems, workerType string) {
 		p.add("worker_type", "required")
 		return
 	}
-	if err := bus.ValidatePublishSubject(WorkerSubject(workerType, TierStandard)); err != nil {
+	if !subjectTokensValid(workerType) {
 		p.add("worker_type", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", workerType)
 	}
 }
@@ -490,9 +490,31 @@ func checkParentTaskID(p *problems, id string) {
 	if id == "" {
 		return
 	}
-	if err := bus.ValidatePublishSubject(ResultSubject(id)); err != nil {
+	if !subjectTokensValid(id) {
 		p.add("parent_task_id", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", id)
 	}
+}
+
+// subjectTokensValid reports whether s, placed between publish subject
+// tokens (as in WorkerSubject and ResultSubject), leaves a valid publish
+// subject (see bus.ValidatePublishSubject): it is one or more non-empty
+// dot-separated tokens, none a wildcard, with no whitespace.
+func subjectTokensValid(s string) bool {
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			switch s[i] {
+			case ' ', '\t', '\n', '\r', '\f', '\v':
+				return false
+			}
+			continue
+		}
+		if tok := s[start:i]; tok == "" || tok == "*" || tok == ">" {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // now is the timestamp the constructors use: UTC at microsecond

@@ -3,7 +3,9 @@ package heddle
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -29,7 +31,7 @@ func decoderValue(b []byte, i int) (v any, next int, ok bool) {
 		}
 		for {
 			end := skipString(b, i)
-			key := decoderString(b[i:end])
+			key := decoderKey(b[i:end])
 			i = skipSpace(b, end)
 			i = skipSpace(b, i+1) // past ':'
 			if v, i, ok = decoderValue(b, i); !ok {
@@ -74,7 +76,58 @@ func decoderValue(b []byte, i int) (v any, next int, ok bool) {
 	if err != nil {
 		return nil, 0, false
 	}
+	if f >= 0 && f < float64(len(decoderSmallInts)) && f == math.Trunc(f) && !(f == 0 && math.Signbit(f)) {
+		return decoderSmallInts[int(f)], end, true
+	}
 	return f, end, true
+}
+
+// decoderSmallInts holds the float64 values 0 to 255 as interface values,
+// which decoderValue returns rather than boxing such common numbers again.
+var decoderSmallInts = func() (a [256]any) {
+	for i := range a {
+		a[i] = float64(i)
+	}
+	return a
+}()
+
+// decoderKey decodes tok, an object key with its quotes, as
+// decoderString does, sharing the strings of keys seen before (see
+// jsonIntern).
+func decoderKey(tok []byte) string {
+	if inner := tok[1 : len(tok)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return jsonIntern(inner)
+	}
+	return decoderString(tok)
+}
+
+// jsonInternMax is the length of the longest string jsonIntern shares.
+const jsonInternMax = 32
+
+// jsonInterned holds recently seen short strings, each in the slot of a
+// hash of its bytes: object keys and worker types, which repeat from one
+// message to the next. A slot is replaced by the next string that hashes
+// to it; a string read from one is immutable like any other.
+var jsonInterned [1024]atomic.Pointer[string]
+
+// jsonIntern returns string(b), sharing a string made before for the same
+// bytes when it can, so that decoding the same keys again allocates
+// nothing.
+func jsonIntern(b []byte) string {
+	if len(b) == 0 || len(b) > jsonInternMax {
+		return string(b)
+	}
+	h := uint32(2166136261) // FNV-1a
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &jsonInterned[h%uint32(len(jsonInterned))]
+	if p := slot.Load(); p != nil && *p == string(b) {
+		return *p
+	}
+	s := string(b)
+	slot.Store(&s)
+	return s
 }
 
 // decoderString decodes tok, a valid JSON string with its quotes, as
@@ -109,13 +162,62 @@ const decoderMaxFastDepth = 500
 // decoderValid reports whether data is surely valid JSON by the rules of
 // json.Valid; false means only "not sure", and json.Valid decides.
 func decoderValid(data []byte) bool {
-	i, ok := decoderValidValue(data, skipSpace(data, 0), 0)
+	var big bool
+	i, ok := decoderValidValue(data, skipSpace(data, 0), 0, &big)
 	return ok && skipSpace(data, i) == len(data)
 }
 
+// decoderSplitValid checks data as decoderValid does and, when it is an
+// object, splits it into its members (as splitObject would) in the same
+// pass, appending them to dst. ok false means only "not sure, or not an
+// object": the caller then checks with decoderValid or json.Valid and
+// splits with splitObject. *big is set when some number in data has an
+// exponent or 300 characters or more (see decoderNumbersFit).
+func decoderSplitValid(data []byte, dst []member, big *bool) (_ []member, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return dst, false
+	}
+	if i = skipSpace(data, i+1); i < len(data) && data[i] == '}' {
+		return dst, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return dst, false
+		}
+		start := i
+		if i, ok = decoderValidString(data, i); !ok {
+			return dst, false
+		}
+		key := data[start+1 : i-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			key = []byte(decoderString(data[start:i]))
+		}
+		if i = skipSpace(data, i); i >= len(data) || data[i] != ':' {
+			return dst, false
+		}
+		vstart := skipSpace(data, i+1)
+		if i, ok = decoderValidValue(data, vstart, 1, big); !ok {
+			return dst, false
+		}
+		dst = append(dst, member{key: key, val: data[vstart:i]})
+		if i = skipSpace(data, i); i >= len(data) {
+			return dst, false
+		}
+		switch data[i] {
+		case '}':
+			return dst, skipSpace(data, i+1) == len(data)
+		case ',':
+			i = skipSpace(data, i+1)
+		default:
+			return dst, false
+		}
+	}
+}
+
 // decoderValidValue checks the value starting at b[i] and returns the
-// index just past it.
-func decoderValidValue(b []byte, i, depth int) (int, bool) {
+// index just past it; *big is set as decoderSplitValid says.
+func decoderValidValue(b []byte, i, depth int, big *bool) (int, bool) {
 	if i >= len(b) {
 		return i, false
 	}
@@ -138,7 +240,7 @@ func decoderValidValue(b []byte, i, depth int) (int, bool) {
 			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = decoderValidValue(b, skipSpace(b, i+1), depth+1); !ok {
+			if i, ok = decoderValidValue(b, skipSpace(b, i+1), depth+1, big); !ok {
 				return i, false
 			}
 			if i = skipSpace(b, i); i >= len(b) {
@@ -161,7 +263,7 @@ func decoderValidValue(b []byte, i, depth int) (int, bool) {
 			return i + 1, true
 		}
 		for {
-			if i, ok = decoderValidValue(b, i, depth+1); !ok {
+			if i, ok = decoderValidValue(b, i, depth+1, big); !ok {
 				return i, false
 			}
 			if i = skipSpace(b, i); i >= len(b) {
@@ -185,7 +287,11 @@ func decoderValidValue(b []byte, i, depth int) (int, bool) {
 	case c == 'n':
 		return i + 4, bytes.HasPrefix(b[i:], []byte("null"))
 	case c == '-' || c >= '0' && c <= '9':
-		return decoderValidNumber(b, i)
+		end, ok := decoderValidNumber(b, i)
+		if ok && (end-i >= 300 || bytes.IndexAny(b[i:end], "eE") >= 0) {
+			*big = true
+		}
+		return end, ok
 	}
 	return i, false
 }

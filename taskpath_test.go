@@ -3,12 +3,15 @@ package heddle_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
 )
 
@@ -205,6 +208,108 @@ func TestTaskPathValidityCheckAgreesWithJSONValid(t *testing.T) {
 	}
 }
 
+// taskPathCompareSplit requires the one-pass check and split to accept
+// only valid JSON objects, to split them exactly as splitObject does after
+// json.Valid, and to flag every number decoderNumbersFit doubts.
+func taskPathCompareSplit(t *testing.T, data []byte) {
+	t.Helper()
+	members, big, ok := heddle.TaskPathSplitValid(data)
+	trimmed := bytes.TrimSpace(data)
+	isObject := json.Valid(data) && trimmed[0] == '{'
+	if !ok {
+		if isObject && bytes.Count(data, []byte("["))+bytes.Count(data, []byte("{")) < 400 {
+			t.Fatalf("the one-pass split declined %q, a valid object", data)
+		}
+		return
+	}
+	if !isObject {
+		t.Fatalf("the one-pass split accepted %q, which is not a valid JSON object", data)
+	}
+	want := heddle.TaskPathSplitObject(trimmed)
+	if len(members) != len(want) {
+		t.Fatalf("split of %q: %d members, splitObject %d", data, len(members), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(members[i].Key, want[i].Key) || !bytes.Equal(members[i].Val, want[i].Val) {
+			t.Fatalf("member %d of %q: %q: %q; splitObject %q: %q", i, data, members[i].Key, members[i].Val, want[i].Key, want[i].Val)
+		}
+	}
+	if !big && !heddle.TaskPathNumbersFit(trimmed) {
+		t.Fatalf("%q has a number beyond float64's sure range, not flagged", data)
+	}
+}
+
+func TestTaskPathOneSplitAgreesWithJSONValidAndSplitObject(t *testing.T) {
+	docs := []string{
+		`{}`, ` { } `, `{"a":1}`, ` {"a" : 1 , "b":[1,{"c":"}"}] } `, `{"a":1,}`, `{"a":1}}`, `{"a":1} x`, `{"a"}`,
+		`{"a\u0062":1,"a\"b":2}`, "{\"k\xff\":1}", `{"n":1e5}`, `{"n":1E5}`, `{"n":-0.5}`, `{"n":01}`,
+		`{"s":"1e400"}`, `[1]`, `"x"`, `1`, ``, `{`, `{"a":[}`, `{"a":1 "b":2}`,
+		`{"n":` + strings.Repeat("9", 299) + `}`, `{"n":` + strings.Repeat("9", 300) + `}`,
+		`{"d":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`,
+	}
+	for _, d := range append(docs, append(taskPathEnvelopeCases, taskPathObjects...)...) {
+		taskPathCompareSplit(t, []byte(d))
+	}
+	for _, f := range contracttest.WireFixtureFiles() {
+		taskPathCompareSplit(t, f.Data)
+	}
+}
+
+// taskPathCompareTime requires the copy-free timestamp reader to give
+// ParseTime's time, exactly, whenever it answers.
+func taskPathCompareTime(t *testing.T, s string) (answered bool) {
+	t.Helper()
+	got, ok := heddle.TaskPathParseWireTime([]byte(s))
+	if !ok {
+		return false
+	}
+	want, err := heddle.ParseTime(s)
+	if err != nil {
+		t.Fatalf("parseWireTime accepts %q as %v; ParseTime rejects it: %v", s, got, err)
+	}
+	if got != want {
+		t.Fatalf("times of %q differ: %#v, ParseTime %#v", s, got, want)
+	}
+	return true
+}
+
+func TestTaskPathTimeReaderAgreesWithParseTime(t *testing.T) {
+	answered := []string{
+		"2024-05-01T12:30:45Z", "2024-05-01t12:30:45z", "2024-05-01 12:30:45", "2024-05-01T12:30:45.123456Z",
+		"2024-05-01T12:30:45.1234567891234+02:30", "2024-05-01T00:00:00-23:59", "2024-02-29T23:59:59.9Z",
+		"2000-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999+00:00", "2024-05-01T12:30:45.5",
+	}
+	for _, s := range answered {
+		if !taskPathCompareTime(t, s) {
+			t.Errorf("parseWireTime declined %q, which ParseTime reads", s)
+		}
+	}
+	declined := []string{
+		"", "2024-05-01", "2024-05-01T12:30", "2024-13-01T00:00:00Z", "2024-00-01T00:00:00Z", "2023-02-29T00:00:00Z",
+		"1900-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T12:60:00Z",
+		"2024-05-01T12:30:60Z", "2024-05-01T12:30:45.Z", "2024-05-01T12:30:45+24:00", "2024-05-01T12:30:45+02:60",
+		"2024-05-01T12:30:45+0200", "2024-05-01T12:30:45 Z", "2024-05-01X12:30:45Z", "2024-5-01T12:30:45Z",
+		"+024-05-01T12:30:45Z", "2024-05-01T12:30:45,5Z", "2024-05-01T12:30:45ZZ",
+	}
+	for _, s := range declined {
+		if taskPathCompareTime(t, s) {
+			t.Errorf("parseWireTime read %q, which ParseTime rejects", s)
+		}
+	}
+}
+
+func FuzzTaskPathTime(f *testing.F) {
+	for _, s := range []string{"2024-05-01T12:30:45.123456Z", "2024-02-29 23:59:59+05:30", "0000-01-01T00:00:00.000000001-00:01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		answered := taskPathCompareTime(t, s)
+		if _, err := heddle.ParseTime(s); err == nil && !answered {
+			t.Fatalf("parseWireTime declined %q, which ParseTime reads", s)
+		}
+	})
+}
+
 // FuzzTaskPathDecodes: the Router's envelope decode gives the full
 // decode's verdict and error on every input; the fast object decoder and
 // encoder agree with encoding/json.
@@ -217,6 +322,7 @@ func FuzzTaskPathDecodes(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		taskPathCompareValid(t, data)
+		taskPathCompareSplit(t, data)
 		taskPathCompareDecodes(t, data)
 		if d := bytes.TrimSpace(data); json.Valid(d) && len(d) > 0 && d[0] == '{' {
 			taskPathCompareObjectDecode(t, d)
@@ -226,4 +332,81 @@ func FuzzTaskPathDecodes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// taskPathCompareTokens requires the token check to accept s exactly when
+// the subjects built from it are valid publish subjects.
+func taskPathCompareTokens(t *testing.T, s string) {
+	t.Helper()
+	if s == "" {
+		return // the callers report an empty value as required
+	}
+	got := heddle.TaskPathSubjectTokensValid(s)
+	worker := bus.ValidatePublishSubject(heddle.WorkerSubject(s, heddle.TierStandard)) == nil
+	result := bus.ValidatePublishSubject(heddle.ResultSubject(s)) == nil
+	if got != worker || got != result {
+		t.Fatalf("token check of %q: %v; worker subject valid %v, result subject valid %v", s, got, worker, result)
+	}
+}
+
+func TestTaskPathTokenCheckAgreesWithTheSubjectCheck(t *testing.T) {
+	for _, s := range []string{"echo", "a.b", "a-b_c", "é", ".", "a.", ".a", "a..b", "*", ">", "a.*", "a.>", "*a", "a>",
+		"a b", "a\tb", "a\nb", "a\rb", "a\fb", "a\vb", "a\u00a0b", "x.y.z"} {
+		taskPathCompareTokens(t, s)
+	}
+}
+
+func FuzzTaskPathTokens(f *testing.F) {
+	f.Add("echo.v2")
+	f.Add("a.*.b")
+	f.Fuzz(taskPathCompareTokens)
+}
+
+func TestTaskPathObjectDecodeKeepsNegativeZeroAndSmallIntegersExact(t *testing.T) {
+	raw := []byte(`{"neg":-0,"negf":-0.0,"zero":0,"one":1.0,"top":255,"over":256,"half":1.5}`)
+	taskPathCompareObjectDecode(t, raw)
+	m, err := heddle.TaskPathDecodeObject(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"neg", "negf"} {
+		if f, ok := m[k].(float64); !ok || f != 0 || !math.Signbit(f) {
+			t.Errorf("%s = %#v, want negative zero", k, m[k])
+		}
+	}
+	if f := m["zero"].(float64); math.Signbit(f) {
+		t.Errorf("zero = %v, has its sign bit set", f)
+	}
+	want := map[string]float64{"one": 1, "top": 255, "over": 256, "half": 1.5}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %v", k, m[k], v)
+		}
+	}
+}
+
+func TestTaskPathInternGivesTheSameStringAndStopsAllocating(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for i := range 5000 {
+				b := fmt.Appendf(nil, "key-%d-%d", g, i%300)
+				if got := heddle.TaskPathIntern(b); got != string(b) {
+					t.Errorf("intern(%q) = %q", b, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range []string{"", "x", strings.Repeat("k", 32), strings.Repeat("k", 33), "caf\xc3\xa9"} {
+		if got := heddle.TaskPathIntern([]byte(s)); got != s {
+			t.Errorf("intern(%q) = %q", s, got)
+		}
+	}
+	key := []byte("customer_id")
+	heddle.TaskPathIntern(key)
+	if n := testing.AllocsPerRun(100, func() { heddle.TaskPathIntern(key) }); n != 0 {
+		t.Errorf("interning a key seen before allocates %v times", n)
+	}
 }

@@ -130,36 +130,54 @@ func decodeTaskEnvelope(data []byte) (TaskMessage, error) {
 }
 
 func (m *TaskMessage) decodeAs(data []byte, envelope bool) error {
-	d := newDecoder("TaskMessage", data)
+	_, err := m.decodeRaw(data, envelope)
+	return err
+}
+
+// decodeRaw is decodeAs, also returning the payload's bytes in data (nil
+// when the message is rejected).
+func (m *TaskMessage) decodeRaw(data []byte, envelope bool) ([]byte, error) {
+	var d decoder
+	d.init("TaskMessage", data)
 	d.envelope = envelope
 	if !d.isObject {
-		return d.p.err()
+		return nil, d.p.err()
 	}
+	var payload []byte
 	*m = TaskMessage{
 		TaskID:       d.str("task_id", optional, uuid.NewString),
 		ParentTaskID: d.str("parent_task_id", nullable, nil),
-		WorkerType:   d.str("worker_type", required, nil),
-		Payload:      d.object("payload", required, nil),
+		WorkerType:   d.strAs("worker_type", required, nil, true),
+		Payload:      d.objectRaw("payload", required, nil, &payload),
 		ModelTier:    ModelTier(d.enum("model_tier", string(DefaultModelTier), modelTierNames)),
 		Priority:     Priority(d.enum("priority", string(DefaultPriority), priorityNames)),
 		MaxRetries:   d.integer("max_retries", DefaultMaxRetries),
 		RetryCount:   d.integer("retry_count", 0),
 		CreatedAt:    d.time("created_at", optional),
 		RequestID:    d.str("request_id", nullable, nil),
-		Metadata:     d.object("metadata", optional, map[string]any{}),
+		Metadata:     d.object("metadata", optional, nil),
+	}
+	if m.Metadata == nil && !envelope {
+		m.Metadata = map[string]any{} // absent or rejected: the default
 	}
 	m.Extra = d.extra()
 	if envelope {
 		m.Payload, m.Metadata = nil, nil
 	}
-	return d.check(m.validate, taskMessageFields)
+	var p problems
+	m.validate(&p)
+	if err := d.check(&p, taskMessageFields); err != nil {
+		return nil, err
+	}
+	return payload, nil
 }
 
 var taskResultFields = []string{"task_id", "parent_task_id", "worker_type", "status", "output", "error",
 	"model_used", "token_usage", "processing_time_ms", "completed_at"}
 
 func (r *TaskResult) decode(data []byte) error {
-	d := newDecoder("TaskResult", data)
+	var d decoder
+	d.init("TaskResult", data)
 	if !d.isObject {
 		return d.p.err()
 	}
@@ -176,13 +194,16 @@ func (r *TaskResult) decode(data []byte) error {
 		CompletedAt:      d.time("completed_at", optional),
 	}
 	r.Extra = d.extra()
-	return d.check(r.validate, taskResultFields)
+	var p problems
+	r.validate(&p)
+	return d.check(&p, taskResultFields)
 }
 
 var goalFields = []string{"goal_id", "instruction", "context", "request_id", "priority", "created_at"}
 
 func (g *OrchestratorGoal) decode(data []byte) error {
-	d := newDecoder("OrchestratorGoal", data)
+	var d decoder
+	d.init("OrchestratorGoal", data)
 	if !d.isObject {
 		return d.p.err()
 	}
@@ -195,13 +216,16 @@ func (g *OrchestratorGoal) decode(data []byte) error {
 		CreatedAt:   d.time("created_at", optional),
 	}
 	g.Extra = d.extra()
-	return d.check(g.validate, goalFields)
+	var p problems
+	g.validate(&p)
+	return d.check(&p, goalFields)
 }
 
 var deadLetterFields = []string{"reason", "original_task", "original_raw", "task_id", "worker_type", "received_at"}
 
 func (dl *DeadLetter) decode(data []byte) error {
-	d := newDecoder("DeadLetter", data)
+	var d decoder
+	d.init("DeadLetter", data)
 	if !d.isObject {
 		return d.p.err()
 	}
@@ -232,7 +256,7 @@ func (dl *DeadLetter) decode(data []byte) error {
 		dl.ReceivedAt = d.timeValue("received_at", rt)
 	}
 	dl.Extra = d.extra()
-	return d.check(func(*problems) {}, deadLetterFields)
+	return d.check(&problems{}, deadLetterFields)
 }
 
 // MarshalJSON writes m in wire form without validating it; see Encode.
@@ -278,7 +302,11 @@ func (m TaskMessage) Encode() ([]byte, error) {
 
 // MarshalJSON writes r in wire form without validating it; see Encode.
 func (r TaskResult) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 256)
+	return r.appendJSON(make([]byte, 0, 256))
+}
+
+// appendJSON appends r's wire form to b.
+func (r *TaskResult) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"task_id":`...)
 	b = appendString(b, r.TaskID)
 	b = append(b, `,"parent_task_id":`...)

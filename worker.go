@@ -32,8 +32,13 @@ const (
 	// the end of Run's context until in-flight handlers are cancelled.
 	DefaultWorkerDrainTimeout = 30 * time.Second
 
-	// workerPublishTimeout bounds the publish of one result.
+	// workerPublishTimeout bounds the publish of one result. The pool
+	// goroutines renew their publish context when less than
+	// workerPublishTimeout-workerPublishRenew is left on it, so a publish
+	// has between that and workerPublishTimeout (see
+	// workerPublishContext).
 	workerPublishTimeout = 10 * time.Second
+	workerPublishRenew   = time.Second
 )
 
 // Errors returned by the Worker constructors and Run, and matched by the
@@ -118,8 +123,9 @@ type workerCounters struct {
 }
 
 // workerHandleFunc runs one attempt: it turns the task (and, for handlers
-// that read it, the raw message) into the output object.
-type workerHandleFunc func(ctx context.Context, task *TaskMessage, data []byte) (map[string]any, error)
+// that read them, the payload's bytes as they came on the wire) into the
+// output object.
+type workerHandleFunc func(ctx context.Context, task *TaskMessage, payload []byte) (map[string]any, error)
 
 // Worker serves one worker type: it takes tasks from its subjects, checks
 // them against its contract, runs the handler with bounded concurrency,
@@ -164,8 +170,12 @@ type Worker struct {
 	// the pool; unbuffered, so a delivery waits while every one is busy.
 	// Long-lived goroutines keep the stacks they grew, which a goroutine
 	// per task would grow again for every task.
-	jobs chan workerJob
+	jobs chan *workerJob
 	pool sync.WaitGroup
+
+	// resultSize is the length of the last result encoded, to size the
+	// next one's buffer.
+	resultSize atomic.Int64
 
 	// Set by Run before it subscribes, read by deliveries afterwards.
 	values         context.Context // Run's values, never cancelled
@@ -371,7 +381,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.values = context.WithoutCancel(ctx)
 	w.handlerCtx, w.cancelHandlers = context.WithCancel(w.values)
 	defer w.cancelHandlers()
-	w.jobs = make(chan workerJob)
+	w.jobs = make(chan *workerJob)
 	for range w.concurrency {
 		w.pool.Go(w.serve)
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle/bus"
@@ -48,11 +50,14 @@ func (e *workerHandlerError) Unwrap() error { return e.err }
 // and hands it to the pool, waiting while every pool goroutine is busy, so
 // the bus's pending limits apply beyond Concurrency.
 func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
-	task, err := DecodeTaskMessage(msg.Data)
+	job := new(workerJob)
+	task := &job.task
+	payload, err := task.decodeRaw(msg.Data, false)
 	if err != nil {
 		w.reject(msg.Data, workerReasonDecode, err)
 		return nil
 	}
+	job.payload = payload
 	if task.WorkerType != w.workerType {
 		w.reject(msg.Data, workerReasonWrongType, fmt.Errorf("task for worker_type %q was delivered on %s to worker %q",
 			task.WorkerType, msg.Subject, w.workerType))
@@ -60,39 +65,42 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	}
 	w.stats.received.Add(1)
 	if w.log.Enabled(w.values, slog.LevelInfo) {
-		w.logTask(slog.LevelInfo, "worker.received", &task)
+		w.logTask(slog.LevelInfo, "worker.received", task)
 	}
 
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.finish(&task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
 		return nil
 	}
 	w.tasks.Add(1)
 	w.mu.Unlock()
 	select {
-	case w.jobs <- workerJob{task: &task, data: msg.Data}:
+	case w.jobs <- job:
 	case <-ctx.Done():
-		w.finish(&task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
 		w.tasks.Done()
 	case <-w.handlerCtx.Done():
-		w.finish(&task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
 		w.tasks.Done()
 	}
 	return nil
 }
 
-// workerJob is one task handed to the pool, with the message it came in.
+// workerJob is one task handed to the pool, with its payload's bytes as
+// they came on the wire.
 type workerJob struct {
-	task *TaskMessage
-	data []byte
+	task    TaskMessage
+	payload []byte
 }
 
 // serve is one goroutine of the pool.
 func (w *Worker) serve() {
+	var pub workerPublishContext
+	defer pub.stop()
 	for job := range w.jobs {
-		w.process(job.task, job.data)
+		w.process(job, &pub)
 	}
 }
 
@@ -102,22 +110,22 @@ func (w *Worker) abandoned() *workerHandlerError {
 }
 
 // process runs one task on a pool goroutine and publishes its result.
-func (w *Worker) process(task *TaskMessage, data []byte) {
+func (w *Worker) process(job *workerJob, pub *workerPublishContext) {
 	defer w.tasks.Done()
 	start := time.Now()
-	out, failure := w.execute(task, data)
-	w.finish(task, start, out, failure)
+	out, failure := w.execute(&job.task, job.payload)
+	w.finish(&job.task, start, out, failure, pub)
 }
 
 // execute checks the input, runs the handler with retries and checks the
 // output. It returns the output object or why the task failed.
-func (w *Worker) execute(task *TaskMessage, data []byte) (map[string]any, *workerHandlerError) {
+func (w *Worker) execute(task *TaskMessage, payload []byte) (map[string]any, *workerHandlerError) {
 	if err := w.contract.ValidateInput(task.Payload); err != nil {
 		return nil, &workerHandlerError{reason: workerReasonInputContract, err: err, permanent: true}
 	}
 	first := task.RetryCount
 	for {
-		out, f := w.attempt(task, data)
+		out, f := w.attempt(task, payload)
 		if f == nil {
 			if err := w.contract.ValidateOutput(out); err != nil {
 				return nil, &workerHandlerError{reason: workerReasonOutputContract, err: err, permanent: true}
@@ -170,10 +178,9 @@ func (w *Worker) wait(d time.Duration) bool {
 
 // attempt runs the handler once, under TaskTimeout, turning a panic into a
 // failure.
-func (w *Worker) attempt(task *TaskMessage, data []byte) (out map[string]any, f *workerHandlerError) {
-	snapshot := *task
-	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, workerTaskKey{}, &snapshot), w.taskTimeout)
-	defer cancel()
+func (w *Worker) attempt(task *TaskMessage, payload []byte) (out map[string]any, f *workerHandlerError) {
+	ctx := &workerTaskContext{values: w.values, force: w.handlerCtx, deadline: time.Now().Add(w.taskTimeout), task: *task}
+	defer ctx.end()
 	defer func() {
 		if r := recover(); r != nil {
 			w.stats.panics.Add(1)
@@ -181,11 +188,126 @@ func (w *Worker) attempt(task *TaskMessage, data []byte) (out map[string]any, f 
 				err: fmt.Errorf("handler panicked: %v", r), stack: debug.Stack()}
 		}
 	}()
-	out, err := w.handle(ctx, task, data)
+	out, err := w.handle(ctx, task, payload)
 	if err != nil {
 		return nil, w.classify(ctx, err)
 	}
 	return out, nil
+}
+
+// workerTaskContext is the context of one handler attempt: Run's values,
+// the task TaskFromContext returns, and a deadline TaskTimeout away. It is
+// cancelled when the attempt returns, when the deadline passes and when
+// the worker cancels its handlers, with the errors (and causes)
+// context.WithTimeout would give: context.Canceled,
+// context.DeadlineExceeded and context.Canceled.
+//
+// It is context.WithTimeout made lazy: the standard context, with its
+// timer, is made only when Done is first called, so that a handler that
+// never waits on its context costs one allocation. Until then Err compares
+// the clock with the deadline, and Value answers from Run's values, which
+// (made by context.WithoutCancel) hold no cancellation for context.Cause
+// to find, so Cause falls back on Err.
+type workerTaskContext struct {
+	values   context.Context // Run's values, never cancelled
+	force    context.Context // cancelled with the worker's handlers
+	deadline time.Time
+	task     TaskMessage // as it was when the attempt began
+
+	mu  sync.Mutex
+	err error // the verdict given while there was no standard context
+	std atomic.Pointer[workerStdContext]
+}
+
+// workerStdContext is the standard context a workerTaskContext stands for
+// once Done has been called.
+type workerStdContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Deadline returns the attempt's deadline.
+func (c *workerTaskContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value returns the task for workerTaskKey, and otherwise the value of
+// the context it stands for.
+func (c *workerTaskContext) Value(key any) any {
+	if _, ok := key.(workerTaskKey); ok {
+		return &c.task
+	}
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Value(key)
+	}
+	return c.values.Value(key)
+}
+
+// Done returns the standard context's Done channel, making that context
+// on first use.
+func (c *workerTaskContext) Done() <-chan struct{} { return c.standard().Done() }
+
+// Err returns why the context ended, or nil.
+func (c *workerTaskContext) Err() error {
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Err()
+	}
+	if c.err == nil {
+		switch {
+		case c.force.Err() != nil:
+			c.err = context.Canceled
+		case !time.Now().Before(c.deadline):
+			c.err = context.DeadlineExceeded
+		}
+	}
+	return c.err
+}
+
+// String names the context, as the standard ones do.
+func (c *workerTaskContext) String() string { return "heddle.Worker task context" }
+
+// standard returns the standard context c stands for, making it on first
+// use: context.WithDeadline of the worker's handler context, or, when Err
+// has already given a verdict, a context that gives the same one.
+func (c *workerTaskContext) standard() context.Context {
+	if std := c.std.Load(); std != nil {
+		return std.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		return std.ctx
+	}
+	std := new(workerStdContext)
+	switch c.err {
+	case nil:
+		std.ctx, std.cancel = context.WithDeadline(c.force, c.deadline)
+	case context.DeadlineExceeded:
+		// Past its deadline already; not tied to force, whose later
+		// cancellation must not change the verdict given.
+		std.ctx, std.cancel = context.WithDeadline(c.values, c.deadline)
+	default:
+		std.ctx, std.cancel = context.WithCancel(c.values)
+		std.cancel()
+	}
+	c.std.Store(std)
+	return std.ctx
+}
+
+// end cancels the context: the attempt has returned.
+func (c *workerTaskContext) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		std.cancel()
+		return
+	}
+	if c.err == nil {
+		c.err = context.Canceled
+	}
 }
 
 // classify decides how a handler error is reported and whether it is
@@ -218,25 +340,37 @@ func (w *Worker) classify(ctx context.Context, err error) *workerHandlerError {
 }
 
 // finish publishes the task's result and records the outcome: one event
-// and one counter per task.
-func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, f *workerHandlerError) {
-	var r TaskResult
-	if f == nil {
-		r = task.Result(StatusCompleted, out, nil)
-	} else {
-		r = task.Result(StatusFailed, f.output, f.err)
+// and one counter per task. pub is the calling pool goroutine's publish
+// context; nil makes one for this result alone.
+func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, f *workerHandlerError, pub *workerPublishContext) {
+	now := time.Now()
+	// As task.Result makes it; token_usage is {} on the wire whether the
+	// map is empty or nil.
+	r := TaskResult{
+		TaskID:           task.TaskID,
+		ParentTaskID:     task.ParentTaskID,
+		WorkerType:       task.WorkerType,
+		Status:           StatusCompleted,
+		Output:           out,
+		ProcessingTimeMS: int(now.Sub(start).Milliseconds()),
+		CompletedAt:      now.UTC().Truncate(time.Microsecond),
 	}
-	r.ProcessingTimeMS = int(time.Since(start).Milliseconds())
+	if f != nil {
+		r.Status, r.Output = StatusFailed, f.output
+		if f.err != nil {
+			r.Error = f.err.Error()
+		}
+	}
 	if task.RetryCount > 0 {
 		// Not a TaskResult field: carried as an extra one, which Go decoders
 		// keep and pydantic ignores.
 		r.Extra = map[string]json.RawMessage{"retry_count": strconv.AppendInt(nil, int64(task.RetryCount), 10)}
 	}
-	data, err := r.Encode()
+	data, err := w.encodeResult(&r)
 	if err != nil && f == nil {
 		f = &workerHandlerError{reason: workerReasonOutputEncode, err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 		r.Status, r.Output, r.Error = StatusFailed, nil, f.err.Error()
-		data, err = r.Encode()
+		data, err = w.encodeResult(&r)
 	}
 	// Counted before the publish, so a caller holding the result sees it
 	// counted; a failed publish moves the task to PublishErrors.
@@ -246,9 +380,11 @@ func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, 
 	}
 	outcome.Add(1)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(w.values, workerPublishTimeout)
-		err = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: data})
-		cancel()
+		if pub == nil {
+			pub = new(workerPublishContext)
+			defer pub.stop()
+		}
+		err = w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: r.Subject(), Data: data})
 	}
 	if err != nil {
 		outcome.Add(^uint64(0))
@@ -276,6 +412,50 @@ func (w *Worker) finish(task *TaskMessage, start time.Time, out map[string]any, 
 		attrs = append(attrs, slog.String("stack", string(f.stack)))
 	}
 	w.logTask(level, "worker.failed", task, attrs...)
+}
+
+// encodeResult validates r and returns its wire form, in a buffer sized
+// from the results encoded before, so that it is allocated once.
+func (w *Worker) encodeResult(r *TaskResult) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	hint := max(int(w.resultSize.Load())+64, 256)
+	data, err := r.appendJSON(make([]byte, 0, hint))
+	if err == nil {
+		w.resultSize.Store(int64(len(data)))
+	}
+	return data, err
+}
+
+// workerPublishContext is a pool goroutine's context for publishing
+// results: Run's values with a deadline workerPublishTimeout after it was
+// made, renewed once less than workerPublishTimeout-workerPublishRenew is
+// left. Results published within about a second so share one timer, and
+// each publish is still bounded, by at least
+// workerPublishTimeout-workerPublishRenew and at most
+// workerPublishTimeout.
+type workerPublishContext struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// get returns the context for a publish starting at now.
+func (p *workerPublishContext) get(values context.Context, now time.Time) context.Context {
+	if p.ctx == nil || p.deadline.Sub(now) < workerPublishTimeout-workerPublishRenew {
+		p.stop()
+		p.deadline = now.Add(workerPublishTimeout)
+		p.ctx, p.cancel = context.WithDeadline(values, p.deadline)
+	}
+	return p.ctx
+}
+
+// stop releases the context's timer.
+func (p *workerPublishContext) stop() {
+	if p.cancel != nil {
+		p.cancel()
+	}
 }
 
 // reject drops a message that is not a task for this worker. When its

@@ -29,22 +29,24 @@ const (
 
 var busSubjectSeq atomic.Uint64
 
-// busHarness is the state of one subtest: the factory, a context for bus
-// calls and a subject prefix no other subtest (or test run sharing a
-// server) uses.
+// busHarness is the state of one subtest: the factory, the suite's
+// options, a context for bus calls and a subject prefix no other subtest
+// (or test run sharing a server) uses.
 type busHarness struct {
 	t      *testing.T
 	newBus BusFactory
+	cfg    busConfig
 	ctx    context.Context
 	prefix string
 }
 
-func newBusHarness(t *testing.T, newBus BusFactory) *busHarness {
+func newBusHarness(t *testing.T, newBus BusFactory, cfg busConfig) *busHarness {
 	ctx, cancel := context.WithTimeout(context.Background(), busCallTimeout)
 	t.Cleanup(cancel)
 	return &busHarness{
 		t:      t,
 		newBus: newBus,
+		cfg:    cfg,
 		ctx:    ctx,
 		prefix: fmt.Sprintf("contracttest.r%08x.s%d", rand.Uint32(), busSubjectSeq.Add(1)),
 	}

@@ -43,13 +43,27 @@
 //
 // # Message ownership
 //
-// Publish copies msg.Data and msg.Header once, so the publisher may reuse
-// them as soon as Publish returns. Each handler call gets a *bus.Msg of its
-// own, but every subscription that receives the message shares that one
-// copy of Data and Header: handlers must treat them as read-only (copy
-// before changing) and may keep them after they return. Copies of small
-// payloads are carved out of shared 64 KiB chunks, so a message kept after
-// its handler returns keeps its chunk (not only its payload) in memory.
+// By default Publish copies msg.Data and msg.Header once, so the publisher
+// may reuse them as soon as Publish returns, as with nats.go. Copies of
+// small payloads are carved out of shared 64 KiB chunks, so a message kept
+// after its handler returns keeps its chunk (not only its payload) in
+// memory.
+//
+// A connection made with WithZeroCopyPublish copies nothing: its Publish
+// hands msg.Data and msg.Header themselves over to the subscribers, and the
+// publisher must not modify them afterwards, as after sending a []byte on
+// a channel. Copying each payload is most of what a publish costs; this
+// option removes it where publishers give up their buffers anyway. The
+// actors of package heddle do: they never reuse a buffer after publishing
+// it.
+//
+// Either way, each handler call gets a *bus.Msg of its own, but every
+// subscription that receives the message shares its Data and Header:
+// handlers must treat them as read-only (copy before changing) and may keep
+// them, and the *bus.Msg, after they return. The *bus.Msg values of
+// consecutive deliveries are allocated together, up to 16 at a time, so a
+// handler that keeps its *bus.Msg also keeps its neighbours' in memory,
+// with what they refer to.
 //
 // # Closing
 //
@@ -86,6 +100,7 @@ type Bus struct {
 	log        *slog.Logger
 	onErr      bus.ErrorHandler
 	maxPayload int
+	zeroCopy   bool
 
 	state atomic.Int32
 	mu    sync.Mutex                 // guards subs and state changes
@@ -119,6 +134,7 @@ func newConn(br *broker, opts []Option) *Bus {
 		log:        o.logger,
 		onErr:      o.onErr,
 		maxPayload: o.maxPayload,
+		zeroCopy:   o.zeroCopy,
 		subs:       map[*subscription]struct{}{},
 	}
 }
@@ -127,7 +143,9 @@ func newConn(br *broker, opts []Option) *Bus {
 // before it returns, never waiting for a handler. It fails with an error
 // wrapping bus.ErrBadSubject, bus.ErrMaxPayload or bus.ErrClosed, or with
 // ctx.Err(); a message no subscription matches is dropped without error.
-// Publish keeps working while the connection drains.
+// Publish keeps working while the connection drains. It copies msg.Data
+// and msg.Header, unless the connection was made with WithZeroCopyPublish
+// (see "Message ownership" in the package documentation).
 func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	if msg == nil {
 		return errors.New("membus: publish: nil message")
@@ -165,13 +183,16 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 		}
 		return nil
 	}
-	e := envelope{subject: msg.Subject, header: msg.Header.Clone(), size: int64(size)}
-	e.data = b.slab.copyOf(msg.Data)
+	e := envelope{subject: msg.Subject, header: msg.Header, data: msg.Data, size: int64(size)}
+	if !b.zeroCopy {
+		e.header = msg.Header.Clone()
+		e.data = b.slab.copyOf(msg.Data)
+	}
 	for _, s := range r.plain {
-		s.enqueue(e)
+		s.enqueue(&e)
 	}
 	for i := range r.groups {
-		r.groups[i].pick().enqueue(e)
+		r.groups[i].pick().enqueue(&e)
 	}
 	return nil
 }

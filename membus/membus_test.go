@@ -23,7 +23,7 @@ const waitTimeout = 10 * time.Second
 
 // factory returns a contracttest.BusFactory whose connections share one
 // broker per test.
-func factory() contracttest.BusFactory {
+func factory(opts ...membus.Option) contracttest.BusFactory {
 	var mu sync.Mutex
 	roots := map[*testing.T]*membus.Bus{}
 	return func(t *testing.T, errs bus.ErrorHandler) bus.Bus {
@@ -40,12 +40,19 @@ func factory() contracttest.BusFactory {
 				mu.Unlock()
 			})
 		}
-		return root.Connect(membus.WithErrorHandler(errs))
+		return root.Connect(append([]membus.Option{membus.WithErrorHandler(errs)}, opts...)...)
 	}
 }
 
 func TestBusContract(t *testing.T) {
 	contracttest.TestBus(t, factory())
+}
+
+// TestBusContractZeroCopy runs the suite on connections that hand their
+// published buffers over; only the subtest that checks the publisher may
+// reuse them is left out.
+func TestBusContractZeroCopy(t *testing.T) {
+	contracttest.TestBus(t, factory(membus.WithZeroCopyPublish()), contracttest.PublishTakesBuffers())
 }
 
 func recv[T any](t *testing.T, ch <-chan T, what string) T {

@@ -17,6 +17,7 @@ type options struct {
 	logger     *slog.Logger
 	onErr      bus.ErrorHandler
 	maxPayload int
+	zeroCopy   bool
 }
 
 func newOptions(opts []Option) options {
@@ -60,4 +61,27 @@ func WithMaxPayload(n int) Option {
 			o.maxPayload = n
 		}
 	}
+}
+
+// WithZeroCopyPublish makes the connection's Publish hand msg.Data and
+// msg.Header over to the bus instead of copying them: subscribers receive
+// the publisher's own slice and map, and the publisher must not modify
+// either (nor the backing array of Data, nor the header's value slices)
+// after Publish returns, just as after sending a []byte on a channel. The
+// msg struct itself stays the publisher's.
+//
+// This spares a copy and an allocation of every payload, which is most of
+// what a publish costs. It breaks the promise the bus otherwise keeps, as
+// nats.go does, that a publisher may reuse its buffers once Publish
+// returns; use it only where every publisher on the connection gives up its
+// buffers. The actors of package heddle never change a payload or a header
+// after publishing it (they publish freshly encoded buffers, or forward the
+// read-only ones they received), so a connection that only they use may
+// take this option.
+//
+// Only publishes made on this connection are affected; what subscribers may
+// do with a delivered message is unchanged (see "Message ownership" in the
+// package documentation).
+func WithZeroCopyPublish() Option {
+	return func(o *options) { o.zeroCopy = true }
 }

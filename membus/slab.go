@@ -3,8 +3,8 @@ package membus
 import "sync/atomic"
 
 // Payload copies are carved out of shared chunks instead of being allocated
-// one by one: Publish must copy msg.Data (the publisher may reuse its
-// buffer), and a make+copy per message costs an allocation, its zeroing and
+// one by one: by default Publish must copy msg.Data (the publisher may
+// reuse its buffer), and a make+copy per message costs an allocation, its zeroing and
 // its share of garbage collection, which dominated the publish path.
 const (
 	// slabChunk is the size of one chunk.
@@ -19,7 +19,8 @@ const (
 // an atomic offset so that concurrent publishers on one connection need no
 // lock. When the chunk is full the first publisher to notice installs a new
 // one; the old chunk is left to the garbage collector, which frees it once
-// no message refers to it any more.
+// no message refers to it any more. Connections made with
+// WithZeroCopyPublish copy nothing and leave their slab unused.
 //
 // Retention is bounded but coarser than one allocation per message: a
 // message, wherever it is kept (a pending queue, a handler that holds on to

@@ -10,11 +10,25 @@ import (
 	"github.com/heddle-go/heddle/bus"
 )
 
-// shrinkBatch is the capacity above which a delivery batch buffer that was
-// mostly empty is released once handled, so that a past burst does not pin
-// its memory for the subscription's lifetime while a steady stream keeps
-// reusing its buffers.
-const shrinkBatch = 4096
+// Sizes of the blocks a pending queue is made of. A subscription's first
+// block holds firstBlock messages; each further block it allocates is twice
+// the size of the last, up to maxBlock, so a subscription that sees a few
+// messages stays small while a deep queue costs one allocation per maxBlock
+// messages. A finished block is handed back to the publishers for reuse, so
+// a steady stream allocates no queue memory at all.
+const (
+	firstBlock = 8
+	maxBlock   = 256
+	// keepSpare is the largest spare block a parked subscription keeps, so
+	// that after a burst an idle subscription holds one large block (the
+	// one in use, emptied), not two.
+	keepSpare = 32
+)
+
+// msgBatch is the most *bus.Msg values the delivery goroutine allocates at
+// once, in one array. A handler that keeps its *bus.Msg keeps that array,
+// and the messages it refers to, reachable: at most msgBatch-1 neighbours.
+const msgBatch = 16
 
 // Subscription states. They only move forward: active → draining → closed,
 // or active → closed.
@@ -26,9 +40,9 @@ const (
 
 // envelope is one pending delivery: the message's parts, shared by every
 // subscription that receives it, and the size it counts against the
-// pending-bytes limit. The *bus.Msg is built on the delivering goroutine,
-// which keeps that allocation off the publisher's path and gives each
-// handler a Msg of its own.
+// pending-bytes limit. The *bus.Msg values are built on the delivering
+// goroutine, up to msgBatch at a time, which keeps their allocation off the
+// publisher's path and gives each handler a Msg of its own.
 type envelope struct {
 	subject string
 	header  bus.Header
@@ -36,10 +50,32 @@ type envelope struct {
 	size    int64
 }
 
-// subscription implements bus.Subscription. Publishers append to pending
-// under mu; the subscription's goroutine takes the whole queue at once and
-// hands the messages to the handler one by one, in order.
+// block is one segment of a pending queue. Publishers fill env in order
+// under the subscription's lock; the delivery goroutine reads and clears
+// the slots below the count it last read under that lock, so the two never
+// touch the same slot at the same time.
+type block struct {
+	env  []envelope
+	next *block // set by the publisher that fills env and starts the next block
+}
+
+// cacheLinePad keeps fields written by different goroutines on different
+// cache lines.
+type cacheLinePad [64]byte
+
+// subscription implements bus.Subscription. Publishers append to a queue of
+// blocks under mu; the subscription's goroutine reads the queue length under
+// mu once per batch and hands the messages to the handler one by one, in
+// order, without the lock.
+//
+// The pending counts are enqueued minus handled: publishers count what they
+// enqueued (under mu), the goroutine counts what it handled (atomically,
+// only it writes). Publishers read the goroutine's counts only when their
+// last reading says a limit is reached; since those counts only grow, an
+// old reading can only overstate what is pending, and the limit is checked
+// again against a fresh one before a message is dropped.
 type subscription struct {
+	// Set when the subscription is created, read-only afterwards.
 	conn     *Bus
 	subject  string
 	queue    string
@@ -47,27 +83,43 @@ type subscription struct {
 	handler  bus.Handler
 	maxMsgs  int64
 	maxBytes int64
-
-	ctx    context.Context // handed to the handler; cancelled by Unsubscribe and Close
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the delivery goroutine has returned
-	wake   chan struct{} // one token per park; capacity 1
-
-	mu      sync.Mutex
-	pending []envelope
-	state   int
-	parked  bool // the goroutine waits on wake for a message or a state change
-	slow    bool // the last message offered was dropped (one report per episode)
-
+	ctx      context.Context // handed to the handler; cancelled by Unsubscribe and Close
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the delivery goroutine has returned
+	wake     chan struct{} // one token per park; capacity 1
 	// closed mirrors state == subClosed, so the goroutine notices an
 	// Unsubscribe between two messages of a batch without locking.
 	closed atomic.Bool
-	// pendMsgs and pendBytes count the messages queued plus the one being
-	// handled, as nats.go does; the goroutine decrements them after each
-	// handler call.
-	pendMsgs  atomic.Int64
-	pendBytes atomic.Int64
+
+	_ cacheLinePad
+
+	// Publisher side, guarded by mu.
+	mu     sync.Mutex
+	state  int
+	parked bool   // the goroutine waits on wake for a message or a state change
+	slow   bool   // the last message offered was dropped (one report per episode)
+	first  *block // the first block, until the goroutine takes it
+	tail   *block // the block publishers fill
+	tailN  int    // slots of tail filled
+	spare  *block // a finished block to reuse
+	// enqMsgs and enqBytes count what was ever enqueued; seenMsgs and
+	// seenBytes are the last reading of handledMsgs and handledBytes.
+	enqMsgs   int64
+	enqBytes  int64
+	seenMsgs  int64
+	seenBytes int64
 	dropped   atomic.Int64
+
+	_ cacheLinePad
+
+	// Delivery side, written only by the subscription's goroutine after
+	// each handler call: the messages and bytes handled so far. Pending
+	// messages are those enqueued and not yet handled, the one being
+	// handled included, as nats.go counts them.
+	handledMsgs  atomic.Int64
+	handledBytes atomic.Int64
+
+	_ cacheLinePad
 }
 
 func newSubscription(b *Bus, subject string, o bus.SubscribeOptions, h bus.Handler) *subscription {
@@ -159,7 +211,7 @@ func (s *subscription) stop() bool {
 	}
 	s.state = subClosed
 	s.closed.Store(true)
-	s.pending = nil
+	s.dropQueueLocked()
 	s.wakeLocked()
 	s.cancel()
 	return true
@@ -176,71 +228,138 @@ func (s *subscription) wakeLocked() {
 	}
 }
 
+// dropQueueLocked lets go of the queue's blocks once the subscription is
+// closed; the goroutine drops its own references when it returns.
+func (s *subscription) dropQueueLocked() {
+	s.first, s.tail, s.spare = nil, nil, nil
+	s.tailN = 0
+}
+
 // enqueue offers one message to the subscription, on the publisher's
 // goroutine. It never blocks on the handler: when the pending limits are
 // reached the message is dropped and counted, and the first drop of an
 // episode is logged and reported.
-func (s *subscription) enqueue(e envelope) {
+func (s *subscription) enqueue(e *envelope) {
 	s.mu.Lock()
 	if s.state != subActive {
 		s.mu.Unlock()
 		return
 	}
-	if s.pendMsgs.Load() >= s.maxMsgs || s.pendBytes.Load()+e.size > s.maxBytes {
-		s.dropped.Add(1)
-		first := !s.slow
-		s.slow = true
-		s.mu.Unlock()
-		s.conn.stats.slowConsumerDropped.Add(1)
-		if first {
-			s.reportSlow()
+	if s.enqMsgs-s.seenMsgs >= s.maxMsgs || s.enqBytes-s.seenBytes+e.size > s.maxBytes {
+		s.seenMsgs, s.seenBytes = s.handledMsgs.Load(), s.handledBytes.Load()
+		if msgs, bytes := s.enqMsgs-s.seenMsgs, s.enqBytes-s.seenBytes; msgs >= s.maxMsgs || bytes+e.size > s.maxBytes {
+			s.dropped.Add(1)
+			first := !s.slow
+			s.slow = true
+			s.mu.Unlock()
+			s.conn.stats.slowConsumerDropped.Add(1)
+			if first {
+				s.reportSlow(msgs, bytes)
+			}
+			return
 		}
-		return
 	}
 	s.slow = false
-	s.pendMsgs.Add(1)
-	s.pendBytes.Add(e.size)
-	s.pending = append(s.pending, e)
+	if s.tail == nil || s.tailN == len(s.tail.env) {
+		s.addBlockLocked()
+	}
+	s.tail.env[s.tailN] = *e
+	s.tailN++
+	s.enqMsgs++
+	s.enqBytes += e.size
 	s.wakeLocked()
 }
 
-func (s *subscription) reportSlow() {
+// addBlockLocked starts a new tail block: the spare one if there is one,
+// otherwise a new one twice the size of the last.
+func (s *subscription) addBlockLocked() {
+	nb := s.spare
+	s.spare = nil
+	if nb == nil {
+		n := firstBlock
+		if s.tail != nil {
+			n = min(2*len(s.tail.env), maxBlock)
+		}
+		nb = &block{env: make([]envelope, n)}
+	}
+	nb.next = nil
+	if s.tail == nil {
+		s.first = nb
+	} else {
+		s.tail.next = nb
+	}
+	s.tail, s.tailN = nb, 0
+}
+
+func (s *subscription) reportSlow(pendMsgs, pendBytes int64) {
 	err := fmt.Errorf("membus: subscription on %q: %w: pending limit of %d messages or %d bytes reached",
 		s.subject, bus.ErrSlowConsumer, s.maxMsgs, s.maxBytes)
 	s.conn.log.Warn("bus.slow_consumer", "subject", s.subject, "queue", s.queue,
-		"pending_msgs", s.pendMsgs.Load(), "pending_bytes", s.pendBytes.Load(), "dropped", s.dropped.Load())
+		"pending_msgs", pendMsgs, "pending_bytes", pendBytes, "dropped", s.dropped.Load())
 	s.conn.report(s.subject, err)
 }
 
-// run is the subscription's delivery goroutine.
+// run is the subscription's delivery goroutine. It reads how many messages
+// were enqueued under mu, then delivers them without the lock, walking the
+// blocks from where it stopped.
 func (s *subscription) run() {
 	defer s.conn.wg.Done()
 	defer s.finish()
-	var batch []envelope
+	var (
+		head         *block // the block being read
+		headN        int    // slots of head already read
+		taken        int64  // messages read off the queue
+		handledBytes int64
+		done         *block    // a finished block to hand back
+		msgs         []bus.Msg // Msg values not yet handed out
+	)
 	for {
 		s.mu.Lock()
-		for len(s.pending) == 0 && s.state == subActive {
+		if done != nil {
+			if s.spare == nil && s.state != subClosed {
+				s.spare = done
+			}
+			done = nil
+		}
+		for s.enqMsgs == taken && s.state == subActive {
+			if s.spare != nil && len(s.spare.env) > keepSpare {
+				s.spare = nil
+			}
 			s.parked = true
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
 		}
-		if len(s.pending) == 0 || s.state == subClosed {
+		if s.enqMsgs == taken || s.state == subClosed {
 			s.mu.Unlock()
 			return
 		}
-		batch, s.pending = s.pending, batch[:0]
-		s.mu.Unlock()
-		for i, e := range batch {
-			batch[i] = envelope{}
-			if !s.closed.Load() {
-				s.deliver(&bus.Msg{Subject: e.subject, Header: e.header, Data: e.data})
-			}
-			s.pendMsgs.Add(-1)
-			s.pendBytes.Add(-e.size)
+		avail := s.enqMsgs
+		if head == nil {
+			head, s.first = s.first, nil
 		}
-		if cap(batch) > shrinkBatch && len(batch) < cap(batch)/4 {
-			batch = nil
+		s.mu.Unlock()
+		for ; taken < avail; taken++ {
+			if headN == len(head.env) {
+				done, head, headN = head, head.next, 0
+			}
+			e := &head.env[headN]
+			headN++
+			if len(msgs) == 0 {
+				msgs = make([]bus.Msg, min(avail-taken, msgBatch))
+			}
+			m := &msgs[0]
+			msgs = msgs[1:]
+			m.Subject, m.Header, m.Data = e.subject, e.header, e.data
+			size := e.size
+			*e = envelope{}
+			if s.closed.Load() {
+				return
+			}
+			s.deliver(m)
+			handledBytes += size
+			s.handledBytes.Store(handledBytes)
+			s.handledMsgs.Store(taken + 1)
 		}
 	}
 }
@@ -251,7 +370,7 @@ func (s *subscription) finish() {
 	s.mu.Lock()
 	s.state = subClosed
 	s.closed.Store(true)
-	s.pending = nil
+	s.dropQueueLocked()
 	s.mu.Unlock()
 	s.cancel()
 	s.conn.forget(s)
