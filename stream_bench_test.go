@@ -209,9 +209,11 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 // iteration (the order rotating from one iteration to the next), so that
 // all three see the same state of the machine: on a small VM, round-trip
 // latency drifts with scheduling between consecutive sub-benchmarks by
-// more than the differences being measured. It reports each variant's p50
-// and p99, and the ratio of each heddle p50 to the raw one. ns/op covers
-// the three round trips.
+// more than the differences being measured. A fourth variant,
+// raw_old_style, is nats.go's request with a subscription per request
+// (nats.UseOldRequestStyle), the raw counterpart of the function. It
+// reports each variant's p50 and p99, and the ratio of each heddle p50 to
+// the raw one. ns/op covers the four round trips.
 func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 	url := contracttest.RunServer(b)
 	ctx := context.Background()
@@ -252,6 +254,14 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 	if err := rawWorker.Flush(); err != nil {
 		b.Fatal(err)
 	}
+	// nats.go's old request style subscribes to a fresh inbox for every
+	// request and unsubscribes after the reply, as the DispatchAndWait
+	// function does with its result subject.
+	rawOldConn, err := nats.Connect(url, nats.UseOldRequestStyle())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawOldConn.Close()
 	rawData, err := heddle.NewTaskMessage("bench_echo", map[string]any{"text": "hello"}).Encode()
 	if err != nil {
 		b.Fatal(err)
@@ -277,6 +287,10 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 			if err == nil && res.Status != heddle.StatusCompleted {
 				err = fmt.Errorf("status %s: %s", res.Status, res.Error)
 			}
+			return err
+		}},
+		{"raw_old_style", func() error {
+			_, err := rawOldConn.Request("bench.raw.echo", rawData, 10*time.Second)
 			return err
 		}},
 		{"raw", func() error {
@@ -312,6 +326,7 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 	raw := p50[len(p50)-1]
 	b.ReportMetric(p50[0]/raw, "heddle/raw_p50")
 	b.ReportMetric(p50[1]/raw, "caller/raw_p50")
+	b.ReportMetric(p50[0]/p50[2], "heddle/raw_old_style_p50")
 }
 
 // BenchmarkOrchestratorFanOut1000 measures one goal fanned out into 1,000
