@@ -108,6 +108,24 @@ func streamBenchRawResponderFor(b *testing.B, url, workerType, parent string) *n
 	return nc
 }
 
+// streamBenchRawEcho is the responder of the raw request/reply baseline:
+// a nats.go subscription on bench.raw.echo that answers each request with
+// its own bytes.
+func streamBenchRawEcho(b *testing.B, url string) *nats.Conn {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := nc.Subscribe("bench.raw.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return nc
+}
+
 // BenchmarkDispatchAndWait measures one task's round trip, published
 // straight to the worker subject, against raw nats.go request/reply on the
 // same embedded server in the same run: heddle is the DispatchAndWait
@@ -175,17 +193,7 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer caller.Close()
-		worker, err := nats.Connect(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer worker.Close()
-		if _, err := worker.Subscribe("bench.raw.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-			b.Fatal(err)
-		}
-		if err := worker.Flush(); err != nil {
-			b.Fatal(err)
-		}
+		defer streamBenchRawEcho(b, url).Close()
 		data, err := heddle.NewTaskMessage("bench_echo", map[string]any{"text": "hello"}).Encode()
 		if err != nil {
 			b.Fatal(err)
@@ -243,17 +251,7 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rawConn.Close()
-	rawWorker, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rawWorker.Close()
-	if _, err := rawWorker.Subscribe("bench.raw.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		b.Fatal(err)
-	}
-	if err := rawWorker.Flush(); err != nil {
-		b.Fatal(err)
-	}
+	defer streamBenchRawEcho(b, url).Close()
 	// nats.go's old request style subscribes to a fresh inbox for every
 	// request and unsubscribes after the reply, as the DispatchAndWait
 	// function does with its result subject.
