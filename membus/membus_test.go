@@ -246,22 +246,11 @@ func TestMaxPayloadErrorNamesSizeAndLimit(t *testing.T) {
 }
 
 func TestSubscriptionsShareOneCopyOfEachPayload(t *testing.T) {
-	ctx := context.Background()
 	b := membus.New()
 	t.Cleanup(func() { _ = b.Close() })
-	got := make(chan *bus.Msg, 2)
-	h := func(_ context.Context, m *bus.Msg) error { got <- m; return nil }
-	for _, subject := range []string{"share.x", "share.*"} {
-		if _, err := b.Subscribe(ctx, subject, h); err != nil {
-			t.Fatal(err)
-		}
-	}
 	data := []byte("payload")
 	hdr := bus.Header{"K": {"v"}}
-	if err := b.Publish(ctx, &bus.Msg{Subject: "share.x", Header: hdr, Data: data}); err != nil {
-		t.Fatal(err)
-	}
-	m1, m2 := recv(t, got, "first delivery"), recv(t, got, "second delivery")
+	m1, m2 := publishToTwoSubscriptions(t, b, b, "share", data, hdr)
 	if m1 == m2 {
 		t.Error("the two subscriptions got the same *bus.Msg, want one each")
 	}

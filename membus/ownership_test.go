@@ -27,24 +27,13 @@ func TestZeroCopyPublishHandsBuffersOver(t *testing.T) {
 		{"default publisher and subscriber", nil, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			pub := membus.New(tc.pubOpts...)
 			sub := pub.Connect(tc.subOpts...)
 			t.Cleanup(func() { _ = pub.Close(); _ = sub.Close() })
-			got := make(chan *bus.Msg, 2)
-			h := func(_ context.Context, m *bus.Msg) error { got <- m; return nil }
-			for _, subject := range []string{"own.x", "own.*"} {
-				if _, err := sub.Subscribe(ctx, subject, h); err != nil {
-					t.Fatal(err)
-				}
-			}
 			data := []byte("payload")
 			hdr := bus.Header{"K": {"v"}}
-			if err := pub.Publish(ctx, &bus.Msg{Subject: "own.x", Header: hdr, Data: data}); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 2 {
-				m := recv(t, got, "a delivery")
+			m1, m2 := publishToTwoSubscriptions(t, pub, sub, "own", data, hdr)
+			for i, m := range []*bus.Msg{m1, m2} {
 				if string(m.Data) != "payload" || m.Header.Get("K") != "v" {
 					t.Fatalf("delivery %d: got data %q and header %v", i, m.Data, m.Header)
 				}
@@ -57,4 +46,23 @@ func TestZeroCopyPublishHandsBuffersOver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// publishToTwoSubscriptions subscribes sub to prefix.x and prefix.*,
+// publishes one message with data and hdr to prefix.x on pub, and returns
+// the two deliveries.
+func publishToTwoSubscriptions(t *testing.T, pub, sub bus.Bus, prefix string, data []byte, hdr bus.Header) (*bus.Msg, *bus.Msg) {
+	t.Helper()
+	ctx := context.Background()
+	got := make(chan *bus.Msg, 2)
+	h := func(_ context.Context, m *bus.Msg) error { got <- m; return nil }
+	for _, subject := range []string{prefix + ".x", prefix + ".*"} {
+		if _, err := sub.Subscribe(ctx, subject, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Publish(ctx, &bus.Msg{Subject: prefix + ".x", Header: hdr, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	return recv(t, got, "first delivery"), recv(t, got, "second delivery")
 }
