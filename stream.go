@@ -160,13 +160,6 @@ type streamQueued struct {
 // parent_task_id). When it returns, the subscription is live. ctx bounds
 // the subscribe call only; the stream lives until Close.
 func NewResultStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig, opts ...Option) (*ResultStream, error) {
-	return newResultStream(ctx, b, subject, cfg, nil, opts)
-}
-
-// newResultStream is NewResultStream with options for the subscription.
-// DispatchAndWait passes bus.LocalInterest: its one task is published by
-// Dispatch on the same connection, after the subscription.
-func newResultStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig, subOpts []bus.SubscribeOption, opts []Option) (*ResultStream, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultResultTimeout
 	}
@@ -187,7 +180,7 @@ func newResultStream(ctx context.Context, b bus.Bus, subject string, cfg StreamC
 		signal:   make(chan struct{}, 1),
 		expected: map[string]bool{},
 	}
-	sub, err := b.Subscribe(ctx, subject, s.handle, subOpts...)
+	sub, err := b.Subscribe(ctx, subject, s.handle)
 	if err != nil {
 		return nil, fmt.Errorf("heddle: result stream subscribing to %s: %w", subject, err)
 	}

@@ -35,14 +35,19 @@ const callerRecentTaskIDs = 4096
 type Caller struct {
 	b       bus.Bus
 	subject string
-	log     *slog.Logger
 	sub     bus.Subscription
 	closing chan struct{}
+	// shared: the Caller serves DispatchAndWait function calls, each with
+	// its own logger, and log follows the latest call's.
+	shared bool
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// log gets the events no waiting call owns: unknown task_ids and
+	// malformed results naming no awaited task.
+	log     *slog.Logger
 	waiting map[string]*callerWait
-	recent  map[string]bool // task_id -> answered (true) or abandoned (false)
-	order   []string        // recent's keys, oldest first
+	recent  map[string]callerRecent
+	order   []string // recent's keys, oldest first
 	closed  bool
 
 	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
@@ -51,6 +56,13 @@ type Caller struct {
 type callerWait struct {
 	result   chan TaskResult // capacity 1; sent to once
 	contract *contracts.Contract
+	log      *slog.Logger // the call's events go there
+}
+
+// callerRecent is a task_id the Caller stopped waiting for.
+type callerRecent struct {
+	answered bool         // collected (true) or abandoned (false)
+	log      *slog.Logger // the logger of the call that waited
 }
 
 // NewCaller subscribes to subject, a result subject such as
@@ -59,15 +71,19 @@ type callerWait struct {
 // Caller for tasks whose results are published there. When it returns the
 // subscription is live. ctx bounds the subscribe call only.
 func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...Option) (*Caller, error) {
+	return newCaller(ctx, b, subject, applyOptions(opts).logger)
+}
+
+func newCaller(ctx context.Context, b bus.Bus, subject string, log *slog.Logger, subOpts ...bus.SubscribeOption) (*Caller, error) {
 	c := &Caller{
 		b:       b,
 		subject: subject,
-		log:     applyOptions(opts).logger,
+		log:     log,
 		closing: make(chan struct{}),
 		waiting: map[string]*callerWait{},
-		recent:  map[string]bool{},
+		recent:  map[string]callerRecent{},
 	}
-	sub, err := b.Subscribe(ctx, subject, c.handle)
+	sub, err := b.Subscribe(ctx, subject, c.handle, subOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("heddle: caller subscribing to %s: %w", subject, err)
 	}
@@ -80,25 +96,26 @@ func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...Option) (
 // result with a nil error), over the Caller's subscription. The task's
 // result subject must be the Caller's (ErrResultSubjectMismatch) and its
 // task_id must not be one the Caller is waiting for or recently saw
-// (ErrDuplicateTaskID). After Close it returns ErrStreamClosed.
+// (ErrDuplicateTaskID). After Close it returns ErrStreamClosed. With
+// DispatchLogger the call's events go to that logger instead of the
+// Caller's.
 func (c *Caller) DispatchAndWait(ctx context.Context, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
-	var o dispatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	data, err := task.Encode()
+	o := newDispatchOptions(opts)
+	data, err := o.prepare(&task)
 	if err != nil {
-		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)
-	}
-	if o.contract != nil {
-		if err := o.contract.ValidateInput(task.Payload); err != nil {
-			return nil, fmt.Errorf("heddle: task %s payload for worker %q, nothing dispatched: %w", task.TaskID, task.WorkerType, err)
-		}
+		return nil, err
 	}
 	if rs := task.ResultSubject(); !bus.Match(c.subject, rs) {
 		return nil, fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the caller listens on %s",
 			ErrResultSubjectMismatch, task.TaskID, task.ParentTaskID, rs, c.subject)
 	}
+	return c.wait(ctx, &task, data, &o, false)
+}
+
+// wait publishes data, the encoded task, and waits for the task's result.
+// again lets it wait for a task_id the Caller recently saw: the
+// DispatchAndWait function, whose calls share a Caller, may repeat a task.
+func (c *Caller) wait(ctx context.Context, task *TaskMessage, data []byte, o *dispatchOptions, again bool) (*TaskResult, error) {
 	subject := o.cfg.DispatchSubject
 	switch {
 	case o.cfg.DispatchDirect:
@@ -111,15 +128,24 @@ func (c *Caller) DispatchAndWait(ctx context.Context, task TaskMessage, opts ...
 		timeout = DefaultResultTimeout
 	}
 
-	w := &callerWait{result: make(chan TaskResult, 1), contract: o.contract}
+	w := &callerWait{result: make(chan TaskResult, 1), contract: o.contract, log: o.logger}
 	c.mu.Lock()
+	switch {
+	case c.shared:
+		if w.log == nil {
+			w.log = discardLogger
+		}
+		c.log = w.log
+	case w.log == nil:
+		w.log = c.log
+	}
 	_, waiting := c.waiting[task.TaskID]
 	_, seen := c.recent[task.TaskID]
 	switch {
 	case c.closed:
 		c.mu.Unlock()
 		return nil, ErrStreamClosed
-	case waiting || seen:
+	case waiting || seen && !again:
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, task.TaskID, c.subject)
 	}
@@ -154,7 +180,7 @@ func (c *Caller) DispatchAndWait(ctx context.Context, task TaskMessage, opts ...
 	}
 	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout}
 	c.timeouts.Add(1)
-	c.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+	w.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
 	return nil, te
 }
@@ -167,12 +193,13 @@ func (c *Caller) abandon(id string) bool {
 	if _, ok := c.waiting[id]; !ok {
 		return false
 	}
+	w := c.waiting[id]
 	delete(c.waiting, id)
-	c.rememberLocked(id, false)
+	c.rememberLocked(id, callerRecent{answered: false, log: w.log})
 	return true
 }
 
-func (c *Caller) rememberLocked(id string, answered bool) {
+func (c *Caller) rememberLocked(id string, r callerRecent) {
 	if _, ok := c.recent[id]; !ok {
 		if len(c.order) >= callerRecentTaskIDs {
 			delete(c.recent, c.order[0])
@@ -180,7 +207,7 @@ func (c *Caller) rememberLocked(id string, answered bool) {
 		}
 		c.order = append(c.order, id)
 	}
-	c.recent[id] = answered
+	c.recent[id] = r
 }
 
 // Stats returns the Caller's counters; Timeouts counts calls that timed
@@ -214,45 +241,62 @@ func (c *Caller) Close() error {
 }
 
 // handle classifies one message; it never blocks.
-func (c *Caller) handle(_ context.Context, msg *bus.Msg) error {
+func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
+	if id, ok := streamFastTaskID(msg.Data); ok {
+		// Other callers' results on a shared subject are ignored without
+		// decoding them.
+		c.mu.Lock()
+		_, waiting := c.waiting[id]
+		_, seen := c.recent[id]
+		log := c.log
+		c.mu.Unlock()
+		if !waiting && !seen {
+			c.ignored.Add(1)
+			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id")
+			return nil
+		}
+	}
 	res, err := DecodeTaskResult(msg.Data)
 	if err != nil {
 		id := streamPeekTaskID(msg.Data)
 		c.mu.Lock()
-		_, waiting := c.waiting[id]
+		w, waiting := c.waiting[id]
+		log := c.log
 		c.mu.Unlock()
-		if id != "" && !waiting {
+		if waiting {
+			log = w.log
+		} else if id != "" {
 			c.ignored.Add(1)
-			c.log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
 			return nil
 		}
 		c.parseErrors.Add(1)
-		c.log.Warn("result_stream.parse_error", "subject", c.subject, "task_id", id, "error", err.Error())
+		log.Warn("result_stream.parse_error", "subject", c.subject, "task_id", id, "error", err.Error())
 		return nil
 	}
 	c.mu.Lock()
 	w, waiting := c.waiting[res.TaskID]
-	answered, seen := c.recent[res.TaskID]
+	r, seen := c.recent[res.TaskID]
+	log := c.log
 	c.mu.Unlock()
-	attrs := []any{"subject", c.subject, "task_id", res.TaskID, "parent_task_id", res.ParentTaskID, "worker_type", res.WorkerType}
 	switch {
-	case !waiting && seen && answered:
+	case !waiting && seen && r.answered:
 		c.duplicates.Add(1)
-		c.log.Info("result_stream.duplicate", attrs...)
+		logResult(ctx, r.log, slog.LevelInfo, "result_stream.duplicate", c.subject, &res, "", "")
 		return nil
 	case !waiting && seen:
 		c.late.Add(1)
-		c.log.Warn("result_stream.late", append(attrs, "reason", "the caller stopped waiting")...)
+		logResult(ctx, r.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
 		return nil
 	case !waiting:
 		c.ignored.Add(1)
-		c.log.Debug("result_stream.ignored", append(attrs, "reason", "unknown task_id")...)
+		logResult(ctx, log, slog.LevelDebug, "result_stream.ignored", c.subject, &res, "reason", "unknown task_id")
 		return nil
 	}
 	if w.contract != nil && res.Status == StatusCompleted {
 		if err := w.contract.ValidateOutput(res.Output); err != nil {
 			c.parseErrors.Add(1)
-			c.log.Warn("result_stream.parse_error", append(attrs, "error", err.Error())...)
+			logResult(ctx, w.log, slog.LevelWarn, "result_stream.parse_error", c.subject, &res, "error", err.Error())
 			return nil
 		}
 	}
@@ -261,14 +305,29 @@ func (c *Caller) handle(_ context.Context, msg *bus.Msg) error {
 		// Abandoned meanwhile.
 		c.mu.Unlock()
 		c.late.Add(1)
-		c.log.Warn("result_stream.late", append(attrs, "reason", "the caller stopped waiting")...)
+		logResult(ctx, w.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
 		return nil
 	}
 	delete(c.waiting, res.TaskID)
-	c.rememberLocked(res.TaskID, true)
+	c.rememberLocked(res.TaskID, callerRecent{answered: true, log: w.log})
 	c.mu.Unlock()
 	c.collected.Add(1)
-	c.log.Info("result_stream.collected", append(attrs, "status", string(res.Status))...)
+	logResult(ctx, w.log, slog.LevelInfo, "result_stream.collected", c.subject, &res, "status", string(res.Status))
 	w.result <- res
 	return nil
+}
+
+// logResult logs event about res, a result on subject, building the
+// attributes only when the level is enabled. A non-empty key adds the
+// attribute key=value.
+func logResult(ctx context.Context, log *slog.Logger, level slog.Level, event, subject string, res *TaskResult, key, value string) {
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
+		slog.String("parent_task_id", res.ParentTaskID), slog.String("worker_type", res.WorkerType)}
+	if key != "" {
+		attrs = append(attrs, slog.String(key, value))
+	}
+	log.LogAttrs(ctx, level, event, attrs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle/bus"
@@ -44,26 +45,20 @@ func DispatchLogger(l *slog.Logger) DispatchOption {
 	return func(o *dispatchOptions) { o.logger = l }
 }
 
-// DispatchAndWait publishes one task and waits for its result, on a
-// ResultStream subscribed to task.ResultSubject() before the task is
-// published. The task goes to SubjectTasksIncoming (the Router) unless
-// DispatchDirect is given.
-//
-// It returns the result whatever its status (check Status and Error), or
-// a nil result and an error, never both nil: a *ValidationError for an
-// invalid task, a *contracts.ValidationError for a payload violating the
-// input contract (nothing is published then), a *TimeoutError (errors.Is
-// ErrTimeout) naming the task, or ctx.Err(). The subscription ends when it
-// returns, so a result arriving after the timeout is not seen (a Caller
-// keeps its subscription and reports such results as late). Each call
-// subscribes and unsubscribes; for many calls from one place a Caller
-// keeps one subscription.
-func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
+// newDispatchOptions applies opts.
+func newDispatchOptions(opts []DispatchOption) dispatchOptions {
 	var o dispatchOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := task.Validate(); err != nil {
+	return o
+}
+
+// prepare checks task, and its payload against the input contract when
+// there is one, and encodes it; nothing is published when it fails.
+func (o *dispatchOptions) prepare(task *TaskMessage) ([]byte, error) {
+	data, err := task.Encode()
+	if err != nil {
 		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)
 	}
 	if o.contract != nil {
@@ -71,24 +66,166 @@ func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...D
 			return nil, fmt.Errorf("heddle: task %s payload for worker %q, nothing dispatched: %w", task.TaskID, task.WorkerType, err)
 		}
 	}
-	// The task is published on b after the subscription, so the interest
-	// only has to precede b's own publishes: on NATS that spares a round
-	// trip to the server.
-	s, err := newResultStream(ctx, b, task.ResultSubject(), o.cfg, []bus.SubscribeOption{bus.LocalInterest()}, []Option{WithLogger(o.logger)})
+	return data, nil
+}
+
+// DispatchAndWait publishes one task and waits for its result, on a
+// subscription to task.ResultSubject() made before the task is published.
+// The task goes to SubjectTasksIncoming (the Router) unless DispatchDirect
+// is given.
+//
+// It returns the result whatever its status (check Status and Error), or
+// a nil result and an error, never both nil: a *ValidationError for an
+// invalid task, a *contracts.ValidationError for a payload violating the
+// input contract (nothing is published then), a *TimeoutError (errors.Is
+// ErrTimeout) naming the task, ErrDuplicateTaskID when another call on b
+// is waiting for the same task_id, or ctx.Err().
+//
+// The result_stream.* events of Caller are logged to DispatchLogger's
+// logger, with the same meanings. On a bus implementing bus.Keeper
+// (membus and natsbus do), the calls on b share one subscription per
+// result subject, as nats.go's Request shares one reply inbox per
+// connection: the first call makes it, it lives while calls use it, and
+// it ends DispatchLinger after the last one returned, or when b closes.
+// A result arriving after its call stopped waiting is then reported as
+// result_stream.late, to that call's logger; events that belong to no
+// call (a result for an unknown task_id, a malformed result naming none)
+// go to the logger of the latest call. On any other bus each call
+// subscribes and unsubscribes, and a result arriving after the call
+// returned is not seen.
+func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
+	o := newDispatchOptions(opts)
+	data, err := o.prepare(&task)
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	if err := s.Dispatch(ctx, task); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for res, err := range s.Results(ctx) {
+	subject := task.ResultSubject()
+	k, ok := b.(bus.Keeper)
+	if !ok {
+		log := o.logger
+		if log == nil {
+			log = discardLogger
+		}
+		c, err := newCaller(ctx, b, subject, log, bus.LocalInterest())
 		if err != nil {
 			return nil, err
 		}
-		return &res, nil
+		defer c.Close()
+		return c.wait(ctx, &task, data, &o, true)
 	}
-	// Results ends without a result only on an error it yields; this is
-	// a guard against a silent nil, nil.
-	return nil, fmt.Errorf("%w: task %s ended without a result on %s", ErrStreamClosed, task.TaskID, s.subject)
+	shared := k.Keep(dispatchKeeperKey{}, func() any {
+		return &dispatchShared{b: b, entries: map[string]*dispatchEntry{}}
+	}).(*dispatchShared)
+	e, err := shared.acquire(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	defer shared.release(e)
+	return e.c.wait(ctx, &task, data, &o, true)
+}
+
+// DispatchLinger is how long DispatchAndWait keeps a shared result
+// subscription after the last call using it returned, so that calls made
+// one after another reuse it.
+const DispatchLinger = time.Second
+
+// discardLogger is the logger of calls given no DispatchLogger.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// dispatchKeeperKey is the bus.Keeper key of a bus's dispatchShared.
+type dispatchKeeperKey struct{}
+
+// dispatchShared is what DispatchAndWait keeps on a bus: a Caller per
+// result subject, shared by the calls in flight.
+type dispatchShared struct {
+	b       bus.Bus
+	mu      sync.Mutex
+	entries map[string]*dispatchEntry // by result subject
+}
+
+type dispatchEntry struct {
+	subject string
+	c       *Caller
+	// Guarded by dispatchShared.mu.
+	refs      int       // calls using c
+	idleSince time.Time // when refs last fell to 0
+	timer     *time.Timer
+	armed     bool // timer will fire
+}
+
+// acquire returns the entry for subject, subscribing when there is none.
+func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatchEntry, error) {
+	s.mu.Lock()
+	if e := s.entries[subject]; e != nil {
+		e.refs++
+		s.mu.Unlock()
+		return e, nil
+	}
+	s.mu.Unlock()
+	// The task is published on the same bus after this, so the interest
+	// only has to precede the bus's own publishes: on NATS that spares a
+	// round trip to the server.
+	c, err := newCaller(ctx, s.b, subject, discardLogger, bus.LocalInterest())
+	if err != nil {
+		return nil, err
+	}
+	c.shared = true
+	s.mu.Lock()
+	if e := s.entries[subject]; e != nil {
+		// Another call subscribed meanwhile: share its subscription.
+		e.refs++
+		s.mu.Unlock()
+		_ = c.Close()
+		return e, nil
+	}
+	e := &dispatchEntry{subject: subject, c: c, refs: 1}
+	s.entries[subject] = e
+	s.mu.Unlock()
+	return e, nil
+}
+
+// release ends a call's use of e; the last one arms its expiry.
+func (s *dispatchShared) release(e *dispatchEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.refs--; e.refs > 0 {
+		return
+	}
+	e.idleSince = time.Now()
+	if e.armed {
+		return
+	}
+	e.armed = true
+	if e.timer == nil {
+		e.timer = time.AfterFunc(DispatchLinger, func() { s.expire(e) })
+	} else {
+		e.timer.Reset(DispatchLinger)
+	}
+}
+
+// expire unsubscribes e once it has been unused for DispatchLinger.
+func (s *dispatchShared) expire(e *dispatchEntry) {
+	s.mu.Lock()
+	if e.refs > 0 {
+		// In use again: the last release re-arms the timer.
+		e.armed = false
+		s.mu.Unlock()
+		return
+	}
+	if left := DispatchLinger - time.Since(e.idleSince); left > 0 {
+		e.timer.Reset(left)
+		s.mu.Unlock()
+		return
+	}
+	delete(s.entries, e.subject)
+	s.mu.Unlock()
+	if err := e.c.Close(); err != nil {
+		e.c.mu.Lock()
+		log := e.c.log
+		e.c.mu.Unlock()
+		log.Warn("result_stream.error", "subject", e.subject, "error", err.Error())
+	}
 }

@@ -72,6 +72,11 @@ func PublishTakesBuffers() BusOption {
 //   - Header values are compared exactly; the suite only uses values
 //     without leading or trailing white space or line breaks, which NATS
 //     cannot carry.
+//   - bus.Keeper is optional: its subtest ("a bus.Keeper keeps one value
+//     per key for the connection") is skipped for a bus that does not
+//     implement it. A bus that does keeps values per connection: each
+//     connection the factory opens calls create again for a key another
+//     connection already keeps.
 //
 // The suite never sleeps: it synchronises with handlers through channels,
 // uses Flush and sentinel messages to know that nothing else will arrive,
@@ -127,6 +132,8 @@ func TestBus(t *testing.T, newBus BusFactory, opts ...BusOption) {
 		{"Drain returns the context's error when a handler outlasts it", busTestDrainDeadline},
 		{"Close cancels running handlers and waits for them", busTestCloseCancelsHandlers},
 		{"every call after Close returns ErrClosed and Close is idempotent", busTestAfterClose},
+		// optional interfaces
+		{"a bus.Keeper keeps one value per key for the connection", busTestKeeper},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

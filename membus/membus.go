@@ -110,9 +110,16 @@ type Bus struct {
 	slab slab // payload copies made by Publish
 
 	stats counters
+	kept  bus.Values
 }
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus    = (*Bus)(nil)
+	_ bus.Keeper = (*Bus)(nil)
+)
+
+// Keep implements bus.Keeper: each connection keeps its own values.
+func (b *Bus) Keep(key any, create func() any) any { return b.kept.Keep(key, create) }
 
 // New creates a broker and returns a first connection to it.
 func New(opts ...Option) *Bus {

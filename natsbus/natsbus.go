@@ -51,9 +51,17 @@ type Bus struct {
 
 	mu   sync.Mutex // guards subs
 	subs map[*nats.Subscription]*subscription
+
+	kept bus.Values
 }
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus    = (*Bus)(nil)
+	_ bus.Keeper = (*Bus)(nil)
+)
+
+// Keep implements bus.Keeper: each Bus keeps its own values.
+func (b *Bus) Keep(key any, create func() any) any { return b.kept.Keep(key, create) }
 
 // Connect dials the NATS server(s) at url (comma-separated for a cluster;
 // empty means DefaultURL) and returns a Bus that owns the connection.

@@ -1,0 +1,301 @@
+package heddle_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest"
+)
+
+// recordingBus records the Subscribe, Publish and Unsubscribe calls made
+// through it, in order. It does not implement bus.Keeper, even when the
+// bus it wraps does.
+type recordingBus struct {
+	bus.Bus
+	mu           sync.Mutex
+	calls        []string
+	unsubscribed chan string // receives each unsubscribed subject
+}
+
+func newRecordingBus(b bus.Bus) *recordingBus {
+	return &recordingBus{Bus: b, unsubscribed: make(chan string, 64)}
+}
+
+func (r *recordingBus) record(call string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, call)
+	r.mu.Unlock()
+}
+
+func (r *recordingBus) recorded() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls...)
+}
+
+// count returns how many recorded calls are call.
+func (r *recordingBus) count(call string) int {
+	n := 0
+	for _, c := range r.recorded() {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recordingBus) Subscribe(ctx context.Context, subject string, h bus.Handler, opts ...bus.SubscribeOption) (bus.Subscription, error) {
+	sub, err := r.Bus.Subscribe(ctx, subject, h, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r.record("subscribe " + subject)
+	return &recordingSub{Subscription: sub, r: r}, nil
+}
+
+func (r *recordingBus) Publish(ctx context.Context, m *bus.Msg) error {
+	r.record("publish " + m.Subject)
+	return r.Bus.Publish(ctx, m)
+}
+
+type recordingSub struct {
+	bus.Subscription
+	r *recordingBus
+}
+
+func (s *recordingSub) Unsubscribe() error {
+	err := s.Subscription.Unsubscribe()
+	s.r.record("unsubscribe " + s.Subject())
+	s.r.unsubscribed <- s.Subject()
+	return err
+}
+
+// keepingBus is a recordingBus that implements bus.Keeper.
+type keepingBus struct {
+	*recordingBus
+	bus.Values
+}
+
+// dispatchEcho serves workerType on conn with echo results.
+func dispatchEcho(t *testing.T, conn bus.Bus, workerType string) {
+	t.Helper()
+	streamResponder(t, conn, workerType, "", func(task heddle.TaskMessage) [][]byte {
+		return [][]byte{streamEncode(t, streamEcho(task))}
+	})
+}
+
+// dispatchEchoCall makes one DispatchAndWait call to an echo worker and
+// fails the test unless the task's own result comes back.
+func dispatchEchoCall(t *testing.T, b bus.Bus, workerType string, opts ...heddle.DispatchOption) {
+	t.Helper()
+	task := heddle.NewTaskMessage(workerType, map[string]any{"text": "hi"})
+	res, err := heddle.DispatchAndWait(streamTestContext(t), b, task,
+		append([]heddle.DispatchOption{heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait)}, opts...)...)
+	if err != nil || res.TaskID != task.TaskID || res.Status != heddle.StatusCompleted {
+		t.Fatalf("DispatchAndWait = %+v, %v; want the completed result of %s", res, err, task.TaskID)
+	}
+}
+
+func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		worker := connect()
+		dispatchEcho(t, worker, "shared_echo")
+
+		t.Run("calls one after another share one subscription, made before the first publish", func(t *testing.T) {
+			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
+			for range 50 {
+				dispatchEchoCall(t, kb, "shared_echo")
+			}
+			calls := kb.recorded()
+			if len(calls) != 51 || calls[0] != "subscribe "+heddle.SubjectResultsDefault ||
+				kb.count("publish heddle.tasks.shared_echo.standard") != 50 {
+				t.Fatalf("bus calls %q; want one subscribe to %s, then the 50 publishes", calls, heddle.SubjectResultsDefault)
+			}
+		})
+
+		t.Run("concurrent calls each get their own result and one subscription stays", func(t *testing.T) {
+			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
+			var wg sync.WaitGroup
+			for range 10 {
+				wg.Go(func() {
+					for range 10 {
+						dispatchEchoCall(t, kb, "shared_echo")
+					}
+				})
+			}
+			wg.Wait()
+			sub, unsub := kb.count("subscribe "+heddle.SubjectResultsDefault), kb.count("unsubscribe "+heddle.SubjectResultsDefault)
+			if sub < 1 || sub-unsub != 1 {
+				t.Fatalf("%d subscribes and %d unsubscribes; want exactly one subscription left: %q", sub, unsub, kb.recorded())
+			}
+		})
+
+		t.Run("the subscription ends DispatchLinger after the last call, and the next call subscribes again", func(t *testing.T) {
+			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
+			dispatchEchoCall(t, kb, "shared_echo")
+			returned := time.Now()
+			select {
+			case subject := <-kb.unsubscribed:
+				if subject != heddle.SubjectResultsDefault {
+					t.Fatalf("unsubscribed from %s, want %s", subject, heddle.SubjectResultsDefault)
+				}
+			case <-time.After(heddle.DispatchLinger + streamTestWait):
+				t.Fatalf("the subscription was still there %s after the last call", heddle.DispatchLinger+streamTestWait)
+			}
+			if idle := time.Since(returned); idle < heddle.DispatchLinger {
+				t.Fatalf("unsubscribed after %s idle, before DispatchLinger (%s)", idle, heddle.DispatchLinger)
+			}
+			dispatchEchoCall(t, kb, "shared_echo")
+			if n := kb.count("subscribe " + heddle.SubjectResultsDefault); n != 2 {
+				t.Fatalf("%d subscribes, want 2: %q", n, kb.recorded())
+			}
+		})
+
+		t.Run("calls with different loggers share the subscription, and each logger sees its own calls", func(t *testing.T) {
+			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
+			recA, recB := newLogRecorder(), newLogRecorder()
+			// A logger made for each call, as logger.With(...) makes one.
+			dispatchEchoCall(t, kb, "shared_echo", heddle.DispatchLogger(recA.logger()))
+			dispatchEchoCall(t, kb, "shared_echo", heddle.DispatchLogger(recB.logger()))
+			dispatchEchoCall(t, kb, "shared_echo", heddle.DispatchLogger(recA.logger()))
+			if n := kb.count("subscribe " + heddle.SubjectResultsDefault); n != 1 {
+				t.Fatalf("%d subscribes, want 1: %q", n, kb.recorded())
+			}
+			if a, b := len(recA.all("result_stream.collected")), len(recB.all("result_stream.collected")); a != 2 || b != 1 {
+				t.Fatalf("collected events: %d on the first logger, %d on the second; want 2 and 1", a, b)
+			}
+		})
+
+		t.Run("a malformed result is a parse_error on the waiting call's logger, and the valid one is returned", func(t *testing.T) {
+			streamResponder(t, worker, "garbled_first", "", func(task heddle.TaskMessage) [][]byte {
+				return [][]byte{[]byte(`{"task_id": 42, "status": `), streamEncode(t, streamEcho(task))}
+			})
+			caller := connect()
+			dispatchEchoCall(t, caller, "shared_echo") // another logger's call made the subscription
+			rec := newLogRecorder()
+			dispatchEchoCall(t, caller, "garbled_first", heddle.DispatchLogger(rec.logger()))
+			if got := rec.all("result_stream.parse_error"); len(got) != 1 || got[0].Str("error") == "" {
+				t.Fatalf("parse_error events %+v, want one with its error", got)
+			}
+		})
+
+		t.Run("while a call waits, another for its task_id is refused, and a result after a call timed out is late", func(t *testing.T) {
+			caller := connect()
+			rec := newLogRecorder()
+			spy := newStreamSpy(t, worker, "heddle.tasks.holder.>")
+			holder := heddle.NewTaskMessage("holder", nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := heddle.DispatchAndWait(ctx, caller, holder, heddle.DispatchDirect(),
+					heddle.DispatchTimeout(streamTestWait), heddle.DispatchLogger(rec.logger()))
+				done <- err
+			}()
+			// The task is published after the call began waiting for it,
+			// and the waiting call keeps the subscription.
+			select {
+			case <-spy.msgs:
+			case <-streamTestContext(t).Done():
+				t.Fatal("the holding call never published its task")
+			}
+			res, err := heddle.DispatchAndWait(streamTestContext(t), caller, holder, heddle.DispatchDirect(),
+				heddle.DispatchTimeout(streamTestWait), heddle.DispatchLogger(rec.logger()))
+			if res != nil || !errors.Is(err, heddle.ErrDuplicateTaskID) || !strings.Contains(err.Error(), holder.TaskID) {
+				t.Fatalf("second call for the waited-for task = %v, %v; want ErrDuplicateTaskID naming it", res, err)
+			}
+
+			task := heddle.NewTaskMessage("silent_late", nil)
+			res, err = heddle.DispatchAndWait(streamTestContext(t), caller, task, heddle.DispatchDirect(),
+				heddle.DispatchTimeout(streamShortTimeout), heddle.DispatchLogger(rec.logger()))
+			var te *heddle.TimeoutError
+			if res != nil || !errors.As(err, &te) {
+				t.Fatalf("call to a silent worker = %v, %v; want a timeout", res, err)
+			}
+			if err := worker.Publish(streamTestContext(t), &bus.Msg{Subject: heddle.SubjectResultsDefault,
+				Data: streamEncode(t, streamEcho(task))}); err != nil {
+				t.Fatal(err)
+			}
+			if late := rec.waitFor(t, "result_stream.late", task.TaskID, 1); len(late) != 1 {
+				t.Fatalf("late events %+v, want one", late)
+			}
+			if got := rec.events("result_stream.collected", task.TaskID); len(got) != 0 {
+				t.Fatalf("the late result was collected: %+v", got)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("holding call ended with %v, want context.Canceled", err)
+			}
+		})
+
+		t.Run("a task can be waited for again after its call timed out", func(t *testing.T) {
+			// "second_time" answers a task the second time it gets it.
+			var mu sync.Mutex
+			seen := map[string]int{}
+			streamResponder(t, worker, "second_time", "", func(task heddle.TaskMessage) [][]byte {
+				mu.Lock()
+				defer mu.Unlock()
+				if seen[task.TaskID]++; seen[task.TaskID] < 2 {
+					return nil
+				}
+				return [][]byte{streamEncode(t, streamEcho(task))}
+			})
+			caller := connect()
+			rec := newLogRecorder()
+			task := heddle.NewTaskMessage("second_time", nil)
+			res, err := heddle.DispatchAndWait(streamTestContext(t), caller, task, heddle.DispatchDirect(),
+				heddle.DispatchTimeout(streamShortTimeout), heddle.DispatchLogger(rec.logger()))
+			var te *heddle.TimeoutError
+			if res != nil || !errors.As(err, &te) || !slices.Equal(te.PendingTaskIDs, []string{task.TaskID}) {
+				t.Fatalf("first call = %v, %v; want a timeout naming the task", res, err)
+			}
+			res, err = heddle.DispatchAndWait(streamTestContext(t), caller, task, heddle.DispatchDirect(),
+				heddle.DispatchTimeout(streamTestWait), heddle.DispatchLogger(rec.logger()))
+			if err != nil || res.TaskID != task.TaskID {
+				t.Fatalf("second call = %v, %v; want the result", res, err)
+			}
+			// A repeat of a collected result is a duplicate.
+			if err := worker.Publish(streamTestContext(t), &bus.Msg{Subject: heddle.SubjectResultsDefault,
+				Data: streamEncode(t, streamEcho(task))}); err != nil {
+				t.Fatal(err)
+			}
+			rec.waitFor(t, "result_stream.duplicate", task.TaskID, 1)
+			if n := len(rec.events("result_stream.collected", task.TaskID)); n != 1 {
+				t.Fatalf("%d collected events for the task, want 1", n)
+			}
+		})
+
+		t.Run("on a bus without bus.Keeper each call subscribes first and unsubscribes before it returns", func(t *testing.T) {
+			rb := newRecordingBus(connect())
+			var want []string
+			for range 3 {
+				dispatchEchoCall(t, rb, "shared_echo")
+				want = append(want, "subscribe "+heddle.SubjectResultsDefault, "publish heddle.tasks.shared_echo.standard",
+					"unsubscribe "+heddle.SubjectResultsDefault)
+			}
+			if got := rb.recorded(); !slices.Equal(got, want) {
+				t.Fatalf("bus calls %q, want %q", got, want)
+			}
+		})
+
+		t.Run("after the bus closes a call fails with bus.ErrClosed", func(t *testing.T) {
+			caller := connect()
+			dispatchEchoCall(t, caller, "shared_echo")
+			if err := caller.Close(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := heddle.DispatchAndWait(streamTestContext(t), caller, heddle.NewTaskMessage("shared_echo", nil),
+				heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait))
+			if res != nil || !errors.Is(err, bus.ErrClosed) {
+				t.Fatalf("DispatchAndWait on a closed bus = %v, %v; want bus.ErrClosed", res, err)
+			}
+		})
+	})
+}
