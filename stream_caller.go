@@ -21,9 +21,10 @@ const callerRecentTaskIDs = 4096
 // Caller dispatches single tasks and waits for their results over one
 // subscription to a result subject that it keeps until Close, as nats.go
 // keeps one inbox subscription for all its requests. A round trip then
-// costs a publish and a delivery, where the DispatchAndWait function also
-// subscribes and unsubscribes each time. Use it for many calls from one
-// place; it is safe for concurrent use.
+// costs a publish and a delivery. The DispatchAndWait function works the
+// same way on a bus implementing bus.Keeper, with a subscription that
+// ends a while after its last call; a Caller's subscription is there from
+// NewCaller to Close, on any bus. It is safe for concurrent use.
 //
 // It keeps the promises of a ResultStream: subscribed before any task is
 // published; a malformed result or an output violating the contract is
