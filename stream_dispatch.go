@@ -87,6 +87,9 @@ func (o *dispatchOptions) prepare(task *TaskMessage) ([]byte, error) {
 // result subject, as nats.go's Request shares one reply inbox per
 // connection: the first call makes it, it lives while calls use it, and
 // it ends DispatchLinger after the last one returned, or when b closes.
+// Its delivery goroutine is the bus's, so a test checking for leaked
+// goroutines (goleak) should close b before the check, as it would for
+// any subscription.
 // A result arriving after its call stopped waiting is then reported as
 // result_stream.late, to that call's logger; events that belong to no
 // call (a result for an unknown task_id, a malformed result naming none)
