@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,7 +87,8 @@ func (o *dispatchOptions) prepare(task *TaskMessage) ([]byte, error) {
 // (membus and natsbus do), the calls on b share one subscription per
 // result subject, as nats.go's Request shares one reply inbox per
 // connection: the first call makes it, it lives while calls use it, and
-// it ends DispatchLinger after the last one returned, or when b closes.
+// it ends DispatchLinger after the last one returned, or when b closes;
+// at most DispatchMaxIdle of them wait unused.
 // Its delivery goroutine is the bus's, so a test checking for leaked
 // goroutines (goleak) should close b before the check, as it would for
 // any subscription.
@@ -135,6 +137,13 @@ func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...D
 // one after another reuse it.
 const DispatchLinger = time.Second
 
+// DispatchMaxIdle bounds how many shared result subscriptions no call is
+// using DispatchAndWait keeps per bus; beyond it the one idle longest ends
+// at once. Results for a goal's subtasks go to a subject of the goal's
+// own, so a run of goals would otherwise leave a subscription per goal
+// for DispatchLinger.
+const DispatchMaxIdle = 4
+
 // discardLogger is the logger of calls given no DispatchLogger.
 var discardLogger = slog.New(slog.DiscardHandler)
 
@@ -142,11 +151,12 @@ var discardLogger = slog.New(slog.DiscardHandler)
 type dispatchKeeperKey struct{}
 
 // dispatchShared is what DispatchAndWait keeps on a bus: a Caller per
-// result subject, shared by the calls in flight.
+// result subject, shared by the calls in flight and kept a while after.
 type dispatchShared struct {
 	b       bus.Bus
 	mu      sync.Mutex
 	entries map[string]*dispatchEntry // by result subject
+	idle    []*dispatchEntry          // entries no call uses, oldest first
 }
 
 type dispatchEntry struct {
@@ -163,7 +173,7 @@ type dispatchEntry struct {
 func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatchEntry, error) {
 	s.mu.Lock()
 	if e := s.entries[subject]; e != nil {
-		e.refs++
+		s.useLocked(e)
 		s.mu.Unlock()
 		return e, nil
 	}
@@ -179,7 +189,7 @@ func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatch
 	s.mu.Lock()
 	if e := s.entries[subject]; e != nil {
 		// Another call subscribed meanwhile: share its subscription.
-		e.refs++
+		s.useLocked(e)
 		s.mu.Unlock()
 		_ = c.Close()
 		return e, nil
@@ -190,29 +200,62 @@ func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatch
 	return e, nil
 }
 
-// release ends a call's use of e; the last one arms its expiry.
-func (s *dispatchShared) release(e *dispatchEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e.refs--; e.refs > 0 {
-		return
+// useLocked counts one more call using e, which is no longer idle.
+func (s *dispatchShared) useLocked(e *dispatchEntry) {
+	if e.refs == 0 {
+		s.removeIdleLocked(e)
 	}
-	e.idleSince = time.Now()
-	if e.armed {
-		return
-	}
-	e.armed = true
-	if e.timer == nil {
-		e.timer = time.AfterFunc(DispatchLinger, func() { s.expire(e) })
-	} else {
-		e.timer.Reset(DispatchLinger)
+	e.refs++
+}
+
+func (s *dispatchShared) removeIdleLocked(e *dispatchEntry) {
+	if i := slices.Index(s.idle, e); i >= 0 {
+		s.idle = slices.Delete(s.idle, i, i+1)
 	}
 }
 
-// expire unsubscribes e once it has been unused for DispatchLinger.
+// release ends a call's use of e. The last one makes it idle and arms its
+// expiry; with more than DispatchMaxIdle idle entries, the oldest ends.
+func (s *dispatchShared) release(e *dispatchEntry) {
+	s.mu.Lock()
+	if e.refs--; e.refs > 0 {
+		s.mu.Unlock()
+		return
+	}
+	e.idleSince = time.Now()
+	s.idle = append(s.idle, e)
+	var evicted *dispatchEntry
+	if len(s.idle) > DispatchMaxIdle {
+		evicted = s.idle[0]
+		s.idle = slices.Delete(s.idle, 0, 1)
+		delete(s.entries, evicted.subject)
+		if evicted.timer != nil {
+			evicted.timer.Stop()
+		}
+	}
+	if !e.armed {
+		e.armed = true
+		if e.timer == nil {
+			e.timer = time.AfterFunc(DispatchLinger, func() { s.expire(e) })
+		} else {
+			e.timer.Reset(DispatchLinger)
+		}
+	}
+	s.mu.Unlock()
+	if evicted != nil {
+		s.close(evicted)
+	}
+}
+
+// expire ends e once it has been idle for DispatchLinger.
 func (s *dispatchShared) expire(e *dispatchEntry) {
 	s.mu.Lock()
-	if e.refs > 0 {
+	switch {
+	case s.entries[e.subject] != e:
+		// Already ended.
+		s.mu.Unlock()
+		return
+	case e.refs > 0:
 		// In use again: the last release re-arms the timer.
 		e.armed = false
 		s.mu.Unlock()
@@ -224,7 +267,13 @@ func (s *dispatchShared) expire(e *dispatchEntry) {
 		return
 	}
 	delete(s.entries, e.subject)
+	s.removeIdleLocked(e)
 	s.mu.Unlock()
+	s.close(e)
+}
+
+// close unsubscribes an entry that has left s.
+func (s *dispatchShared) close(e *dispatchEntry) {
 	if err := e.c.Close(); err != nil {
 		e.c.mu.Lock()
 		log := e.c.log

@@ -3,6 +3,7 @@ package heddle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -155,6 +156,33 @@ func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
 			dispatchEchoCall(t, kb, "shared_echo")
 			if n := kb.count("subscribe " + heddle.SubjectResultsDefault); n != 2 {
 				t.Fatalf("%d subscribes, want 2: %q", n, kb.recorded())
+			}
+		})
+
+		t.Run("at most DispatchMaxIdle unused subscriptions are kept, the oldest ending first", func(t *testing.T) {
+			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
+			call := func(parent string) {
+				t.Helper()
+				task := heddle.NewTaskMessage("shared_echo", nil)
+				task.ParentTaskID = parent
+				res, err := heddle.DispatchAndWait(streamTestContext(t), kb, task, heddle.DispatchDirect(), heddle.DispatchTimeout(streamTestWait))
+				if err != nil || res.TaskID != task.TaskID {
+					t.Fatalf("DispatchAndWait = %+v, %v; want the result of %s", res, err, task.TaskID)
+				}
+			}
+			parents := make([]string, heddle.DispatchMaxIdle+1)
+			for i := range parents {
+				parents[i] = fmt.Sprintf("goal-%d", i)
+				call(parents[i])
+			}
+			// The last call's return ended the oldest idle subscription.
+			oldest := heddle.ResultSubject(parents[0])
+			if n, m := kb.count("unsubscribe "+oldest), len(kb.unsubscribed); n != 1 || m != 1 {
+				t.Fatalf("%d unsubscribes from %s and %d in all, want 1 and 1: %q", n, oldest, m, kb.recorded())
+			}
+			call(parents[1])
+			if n := kb.count("subscribe " + heddle.ResultSubject(parents[1])); n != 1 {
+				t.Fatalf("%d subscribes to %s, want 1: an idle subscription is reused", n, heddle.ResultSubject(parents[1]))
 			}
 		})
 
