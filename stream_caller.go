@@ -48,8 +48,11 @@ type Caller struct {
 	log     *slog.Logger
 	waiting map[string]*callerWait
 	recent  map[string]callerRecent
-	order   []string // recent's keys, oldest first
-	closed  bool
+	// order holds recent's keys as a ring once full: order[next] is the
+	// oldest, replaced by the next task_id remembered.
+	order  []string
+	next   int
+	closed bool
 
 	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
 }
@@ -202,11 +205,13 @@ func (c *Caller) abandon(id string) bool {
 
 func (c *Caller) rememberLocked(id string, r callerRecent) {
 	if _, ok := c.recent[id]; !ok {
-		if len(c.order) >= callerRecentTaskIDs {
-			delete(c.recent, c.order[0])
-			c.order = c.order[1:]
+		if len(c.order) < callerRecentTaskIDs {
+			c.order = append(c.order, id)
+		} else {
+			delete(c.recent, c.order[c.next])
+			c.order[c.next] = id
+			c.next = (c.next + 1) % callerRecentTaskIDs
 		}
-		c.order = append(c.order, id)
 	}
 	c.recent[id] = r
 }
