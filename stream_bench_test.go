@@ -357,6 +357,61 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 	b.ReportMetric(p50[2]/p50[3], "per_call/raw_old_style_p50")
 }
 
+// BenchmarkDispatchAndWaitParallel measures round trips made by many
+// goroutines at once (8 per GOMAXPROCS) on one connection: heddle is the
+// DispatchAndWait function, whose concurrent calls share one result
+// subscription, raw nats.go's Request, whose concurrent requests share one
+// reply inbox. ns/op is the time per round trip over all goroutines.
+func BenchmarkDispatchAndWaitParallel(b *testing.B) {
+	url := contracttest.RunServer(b)
+	ctx := context.Background()
+
+	b.Run("natsbus/heddle", func(b *testing.B) {
+		conn, err := natsbus.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		defer streamBenchRawResponder(b, url, "bench_echo").Close()
+		payload := map[string]any{"text": "hello"}
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				res, err := heddle.DispatchAndWait(ctx, conn, heddle.NewTaskMessage("bench_echo", payload),
+					heddle.DispatchDirect(), heddle.DispatchTimeout(10*time.Second))
+				if err != nil || res.Status != heddle.StatusCompleted {
+					b.Errorf("DispatchAndWait: %v %v", res, err)
+					return
+				}
+			}
+		})
+	})
+
+	b.Run("natsbus/raw_request_reply", func(b *testing.B) {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		defer streamBenchRawEcho(b, url).Close()
+		data, err := heddle.NewTaskMessage("bench_echo", map[string]any{"text": "hello"}).Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := nc.Request("bench.raw.echo", data, 10*time.Second); err != nil {
+					b.Errorf("Request: %v", err)
+					return
+				}
+			}
+		})
+	})
+}
+
 // streamBenchBlock is how many recorded round trips each variant of
 // BenchmarkDispatchAndWaitInterleaved makes in a turn.
 const streamBenchBlock = 8
