@@ -83,21 +83,22 @@ func (o *dispatchOptions) prepare(task *TaskMessage) ([]byte, error) {
 // is waiting for the same task_id, or ctx.Err().
 //
 // The result_stream.* events of Caller are logged to DispatchLogger's
-// logger, with the same meanings. On a bus implementing bus.Keeper
-// (membus and natsbus do), the calls on b share one subscription per
-// result subject, as nats.go's Request shares one reply inbox per
-// connection: the first call makes it, it lives while calls use it, and
-// it ends DispatchLinger after the last one returned, or when b closes;
-// at most DispatchMaxIdle of them wait unused.
-// Its delivery goroutine is the bus's, so a test checking for leaked
-// goroutines (goleak) should close b before the check, as it would for
-// any subscription.
-// A result arriving after its call stopped waiting is then reported as
+// logger, with the same meanings.
+//
+// On a bus implementing bus.Keeper (membus and natsbus do), the calls on b
+// share one subscription per result subject, as nats.go's Request shares
+// one reply inbox per connection: the first call makes it, it lives while
+// calls use it, and it ends DispatchLinger after the last one returned, or
+// when b closes; at most DispatchMaxIdle of them wait unused. A result
+// arriving after its call stopped waiting is then reported as
 // result_stream.late, to that call's logger; events that belong to no
 // call (a result for an unknown task_id, a malformed result naming none)
-// go to the logger of the latest call. On any other bus each call
-// subscribes and unsubscribes, and a result arriving after the call
-// returned is not seen.
+// go to the logger of the latest call. The subscription's delivery
+// goroutine is the bus's, so a test checking for leaked goroutines
+// (goleak) should close b before the check, as for any subscription.
+//
+// On any other bus each call subscribes and unsubscribes, and a result
+// arriving after the call returned is not seen.
 func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...DispatchOption) (*TaskResult, error) {
 	o := newDispatchOptions(opts)
 	data, err := o.prepare(&task)
