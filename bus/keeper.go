@@ -10,8 +10,11 @@ import "sync"
 // subscription, as nats.go's Request reuses one reply inbox.
 //
 // membus and natsbus implement it. A Bus that does not is still fully
-// usable; code that looks for Keeper falls back to per-call state.
-// Implementations can embed or delegate to Values.
+// usable; code that looks for Keeper falls back to per-call state (for
+// DispatchAndWait, a subscription per call). A Bus that wraps another, to
+// trace or count its calls, should therefore implement Keeper too, by
+// forwarding to the wrapped bus when it is a Keeper, or with Values of its
+// own.
 type Keeper interface {
 	// Keep returns the value kept under key, first storing create() there
 	// when there is none. Concurrent calls with one key call create at most
