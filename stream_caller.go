@@ -75,13 +75,16 @@ type callerRecent struct {
 // Caller for tasks whose results are published there. When it returns the
 // subscription is live. ctx bounds the subscribe call only.
 func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...Option) (*Caller, error) {
-	return newCaller(ctx, b, subject, applyOptions(opts).logger)
+	return newCaller(ctx, b, subject, applyOptions(opts).logger, false)
 }
 
-func newCaller(ctx context.Context, b bus.Bus, subject string, log *slog.Logger, subOpts ...bus.SubscribeOption) (*Caller, error) {
+// newCaller is NewCaller with the logger given; shared makes a Caller
+// for the DispatchAndWait function (see Caller.shared).
+func newCaller(ctx context.Context, b bus.Bus, subject string, log *slog.Logger, shared bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
 	c := &Caller{
 		b:       b,
 		subject: subject,
+		shared:  shared,
 		log:     log,
 		closing: make(chan struct{}),
 		waiting: map[string]*callerWait{},

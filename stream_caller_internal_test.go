@@ -16,7 +16,7 @@ import (
 func TestCallerRemembersTheLatestTaskIDs(t *testing.T) {
 	b := membus.New()
 	defer b.Close()
-	c, err := newCaller(context.Background(), b, SubjectResultsDefault, discardLogger)
+	c, err := newCaller(context.Background(), b, SubjectResultsDefault, discardLogger, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func DispatchAndWait(ctx context.Context, b bus.Bus, task TaskMessage, opts ...D
 		if log == nil {
 			log = discardLogger
 		}
-		c, err := newCaller(ctx, b, subject, log, bus.LocalInterest())
+		c, err := newCaller(ctx, b, subject, log, false, bus.LocalInterest())
 		if err != nil {
 			return nil, err
 		}
@@ -182,11 +182,10 @@ func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatch
 	// The task is published on the same bus after this, so the interest
 	// only has to precede the bus's own publishes: on NATS that spares a
 	// round trip to the server.
-	c, err := newCaller(ctx, s.b, subject, discardLogger, bus.LocalInterest())
+	c, err := newCaller(ctx, s.b, subject, discardLogger, true, bus.LocalInterest())
 	if err != nil {
 		return nil, err
 	}
-	c.shared = true
 	s.mu.Lock()
 	if e := s.entries[subject]; e != nil {
 		// Another call subscribed meanwhile: share its subscription.
