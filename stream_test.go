@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -124,29 +123,15 @@ func newTestStream(t *testing.T, b bus.Bus, subject string, cfg heddle.StreamCon
 	return s
 }
 
-// streamOrderBus wraps a bus, records the order of Subscribe and Publish
-// calls, and plays an instant worker: when a task is published on a
-// worker subject it publishes the task's result right behind it, before
-// Publish returns.
+// streamOrderBus is a recordingBus that plays an instant worker: when a
+// task is published on a worker subject it publishes the task's result
+// right behind it, before Publish returns, and records it as "reply".
 type streamOrderBus struct {
-	bus.Bus
-	mu    sync.Mutex
-	calls []string
+	*recordingBus
 }
 
-func (o *streamOrderBus) Subscribe(ctx context.Context, subject string, h bus.Handler, opts ...bus.SubscribeOption) (bus.Subscription, error) {
-	sub, err := o.Bus.Subscribe(ctx, subject, h, opts...)
-	o.mu.Lock()
-	o.calls = append(o.calls, "subscribe "+subject)
-	o.mu.Unlock()
-	return sub, err
-}
-
-func (o *streamOrderBus) Publish(ctx context.Context, m *bus.Msg) error {
-	o.mu.Lock()
-	o.calls = append(o.calls, "publish "+m.Subject)
-	o.mu.Unlock()
-	if err := o.Bus.Publish(ctx, m); err != nil {
+func (o streamOrderBus) Publish(ctx context.Context, m *bus.Msg) error {
+	if err := o.recordingBus.Publish(ctx, m); err != nil {
 		return err
 	}
 	task, err := heddle.DecodeTaskMessage(m.Data)
@@ -157,9 +142,7 @@ func (o *streamOrderBus) Publish(ctx context.Context, m *bus.Msg) error {
 	if err != nil {
 		return err
 	}
-	o.mu.Lock()
-	o.calls = append(o.calls, "reply "+task.ResultSubject())
-	o.mu.Unlock()
+	o.record("reply " + task.ResultSubject())
 	return o.Bus.Publish(ctx, &bus.Msg{Subject: task.ResultSubject(), Data: data})
 }
 
@@ -186,7 +169,7 @@ func TestResultStreamNeverMissesAnInstantReply(t *testing.T) {
 			}
 		})
 		t.Run("a result published before Dispatch returns is collected, because the stream subscribed first", func(t *testing.T) {
-			ob := &streamOrderBus{Bus: connect()}
+			ob := streamOrderBus{newRecordingBus(connect())}
 			s := newTestStream(t, ob, heddle.SubjectResultsDefault, heddle.StreamConfig{DispatchDirect: true, Timeout: streamTestWait}, nil)
 			// The bus answers itself; a worker type of its own keeps the
 			// responder of the test above out of it.
@@ -199,8 +182,8 @@ func TestResultStreamNeverMissesAnInstantReply(t *testing.T) {
 				t.Fatalf("Collect = %v, %v; want the one result", results, err)
 			}
 			want := []string{"subscribe heddle.results.default", "publish " + task.WorkerSubject(), "reply heddle.results.default"}
-			if !slices.Equal(ob.calls, want) {
-				t.Fatalf("bus calls %q, want %q", ob.calls, want)
+			if got := ob.recorded(); !slices.Equal(got, want) {
+				t.Fatalf("bus calls %q, want %q", got, want)
 			}
 		})
 	})
