@@ -9,27 +9,30 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 func TestStartReturnsOnceEveryActorIsReadyAndStopDrainsThem(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{})
+		rt, err := router.New(connect(), router.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		worker, err := heddle.NewWorker(connect(), "upper", flowUpper, heddle.WorkerConfig{})
+		wk, err := worker.New(connect(), "upper", flowUpper, worker.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop, err := heddle.Start(ctx, router, worker)
+		stop, err := heddle.Start(ctx, rt, wk)
 		if err != nil {
 			t.Fatalf("Start: %v", err)
 		}
 		// No waiting on Ready here: Start promised it.
 		task := heddle.NewTaskMessage("upper", map[string]any{"text": "ready"})
-		res, err := heddle.DispatchAndWait(ctx, connect(), task, heddle.DispatchTimeout(10*time.Second))
+		res, err := dispatch.Request(ctx, connect(), task, dispatch.Timeout(10*time.Second))
 		if err != nil || res.Output["upper"] != "READY" {
 			t.Fatalf("DispatchAndWait = %+v, %v", res, err)
 		}
@@ -62,12 +65,12 @@ func TestStartFailsAndStopsTheOthersWhenAnActorCannotRun(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{})
+		rt, err := router.New(connect(), router.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		broken := errors.New("subscription refused")
-		watched := &actorTestWatched{Actor: router, returned: make(chan error, 1)}
+		watched := &actorTestWatched{Actor: rt, returned: make(chan error, 1)}
 		stop, err := heddle.Start(ctx, watched, actorTestBroken{err: broken})
 		if !errors.Is(err, broken) || stop != nil {
 			t.Fatalf("Start = stop %v, %v; want the actor's error and no stop", stop != nil, err)

@@ -1,9 +1,10 @@
 package heddle
 
 import (
+	"github.com/heddle-go/heddle/internal/wire"
+
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // ModelTier selects the model class that handles a task.
@@ -116,17 +117,7 @@ func (s *TaskStatus) UnmarshalJSON(b []byte) error {
 }
 
 func enumError[T ~string](what, s string, allowed []T) error {
-	return fmt.Errorf("%w: %s %s", ErrUnknownEnum, what, enumProblem(s, allowed))
-}
-
-// enumProblem is the text shared by enum errors: `"huge" is not one of
-// local, standard, frontier`.
-func enumProblem[T ~string](s string, allowed []T) string {
-	names := make([]string, len(allowed))
-	for i, a := range allowed {
-		names[i] = string(a)
-	}
-	return fmt.Sprintf("%q is not one of %s", s, strings.Join(names, ", "))
+	return fmt.Errorf("%w: %s %s", ErrUnknownEnum, what, wire.EnumProblem(s, allowed))
 }
 
 func unmarshalEnum[T ~string](b []byte, what string, dst *T, parse func(string) (T, error)) error {
@@ -135,7 +126,7 @@ func unmarshalEnum[T ~string](b []byte, what string, dst *T, parse func(string) 
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("%w: %s must be a JSON string, got %s", ErrUnknownEnum, what, jsonKind(b))
+		return fmt.Errorf("%w: %s must be a JSON string, got %s", ErrUnknownEnum, what, wire.KindName(b))
 	}
 	v, err := parse(s)
 	if err != nil {

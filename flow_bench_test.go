@@ -9,6 +9,8 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // flowBenchWindow bounds the tasks in flight, so no subscription's pending
@@ -43,18 +45,18 @@ func BenchmarkTaskPath(b *testing.B) {
 func flowBenchHeddle(b *testing.B, connect func() bus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	router, err := heddle.NewRouter(connect(), heddle.RouterConfig{})
+	rt, err := router.New(connect(), router.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	worker, err := heddle.NewWorker(connect(), "echo", func(_ context.Context, in flowEcho) (flowEcho, error) {
+	wk, err := worker.New(connect(), "echo", func(_ context.Context, in flowEcho) (flowEcho, error) {
 		return in, nil
-	}, heddle.WorkerConfig{})
+	}, worker.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	done := make(chan error, 2)
-	for _, a := range []interface{ Run(context.Context) error }{router, worker} {
+	for _, a := range []interface{ Run(context.Context) error }{rt, wk} {
 		go func() { done <- a.Run(ctx) }()
 	}
 	defer func() {
@@ -65,8 +67,8 @@ func flowBenchHeddle(b *testing.B, connect func() bus.Bus) {
 			}
 		}
 	}()
-	<-router.Ready()
-	<-worker.Ready()
+	<-rt.Ready()
+	<-wk.Ready()
 
 	caller := connect()
 	window := make(chan struct{}, flowBenchWindow)

@@ -10,7 +10,11 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
-	"github.com/heddle-go/heddle/ratelimit"
+	"github.com/heddle-go/heddle/deadletter"
+	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/internal/testlog"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // flowActor runs an actor until the test ends and waits for it to be
@@ -55,22 +59,22 @@ func TestATaskFlowsFromCallerThroughRouterAndWorkerToItsResult(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 
-		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{
-			Rules: heddle.StaticRules(heddle.RouterRules{TierOverrides: map[string]string{"upper": "local"}}),
+		rt, err := router.New(connect(), router.Config{
+			Rules: router.StaticRules(router.Rules{TierOverrides: map[string]string{"upper": "local"}}),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		worker, err := heddle.NewWorker(connect(), "upper", flowUpper, heddle.WorkerConfig{Tiers: []heddle.ModelTier{heddle.TierLocal}})
+		wk, err := worker.New(connect(), "upper", flowUpper, worker.Config{Tiers: []heddle.ModelTier{heddle.TierLocal}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		flowActor(ctx, t, router)
-		flowActor(ctx, t, worker)
+		flowActor(ctx, t, rt)
+		flowActor(ctx, t, wk)
 
 		caller := connect()
 		task := heddle.NewTaskMessage("upper", map[string]any{"text": "heddle"})
-		res, err := heddle.DispatchAndWait(ctx, caller, task, heddle.DispatchTimeout(10*time.Second))
+		res, err := dispatch.Request(ctx, caller, task, dispatch.Timeout(10*time.Second))
 		if err != nil {
 			t.Fatalf("DispatchAndWait: %v", err)
 		}
@@ -80,7 +84,7 @@ func TestATaskFlowsFromCallerThroughRouterAndWorkerToItsResult(t *testing.T) {
 		if res.TaskID != task.TaskID {
 			t.Fatalf("result task_id = %q, want %q", res.TaskID, task.TaskID)
 		}
-		if got := router.Stats().Overridden; got != 1 {
+		if got := rt.Stats().Overridden; got != 1 {
 			t.Errorf("router overridden = %d, want 1 (standard → local)", got)
 		}
 	})
@@ -90,16 +94,16 @@ func TestATaskFlowsFromCallerThroughRouterAndWorkerToItsResult(t *testing.T) {
 // edits configs/router_rules.yaml before sending heddle.control.reload.
 type flowRules struct {
 	mu    sync.Mutex
-	rules heddle.RouterRules
+	rules router.Rules
 }
 
-func (f *flowRules) set(r heddle.RouterRules) {
+func (f *flowRules) set(r router.Rules) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = r
 }
 
-func (f *flowRules) source(context.Context) (heddle.RouterRules, error) {
+func (f *flowRules) source(context.Context) (router.Rules, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.rules.Clone(), nil
@@ -110,34 +114,33 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 
-		one := heddle.RouterRules{RateLimits: map[string]heddle.TierRateLimit{"standard": {MaxConcurrent: 1}}}
+		// One token and a refill so slow (one token in about 30 years)
+		// that the second task is rate limited for certain.
+		one := router.Rules{RateLimits: map[string]router.TierRateLimit{"standard": {MaxConcurrent: 1, RatePerSecond: 1e-9}}}
 		rules := &flowRules{rules: one}
-		events := newLogRecorder()
-		logger := events.logger()
-		// A fake clock that never advances: the bucket never refills, so
-		// the second task is rate limited for certain.
-		router, err := heddle.NewRouter(connect(), heddle.RouterConfig{
+		events := testlog.New()
+		logger := events.Logger()
+		rt, err := router.New(connect(), router.Config{
 			Rules: rules.source,
-			Clock: ratelimit.NewFakeClock(time.Now()),
 		}, heddle.WithLogger(logger))
 		if err != nil {
 			t.Fatal(err)
 		}
-		worker, err := heddle.NewWorker(connect(), "upper", flowUpper, heddle.WorkerConfig{})
+		wk, err := worker.New(connect(), "upper", flowUpper, worker.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dead, err := heddle.NewDeadLetterConsumer(connect(), heddle.DeadLetterConfig{}, heddle.WithLogger(logger))
+		dead, err := deadletter.New(connect(), deadletter.Config{}, heddle.WithLogger(logger))
 		if err != nil {
 			t.Fatal(err)
 		}
-		flowActor(ctx, t, router)
-		flowActor(ctx, t, worker)
+		flowActor(ctx, t, rt)
+		flowActor(ctx, t, wk)
 		flowActor(ctx, t, dead)
 
 		caller := connect()
 		first := heddle.NewTaskMessage("upper", map[string]any{"text": "first"})
-		if res, err := heddle.DispatchAndWait(ctx, caller, first, heddle.DispatchTimeout(10*time.Second)); err != nil || res.Status != heddle.StatusCompleted {
+		if res, err := dispatch.Request(ctx, caller, first, dispatch.Timeout(10*time.Second)); err != nil || res.Status != heddle.StatusCompleted {
 			t.Fatalf("first task: %+v, %v", res, err)
 		}
 
@@ -149,7 +152,7 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: data}); err != nil {
 			t.Fatal(err)
 		}
-		got := events.wait(t, "dead_letter.received", 1)[0]
+		got := events.Wait(t, "dead_letter.received", 1)[0]
 		if reason := got.Str("reason"); reason != "rate_limited: tier 'standard' has no available capacity" {
 			t.Fatalf("dead letter reason = %q", reason)
 		}
@@ -162,13 +165,13 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		}
 
 		// Raise the limit and reload every router replica over the bus.
-		rules.set(heddle.RouterRules{RateLimits: map[string]heddle.TierRateLimit{"standard": {MaxConcurrent: 10}}})
+		rules.set(router.Rules{RateLimits: map[string]router.TierRateLimit{"standard": {MaxConcurrent: 10}}})
 		if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectControlReload, Data: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
-		events.wait(t, "router.reloaded", 1)
+		events.Wait(t, "router.reloaded", 1)
 
-		stream, err := heddle.NewResultStream(ctx, caller, second.ResultSubject(), heddle.StreamConfig{Timeout: 10 * time.Second})
+		stream, err := dispatch.NewStream(ctx, caller, second.ResultSubject(), dispatch.StreamConfig{Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,8 +189,8 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		if len(results) != 1 || results[0].Output["upper"] != "SECOND" {
 			t.Fatalf("replayed task results = %+v, want SECOND", results)
 		}
-		if dead.ReplayCount() != 1 || dead.Len() != 0 {
-			t.Fatalf("after replay: replay count %d, %d entries; want 1 and 0", dead.ReplayCount(), dead.Len())
+		if dead.Stats().Replayed != 1 || dead.Len() != 0 {
+			t.Fatalf("after replay: replay count %d, %d entries; want 1 and 0", dead.Stats().Replayed, dead.Len())
 		}
 	})
 }

@@ -2,7 +2,6 @@ package heddle
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // Subjects and queue groups of the mesh (DESIGN.md section 4). Every
@@ -57,6 +57,23 @@ func WorkerQueueGroup(workerType string) string {
 	return workerQueuePrefix + workerType
 }
 
+// ValidateWorkerType reports whether workerType can name a worker: it must
+// be non-empty and usable in WorkerSubject and WorkerQueueGroup (no
+// whitespace, wildcards or empty tokens). The error wraps ErrWorkerType.
+func ValidateWorkerType(workerType string) error {
+	if workerType == "" {
+		return fmt.Errorf("%w: the worker type is empty; name it as tasks do in worker_type", ErrWorkerType)
+	}
+	if err := bus.ValidatePublishSubject(WorkerSubject(workerType, TierStandard)); err != nil {
+		return fmt.Errorf("%w: %q cannot be used in the subject %s (no whitespace, wildcards or empty tokens): %w",
+			ErrWorkerType, workerType, WorkerSubject(workerType, TierStandard), err)
+	}
+	if err := bus.ValidateQueue(WorkerQueueGroup(workerType)); err != nil {
+		return fmt.Errorf("%w: %q cannot be used in the queue group %s: %w", ErrWorkerType, workerType, WorkerQueueGroup(workerType), err)
+	}
+	return nil
+}
+
 // ResultSubject is where results for children of parentTaskID are
 // published: heddle.results.{parent_task_id}, or SubjectResultsDefault
 // when parentTaskID is empty.
@@ -67,6 +84,21 @@ func ResultSubject(parentTaskID string) string {
 	return subjectResultsPrefix + parentTaskID
 }
 
+// Dead-letter reason prefixes. A Router's reason is the prefix, ": ", and
+// a human-readable explanation; operators and alerts match on the prefix.
+const (
+	// ReasonInvalidTaskMessage: the message is not a valid TaskMessage
+	// (malformed JSON, a missing or bad field). The explanation names the
+	// fields.
+	ReasonInvalidTaskMessage = "invalid_task_message"
+	// ReasonUnknownTier: the task's tier, or the tier override for its
+	// worker_type, is not a ModelTier.
+	ReasonUnknownTier = "unknown_tier"
+	// ReasonRateLimited: the tier's token bucket is empty. The full reason
+	// is exactly "rate_limited: tier 'X' has no available capacity".
+	ReasonRateLimited = "rate_limited"
+)
+
 // Defaults of the wire format, applied when a field is absent from a
 // decoded message and by the constructors.
 const (
@@ -74,16 +106,6 @@ const (
 	DefaultPriority   = PriorityNormal
 	DefaultMaxRetries = 2
 )
-
-// ErrInvalidMessage is matched (errors.Is) by every *ValidationError: a
-// message that is not valid JSON, lacks a required field, or has a field
-// of the wrong type or an unknown enum value.
-var ErrInvalidMessage = errors.New("heddle: invalid message")
-
-// ErrUnknownEnum is wrapped by ParseModelTier, ParsePriority,
-// ParseTaskStatus and the enums' UnmarshalJSON for a value outside the
-// allowed set.
-var ErrUnknownEnum = errors.New("heddle: unknown enum value")
 
 // FieldError is one problem with one wire field. Field is the JSON name
 // (task_id, payload, ...); it is empty when the problem concerns the whole
@@ -142,18 +164,23 @@ func (e *ValidationError) Has(field string) bool {
 // problems accumulates FieldErrors for one message.
 type problems struct {
 	typ    string
-	fields []FieldError
+	fields wire.Problems
 }
 
-func (p *problems) add(field, format string, args ...any) {
-	p.fields = append(p.fields, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
-}
+func (p *problems) add(field, format string, args ...any) { p.fields.Add(field, format, args...) }
 
-func (p *problems) err() error {
-	if len(p.fields) == 0 {
+func (p *problems) err() error { return fieldErr(p.typ, p.fields) }
+
+// fieldErr is the *ValidationError listing found, or nil when it is empty.
+func fieldErr(typ string, found wire.Problems) error {
+	if len(found) == 0 {
 		return nil
 	}
-	return &ValidationError{Type: p.typ, Fields: p.fields}
+	fields := make([]FieldError, len(found))
+	for i, f := range found {
+		fields[i] = FieldError(f)
+	}
+	return &ValidationError{Type: typ, Fields: fields}
 }
 
 // TaskMessage is a unit of work for one worker type. It travels from a
@@ -233,10 +260,10 @@ func (m TaskMessage) validate(p *problems) {
 	checkParentTaskID(p, m.ParentTaskID)
 	checkWorkerType(p, m.WorkerType)
 	if !m.ModelTier.Valid() {
-		p.add("model_tier", "%s", enumProblem(string(m.ModelTier), modelTiers))
+		p.add("model_tier", "%s", wire.EnumProblem(string(m.ModelTier), modelTiers))
 	}
 	if !m.Priority.Valid() {
-		p.add("priority", "%s", enumProblem(string(m.Priority), priorities))
+		p.add("priority", "%s", wire.EnumProblem(string(m.Priority), priorities))
 	}
 	if m.MaxRetries < 0 {
 		p.add("max_retries", "must be >= 0, got %d", m.MaxRetries)
@@ -330,7 +357,7 @@ func (r TaskResult) validate(p *problems) {
 		if r.Status == "" {
 			p.add("status", "required")
 		} else {
-			p.add("status", "%s", enumProblem(string(r.Status), taskStatuses))
+			p.add("status", "%s", wire.EnumProblem(string(r.Status), taskStatuses))
 		}
 	}
 	if r.ProcessingTimeMS < 0 {
@@ -397,7 +424,7 @@ func (g OrchestratorGoal) validate(p *problems) {
 		p.add("instruction", "required")
 	}
 	if !g.Priority.Valid() {
-		p.add("priority", "%s", enumProblem(string(g.Priority), priorities))
+		p.add("priority", "%s", wire.EnumProblem(string(g.Priority), priorities))
 	}
 	if g.CreatedAt.IsZero() {
 		p.add("created_at", "required")
@@ -480,8 +507,8 @@ func checkWorkerType(p *problems, workerType string) {
 		p.add("worker_type", "required")
 		return
 	}
-	if !subjectTokensValid(workerType) {
-		p.add("worker_type", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", workerType)
+	if err := bus.ValidatePublishSubject(workerType); err != nil {
+		p.add("worker_type", "%q cannot be used in a subject: %v", workerType, err)
 	}
 }
 
@@ -490,32 +517,15 @@ func checkParentTaskID(p *problems, id string) {
 	if id == "" {
 		return
 	}
-	if !subjectTokensValid(id) {
-		p.add("parent_task_id", "%q cannot be used in a subject (no whitespace, wildcards or empty tokens)", id)
+	if err := bus.ValidatePublishSubject(id); err != nil {
+		p.add("parent_task_id", "%q cannot be used in a subject: %v", id, err)
 	}
 }
 
 // subjectTokensValid reports whether s, placed between publish subject
 // tokens (as in WorkerSubject and ResultSubject), leaves a valid publish
-// subject (see bus.ValidatePublishSubject): it is one or more non-empty
-// dot-separated tokens, none a wildcard, with no whitespace.
-func subjectTokensValid(s string) bool {
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != '.' {
-			switch s[i] {
-			case ' ', '\t', '\n', '\r', '\f', '\v':
-				return false
-			}
-			continue
-		}
-		if tok := s[start:i]; tok == "" || tok == "*" || tok == ">" {
-			return false
-		}
-		start = i + 1
-	}
-	return true
-}
+// subject: the rule of package bus, applied once everywhere.
+func subjectTokensValid(s string) bool { return bus.ValidatePublishSubject(s) == nil }
 
 // now is the timestamp the constructors use: UTC at microsecond
 // precision, the precision Python datetimes hold.

@@ -3,11 +3,9 @@ package heddle_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/heddle-go/heddle"
@@ -342,10 +340,10 @@ func taskPathCompareTokens(t *testing.T, s string) {
 		return // the callers report an empty value as required
 	}
 	got := heddle.TaskPathSubjectTokensValid(s)
-	worker := bus.ValidatePublishSubject(heddle.WorkerSubject(s, heddle.TierStandard)) == nil
+	wk := bus.ValidatePublishSubject(heddle.WorkerSubject(s, heddle.TierStandard)) == nil
 	result := bus.ValidatePublishSubject(heddle.ResultSubject(s)) == nil
-	if got != worker || got != result {
-		t.Fatalf("token check of %q: %v; worker subject valid %v, result subject valid %v", s, got, worker, result)
+	if got != wk || got != result {
+		t.Fatalf("token check of %q: %v; worker subject valid %v, result subject valid %v", s, got, wk, result)
 	}
 }
 
@@ -382,31 +380,5 @@ func TestTaskPathObjectDecodeKeepsNegativeZeroAndSmallIntegersExact(t *testing.T
 		if m[k] != v {
 			t.Errorf("%s = %#v, want %v", k, m[k], v)
 		}
-	}
-}
-
-func TestTaskPathInternGivesTheSameStringAndStopsAllocating(t *testing.T) {
-	var wg sync.WaitGroup
-	for g := range 2 {
-		wg.Go(func() {
-			for i := range 5000 {
-				b := fmt.Appendf(nil, "key-%d-%d", g, i%300)
-				if got := heddle.TaskPathIntern(b); got != string(b) {
-					t.Errorf("intern(%q) = %q", b, got)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, s := range []string{"", "x", strings.Repeat("k", 32), strings.Repeat("k", 33), "caf\xc3\xa9"} {
-		if got := heddle.TaskPathIntern([]byte(s)); got != s {
-			t.Errorf("intern(%q) = %q", s, got)
-		}
-	}
-	key := []byte("customer_id")
-	heddle.TaskPathIntern(key)
-	if n := testing.AllocsPerRun(100, func() { heddle.TaskPathIntern(key) }); n != 0 {
-		t.Errorf("interning a key seen before allocates %v times", n)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // DecodeTaskMessage decodes and validates a TaskMessage. The error, if any,
@@ -27,7 +29,7 @@ import (
 //     2.5 or "2");
 //   - payload, metadata, context and output must be JSON objects (output
 //     may be null);
-//   - absent optional fields take the wire defaults; absent task_id and
+//   - absent wire.Optional fields take the wire defaults; absent task_id and
 //     goal_id get a fresh UUID v4 and absent created_at / completed_at the
 //     current time, as pydantic's default factories do;
 //   - times are RFC 3339 ("T" or a space before the time); a timestamp
@@ -119,14 +121,23 @@ var taskMessageFields = []string{"task_id", "parent_task_id", "worker_type", "pa
 
 func (m *TaskMessage) decode(data []byte) error { return m.decodeAs(data, false) }
 
-// decodeTaskEnvelope decodes and validates data as DecodeTaskMessage does,
+// DecodeTaskEnvelope decodes and validates data as DecodeTaskMessage does,
 // with the same verdict and the same error, but leaves Payload and
 // Metadata nil: it checks them without building their maps. It is for
-// readers of the envelope fields alone, such as the Router.
-func decodeTaskEnvelope(data []byte) (TaskMessage, error) {
+// readers of the envelope fields alone, such as a router.
+func DecodeTaskEnvelope(data []byte) (TaskMessage, error) {
 	var m TaskMessage
 	err := m.decodeAs(data, true)
 	return m, err
+}
+
+// DecodeTaskPayload is DecodeTaskMessage, also returning the payload's
+// bytes within data (nil when the message is rejected), so that a typed
+// worker decodes its input from exactly the bytes that were checked.
+func DecodeTaskPayload(data []byte) (TaskMessage, []byte, error) {
+	var m TaskMessage
+	payload, err := m.decodeRaw(data, false)
+	return m, payload, err
 }
 
 func (m *TaskMessage) decodeAs(data []byte, envelope bool) error {
@@ -137,36 +148,36 @@ func (m *TaskMessage) decodeAs(data []byte, envelope bool) error {
 // decodeRaw is decodeAs, also returning the payload's bytes in data (nil
 // when the message is rejected).
 func (m *TaskMessage) decodeRaw(data []byte, envelope bool) ([]byte, error) {
-	var d decoder
-	d.init("TaskMessage", data)
-	d.envelope = envelope
-	if !d.isObject {
-		return nil, d.p.err()
+	d := wire.Decoder{Now: now}
+	d.Init(data)
+	d.Envelope = envelope
+	if !d.IsObject() {
+		return nil, fieldErr("TaskMessage", d.Problems)
 	}
 	var payload []byte
 	*m = TaskMessage{
-		TaskID:       d.str("task_id", optional, uuid.NewString),
-		ParentTaskID: d.str("parent_task_id", nullable, nil),
-		WorkerType:   d.strAs("worker_type", required, nil, true),
-		Payload:      d.objectRaw("payload", required, nil, &payload),
-		ModelTier:    ModelTier(d.enum("model_tier", string(DefaultModelTier), modelTierNames)),
-		Priority:     Priority(d.enum("priority", string(DefaultPriority), priorityNames)),
-		MaxRetries:   d.integer("max_retries", DefaultMaxRetries),
-		RetryCount:   d.integer("retry_count", 0),
-		CreatedAt:    d.time("created_at", optional),
-		RequestID:    d.str("request_id", nullable, nil),
-		Metadata:     d.object("metadata", optional, nil),
+		TaskID:       d.Str("task_id", wire.Optional, uuid.NewString),
+		ParentTaskID: d.Str("parent_task_id", wire.Nullable, nil),
+		WorkerType:   d.Str("worker_type", wire.Required, nil),
+		Payload:      d.ObjectRaw("payload", wire.Required, nil, &payload),
+		ModelTier:    ModelTier(d.Enum("model_tier", string(DefaultModelTier), modelTierNames)),
+		Priority:     Priority(d.Enum("priority", string(DefaultPriority), priorityNames)),
+		MaxRetries:   d.Integer("max_retries", DefaultMaxRetries),
+		RetryCount:   d.Integer("retry_count", 0),
+		CreatedAt:    d.Time("created_at", wire.Optional),
+		RequestID:    d.Str("request_id", wire.Nullable, nil),
+		Metadata:     d.Object("metadata", wire.Optional, nil),
 	}
 	if m.Metadata == nil && !envelope {
 		m.Metadata = map[string]any{} // absent or rejected: the default
 	}
-	m.Extra = d.extra()
+	m.Extra = d.Extra()
 	if envelope {
 		m.Payload, m.Metadata = nil, nil
 	}
 	var p problems
 	m.validate(&p)
-	if err := d.check(&p, taskMessageFields); err != nil {
+	if err := fieldErr("TaskMessage", d.Check(p.fields, taskMessageFields)); err != nil {
 		return nil, err
 	}
 	return payload, nil
@@ -176,73 +187,73 @@ var taskResultFields = []string{"task_id", "parent_task_id", "worker_type", "sta
 	"model_used", "token_usage", "processing_time_ms", "completed_at"}
 
 func (r *TaskResult) decode(data []byte) error {
-	var d decoder
-	d.init("TaskResult", data)
-	if !d.isObject {
-		return d.p.err()
+	d := wire.Decoder{Now: now}
+	d.Init(data)
+	if !d.IsObject() {
+		return fieldErr("TaskResult", d.Problems)
 	}
 	*r = TaskResult{
-		TaskID:           d.str("task_id", required, nil),
-		ParentTaskID:     d.str("parent_task_id", nullable, nil),
-		WorkerType:       d.str("worker_type", required, nil),
-		Status:           TaskStatus(d.enum("status", "", taskStatusNames)),
-		Output:           d.object("output", nullable, nil),
-		Error:            d.str("error", nullable, nil),
-		ModelUsed:        d.str("model_used", nullable, nil),
-		TokenUsage:       d.tokenUsage("token_usage"),
-		ProcessingTimeMS: d.integer("processing_time_ms", 0),
-		CompletedAt:      d.time("completed_at", optional),
+		TaskID:           d.Str("task_id", wire.Required, nil),
+		ParentTaskID:     d.Str("parent_task_id", wire.Nullable, nil),
+		WorkerType:       d.Str("worker_type", wire.Required, nil),
+		Status:           TaskStatus(d.Enum("status", "", taskStatusNames)),
+		Output:           d.Object("output", wire.Nullable, nil),
+		Error:            d.Str("error", wire.Nullable, nil),
+		ModelUsed:        d.Str("model_used", wire.Nullable, nil),
+		TokenUsage:       d.TokenUsage("token_usage"),
+		ProcessingTimeMS: d.Integer("processing_time_ms", 0),
+		CompletedAt:      d.Time("completed_at", wire.Optional),
 	}
-	r.Extra = d.extra()
+	r.Extra = d.Extra()
 	var p problems
 	r.validate(&p)
-	return d.check(&p, taskResultFields)
+	return fieldErr("TaskResult", d.Check(p.fields, taskResultFields))
 }
 
 var goalFields = []string{"goal_id", "instruction", "context", "request_id", "priority", "created_at"}
 
 func (g *OrchestratorGoal) decode(data []byte) error {
-	var d decoder
-	d.init("OrchestratorGoal", data)
-	if !d.isObject {
-		return d.p.err()
+	d := wire.Decoder{Now: now}
+	d.Init(data)
+	if !d.IsObject() {
+		return fieldErr("OrchestratorGoal", d.Problems)
 	}
 	*g = OrchestratorGoal{
-		GoalID:      d.str("goal_id", optional, uuid.NewString),
-		Instruction: d.str("instruction", required, nil),
-		Context:     d.object("context", optional, map[string]any{}),
-		RequestID:   d.str("request_id", nullable, nil),
-		Priority:    Priority(d.enum("priority", string(DefaultPriority), priorityNames)),
-		CreatedAt:   d.time("created_at", optional),
+		GoalID:      d.Str("goal_id", wire.Optional, uuid.NewString),
+		Instruction: d.Str("instruction", wire.Required, nil),
+		Context:     d.Object("context", wire.Optional, map[string]any{}),
+		RequestID:   d.Str("request_id", wire.Nullable, nil),
+		Priority:    Priority(d.Enum("priority", string(DefaultPriority), priorityNames)),
+		CreatedAt:   d.Time("created_at", wire.Optional),
 	}
-	g.Extra = d.extra()
+	g.Extra = d.Extra()
 	var p problems
 	g.validate(&p)
-	return d.check(&p, goalFields)
+	return fieldErr("OrchestratorGoal", d.Check(p.fields, goalFields))
 }
 
 var deadLetterFields = []string{"reason", "original_task", "original_raw", "task_id", "worker_type", "received_at"}
 
 func (dl *DeadLetter) decode(data []byte) error {
-	var d decoder
-	d.init("DeadLetter", data)
-	if !d.isObject {
-		return d.p.err()
+	d := wire.Decoder{Now: now}
+	d.Init(data)
+	if !d.IsObject() {
+		return fieldErr("DeadLetter", d.Problems)
 	}
 	*dl = DeadLetter{
-		Reason:     d.str("reason", required, nil),
-		TaskID:     d.lenientString("task_id"),
-		WorkerType: d.lenientString("worker_type"),
+		Reason:     d.Str("reason", wire.Required, nil),
+		TaskID:     d.LenientString("task_id"),
+		WorkerType: d.LenientString("worker_type"),
 	}
-	task, hasTask := d.take("original_task")
-	raw, hasRaw := d.take("original_raw")
+	task, hasTask := d.Take("original_task")
+	raw, hasRaw := d.Take("original_raw")
 	switch {
 	case hasRaw:
-		s, ok := d.stringValue("original_raw", raw)
+		s, ok := d.StringValue("original_raw", raw)
 		if ok {
 			b, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
-				d.p.add("original_raw", "not valid base64: %v", err)
+				d.Problems.Add("original_raw", "not valid base64: %v", err)
 			} else {
 				dl.original = b
 			}
@@ -250,46 +261,46 @@ func (dl *DeadLetter) decode(data []byte) error {
 	case hasTask:
 		dl.original = bytes.Clone(task)
 	default:
-		d.p.add("original_task", "required")
+		d.Problems.Add("original_task", "required")
 	}
-	if rt, ok := d.take("received_at"); ok && kindOf(rt) != kindNull {
-		dl.ReceivedAt = d.timeValue("received_at", rt)
+	if rt, ok := d.Take("received_at"); ok && string(rt) != "null" {
+		dl.ReceivedAt = d.TimeValue("received_at", rt)
 	}
-	dl.Extra = d.extra()
-	return d.check(&problems{}, deadLetterFields)
+	dl.Extra = d.Extra()
+	return fieldErr("DeadLetter", d.Check(nil, deadLetterFields))
 }
 
 // MarshalJSON writes m in wire form without validating it; see Encode.
 func (m TaskMessage) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"task_id":`...)
-	b = appendString(b, m.TaskID)
+	b = wire.AppendString(b, m.TaskID)
 	b = append(b, `,"parent_task_id":`...)
-	b = appendNullable(b, m.ParentTaskID)
+	b = wire.AppendNullable(b, m.ParentTaskID)
 	b = append(b, `,"worker_type":`...)
-	b = appendString(b, m.WorkerType)
+	b = wire.AppendString(b, m.WorkerType)
 	b = append(b, `,"payload":`...)
-	b, err := appendObject(b, m.Payload, false)
+	b, err := wire.AppendObject(b, m.Payload, false)
 	if err != nil {
 		return nil, fmt.Errorf("heddle: encoding TaskMessage payload: %w", err)
 	}
 	b = append(b, `,"model_tier":`...)
-	b = appendString(b, string(m.ModelTier))
+	b = wire.AppendString(b, string(m.ModelTier))
 	b = append(b, `,"priority":`...)
-	b = appendString(b, string(m.Priority))
+	b = wire.AppendString(b, string(m.Priority))
 	b = append(b, `,"max_retries":`...)
 	b = strconv.AppendInt(b, int64(m.MaxRetries), 10)
 	b = append(b, `,"retry_count":`...)
 	b = strconv.AppendInt(b, int64(m.RetryCount), 10)
 	b = append(b, `,"created_at":`...)
-	b = appendTime(b, m.CreatedAt)
+	b = wire.AppendTime(b, m.CreatedAt)
 	b = append(b, `,"request_id":`...)
-	b = appendNullable(b, m.RequestID)
+	b = wire.AppendNullable(b, m.RequestID)
 	b = append(b, `,"metadata":`...)
-	if b, err = appendObject(b, m.Metadata, false); err != nil {
+	if b, err = wire.AppendObject(b, m.Metadata, false); err != nil {
 		return nil, fmt.Errorf("heddle: encoding TaskMessage metadata: %w", err)
 	}
-	return appendExtra(b, m.Extra, taskMessageFields)
+	return wire.AppendExtra(b, m.Extra, taskMessageFields)
 }
 
 // Encode validates m and returns its wire form.
@@ -302,28 +313,28 @@ func (m TaskMessage) Encode() ([]byte, error) {
 
 // MarshalJSON writes r in wire form without validating it; see Encode.
 func (r TaskResult) MarshalJSON() ([]byte, error) {
-	return r.appendJSON(make([]byte, 0, 256))
+	return r.AppendJSON(make([]byte, 0, 256))
 }
 
-// appendJSON appends r's wire form to b.
-func (r *TaskResult) appendJSON(b []byte) ([]byte, error) {
+// AppendJSON appends r's wire form to b, as MarshalJSON writes it.
+func (r *TaskResult) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"task_id":`...)
-	b = appendString(b, r.TaskID)
+	b = wire.AppendString(b, r.TaskID)
 	b = append(b, `,"parent_task_id":`...)
-	b = appendNullable(b, r.ParentTaskID)
+	b = wire.AppendNullable(b, r.ParentTaskID)
 	b = append(b, `,"worker_type":`...)
-	b = appendString(b, r.WorkerType)
+	b = wire.AppendString(b, r.WorkerType)
 	b = append(b, `,"status":`...)
-	b = appendString(b, string(r.Status))
+	b = wire.AppendString(b, string(r.Status))
 	b = append(b, `,"output":`...)
-	b, err := appendObject(b, r.Output, true)
+	b, err := wire.AppendObject(b, r.Output, true)
 	if err != nil {
 		return nil, fmt.Errorf("heddle: encoding TaskResult output: %w", err)
 	}
 	b = append(b, `,"error":`...)
-	b = appendNullable(b, r.Error)
+	b = wire.AppendNullable(b, r.Error)
 	b = append(b, `,"model_used":`...)
-	b = appendNullable(b, r.ModelUsed)
+	b = wire.AppendNullable(b, r.ModelUsed)
 	b = append(b, `,"token_usage":{`...)
 	keys := make([]string, 0, len(r.TokenUsage))
 	for k := range r.TokenUsage {
@@ -334,15 +345,15 @@ func (r *TaskResult) appendJSON(b []byte) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = wire.AppendString(b, k)
 		b = append(b, ':')
 		b = strconv.AppendInt(b, int64(r.TokenUsage[k]), 10)
 	}
 	b = append(b, `},"processing_time_ms":`...)
 	b = strconv.AppendInt(b, int64(r.ProcessingTimeMS), 10)
 	b = append(b, `,"completed_at":`...)
-	b = appendTime(b, r.CompletedAt)
-	return appendExtra(b, r.Extra, taskResultFields)
+	b = wire.AppendTime(b, r.CompletedAt)
+	return wire.AppendExtra(b, r.Extra, taskResultFields)
 }
 
 // Encode validates r and returns its wire form.
@@ -357,21 +368,21 @@ func (r TaskResult) Encode() ([]byte, error) {
 func (g OrchestratorGoal) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"goal_id":`...)
-	b = appendString(b, g.GoalID)
+	b = wire.AppendString(b, g.GoalID)
 	b = append(b, `,"instruction":`...)
-	b = appendString(b, g.Instruction)
+	b = wire.AppendString(b, g.Instruction)
 	b = append(b, `,"context":`...)
-	b, err := appendObject(b, g.Context, false)
+	b, err := wire.AppendObject(b, g.Context, false)
 	if err != nil {
 		return nil, fmt.Errorf("heddle: encoding OrchestratorGoal context: %w", err)
 	}
 	b = append(b, `,"request_id":`...)
-	b = appendNullable(b, g.RequestID)
+	b = wire.AppendNullable(b, g.RequestID)
 	b = append(b, `,"priority":`...)
-	b = appendString(b, string(g.Priority))
+	b = wire.AppendString(b, string(g.Priority))
 	b = append(b, `,"created_at":`...)
-	b = appendTime(b, g.CreatedAt)
-	return appendExtra(b, g.Extra, goalFields)
+	b = wire.AppendTime(b, g.CreatedAt)
+	return wire.AppendExtra(b, g.Extra, goalFields)
 }
 
 // Encode validates g and returns its wire form.
@@ -389,7 +400,7 @@ func (g OrchestratorGoal) Encode() ([]byte, error) {
 func (d DeadLetter) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 128+len(d.original)+len(d.Reason))
 	b = append(b, `{"reason":`...)
-	b = appendString(b, d.Reason)
+	b = wire.AppendString(b, d.Reason)
 	b = append(b, `,"original_task":`...)
 	trimmed := bytes.TrimSpace(d.original)
 	embeddable := json.Valid(trimmed) && utf8.Valid(trimmed)
@@ -404,14 +415,14 @@ func (d DeadLetter) MarshalJSON() ([]byte, error) {
 		b = append(b, '"')
 	}
 	b = append(b, `,"task_id":`...)
-	b = appendNullable(b, d.TaskID)
+	b = wire.AppendNullable(b, d.TaskID)
 	b = append(b, `,"worker_type":`...)
-	b = appendNullable(b, d.WorkerType)
+	b = wire.AppendNullable(b, d.WorkerType)
 	if !d.ReceivedAt.IsZero() {
 		b = append(b, `,"received_at":`...)
-		b = appendTime(b, d.ReceivedAt)
+		b = wire.AppendTime(b, d.ReceivedAt)
 	}
-	return appendExtra(b, d.Extra, deadLetterFields)
+	return wire.AppendExtra(b, d.Extra, deadLetterFields)
 }
 
 // Encode validates d and returns its wire form, with the original embedded
@@ -437,87 +448,13 @@ func enumNames[T ~string](vs []T) []string {
 	return out
 }
 
-// wireTimeLayout writes UTC with at most six fractional digits, which
-// Python's datetime (and pydantic) read back exactly.
-const wireTimeLayout = "2006-01-02T15:04:05.999999Z07:00"
-
 // ParseTime reads a wire timestamp: an RFC 3339 date-time (any offset;
 // "T" or a space between date and time; fractional seconds optional), or
 // the same without offset, read as UTC, as a naive Python datetime is
 // written. Every field has its full width. The result is in UTC,
 // truncated to microseconds.
-func ParseTime(s string) (time.Time, error) {
-	canon, zoned, ok := canonicalTime(s)
-	if !ok {
-		return time.Time{}, fmt.Errorf("heddle: %q is not an RFC 3339 timestamp", s)
-	}
-	layout := "2006-01-02T15:04:05"
-	if zoned {
-		layout = time.RFC3339
-	}
-	t, err := time.Parse(layout, canon)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("heddle: %q is not an RFC 3339 timestamp: %w", s, err)
-	}
-	return t.UTC().Truncate(time.Microsecond), nil
-}
+func ParseTime(s string) (time.Time, error) { return wire.ParseTime(s) }
 
-// canonicalTime checks the shape of a timestamp strictly (time.Parse alone
-// accepts one-digit hours and comma decimal separators) and returns it
-// with an upper-case T and Z, saying whether it has an offset.
-func canonicalTime(s string) (canon string, zoned, ok bool) {
-	digits := func(from, to int) bool {
-		for i := from; i < to; i++ {
-			if s[i] < '0' || s[i] > '9' {
-				return false
-			}
-		}
-		return true
-	}
-	// yyyy-mm-ddThh:mm:ss
-	if len(s) < 19 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) ||
-		(s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-		!digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
-		return "", false, false
-	}
-	i := 19
-	if i < len(s) && s[i] == '.' {
-		j := i + 1
-		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-			j++
-		}
-		if j == i+1 {
-			return "", false, false
-		}
-		i = j
-	}
-	b := []byte(s)
-	b[10] = 'T'
-	switch rest := len(s) - i; {
-	case rest == 0:
-		return string(b), false, true
-	case rest == 1 && (s[i] == 'Z' || s[i] == 'z'):
-		b[i] = 'Z'
-		return string(b), true, true
-	case rest == 6 && (s[i] == '+' || s[i] == '-') && digits(i+1, i+3) && s[i+3] == ':' && digits(i+4, i+6):
-		if s[i+1:i+3] > "23" || s[i+4:i+6] > "59" {
-			return "", false, false
-		}
-		return string(b), true, true
-	}
-	return "", false, false
-}
-
-// FormatTime writes t as the wire does: RFC 3339 in UTC with at most six
-// fractional digits.
-func FormatTime(t time.Time) string { return string(appendTimeText(nil, t)) }
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = appendTimeText(b, t)
-	return append(b, '"')
-}
-
-func appendTimeText(b []byte, t time.Time) []byte {
-	return t.UTC().Truncate(time.Microsecond).AppendFormat(b, wireTimeLayout)
-}
+// FormatTime writes t as the wire does, and as Python's datetime writes
+// an aware UTC time: RFC 3339 in UTC with six fractional digits.
+func FormatTime(t time.Time) string { return string(wire.AppendTimeText(nil, t)) }

@@ -23,6 +23,48 @@
 //   - Drain stops new deliveries, lets handlers finish what is pending and
 //     then closes; after Close every call returns ErrClosed and no goroutine
 //     of the bus is left running.
+//
+// # Subjects and queue groups
+//
+// A subject is one or more tokens separated by '.'. In a subscription a
+// token may be the wildcard "*", which matches exactly one token, and the
+// last token may be ">", which matches one or more tokens; "*" or ">" as
+// part of a longer token ("a*") is an ordinary character. A publish
+// subject has no wildcards. A queue group name follows the publish subject
+// rule. membus and natsbus check every subject and queue group name with
+// the functions of this package before they use it, so what one accepts
+// the other accepts too; the NATS server itself is more lenient.
+//
+// A subject, token or queue group name is invalid when it:
+//
+//   - is empty, or has an empty token (a leading, trailing or doubled '.');
+//   - is not valid UTF-8;
+//   - contains white space of any script: the Unicode White_Space
+//     property, which is U+0009–U+000D, U+0020, U+0085, U+00A0, U+1680,
+//     U+2000–U+200A, U+2028, U+2029, U+202F, U+205F and U+3000;
+//   - contains a control character (category Cc: U+0000–U+001F and
+//     U+007F–U+009F);
+//   - contains a format character (category Cf), such as the zero-width
+//     space U+200B, the joiners U+200C and U+200D, the bidirectional
+//     controls U+202A–U+202E and U+2066–U+2069, the soft hyphen U+00AD and
+//     the byte-order mark U+FEFF. They are invisible or reorder what is
+//     shown, so two subjects that print alike would differ on the wire;
+//     the price is that emoji sequences built with U+200D are refused too;
+//   - contains a character that reads as '.' but does not separate tokens:
+//     those NFKC normalisation maps to '.' (U+2024 one dot leader, U+FE52
+//     small full stop, U+FF0E fullwidth full stop) and the ideographic full
+//     stops IDNA treats as label separators (U+3002, U+FF61);
+//   - has a wildcard token where none is allowed: "*" or ">" in a publish
+//     subject, a queue group name or a single token, or ">" before the
+//     last token of a subscription.
+//
+// Every other character is allowed, in any script. ValidateToken checks a
+// value that becomes one token of a subject (a worker type, a task id), so
+// callers refuse it before they build the subject. The errors wrap
+// ErrBadSubject (ErrBadQueue for a queue group name) and name the string,
+// the offending character with its code point, and its byte offset:
+//
+//	bus: bad subject "heddle.tasks.a b": white space U+0020 at byte 14
 package bus
 
 import (
@@ -36,11 +78,11 @@ import (
 var (
 	// ErrClosed is returned by every call made after Close or Drain.
 	ErrClosed = errors.New("bus: closed")
-	// ErrBadSubject reports a malformed subject: an empty token, a space, or
-	// a wildcard in a publish subject.
-	ErrBadSubject = errors.New("bus: invalid subject")
-	// ErrBadQueue reports a malformed queue group name.
-	ErrBadQueue = errors.New("bus: invalid queue group")
+	// ErrBadSubject reports a subject or subject token that breaks the
+	// rule in the package documentation ("Subjects and queue groups").
+	ErrBadSubject = errors.New("bus: bad subject")
+	// ErrBadQueue reports a queue group name that breaks the same rule.
+	ErrBadQueue = errors.New("bus: bad queue group")
 	// ErrMaxPayload reports a message larger than the bus accepts.
 	ErrMaxPayload = errors.New("bus: maximum payload exceeded")
 	// ErrSlowConsumer is reported to the error handler when a subscription's

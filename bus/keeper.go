@@ -5,7 +5,7 @@ import "sync"
 // Keeper is an optional interface of a Bus: it keeps values on behalf of
 // the code that uses the bus, for as long as the Bus value lives, so that
 // a library can share state among its calls on one connection without
-// package-level state. heddle.DispatchAndWait keeps its result
+// package-level state. dispatch.Request keeps its result
 // subscriptions there: successive calls on one connection reuse one
 // subscription, as nats.go's Request reuses one reply inbox.
 //

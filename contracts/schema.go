@@ -13,6 +13,8 @@ import (
 
 	invopop "github.com/invopop/jsonschema"
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/heddle-go/heddle/internal/schemacheck"
 )
 
 // Schema is one compiled JSON Schema. It is immutable and safe for
@@ -26,7 +28,7 @@ import (
 type Schema struct {
 	doc      []byte
 	compiled *jsonschema.Schema
-	fast     *node // nil when the fast checker does not cover the schema
+	fast     *schemacheck.Checker // nil when the checker does not cover the schema
 }
 
 // NewSchema compiles a JSON Schema document. A document that is not JSON
@@ -111,10 +113,11 @@ func (s *Schema) validate(side string, v any) error {
 	if err != nil {
 		return &ValidationError{Side: side, Violations: []Violation{{Message: err.Error()}}}
 	}
-	if s.fast != nil {
-		if valid, decided := fastValid(s.fast, inst); valid && decided {
-			return nil
-		}
+	// A decided "valid" from the checker is the library's answer, found
+	// without building errors; anything else goes to the library, which
+	// alone writes violation reports.
+	if valid, decided := s.fast.Valid(inst); valid && decided {
+		return nil
 	}
 	err = s.validateValue(inst)
 	if err != nil && !isViolation(err) {
@@ -207,7 +210,7 @@ func compile(doc []byte, url string, files bool) (s *Schema, err error) {
 	if err != nil {
 		return nil, schemaError(err)
 	}
-	return &Schema{doc: bytes.Clone(doc), compiled: compiled, fast: buildFast(compiled)}, nil
+	return &Schema{doc: bytes.Clone(doc), compiled: compiled, fast: schemacheck.New(compiled)}, nil
 }
 
 // schemaError explains a compile failure. When the document fails the

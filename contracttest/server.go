@@ -10,7 +10,10 @@ import (
 
 // EnvNATSURL names the environment variable that points NATS-backed tests
 // at an external server: when it is set, RunServer returns its value and
-// starts nothing.
+// starts nothing, and the natsbus connector of Transports and EachBus puts
+// each test in a subject namespace of its own (natsbus.WithSubjectPrefix),
+// so test packages running at the same time against that one server do
+// not receive each other's messages.
 const EnvNATSURL = "HEDDLE_TEST_NATS_URL"
 
 // ServerReadyTimeout bounds how long StartServer waits for an embedded
@@ -21,9 +24,10 @@ const ServerReadyTimeout = 10 * time.Second
 //
 // When the environment variable named by EnvNATSURL is set, RunServer
 // returns its value and starts nothing; the tests then share that server,
-// so they should use subjects of their own. Otherwise it starts an
-// embedded server as StartServer does, with JetStream enabled, and shuts it
-// down when the test ends.
+// so a test that connects to it itself should use subjects of its own or
+// a natsbus.WithSubjectPrefix namespace, as EachBus does for its
+// connections. Otherwise it starts an embedded server as StartServer does,
+// with JetStream enabled, and shuts it down when the test ends.
 //
 // It must be called from the test's goroutine: it fails the test with
 // t.Fatalf when the server cannot start.

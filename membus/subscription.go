@@ -8,21 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
-)
-
-// Sizes of the blocks a pending queue is made of. A subscription's first
-// block holds firstBlock messages; each further block it allocates is twice
-// the size of the last, up to maxBlock, so a subscription that sees a few
-// messages stays small while a deep queue costs one allocation per maxBlock
-// messages. A finished block is handed back to the publishers for reuse, so
-// a steady stream allocates no queue memory at all.
-const (
-	firstBlock = 8
-	maxBlock   = 256
-	// keepSpare is the largest spare block a parked subscription keeps, so
-	// that after a burst an idle subscription holds one large block (the
-	// one in use, emptied), not two.
-	keepSpare = 32
+	"github.com/heddle-go/heddle/internal/blockqueue"
 )
 
 // msgBatch is the most *bus.Msg values the delivery goroutine allocates at
@@ -48,15 +34,6 @@ type envelope struct {
 	header  bus.Header
 	data    []byte
 	size    int64
-}
-
-// block is one segment of a pending queue. Publishers fill env in order
-// under the subscription's lock; the delivery goroutine reads and clears
-// the slots below the count it last read under that lock, so the two never
-// touch the same slot at the same time.
-type block struct {
-	env  []envelope
-	next *block // set by the publisher that fills env and starts the next block
 }
 
 // cacheLinePad keeps fields written by different goroutines on different
@@ -94,14 +71,11 @@ type subscription struct {
 	_ cacheLinePad
 
 	// Publisher side, guarded by mu.
-	mu     sync.Mutex
-	state  int
-	parked bool   // the goroutine waits on wake for a message or a state change
-	slow   bool   // the last message offered was dropped (one report per episode)
-	first  *block // the first block, until the goroutine takes it
-	tail   *block // the block publishers fill
-	tailN  int    // slots of tail filled
-	spare  *block // a finished block to reuse
+	mu      sync.Mutex
+	state   int
+	parked  bool // the goroutine waits on wake for a message or a state change
+	slow    bool // the last message offered was dropped (one report per episode)
+	pending blockqueue.Queue[envelope]
 	// enqMsgs and enqBytes count what was ever enqueued; seenMsgs and
 	// seenBytes are the last reading of handledMsgs and handledBytes.
 	enqMsgs   int64
@@ -228,11 +202,10 @@ func (s *subscription) wakeLocked() {
 	}
 }
 
-// dropQueueLocked lets go of the queue's blocks once the subscription is
-// closed; the goroutine drops its own references when it returns.
+// dropQueueLocked lets go of the pending messages once the subscription
+// is closed; the goroutine drops its own references when it returns.
 func (s *subscription) dropQueueLocked() {
-	s.first, s.tail, s.spare = nil, nil, nil
-	s.tailN = 0
+	s.pending.Reset()
 }
 
 // enqueue offers one message to the subscription, on the publisher's
@@ -260,35 +233,10 @@ func (s *subscription) enqueue(e *envelope) {
 		}
 	}
 	s.slow = false
-	if s.tail == nil || s.tailN == len(s.tail.env) {
-		s.addBlockLocked()
-	}
-	s.tail.env[s.tailN] = *e
-	s.tailN++
+	s.pending.Push(*e)
 	s.enqMsgs++
 	s.enqBytes += e.size
 	s.wakeLocked()
-}
-
-// addBlockLocked starts a new tail block: the spare one if there is one,
-// otherwise a new one twice the size of the last.
-func (s *subscription) addBlockLocked() {
-	nb := s.spare
-	s.spare = nil
-	if nb == nil {
-		n := firstBlock
-		if s.tail != nil {
-			n = min(2*len(s.tail.env), maxBlock)
-		}
-		nb = &block{env: make([]envelope, n)}
-	}
-	nb.next = nil
-	if s.tail == nil {
-		s.first = nb
-	} else {
-		s.tail.next = nb
-	}
-	s.tail, s.tailN = nb, 0
 }
 
 func (s *subscription) reportSlow(pendMsgs, pendBytes int64) {
@@ -299,67 +247,54 @@ func (s *subscription) reportSlow(pendMsgs, pendBytes int64) {
 	s.conn.report(s.subject, err)
 }
 
-// run is the subscription's delivery goroutine. It reads how many messages
-// were enqueued under mu, then delivers them without the lock, walking the
-// blocks from where it stopped.
+// run is the subscription's delivery goroutine. It learns how many
+// messages are pending under mu, then delivers them without the lock.
 func (s *subscription) run() {
 	defer s.conn.wg.Done()
 	defer s.finish()
 	var (
-		head         *block // the block being read
-		headN        int    // slots of head already read
-		taken        int64  // messages read off the queue
+		queue        blockqueue.Reader[envelope]
+		handled      int64
 		handledBytes int64
-		done         *block    // a finished block to hand back
 		msgs         []bus.Msg // Msg values not yet handed out
 	)
 	for {
 		s.mu.Lock()
-		if done != nil {
-			if s.spare == nil && s.state != subClosed {
-				s.spare = done
-			}
-			done = nil
+		n := 0
+		if s.state != subClosed {
+			n = queue.Sync(&s.pending)
 		}
-		for s.enqMsgs == taken && s.state == subActive {
-			if s.spare != nil && len(s.spare.env) > keepSpare {
-				s.spare = nil
-			}
+		for n == 0 && s.state == subActive {
+			s.pending.Shrink()
 			s.parked = true
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
+			if s.state != subClosed {
+				n = queue.Sync(&s.pending)
+			}
 		}
-		if s.enqMsgs == taken || s.state == subClosed {
+		if n == 0 || s.state == subClosed {
 			s.mu.Unlock()
 			return
 		}
-		avail := s.enqMsgs
-		if head == nil {
-			head, s.first = s.first, nil
-		}
 		s.mu.Unlock()
-		for ; taken < avail; taken++ {
-			if headN == len(head.env) {
-				done, head, headN = head, head.next, 0
-			}
-			e := &head.env[headN]
-			headN++
+		for i := range n {
 			if len(msgs) == 0 {
-				msgs = make([]bus.Msg, min(avail-taken, msgBatch))
+				msgs = make([]bus.Msg, min(n-i, msgBatch))
 			}
 			m := &msgs[0]
 			msgs = msgs[1:]
+			e := queue.Next()
 			m.Subject, m.Header, m.Data = e.subject, e.header, e.data
-			size := e.size
-			*e = envelope{}
 			if s.closed.Load() {
 				return
 			}
 			s.deliver(m)
-			handledBytes += size
+			handled++
+			handledBytes += e.size
 			s.handledBytes.Store(handledBytes)
-			s.handledMsgs.Store(taken + 1)
+			s.handledMsgs.Store(handled)
 		}
 	}
 }

@@ -51,6 +51,20 @@
 // Drain on its own bus, nor Unsubscribe or Drain on its own subscription;
 // it returns instead, or signals another goroutine to do it.
 //
+// # Subjects and namespaces
+//
+// Every subject passed to Publish and Subscribe, and every queue group
+// name, is checked with the functions of package bus before anything is
+// sent; an invalid one is returned to the caller as an error wrapping
+// bus.ErrBadSubject or bus.ErrBadQueue, and nothing is published,
+// subscribed, logged or counted. The rule is stricter than the NATS
+// server's, so a subject natsbus accepts is one membus accepts too.
+//
+// WithSubjectPrefix gives a bus a subject namespace: several applications
+// or test runs can share one server, each under its own prefix, without
+// seeing each other's messages, while the code using the bus works with
+// the same logical subjects it would use alone.
+//
 // # Headers
 //
 // Header keys keep their case and values keep their order. NATS cannot

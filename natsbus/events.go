@@ -49,7 +49,7 @@ func (b *Bus) onClosed(*nats.Conn) {
 func (b *Bus) onAsyncError(_ *nats.Conn, ns *nats.Subscription, err error) {
 	var subject, queue string
 	if ns != nil {
-		subject, queue = ns.Subject, ns.Queue
+		subject, queue = b.logical(ns.Subject), ns.Queue
 	}
 	switch {
 	case errors.Is(err, nats.ErrSlowConsumer):

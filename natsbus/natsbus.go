@@ -33,6 +33,10 @@ type Bus struct {
 	log   *slog.Logger
 	errh  bus.ErrorHandler
 	stats stats
+	// prefix is the subject namespace (WithSubjectPrefix): prepended to
+	// every subject sent to the server, removed from every subject
+	// received.
+	prefix string
 
 	// closed is set once Close has begun; every call then returns
 	// bus.ErrClosed.
@@ -75,6 +79,9 @@ func Connect(url string, opts ...Option) (*Bus, error) {
 		url = DefaultURL
 	}
 	o := newOptions(opts)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	b := newBus(o)
 
 	no := nats.GetDefaultOptions()
@@ -129,6 +136,9 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		return nil, errors.New("natsbus: New: nil connection")
 	}
 	o := newOptions(opts)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	if len(o.connectOnly) > 0 {
 		return nil, fmt.Errorf("natsbus: New: %s configures dialling and applies to Connect only; set it on the nats.Conn instead", strings.Join(o.connectOnly, ", "))
 	}
@@ -156,18 +166,23 @@ func newBus(o options) *Bus {
 	return &Bus{
 		log:        o.logger,
 		errh:       o.errorHandler,
+		prefix:     o.subjectPrefix,
 		connClosed: make(chan struct{}),
 		subs:       make(map[*nats.Subscription]*subscription),
 	}
 }
 
 // Conn returns the underlying connection, for inspection (server info,
-// statistics). Closing or draining it directly bypasses the bus.
+// statistics). Closing or draining it directly bypasses the bus, and so
+// does publishing or subscribing on it: those use wire subjects, with the
+// WithSubjectPrefix namespace spelled out.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
-// Publish sends msg to msg.Subject. It returns once the message is
-// buffered for the server; a publish no subscription matches is dropped by
-// the server and is not an error. Errors wrap bus.ErrBadSubject,
+// Publish sends msg to msg.Subject (in the bus's namespace, see
+// WithSubjectPrefix). It returns once the message is buffered for the
+// server; a publish no subscription matches is dropped by the server and is
+// not an error. Errors wrap bus.ErrBadSubject (msg.Subject is checked with
+// bus.ValidatePublishSubject; nothing is sent or counted then),
 // bus.ErrMaxPayload (the limit is the server's, nats.Conn.MaxPayload, and
 // counts the encoded headers), ErrBadHeader or bus.ErrClosed; a cancelled
 // ctx returns ctx.Err().
@@ -182,21 +197,36 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 		return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, bus.ErrClosed)
 	}
 	if err := bus.ValidatePublishSubject(msg.Subject); err != nil {
-		return err
+		return fmt.Errorf("natsbus: publish: %w", err)
 	}
 	var err error
 	if len(msg.Header) == 0 {
-		err = b.nc.Publish(msg.Subject, msg.Data)
+		err = b.nc.Publish(b.wire(msg.Subject), msg.Data)
 	} else {
 		if err = checkHeader(msg.Header); err != nil {
 			return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, err)
 		}
-		err = b.nc.PublishMsg(&nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data})
+		err = b.nc.PublishMsg(&nats.Msg{Subject: b.wire(msg.Subject), Header: nats.Header(msg.Header), Data: msg.Data})
 	}
 	if err != nil {
 		return b.publishError(msg, err)
 	}
 	return nil
+}
+
+// wire returns the subject the server sees for a logical subject.
+func (b *Bus) wire(subject string) string {
+	if b.prefix == "" {
+		return subject
+	}
+	return b.prefix + subject
+}
+
+// logical returns the subject the bus's user sees for a wire subject.
+// Every subject delivered to the bus's subscriptions carries the prefix,
+// since every pattern it subscribes to starts with it.
+func (b *Bus) logical(subject string) string {
+	return strings.TrimPrefix(subject, b.prefix)
 }
 
 func (b *Bus) publishError(msg *bus.Msg, err error) error {

@@ -1,7 +1,9 @@
 package natsbus
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +39,7 @@ type options struct {
 	connectTimeout time.Duration
 	name           string
 	natsOpts       []nats.Option
+	subjectPrefix  string
 
 	// connectOnly names the options that configure dialling; New rejects
 	// them because its connection is already dialled.
@@ -54,6 +57,19 @@ func newOptions(opts []Option) options {
 		opt(&o)
 	}
 	return o
+}
+
+// validate reports options whose values the bus cannot use.
+func (o options) validate() error {
+	if p := o.subjectPrefix; p != "" {
+		if !strings.HasSuffix(p, ".") {
+			return fmt.Errorf("natsbus: WithSubjectPrefix(%q): %w: the prefix must end with '.'", p, bus.ErrBadSubject)
+		}
+		if err := bus.ValidatePublishSubject(p[:len(p)-1]); err != nil {
+			return fmt.Errorf("natsbus: WithSubjectPrefix(%q): %w", p, err)
+		}
+	}
+	return nil
 }
 
 // WithLogger sets the logger the bus writes its events to: bus.disconnected
@@ -135,4 +151,29 @@ func WithNATSOptions(opts ...nats.Option) Option {
 		o.connectOnly = append(o.connectOnly, "WithNATSOptions")
 		o.natsOpts = append(o.natsOpts, opts...)
 	}
+}
+
+// WithSubjectPrefix puts the bus in a subject namespace: prefix is
+// prepended to the subject of every Publish and Subscribe and removed from
+// Msg.Subject on delivery, so the code using the bus sees only its logical
+// subjects and never the prefix. Subscription.Subject and the subjects
+// passed to the error handler and logged are logical too. Buses with
+// different prefixes on one server do not see each other's messages, and a
+// wildcard subscription matches only within its own namespace ("*" and ">"
+// never stand for the prefix). Queue group names are not prefixed: a
+// message reaches only subscriptions of its own namespace, so members of a
+// group of the same name in another namespace never compete for it.
+//
+// prefix is one or more tokens that follow the publish subject rule of
+// package bus, followed by '.', for example "test.5f3a." or "tenant-a.";
+// Connect and New fail with an error wrapping bus.ErrBadSubject otherwise.
+// An empty prefix, the default, means no namespace. The namespace is the
+// bus's, not the connection's: what is published or subscribed through Conn
+// directly uses wire subjects, prefix included.
+//
+// Its use is isolating tests that share one server, and tenants or
+// environments that share a cluster without separate accounts; NATS
+// accounts isolate more strongly where they are available.
+func WithSubjectPrefix(prefix string) Option {
+	return func(o *options) { o.subjectPrefix = prefix }
 }

@@ -14,11 +14,14 @@ import (
 	"github.com/heddle-go/heddle/bus"
 )
 
-// Subscribe registers h for subject (wildcards allowed), in a queue group
-// if bus.Queue is given, and returns once the server has the interest:
-// every message published afterwards, from any connection, that matches
-// subject is delivered. Errors wrap bus.ErrBadSubject, bus.ErrBadQueue or
-// bus.ErrClosed; when ctx ends before the server confirmed the interest,
+// Subscribe registers h for subject (wildcards allowed, within the bus's
+// namespace, see WithSubjectPrefix), in a queue group if bus.Queue is
+// given, and returns once the server has the interest: every message
+// published afterwards, from any connection, that matches subject is
+// delivered. Errors wrap bus.ErrBadSubject or bus.ErrBadQueue (subject and
+// queue group name are checked with bus.ValidateSubscribeSubject and
+// bus.ValidateQueue before anything reaches the server) or bus.ErrClosed;
+// when ctx ends before the server confirmed the interest,
 // the subscription is removed and ctx.Err() returned. With
 // bus.LocalInterest it returns without that round trip: only this
 // connection's later publishes, and the replies they cause, are then
@@ -39,19 +42,19 @@ func (b *Bus) Subscribe(ctx context.Context, subject string, h bus.Handler, opts
 		return nil, fmt.Errorf("natsbus: subscribe to %q: nil handler", subject)
 	}
 	if err := bus.ValidateSubscribeSubject(subject); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natsbus: subscribe: %w", err)
 	}
 	o, err := bus.NewSubscribeOptions(opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natsbus: subscribe to %q: %w", subject, err)
 	}
 
 	s := &subscription{b: b, subject: subject, queue: o.Queue, h: h, done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o.Queue == "" {
-		s.ns, err = b.nc.Subscribe(subject, s.deliver)
+		s.ns, err = b.nc.Subscribe(b.wire(subject), s.deliver)
 	} else {
-		s.ns, err = b.nc.QueueSubscribe(subject, o.Queue, s.deliver)
+		s.ns, err = b.nc.QueueSubscribe(b.wire(subject), o.Queue, s.deliver)
 	}
 	if err != nil {
 		s.cancel()
@@ -98,8 +101,10 @@ func (b *Bus) subscribeError(subject string, err error) error {
 
 // subscription is one NATS subscription and the handler it feeds.
 type subscription struct {
-	b       *Bus
-	ns      *nats.Subscription
+	b  *Bus
+	ns *nats.Subscription
+	// subject is the logical subject, without the bus's prefix; ns has
+	// the wire subject.
 	subject string
 	queue   string
 	h       bus.Handler
@@ -129,7 +134,7 @@ func (s *subscription) deliver(m *nats.Msg) {
 	if s.stopped {
 		return
 	}
-	msg := &bus.Msg{Subject: m.Subject, Header: bus.Header(m.Header), Data: m.Data}
+	msg := &bus.Msg{Subject: s.b.logical(m.Subject), Header: bus.Header(m.Header), Data: m.Data}
 	if err := s.call(msg); err != nil {
 		s.b.stats.handlerErrors.Add(1)
 		err = fmt.Errorf("natsbus: handler for %q: %w", s.subject, err)

@@ -1,19 +1,31 @@
-// Package ratelimit holds token buckets and a limiter keyed by model tier.
+// Package ratelimit limits how fast the router dispatches tasks to each
+// model tier. A TierLimiter keeps one token bucket per tier, built on
+// golang.org/x/time/rate; the router calls Allow before it dispatches a
+// task, and replaces the limits with Update when its rules are reloaded.
 //
-// A Bucket holds up to Burst tokens and refills continuously at
-// RatePerSecond tokens per second; it starts full. A TierLimiter keeps one
-// Bucket per tier and is what the router consults before dispatching a task.
+// A bucket holds up to Burst tokens and refills continuously at
+// RatePerSecond tokens per second; it starts full. FromMaxConcurrent gives
+// the bucket the Python Heddle router builds from a tier's max_concurrent.
 //
 // Guarantees:
 //
 //   - Over any window of length t, a bucket grants at most
-//     Burst + RatePerSecond*t tokens, counting both Allow and Wait.
-//   - Allow never blocks, never allocates, and is safe for concurrent use; it
-//     is lock-free (one compare-and-swap on a single word of state).
+//     Burst + RatePerSecond*t tokens, counting both Allow and Wait (to
+//     within float64 rounding).
+//   - Allow never waits for a token, never allocates, and is safe for
+//     concurrent use. Finding a tier's bucket takes no lock (an atomic
+//     pointer to an immutable table); the bucket is a rate.Limiter, which
+//     holds its own mutex for a few arithmetic steps, so only calls for the
+//     same tier contend.
+//   - Update swaps the whole table at once: a caller sees the old limits or
+//     the new ones, never a mixture, and a tier whose limit is unchanged
+//     keeps its bucket, so a reload does not hand out a fresh burst.
 //   - Wait reserves its token before it waits, so concurrent waiters queue:
 //     with one token due, exactly one waiter gets it and the next waits for
-//     the following refill. A cancelled Wait returns ctx.Err() and gives back
-//     a token it had not yet received.
+//     the following refill. Wait returns at once when it knows it cannot
+//     succeed: ErrNeverAvailable when no token will ever come, and an error
+//     wrapping context.DeadlineExceeded when the token is due after ctx's
+//     deadline.
 //   - Buckets live in this process only. Each router replica has its own, so
 //     N replicas together admit up to N times the configured rate; nothing is
 //     shared across processes.
@@ -21,6 +33,6 @@
 //     finishes, so "max concurrent" limits (see FromMaxConcurrent) throttle
 //     the dispatch rate, not the work in flight.
 //
-// Time comes from a Clock. The default is the system clock; tests pass a
-// FakeClock (WithClock) and move time with Advance instead of sleeping.
+// Buckets read the time with time.Now and wait with time timers, so tests
+// control time by running inside a testing/synctest bubble.
 package ratelimit

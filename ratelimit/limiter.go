@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -9,66 +10,89 @@ import (
 // Limiter decides whether a task for a tier may be dispatched now.
 type Limiter interface {
 	// Allow takes a token for tier if one is available and reports whether
-	// it did. It never blocks.
+	// it did. It never waits for a token.
 	Allow(tier string) bool
 	// Wait takes a token for tier, waiting for one if need be. It returns
-	// ctx.Err() when ctx ends first.
+	// ctx.Err() when ctx ends first, and an error wrapping
+	// context.DeadlineExceeded at once when ctx's deadline comes before
+	// the token would.
 	Wait(ctx context.Context, tier string) error
 }
 
 var _ Limiter = (*TierLimiter)(nil)
 
-// TierLimiter is a Limiter with one Bucket per tier. A tier with no limit is
-// never limited. It is safe for concurrent use, and its zero value limits
-// nothing until Update gives it limits.
+// TierLimiter is a Limiter with one token bucket (a rate.Limiter) per tier.
+// A tier with no limit is never limited. It is safe for concurrent use, and
+// its zero value limits nothing until Update gives it limits.
 //
 // The limits can be replaced at run time with Update (the router does so on
-// reload); Allow and Wait see either the old set or the new one, never a
-// mixture, and take no lock.
+// reload); Allow, Wait and Tokens see either the old set or the new one,
+// never a mixture, and take no lock to find a tier's bucket.
 type TierLimiter struct {
-	clock Clock                     // nil in the zero value: the system clock
 	mu    sync.Mutex                // serializes Update
 	tiers atomic.Pointer[tierTable] // immutable once published
 }
 
 type tierTable struct {
-	buckets map[string]*Bucket
+	buckets map[string]*bucket
 }
 
-// NewTierLimiter returns a TierLimiter with the given limits per tier.
-func NewTierLimiter(limits map[string]Limit, opts ...Option) *TierLimiter {
-	l := &TierLimiter{clock: buildOptions(opts).clock}
+// NewTierLimiter returns a TierLimiter with the given limits per tier; the
+// map is copied.
+func NewTierLimiter(limits map[string]Limit) *TierLimiter {
+	l := &TierLimiter{}
 	l.Update(limits)
 	return l
 }
 
-// Allow takes a token from tier's bucket; a tier without a limit is always
-// allowed.
+// Allow takes a token from tier's bucket if one is available now, and
+// reports whether it did; a tier without a limit is always allowed. It
+// never waits for a token and never allocates.
 func (l *TierLimiter) Allow(tier string) bool {
 	b := l.bucket(tier)
-	return b == nil || b.Allow()
+	return b == nil || b.allow()
 }
 
-// Wait takes a token from tier's bucket as Bucket.Wait does; for a tier
-// without a limit it returns at once (nil, or ctx.Err() if ctx has ended).
-// A Wait in progress during Update finishes against the bucket it reserved
-// from.
+// Wait takes a token from tier's bucket, waiting for the refill if none is
+// available now. For a tier without a limit it returns at once (nil, or
+// ctx.Err() if ctx has ended).
+//
+// Errors:
+//   - ctx.Err() itself if ctx has ended, or ends while Wait waits; no
+//     token is granted;
+//   - an error wrapping context.DeadlineExceeded, at once, when ctx has a
+//     deadline before which the token cannot come; no token is taken;
+//   - an error wrapping ErrNeverAvailable, at once, when the bucket can
+//     never grant the token (burst below one, or rate zero with every
+//     token spent).
+//
+// The token is reserved before Wait blocks, so concurrent waiters are
+// served one per refill interval in the order they reserved. A Wait
+// cancelled while it waits hands its reservation back, unless a later Wait
+// has already queued behind it (rate.Reservation.Cancel). A Wait in
+// progress during Update finishes against the bucket it reserved from.
 func (l *TierLimiter) Wait(ctx context.Context, tier string) error {
 	b := l.bucket(tier)
 	if b == nil {
 		return ctx.Err()
 	}
-	return b.Wait(ctx)
+	err := b.wait(ctx)
+	if err == nil || err == ctx.Err() {
+		return err
+	}
+	return fmt.Errorf("tier %q: %w", tier, err)
 }
 
-// Tokens returns the tokens available for tier now (see Bucket.Tokens) and
-// whether the tier is limited at all.
+// Tokens returns the tokens available for tier now, and whether the tier is
+// limited at all. The count is fractional while the bucket refills,
+// negative while Wait callers hold reservations for tokens not yet
+// refilled, and +Inf for an unlimited rate.
 func (l *TierLimiter) Tokens(tier string) (tokens float64, limited bool) {
 	b := l.bucket(tier)
 	if b == nil {
 		return 0, false
 	}
-	return b.Tokens(), true
+	return b.tokens(), true
 }
 
 // Limits returns a copy of the current limits, normalized as Limit
@@ -80,7 +104,7 @@ func (l *TierLimiter) Limits() map[string]Limit {
 	}
 	out := make(map[string]Limit, len(t.buckets))
 	for tier, b := range t.buckets {
-		out[tier] = b.Limit()
+		out[tier] = b.limit
 	}
 	return out
 }
@@ -95,26 +119,22 @@ func (l *TierLimiter) Limits() map[string]Limit {
 func (l *TierLimiter) Update(limits map[string]Limit) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.clock == nil {
-		l.clock = SystemClock()
-	}
-	var old map[string]*Bucket
+	var old map[string]*bucket
 	if t := l.tiers.Load(); t != nil {
 		old = t.buckets
 	}
-	buckets := make(map[string]*Bucket, len(limits))
+	buckets := make(map[string]*bucket, len(limits))
 	for tier, lim := range limits {
-		lim = lim.normalized()
-		if b, ok := old[tier]; ok && b.Limit() == lim {
+		if b, ok := old[tier]; ok && b.limit == lim.normalized() {
 			buckets[tier] = b
 			continue
 		}
-		buckets[tier] = newBucket(lim, l.clock)
+		buckets[tier] = newBucket(lim)
 	}
 	l.tiers.Store(&tierTable{buckets: buckets})
 }
 
-func (l *TierLimiter) bucket(tier string) *Bucket {
+func (l *TierLimiter) bucket(tier string) *bucket {
 	t := l.tiers.Load()
 	if t == nil {
 		return nil

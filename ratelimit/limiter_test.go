@@ -3,28 +3,32 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"math"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 func TestTierLimiterKeepsTiersIndependent(t *testing.T) {
-	clock := NewFakeClock(testStart)
-	l := NewTierLimiter(map[string]Limit{
-		"local":    {RatePerSecond: 1, Burst: 2},
-		"frontier": {RatePerSecond: 1, Burst: 1},
-	}, WithClock(clock))
+	synctest.Test(t, func(t *testing.T) {
+		l := NewTierLimiter(map[string]Limit{
+			"local":    {RatePerSecond: 1, Burst: 2},
+			"frontier": {RatePerSecond: 1, Burst: 1},
+		})
 
-	if !l.Allow("frontier") || l.Allow("frontier") {
-		t.Fatal("frontier did not grant exactly its burst of 1")
-	}
-	if !l.Allow("local") || !l.Allow("local") || l.Allow("local") {
-		t.Fatal("draining frontier changed local, or local did not grant exactly 2")
-	}
+		if !l.Allow("frontier") || l.Allow("frontier") {
+			t.Fatal("frontier did not grant exactly its burst of 1")
+		}
+		if !l.Allow("local") || !l.Allow("local") || l.Allow("local") {
+			t.Fatal("draining frontier changed local, or local did not grant exactly 2")
+		}
+	})
 }
 
 func TestTierLimiterNeverLimitsAnUnknownTier(t *testing.T) {
-	l := NewTierLimiter(map[string]Limit{"local": {Burst: 0}}, WithClock(NewFakeClock(testStart)))
+	l := NewTierLimiter(map[string]Limit{"local": {Burst: 0}})
 	for range 1000 {
 		if !l.Allow("standard") {
 			t.Fatal("a tier with no limit was refused")
@@ -40,48 +44,112 @@ func TestTierLimiterNeverLimitsAnUnknownTier(t *testing.T) {
 	if !zero.Allow("local") {
 		t.Fatal("the zero TierLimiter limited a tier")
 	}
+	if err := zero.Wait(testContext(t), "local"); err != nil {
+		t.Fatalf("Wait on the zero TierLimiter = %v", err)
+	}
+	if got := zero.Limits(); len(got) != 0 {
+		t.Fatalf("the zero TierLimiter has limits %v", got)
+	}
+}
+
+func TestTierLimiterUnlimitedRate(t *testing.T) {
+	l := NewTierLimiter(map[string]Limit{"local": {RatePerSecond: math.Inf(1)}})
+	for range 1000 {
+		if !l.Allow("local") {
+			t.Fatal("a tier with an infinite rate was refused")
+		}
+	}
+	if err := l.Wait(testContext(t), "local"); err != nil {
+		t.Fatalf("Wait on a tier with an infinite rate = %v", err)
+	}
+	if tokens, limited := l.Tokens("local"); !limited || !math.IsInf(tokens, 1) {
+		t.Fatalf("Tokens on a tier with an infinite rate = %v, %v; want +Inf, true", tokens, limited)
+	}
 }
 
 func TestTierLimiterUpdate(t *testing.T) {
-	clock := NewFakeClock(testStart)
-	local := Limit{RatePerSecond: 1, Burst: 3}
-	l := NewTierLimiter(map[string]Limit{
-		"local":    local,
-		"standard": {RatePerSecond: 1, Burst: 3},
-		"frontier": {RatePerSecond: 1, Burst: 1},
-	}, WithClock(clock))
-	for _, tier := range []string{"local", "standard", "frontier"} {
-		for l.Allow(tier) {
+	synctest.Test(t, func(t *testing.T) {
+		local := Limit{RatePerSecond: 1, Burst: 3}
+		l := NewTierLimiter(map[string]Limit{
+			"local":    local,
+			"standard": {RatePerSecond: 1, Burst: 3},
+			"frontier": {RatePerSecond: 1, Burst: 1},
+			"spare":    {RatePerSecond: 0, Burst: 2},
+		})
+		for _, tier := range []string{"local", "standard", "frontier", "spare"} {
+			for l.Allow(tier) {
+			}
 		}
-	}
 
-	l.Update(map[string]Limit{
-		"local":    local,                        // unchanged
-		"standard": {RatePerSecond: 1, Burst: 5}, // changed
-		"extra":    {RatePerSecond: 1, Burst: 1}, // added
-		// frontier removed
+		l.Update(map[string]Limit{
+			"local":    local,                                 // unchanged
+			"standard": {RatePerSecond: 1, Burst: 5},          // changed
+			"extra":    {RatePerSecond: 1, Burst: 1},          // added
+			"spare":    {RatePerSecond: math.NaN(), Burst: 2}, // unchanged after normalization
+			// frontier removed
+		})
+
+		if tokens, _ := l.Tokens("local"); tokens != 0 {
+			t.Errorf("an unchanged limit got a fresh bucket: local holds %v tokens, want 0", tokens)
+		}
+		if tokens, _ := l.Tokens("spare"); tokens != 0 {
+			t.Errorf("a limit equal after normalization got a fresh bucket: spare holds %v tokens, want 0", tokens)
+		}
+		if tokens, _ := l.Tokens("standard"); tokens != 5 {
+			t.Errorf("a changed limit holds %v tokens, want a new full bucket of 5", tokens)
+		}
+		if tokens, _ := l.Tokens("extra"); tokens != 1 {
+			t.Errorf("an added limit holds %v tokens, want a full bucket of 1", tokens)
+		}
+		if _, limited := l.Tokens("frontier"); limited {
+			t.Error("a removed limit still limits")
+		}
+		want := map[string]Limit{
+			"local":    local,
+			"standard": {RatePerSecond: 1, Burst: 5},
+			"extra":    {RatePerSecond: 1, Burst: 1},
+			"spare":    {Burst: 2},
+		}
+		got := l.Limits()
+		if len(got) != len(want) {
+			t.Fatalf("Limits() = %v after Update, want %v", got, want)
+		}
+		for tier, w := range want {
+			if got[tier] != w {
+				t.Errorf("Limits()[%q] = %+v after Update, want %+v", tier, got[tier], w)
+			}
+		}
 	})
+}
 
-	if tokens, _ := l.Tokens("local"); tokens != 0 {
-		t.Errorf("an unchanged limit got a fresh bucket: local holds %v tokens, want 0", tokens)
-	}
-	if tokens, _ := l.Tokens("standard"); tokens != 5 {
-		t.Errorf("a changed limit holds %v tokens, want a new full bucket of 5", tokens)
-	}
-	if tokens, _ := l.Tokens("extra"); tokens != 1 {
-		t.Errorf("an added limit holds %v tokens, want a full bucket of 1", tokens)
-	}
-	if _, limited := l.Tokens("frontier"); limited {
-		t.Error("a removed limit still limits")
-	}
-	if got := l.Limits(); len(got) != 3 || got["standard"].Burst != 5 {
-		t.Errorf("Limits() = %v after Update", got)
-	}
+func TestTierLimiterUpdateKeepsAQueuedWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		limit := Limit{RatePerSecond: 1, Burst: 1}
+		l := NewTierLimiter(map[string]Limit{"local": limit})
+		l.Allow("local")
+
+		start := time.Now()
+		waited := make(chan time.Duration, 1)
+		go func() {
+			if err := l.Wait(t.Context(), "local"); err != nil {
+				t.Errorf("Wait = %v", err)
+			}
+			waited <- time.Since(start)
+		}()
+		synctest.Wait() // the waiter has reserved the next token
+		l.Update(map[string]Limit{"local": limit})
+		if got := <-waited; got != time.Second {
+			t.Fatalf("the waiter returned after %v, want 1s", got)
+		}
+		if l.Allow("local") {
+			t.Fatal("an unchanged limit lost its reservation on Update: the waiter's token was granted again")
+		}
+	})
 }
 
 func TestTierLimiterUpdateCopiesTheMap(t *testing.T) {
 	limits := map[string]Limit{"local": {Burst: 1}}
-	l := NewTierLimiter(limits, WithClock(NewFakeClock(testStart)))
+	l := NewTierLimiter(limits)
 	limits["local"] = Limit{Burst: 100}
 	limits["standard"] = Limit{}
 	if !l.Allow("local") || l.Allow("local") {
@@ -89,6 +157,11 @@ func TestTierLimiterUpdateCopiesTheMap(t *testing.T) {
 	}
 	if !l.Allow("standard") {
 		t.Fatal("a tier added to the caller's map became limited")
+	}
+	got := l.Limits()
+	got["local"] = Limit{Burst: 100}
+	if again := l.Limits(); again["local"] != (Limit{Burst: 1}) {
+		t.Fatal("changing the map Limits returned changed the limiter")
 	}
 }
 
@@ -101,6 +174,7 @@ func TestTierLimiterUpdateRacesSafelyWithAllow(t *testing.T) {
 			for ctx.Err() == nil {
 				l.Allow("local")
 				l.Tokens("local")
+				l.Limits()
 			}
 		})
 	}
@@ -109,39 +183,71 @@ func TestTierLimiterUpdateRacesSafelyWithAllow(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+	if got := l.Limits()["local"]; got != (Limit{RatePerSecond: 1, Burst: 199}) {
+		t.Fatalf("after the last Update the limit is %+v, want the last one given", got)
+	}
 }
 
 func TestTierLimiterWait(t *testing.T) {
-	ctx := testContext(t)
-	clock := NewFakeClock(testStart)
-	l := NewTierLimiter(map[string]Limit{"local": FromMaxConcurrent(4)}, WithClock(clock))
-	for range 4 {
-		if err := l.Wait(ctx, "local"); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		l := NewTierLimiter(map[string]Limit{"local": FromMaxConcurrent(4)})
+		for range 4 {
+			if err := l.Wait(t.Context(), "local"); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
 
-	done := make(chan error, 1)
-	go func() { done <- l.Wait(ctx, "local") }()
-	if err := clock.BlockUntilTimers(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(15 * time.Second)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Wait = %v after 15 s", err)
+		start := time.Now()
+		if err := l.Wait(t.Context(), "local"); err != nil {
+			t.Fatalf("Wait for the refill = %v", err)
 		}
-	case <-ctx.Done():
-		t.Fatal("Wait did not return after 15 s")
-	}
+		if waited := time.Since(start); waited != 15*time.Second {
+			t.Fatalf("Wait returned after %v, want 15 s", waited)
+		}
 
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := l.Wait(cancelled, "local"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait with an ended context = %v, want context.Canceled", err)
-	}
-	if err := l.Wait(cancelled, "unknown"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait on an unlimited tier with an ended context = %v, want context.Canceled", err)
-	}
+		cancelled, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := l.Wait(cancelled, "local"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait with an ended context = %v, want context.Canceled", err)
+		}
+		if err := l.Wait(cancelled, "unknown"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait on an unlimited tier with an ended context = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestTierLimiterWaitCancelledWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewTierLimiter(map[string]Limit{"local": {RatePerSecond: 1, Burst: 1}})
+		l.Allow("local")
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- l.Wait(ctx, "local") }()
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Fatalf("Wait cancelled while waiting = %v, want ctx.Err() itself", err)
+		}
+	})
+}
+
+func TestTierLimiterWaitErrorsNameTheTier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewTierLimiter(map[string]Limit{
+			"local":    {RatePerSecond: 1, Burst: 0},
+			"frontier": {RatePerSecond: 1, Burst: 1},
+		})
+		err := l.Wait(t.Context(), "local")
+		if !errors.Is(err, ErrNeverAvailable) || !strings.Contains(err.Error(), `"local"`) {
+			t.Fatalf("Wait with burst 0 = %v, want ErrNeverAvailable naming tier \"local\"", err)
+		}
+
+		l.Allow("frontier")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+		defer cancel()
+		err = l.Wait(ctx, "frontier")
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `"frontier"`) {
+			t.Fatalf("Wait for a token due after the deadline = %v, want context.DeadlineExceeded naming tier \"frontier\"", err)
+		}
+	})
 }

@@ -26,8 +26,12 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/natsbus"
+	"github.com/heddle-go/heddle/orchestrator"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // text is what the goal asks to analyse.
@@ -75,11 +79,11 @@ func main() {
 // submits one goal, prints its final result to out, and stops every actor
 // before it returns.
 func run(ctx context.Context, b bus.Bus, out io.Writer) error {
-	router, err := heddle.NewRouter(b, heddle.RouterConfig{})
+	rt, err := router.New(b, router.Config{})
 	if err != nil {
 		return err
 	}
-	orchestrator, err := heddle.NewOrchestrator(b, heddle.OrchestratorConfig{
+	orch, err := orchestrator.New(b, orchestrator.Config{
 		Decompose:  decompose,
 		Synthesize: synthesize,
 		// A goal's subtasks are collected for at most this long; after it
@@ -91,9 +95,9 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	actors := []heddle.Actor{router, orchestrator}
+	actors := []heddle.Actor{rt, orch}
 	for range 3 {
-		w, err := heddle.NewWorker(b, "word_counter", countWords, heddle.WorkerConfig{})
+		w, err := worker.New(b, "word_counter", countWords, worker.Config{})
 		if err != nil {
 			return err
 		}
@@ -109,7 +113,7 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	goal := heddle.NewOrchestratorGoal("count the words of each sentence", map[string]any{"text": text})
 	// SubmitGoal subscribes to heddle.results.{goal_id} before it publishes
 	// the goal, and returns the result whose task_id is the goal_id.
-	res, err := heddle.SubmitGoal(ctx, b, goal, 20*time.Second)
+	res, err := dispatch.SubmitGoal(ctx, b, goal, dispatch.Timeout(20*time.Second))
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,11 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/pipeline"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // pipelineYAML is the pipeline definition, in the Python Heddle's config
@@ -132,32 +136,32 @@ func main() {
 // run starts the mesh on b, submits two goals, prints their final results
 // to out, and stops every actor before it returns.
 func run(ctx context.Context, b bus.Bus, out io.Writer) error {
-	cfg, err := heddle.ParsePipelineConfig([]byte(pipelineYAML))
+	cfg, err := pipeline.ParseConfig([]byte(pipelineYAML))
 	if err != nil {
 		return err
 	}
-	pipeline, err := heddle.NewPipeline(b, cfg)
+	pl, err := pipeline.New(b, cfg)
 	if err != nil {
 		return err
 	}
-	router, err := heddle.NewRouter(b, heddle.RouterConfig{})
+	rt, err := router.New(b, router.Config{})
 	if err != nil {
 		return err
 	}
-	actors := []heddle.Actor{router, pipeline}
+	actors := []heddle.Actor{rt, pl}
 	var errs []error
-	add := func(w *heddle.Worker, err error) {
+	add := func(w *worker.Worker, err error) {
 		if err != nil {
 			errs = append(errs, err)
 			return
 		}
 		actors = append(actors, w)
 	}
-	add(heddle.NewWorker(b, "extractor", extract, heddle.WorkerConfig{}))
-	add(heddle.NewWorker(b, "summarizer", summarize, heddle.WorkerConfig{}))
-	add(heddle.NewWorker(b, "classifier", classify, heddle.WorkerConfig{}))
-	add(heddle.NewWorker(b, "invoice_flagger", flag, heddle.WorkerConfig{}))
-	add(heddle.NewWorker(b, "reporter", report, heddle.WorkerConfig{}))
+	add(worker.New(b, "extractor", extract, worker.Config{}))
+	add(worker.New(b, "summarizer", summarize, worker.Config{}))
+	add(worker.New(b, "classifier", classify, worker.Config{}))
+	add(worker.New(b, "invoice_flagger", flag, worker.Config{}))
+	add(worker.New(b, "reporter", report, worker.Config{}))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -168,12 +172,12 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	}
 	defer stop()
 
-	fmt.Fprintf(out, "plan: %v\n", pipeline.Levels())
+	fmt.Fprintf(out, "plan: %v\n", pl.Levels())
 	for _, ref := range []string{"inv-042.txt", "note-7.txt"} {
 		goal := heddle.NewOrchestratorGoal("file and summarize "+ref, map[string]any{"file_ref": ref})
 		// SubmitGoal subscribes to heddle.results.{goal_id} before it
 		// publishes the goal, and returns the pipeline's final result.
-		res, err := heddle.SubmitGoal(ctx, b, goal, 20*time.Second)
+		res, err := dispatch.SubmitGoal(ctx, b, goal, dispatch.Timeout(20*time.Second))
 		if err != nil {
 			return err
 		}
@@ -205,7 +209,7 @@ func printResult(out io.Writer, ref string, res *heddle.TaskResult) error {
 		}
 		fmt.Fprintf(out, "  %s: %s\n", name, data)
 	}
-	if skipped, ok := res.Output[heddle.PipelineOutputSkipped]; ok {
+	if skipped, ok := res.Output[pipeline.OutputSkipped]; ok {
 		fmt.Fprintf(out, "  skipped: %v\n", skipped)
 	}
 	return nil
@@ -214,7 +218,7 @@ func printResult(out io.Writer, ref string, res *heddle.TaskResult) error {
 func extract(_ context.Context, in ExtractIn) (ExtractOut, error) {
 	text, ok := documents[in.FileRef]
 	if !ok {
-		return ExtractOut{}, heddle.Permanent(fmt.Errorf("no document %q", in.FileRef))
+		return ExtractOut{}, worker.Permanent(fmt.Errorf("no document %q", in.FileRef))
 	}
 	return ExtractOut{Text: text, Words: len(strings.Fields(text))}, nil
 }

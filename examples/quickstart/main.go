@@ -20,7 +20,10 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // GreetIn is the greeter's input contract; its JSON Schema is generated
@@ -58,21 +61,21 @@ func main() {
 // run starts the mesh on b, dispatches the tasks, prints the results to
 // out, and stops every actor before it returns.
 func run(ctx context.Context, b bus.Bus, out io.Writer) error {
-	greeter, err := heddle.NewWorker(b, "greeter", func(ctx context.Context, in GreetIn) (GreetOut, error) {
+	greeter, err := worker.New(b, "greeter", func(ctx context.Context, in GreetIn) (GreetOut, error) {
 		return GreetOut{Greeting: "Hello, " + in.Name + "!"}, nil
-	}, heddle.WorkerConfig{})
+	}, worker.Config{})
 	if err != nil {
 		return err
 	}
-	adder, err := heddle.NewWorker(b, "adder", func(ctx context.Context, in AddIn) (AddOut, error) {
+	adder, err := worker.New(b, "adder", func(ctx context.Context, in AddIn) (AddOut, error) {
 		return AddOut{Sum: in.A + in.B}, nil
-	}, heddle.WorkerConfig{})
+	}, worker.Config{})
 	if err != nil {
 		return err
 	}
 	// The adder is cheap: the router sends all its tasks to the local tier.
-	router, err := heddle.NewRouter(b, heddle.RouterConfig{
-		Rules: heddle.StaticRules(heddle.RouterRules{
+	rt, err := router.New(b, router.Config{
+		Rules: router.StaticRules(router.Rules{
 			TierOverrides: map[string]string{"adder": "local"},
 		}),
 	})
@@ -81,7 +84,7 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	}
 
 	// Start returns once every actor is subscribed; stop drains them.
-	stop, err := heddle.Start(ctx, greeter, adder, router)
+	stop, err := heddle.Start(ctx, greeter, adder, rt)
 	if err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	// The stream subscribes to the results subject before anything is
 	// dispatched, so no result can be missed.
 	goal := heddle.NewOrchestratorGoal("quickstart", nil)
-	stream, err := heddle.NewResultStream(ctx, b, heddle.ResultSubject(goal.GoalID), heddle.StreamConfig{Timeout: 10 * time.Second})
+	stream, err := dispatch.NewStream(ctx, b, heddle.ResultSubject(goal.GoalID), dispatch.StreamConfig{Timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}

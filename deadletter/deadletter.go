@@ -1,0 +1,320 @@
+package deadletter
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/observe"
+)
+
+// DefaultCapacity is how many dead letters a Consumer
+// keeps when Config.Capacity is zero.
+const DefaultCapacity = 1000
+
+// deadLetterPreviewBytes bounds how much of a malformed envelope the
+// dead_letter.parse_error event quotes.
+const deadLetterPreviewBytes = 512
+
+// ErrNotFound is wrapped by the error of Replay (and reported by
+// Get) for an id the store does not hold: never received, already
+// replayed, being replayed, or evicted.
+var ErrNotFound = errors.New("heddle: dead letter not found")
+
+// Config configures a Consumer. The zero value keeps
+// DefaultCapacity entries.
+type Config struct {
+	// Capacity bounds the entries kept; when a new dead letter arrives at
+	// capacity, the oldest entry is evicted (logged as
+	// dead_letter.evicted and counted). Zero means
+	// DefaultCapacity.
+	Capacity int
+}
+
+// Entry is one stored dead letter and the id this consumer gave
+// it. (The envelope is a named field, not embedded, so that DeadLetter's
+// JSON methods are not promoted to the entry.)
+type Entry struct {
+	// ID identifies the entry in this consumer (a UUID assigned on
+	// receipt); Replay and Get take it.
+	ID string
+	// DeadLetter is the envelope: the router's Reason, the TaskID and
+	// WorkerType read from the original (empty when they could not be), the
+	// router's ReceivedAt, and Original(), the exact bytes Replay publishes.
+	heddle.DeadLetter
+	// Header holds the headers the envelope arrived with (the original
+	// task's, for a Go router); Replay publishes them with the task.
+	Header bus.Header
+	// StoredAt is when this consumer received the envelope (UTC).
+	StoredAt time.Time
+}
+
+// Stats counts what a Consumer did.
+type Stats struct {
+	// Received counts envelopes decoded and stored.
+	Received uint64
+	// ParseErrors counts messages on SubjectDeadLetter that were not a
+	// valid envelope; they are logged as dead_letter.parse_error (with
+	// the start of their bytes) and not stored, since no task can be
+	// replayed from them.
+	ParseErrors uint64
+	// Evicted counts entries dropped to keep the store within Capacity.
+	Evicted uint64
+	// Replayed counts successful replays.
+	Replayed uint64
+	// ReplayErrors counts replays whose publish failed; the entry was put
+	// back.
+	ReplayErrors uint64
+}
+
+// Consumer subscribes to SubjectDeadLetter, logs each envelope
+// as dead_letter.received (reason, task_id, worker_type, id), and keeps
+// the most recent ones in a bounded store, newest first, for listing and
+// replay. Every consumer sees every dead letter (a plain subscription).
+// It is safe for concurrent use.
+type Consumer struct {
+	b   bus.Bus
+	cfg Config
+	log *observe.Emitter
+
+	mu      sync.Mutex
+	entries *list.List // of *deadLetterItem, newest at the front
+	index   map[string]*list.Element
+	seq     uint64
+
+	running   atomic.Bool
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	stats struct {
+		received, parseErrors, evicted, replayed, replayErrors atomic.Uint64
+	}
+}
+
+type deadLetterItem struct {
+	seq   uint64 // arrival order, to put a failed replay back in place
+	entry Entry
+}
+
+// New returns a consumer on b with an empty store; it
+// starts nothing until Run. It fails with heddle.ErrConfig when b is
+// nil or Capacity is negative.
+func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Consumer, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: the bus is nil", heddle.ErrConfig)
+	}
+	if cfg.Capacity < 0 {
+		return nil, fmt.Errorf("%w: Capacity must not be negative, got %d", heddle.ErrConfig, cfg.Capacity)
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultCapacity
+	}
+	return &Consumer{
+		b:       b,
+		cfg:     cfg,
+		log:     observe.New(opts...),
+		entries: list.New(),
+		index:   map[string]*list.Element{},
+		ready:   make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once Run's subscription is live: a dead letter
+// published afterwards is received.
+func (c *Consumer) Ready() <-chan struct{} { return c.ready }
+
+// Stats returns the consumer's counters.
+func (c *Consumer) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		Received:     s.received.Load(),
+		ParseErrors:  s.parseErrors.Load(),
+		Evicted:      s.evicted.Load(),
+		Replayed:     s.replayed.Load(),
+		ReplayErrors: s.replayErrors.Load(),
+	}
+}
+
+// Run subscribes to heddle.SubjectDeadLetter and stores what arrives until ctx
+// ends; then it drains the subscription, storing what was already
+// delivered, and returns nil. It returns heddle.ErrStarted
+// when Run was called before: a consumer runs once. The store
+// outlives Run: entries can be listed and replayed after it returns.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return heddle.ErrStarted
+	}
+	sub, err := c.b.Subscribe(ctx, heddle.SubjectDeadLetter, c.handle)
+	if err != nil {
+		return fmt.Errorf("heddle: dead-letter consumer subscribing to %s: %w", heddle.SubjectDeadLetter, err)
+	}
+	c.log.Info("actor.subscribed", "subject", heddle.SubjectDeadLetter, "queue", "")
+	c.readyOnce.Do(func() { close(c.ready) })
+	<-ctx.Done()
+	if err := sub.Drain(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: dead-letter consumer draining %s: %w", heddle.SubjectDeadLetter, err)
+	}
+	return nil
+}
+
+
+func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
+	d, err := heddle.DecodeDeadLetter(msg.Data)
+	if err != nil {
+		c.stats.parseErrors.Add(1)
+		c.log.Warn("dead_letter.parse_error", "error", err.Error(), "size", len(msg.Data),
+			"data", deadLetterPreview(msg.Data))
+		return nil
+	}
+	e := Entry{ID: uuid.NewString(), DeadLetter: d, Header: msg.Header.Clone(), StoredAt: time.Now().UTC()}
+	c.mu.Lock()
+	c.seq++
+	el := c.entries.PushFront(&deadLetterItem{seq: c.seq, entry: e})
+	c.index[e.ID] = el
+	evicted := c.evictLocked()
+	c.mu.Unlock()
+	c.logEvicted(evicted)
+	c.stats.received.Add(1)
+	c.log.Warn("dead_letter.received", "reason", d.Reason, "task_id", d.TaskID, "worker_type", d.WorkerType, "id", e.ID)
+	return nil
+}
+
+// evictLocked drops the oldest entries beyond capacity and returns them.
+func (c *Consumer) evictLocked() []Entry {
+	var out []Entry
+	for c.entries.Len() > c.cfg.Capacity {
+		it := c.entries.Remove(c.entries.Back()).(*deadLetterItem)
+		delete(c.index, it.entry.ID)
+		out = append(out, it.entry)
+	}
+	return out
+}
+
+func (c *Consumer) logEvicted(evicted []Entry) {
+	for _, e := range evicted {
+		c.stats.evicted.Add(1)
+		c.log.Warn("dead_letter.evicted", "id", e.ID, "reason", e.DeadLetter.Reason, "task_id", e.DeadLetter.TaskID,
+			"worker_type", e.DeadLetter.WorkerType, "capacity", c.cfg.Capacity)
+	}
+}
+
+// Len returns how many entries the store holds.
+func (c *Consumer) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries.Len()
+}
+
+// List returns up to limit entries, newest first, skipping the offset
+// newest, and the total number of entries held. A limit <= 0 means no
+// limit; a negative offset counts as zero. The entries share their
+// Original bytes and maps with the store: treat them as read-only.
+func (c *Consumer) List(offset, limit int) (entries []Entry, total int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total = c.entries.Len()
+	offset = max(offset, 0)
+	if limit <= 0 || limit > total-offset {
+		limit = total - offset
+	}
+	if limit <= 0 {
+		return nil, total
+	}
+	entries = make([]Entry, 0, limit)
+	el := c.entries.Front()
+	for range offset {
+		el = el.Next()
+	}
+	for ; el != nil && len(entries) < limit; el = el.Next() {
+		entries = append(entries, el.Value.(*deadLetterItem).entry)
+	}
+	return entries, total
+}
+
+// Get returns the entry with id, and whether the store holds it.
+func (c *Consumer) Get(id string) (Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.index[id]; ok {
+		return el.Value.(*deadLetterItem).entry, true
+	}
+	return Entry{}, false
+}
+
+// Replay publishes the original task of entry id to SubjectTasksIncoming,
+// byte for byte and with the headers it arrived with, so the Router
+// evaluates it again under the current rules and rate limits. On success
+// the entry is removed, Stats().Replayed grows by one and dead_letter.replayed
+// is logged. If the publish fails the entry is put back in its place and
+// the error returned (logged as dead_letter.replay_failed). An id the
+// store does not hold is an error wrapping ErrNotFound. An
+// entry is replayed at most once, even by concurrent calls.
+//
+// Like bus.Bus.Publish, Replay returns once the bus has accepted the
+// message; delivery is at-most-once.
+func (c *Consumer) Replay(ctx context.Context, id string) error {
+	c.mu.Lock()
+	el, ok := c.index[id]
+	if !ok {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: no entry with id %q (never received, already replayed, or evicted); List shows the ids held", ErrNotFound, id)
+	}
+	it := c.entries.Remove(el).(*deadLetterItem)
+	delete(c.index, id)
+	c.mu.Unlock()
+
+	e := it.entry
+	err := c.b.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Header: e.Header.Clone(), Data: e.DeadLetter.Original()})
+	if err != nil {
+		c.restore(it)
+		c.stats.replayErrors.Add(1)
+		c.log.Error("dead_letter.replay_failed", "id", id, "task_id", e.DeadLetter.TaskID,
+			"worker_type", e.DeadLetter.WorkerType, "error", err.Error())
+		return fmt.Errorf("heddle: replaying dead letter %q to %s: %w", id, heddle.SubjectTasksIncoming, err)
+	}
+	c.stats.replayed.Add(1)
+	c.log.Info("dead_letter.replayed", "id", id, "reason", e.DeadLetter.Reason,
+		"task_id", e.DeadLetter.TaskID, "worker_type", e.DeadLetter.WorkerType)
+	return nil
+}
+
+// restore puts back an item whose replay failed, in arrival order, and
+// evicts beyond capacity as a new arrival would.
+func (c *Consumer) restore(it *deadLetterItem) {
+	c.mu.Lock()
+	var el *list.Element
+	for at := c.entries.Front(); at != nil; at = at.Next() {
+		if at.Value.(*deadLetterItem).seq < it.seq {
+			el = c.entries.InsertBefore(it, at)
+			break
+		}
+	}
+	if el == nil {
+		el = c.entries.PushBack(it)
+	}
+	c.index[it.entry.ID] = el
+	evicted := c.evictLocked()
+	c.mu.Unlock()
+	c.logEvicted(evicted)
+}
+
+// deadLetterPreview quotes the start of a malformed envelope for a log.
+func deadLetterPreview(data []byte) string {
+	if len(data) <= deadLetterPreviewBytes {
+		return string(data)
+	}
+	cut := deadLetterPreviewBytes
+	for cut > 0 && !utf8.RuneStart(data[cut]) {
+		cut--
+	}
+	return string(data[:cut]) + "…"
+}

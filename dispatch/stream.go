@@ -1,0 +1,484 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/observe"
+)
+
+// DefaultTimeout is how long a Stream, Request or an
+// Orchestrator waits for results when no timeout is configured (the Python
+// Heddle's timeout_seconds default).
+const DefaultTimeout = 300 * time.Second
+
+// Errors of the request-reply path. Each is wrapped with %w and the task_id
+// or subject at fault; test with errors.Is.
+var (
+	// ErrClosed is returned by a Stream's methods after Close,
+	// and yielded by Results when Close ends a wait.
+	ErrClosed = errors.New("heddle: result stream closed")
+	// ErrStreamEnded is returned by Dispatch and Expect once collection has
+	// ended (timeout, quorum or a stop from the progress callback): no
+	// result for a new task could be collected any more.
+	ErrStreamEnded = errors.New("heddle: result stream has ended")
+	// ErrDuplicateTaskID reports a task_id dispatched or expected twice on
+	// one stream, or an empty one.
+	ErrDuplicateTaskID = errors.New("heddle: task_id already expected on this stream")
+	// ErrResultSubjectMismatch reports a task whose result would be
+	// published on a subject the stream does not subscribe to (its
+	// parent_task_id points elsewhere), so its result could never arrive.
+	ErrResultSubjectMismatch = errors.New("heddle: task's result subject is not the stream's subject")
+)
+
+// StreamConfig configures a Stream. The zero value collects every
+// expected result, through the Router, with DefaultTimeout.
+type StreamConfig struct {
+	// Timeout bounds the collection, counted from the first Dispatch, or
+	// from the first Results (or Collect) call when that comes first, as
+	// for a stream fed only through Expect. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// DispatchSubject is where Dispatch publishes tasks. Empty means
+	// SubjectTasksIncoming, through the Router.
+	DispatchSubject string
+	// Direct publishes each task straight to its worker's subject,
+	// TaskMessage.WorkerSubject(), bypassing the Router. It overrides
+	// DispatchSubject.
+	Direct bool
+	// MaxInFlight bounds how many dispatched tasks wait for their result at
+	// once; Dispatch publishes the first MaxInFlight and Results publishes
+	// the others, in order, as results come in. Zero means no bound.
+	MaxInFlight int
+	// Quorum ends the collection, without error, once that many results
+	// are collected. Zero means every expected result.
+	Quorum int
+	// Progress, when set, is called by Results on the caller's goroutine
+	// for each result before it is yielded, with the number of results
+	// yielded so far (this one included) and the number expected.
+	// Returning false ends the collection after this result, without error.
+	Progress func(res heddle.TaskResult, collected, expected int) bool
+	// OutputContract, when set, is the worker's contract: a completed
+	// result whose output violates its output schema is rejected as
+	// result_stream.parse_error naming the field, and the stream keeps
+	// waiting for a valid result for that task.
+	OutputContract *contracts.Contract
+}
+
+// StreamStats counts what a Stream did with the messages it saw.
+type StreamStats struct {
+	// Collected counts results accepted for an expected task_id.
+	Collected uint64
+	// Ignored counts results for task_ids the stream does not expect.
+	Ignored uint64
+	// Duplicates counts repeated results for an already collected task_id.
+	Duplicates uint64
+	// ParseErrors counts messages rejected as malformed: bad JSON, an
+	// invalid TaskResult envelope, or output violating the OutputContract.
+	ParseErrors uint64
+	// Late counts results for expected tasks that arrived after the
+	// collection ended (timeout, quorum, stop) and were dropped.
+	Late uint64
+	// Timeouts counts collections that ended by timeout with tasks pending.
+	Timeouts uint64
+}
+
+// How a stream's collection ended.
+type streamEnd int
+
+const (
+	streamOpen streamEnd = iota
+	streamTimedOut
+	streamQuorum
+	streamStopped
+)
+
+func (e streamEnd) String() string {
+	return [...]string{"open", "timeout", "quorum reached", "stopped by progress callback"}[e]
+}
+
+// Stream collects the results of a set of tasks on one result
+// subject. NewStream subscribes, and only then can tasks be
+// dispatched through the stream, so a worker that answers at once cannot
+// publish before the caller listens (subscribe-before-publish is built in).
+//
+// Each message on the subject is classified and logged once, with one
+// counter (Stats): result_stream.collected (an expected task_id, first
+// valid result), result_stream.ignored (a task_id the stream does not
+// expect, logged at debug level because streams on a shared subject such
+// as heddle.results.default see every caller's results),
+// result_stream.duplicate, result_stream.parse_error (malformed JSON, an
+// invalid envelope or an output contract violation; the error is logged
+// and the stream keeps waiting; a malformed message whose task_id can be
+// read and is not expected is ignored instead, as not for this stream),
+// and result_stream.late (a result for an expected task after the
+// collection ended; dropped). A timeout with tasks pending is logged once
+// as result_stream.timeout.
+//
+// The stream stays subscribed until Close, so results that arrive after a
+// timeout are seen and counted as late; Close it when done. Dispatch,
+// Expect, Pending, Stats and Close are safe for concurrent use; Results
+// and Collect must not run concurrently with each other.
+type Stream struct {
+	b       bus.Bus
+	subject string
+	cfg     StreamConfig
+	log     *observe.Emitter
+	sub     bus.Subscription
+	signal  chan struct{} // capacity 1: "state changed"
+
+	mu        sync.Mutex
+	expected  map[string]bool     // task_id -> collected
+	pending   int                 // expected and not collected
+	results   []heddle.TaskResult // collected, in arrival order
+	delivered int                 // results yielded by Results
+	queue     []streamQueued      // dispatched but held back by MaxInFlight
+	inFlight  int                 // published and not collected
+	end       streamEnd
+	timeout   *TimeoutError
+	timer     *time.Timer
+	closed    bool
+
+	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+}
+
+type streamQueued struct {
+	id, subject string
+	data        []byte
+}
+
+// NewStream subscribes to subject and returns a stream ready to
+// dispatch tasks whose results are published there (ResultSubject of their
+// parent_task_id). When it returns, the subscription is live. ctx bounds
+// the subscribe call only; the stream lives until Close.
+func NewStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig, opts ...heddle.Option) (*Stream, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.DispatchSubject == "" {
+		cfg.DispatchSubject = heddle.SubjectTasksIncoming
+	}
+	if !cfg.Direct {
+		if err := bus.ValidatePublishSubject(cfg.DispatchSubject); err != nil {
+			return nil, fmt.Errorf("heddle: result stream DispatchSubject %q: %w", cfg.DispatchSubject, err)
+		}
+	}
+	o := observe.New(opts...)
+	s := &Stream{
+		b:        b,
+		subject:  subject,
+		cfg:      cfg,
+		log:      o,
+		signal:   make(chan struct{}, 1),
+		expected: map[string]bool{},
+	}
+	sub, err := b.Subscribe(ctx, subject, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("heddle: result stream subscribing to %s: %w", subject, err)
+	}
+	s.sub = sub
+	return s, nil
+}
+
+// Subject returns the result subject the stream listens on.
+func (s *Stream) Subject() string { return s.subject }
+
+// Dispatch registers every task's task_id as expected, then publishes the
+// tasks in order: to StreamConfig.DispatchSubject, or to each task's worker
+// subject with Direct. With MaxInFlight, tasks beyond the bound are
+// published by Results as results come in. The first Dispatch (or Expect)
+// starts the timeout.
+//
+// Before anything is published, every task is validated (a *ValidationError
+// naming the field), its task_id must be new to the stream
+// (ErrDuplicateTaskID), and its result subject must be the stream's
+// (ErrResultSubjectMismatch: set parent_task_id accordingly). If a publish
+// fails, that task and the ones after it are no longer expected and the
+// error names the task_id and subject; the tasks published before it stay
+// expected.
+func (s *Stream) Dispatch(ctx context.Context, tasks ...heddle.TaskMessage) error {
+	items := make([]streamQueued, len(tasks))
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		data, err := t.Encode()
+		if err != nil {
+			return fmt.Errorf("heddle: dispatching task %s: %w", t.TaskID, err)
+		}
+		if rs := t.ResultSubject(); !bus.Match(s.subject, rs) {
+			return fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the stream listens on %s",
+				ErrResultSubjectMismatch, t.TaskID, t.ParentTaskID, rs, s.subject)
+		}
+		subject := s.cfg.DispatchSubject
+		if s.cfg.Direct {
+			subject = t.WorkerSubject()
+		}
+		items[i] = streamQueued{id: t.TaskID, subject: subject, data: data}
+		ids[i] = t.TaskID
+	}
+	s.mu.Lock()
+	if err := s.expectLocked(ids); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	n := len(items)
+	if s.cfg.MaxInFlight > 0 {
+		n = min(n, max(0, s.cfg.MaxInFlight-s.inFlight-len(s.queue)))
+		s.queue = append(s.queue, items[n:]...)
+	}
+	s.inFlight += n
+	s.startTimerLocked()
+	s.mu.Unlock()
+	return s.publish(ctx, items[:n])
+}
+
+// Expect registers task_ids whose tasks the caller dispatches by other
+// means. It is safe only because the stream is already subscribed: publish
+// those tasks after Expect returns. Expect does not start the timeout; the
+// first Results or Collect call does, unless a Dispatch did.
+func (s *Stream) Expect(taskIDs ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expectLocked(taskIDs)
+}
+
+func (s *Stream) expectLocked(ids []string) error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.end != streamOpen:
+		return fmt.Errorf("%w (%s) on %s", ErrStreamEnded, s.end, s.subject)
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, dup := s.expected[id]; dup || seen[id] || id == "" {
+			return fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, id, s.subject)
+		}
+		seen[id] = true
+	}
+	for _, id := range ids {
+		s.expected[id] = false
+	}
+	s.pending += len(ids)
+	return nil
+}
+
+// startTimerLocked starts the timeout once, when there is something to
+// wait for.
+func (s *Stream) startTimerLocked() {
+	if s.timer == nil && len(s.expected) > 0 && !s.closed {
+		s.timer = time.AfterFunc(s.cfg.Timeout, s.fireTimeout)
+	}
+}
+
+// publish sends items in order. On failure it forgets the failed item and
+// the ones after it, so they never count as pending.
+func (s *Stream) publish(ctx context.Context, items []streamQueued) error {
+	for i, it := range items {
+		if err := s.b.Publish(ctx, &bus.Msg{Subject: it.subject, Data: it.data}); err != nil {
+			s.mu.Lock()
+			for _, rest := range items[i:] {
+				if collected, ok := s.expected[rest.id]; ok && !collected {
+					delete(s.expected, rest.id)
+					s.pending--
+					s.inFlight--
+				}
+			}
+			s.mu.Unlock()
+			s.notify()
+			return fmt.Errorf("heddle: dispatching task %s to %s: %w", it.id, it.subject, err)
+		}
+	}
+	return nil
+}
+
+// Pending returns the task_ids still without a result, sorted.
+func (s *Stream) Pending() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pendingLocked()
+}
+
+func (s *Stream) pendingLocked() []string {
+	ids := make([]string, 0, s.pending)
+	for id, collected := range s.expected {
+		if !collected {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Stats returns the stream's counters.
+func (s *Stream) Stats() StreamStats {
+	return StreamStats{
+		Collected:   s.collected.Load(),
+		Ignored:     s.ignored.Load(),
+		Duplicates:  s.duplicates.Load(),
+		ParseErrors: s.parseErrors.Load(),
+		Late:        s.late.Load(),
+		Timeouts:    s.timeouts.Load(),
+	}
+}
+
+// Close unsubscribes and stops the timeout. Results arriving afterwards are
+// not seen. A Results call waiting for results returns ErrClosed.
+// Close is idempotent.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.notify()
+	if err := s.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: result stream unsubscribing from %s: %w", s.subject, err)
+	}
+	return nil
+}
+
+// Results returns an iterator over the collected results, in arrival order.
+// Each result is yielded once with a nil error. The iteration ends when
+// every expected result is collected, the Quorum is reached or Progress
+// returns false (no error yielded); when the timeout fires with tasks
+// pending (a final zero TaskResult with a *TimeoutError); when ctx ends (a
+// final ctx.Err(), leaving the stream able to continue); or when the
+// stream is closed (ErrClosed). Breaking out of the loop leaves the
+// remaining results for a later call.
+func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error] {
+	return func(yield func(heddle.TaskResult, error) bool) {
+		s.mu.Lock()
+		s.startTimerLocked()
+		s.mu.Unlock()
+		for {
+			s.mu.Lock()
+			var next []streamQueued
+			if s.cfg.MaxInFlight > 0 && len(s.queue) > 0 && s.end == streamOpen && !s.closed {
+				n := min(len(s.queue), max(0, s.cfg.MaxInFlight-s.inFlight))
+				next = slices.Clone(s.queue[:n])
+				s.queue = s.queue[n:]
+				s.inFlight += n
+			}
+			if len(next) > 0 {
+				s.mu.Unlock()
+				if err := s.publish(ctx, next); err != nil {
+					yield(heddle.TaskResult{}, err)
+					return
+				}
+				continue
+			}
+			if s.delivered < len(s.results) {
+				r := s.results[s.delivered]
+				s.delivered++
+				n, expected := s.delivered, len(s.expected)
+				s.mu.Unlock()
+				more := s.cfg.Progress == nil || s.cfg.Progress(r, n, expected)
+				if !more {
+					s.stop()
+				}
+				if !yield(r, nil) || !more {
+					return
+				}
+				continue
+			}
+			end, timeout, pending, closed := s.end, s.timeout, s.pending, s.closed
+			s.mu.Unlock()
+			switch {
+			case timeout != nil:
+				yield(heddle.TaskResult{}, timeout)
+				return
+			case end != streamOpen || pending == 0:
+				return
+			case closed:
+				yield(heddle.TaskResult{}, fmt.Errorf("%w while waiting on %s", ErrClosed, s.subject))
+				return
+			}
+			select {
+			case <-s.signal:
+			case <-ctx.Done():
+				yield(heddle.TaskResult{}, ctx.Err())
+				return
+			}
+		}
+	}
+}
+
+// Collect gathers the results as Results does and returns them in arrival
+// order. On timeout it returns the partial results together with the
+// *TimeoutError (whose Results holds every result collected before the
+// timeout); on another error, the results gathered so far and the error.
+func (s *Stream) Collect(ctx context.Context) ([]heddle.TaskResult, error) {
+	var out []heddle.TaskResult
+	for r, err := range s.Results(ctx) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Stream) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the collection at the progress callback's request.
+func (s *Stream) stop() {
+	s.mu.Lock()
+	if s.end == streamOpen {
+		s.end = streamStopped
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+}
+
+// fireTimeout runs on the timer's goroutine when the timeout expires.
+func (s *Stream) fireTimeout() {
+	s.mu.Lock()
+	if s.end != streamOpen || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.end = streamTimedOut
+	var te *TimeoutError
+	if s.pending > 0 {
+		te = &TimeoutError{
+			Subject:        s.subject,
+			PendingTaskIDs: s.pendingLocked(),
+			ExpectedCount:  len(s.expected),
+			CollectedCount: len(s.results),
+			Timeout:        s.cfg.Timeout,
+			Results:        slices.Clone(s.results),
+		}
+		s.timeout = te
+	}
+	s.mu.Unlock()
+	// Counted and logged before the consumer is woken, so a caller that
+	// has the outcome sees them.
+	if te != nil {
+		s.timeouts.Add(1)
+		s.log.Warn("result_stream.timeout", "subject", s.subject,
+			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
+			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
+	}
+	s.notify()
+}

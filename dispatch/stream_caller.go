@@ -1,0 +1,341 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/observe"
+)
+
+// callerRecentTaskIDs bounds how many answered or abandoned task_ids a
+// Caller remembers to tell a duplicate or a late result from a result for
+// a task it never dispatched (which it counts as ignored).
+const callerRecentTaskIDs = 4096
+
+// Caller dispatches single tasks and waits for their results over one
+// subscription to a result subject that it keeps until Close, as nats.go
+// keeps one inbox subscription for all its requests. A round trip then
+// costs a publish and a delivery. The Request function works the
+// same way on a bus implementing bus.Keeper, with a subscription that
+// ends a while after its last call; a Caller's subscription is there from
+// NewCaller to Close, on any bus. It is safe for concurrent use.
+//
+// It keeps the promises of a Stream: subscribed before any task is
+// published; a malformed result or an output violating the contract is
+// logged as result_stream.parse_error and the wait goes on; results for
+// task_ids it does not wait for are result_stream.ignored (debug level),
+// repeats result_stream.duplicate, and results arriving after their
+// caller stopped waiting (timeout or cancelled context)
+// result_stream.late, each counted in Stats. A timeout is a *TimeoutError.
+type Caller struct {
+	b       bus.Bus
+	subject string
+	sub     bus.Subscription
+	closing chan struct{}
+	// shared: the Caller serves Request function calls, each with
+	// its own logger, and log follows the latest call's.
+	shared bool
+
+	mu sync.Mutex
+	// log gets the events no waiting call owns: unknown task_ids and
+	// malformed results naming no awaited task.
+	log     *observe.Emitter
+	waiting map[string]*callerWait
+	recent  map[string]callerRecent
+	// order holds recent's keys as a ring once full: order[next] is the
+	// oldest, replaced by the next task_id remembered.
+	order  []string
+	next   int
+	closed bool
+
+	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+}
+
+type callerWait struct {
+	result   chan heddle.TaskResult // capacity 1; sent to once
+	contract *contracts.Contract
+	log      *observe.Emitter // the call's events go there
+}
+
+// callerRecent is a task_id the Caller stopped waiting for.
+type callerRecent struct {
+	answered bool             // collected (true) or abandoned (false)
+	log      *observe.Emitter // the logger of the call that waited
+}
+
+// NewCaller subscribes to subject, a result subject such as
+// SubjectResultsDefault (for tasks without parent_task_id) or
+// ResultSubject(id) (for tasks whose parent_task_id is id), and returns a
+// Caller for tasks whose results are published there. When it returns the
+// subscription is live. ctx bounds the subscribe call only.
+func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...heddle.Option) (*Caller, error) {
+	return newCaller(ctx, b, subject, observe.New(opts...), false)
+}
+
+// newCaller is NewCaller with the logger given; shared makes a Caller
+// for the Request function (see Caller.shared).
+func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emitter, shared bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
+	c := &Caller{
+		b:       b,
+		subject: subject,
+		shared:  shared,
+		log:     log,
+		closing: make(chan struct{}),
+		waiting: map[string]*callerWait{},
+		recent:  map[string]callerRecent{},
+	}
+	sub, err := b.Subscribe(ctx, subject, c.handle, subOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("heddle: caller subscribing to %s: %w", subject, err)
+	}
+	c.sub = sub
+	return c, nil
+}
+
+// Request publishes task and waits for its result, as the
+// Request function does (same options, same errors, never a nil
+// result with a nil error), over the Caller's subscription. The task's
+// result subject must be the Caller's (ErrResultSubjectMismatch) and its
+// task_id must not be one the Caller is waiting for or recently saw
+// (ErrDuplicateTaskID). After Close it returns ErrClosed. With
+// Logger the call's events go to that logger instead of the
+// Caller's.
+func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
+	o := newDispatchOptions(opts)
+	data, err := o.prepare(&task)
+	if err != nil {
+		return nil, err
+	}
+	if rs := task.ResultSubject(); !bus.Match(c.subject, rs) {
+		return nil, fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the caller listens on %s",
+			ErrResultSubjectMismatch, task.TaskID, task.ParentTaskID, rs, c.subject)
+	}
+	return c.wait(ctx, &task, data, &o, false)
+}
+
+// wait publishes data, the encoded task, and waits for the task's result.
+// again lets it wait for a task_id the Caller recently saw: the
+// Request function, whose calls share a Caller, may repeat a task.
+func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte, o *dispatchOptions, again bool) (*heddle.TaskResult, error) {
+	subject := o.cfg.DispatchSubject
+	switch {
+	case o.cfg.Direct:
+		subject = task.WorkerSubject()
+	case subject == "":
+		subject = heddle.SubjectTasksIncoming
+	}
+	timeout := o.cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+
+	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log}
+	if c.shared || o.actor != nil {
+		w.log = o.emitter()
+	}
+	c.mu.Lock()
+	if c.shared {
+		c.log = w.log
+	}
+	_, waiting := c.waiting[task.TaskID]
+	_, seen := c.recent[task.TaskID]
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, ErrClosed
+	case waiting || seen && !again:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, task.TaskID, c.subject)
+	}
+	c.waiting[task.TaskID] = w
+	c.mu.Unlock()
+
+	if err := c.b.Publish(ctx, &bus.Msg{Subject: subject, Data: data}); err != nil {
+		c.mu.Lock()
+		delete(c.waiting, task.TaskID)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("heddle: dispatching task %s to %s: %w", task.TaskID, subject, err)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var stopErr error
+	select {
+	case res := <-w.result:
+		return &res, nil
+	case <-timer.C:
+	case <-ctx.Done():
+		stopErr = ctx.Err()
+	case <-c.closing:
+		stopErr = fmt.Errorf("%w while waiting for task %s on %s", ErrClosed, task.TaskID, c.subject)
+	}
+	if !c.abandon(task.TaskID) {
+		// The result won the race: it is in the channel.
+		res := <-w.result
+		return &res, nil
+	}
+	if stopErr != nil {
+		return nil, stopErr
+	}
+	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout}
+	c.timeouts.Add(1)
+	w.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
+	return nil, te
+}
+
+// abandon stops waiting for id; it reports false when the result was
+// already delivered.
+func (c *Caller) abandon(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.waiting[id]; !ok {
+		return false
+	}
+	w := c.waiting[id]
+	delete(c.waiting, id)
+	c.rememberLocked(id, callerRecent{answered: false, log: w.log})
+	return true
+}
+
+func (c *Caller) rememberLocked(id string, r callerRecent) {
+	if _, ok := c.recent[id]; !ok {
+		if len(c.order) < callerRecentTaskIDs {
+			c.order = append(c.order, id)
+		} else {
+			delete(c.recent, c.order[c.next])
+			c.order[c.next] = id
+			c.next = (c.next + 1) % callerRecentTaskIDs
+		}
+	}
+	c.recent[id] = r
+}
+
+// Stats returns the Caller's counters; Timeouts counts calls that timed
+// out.
+func (c *Caller) Stats() StreamStats {
+	return StreamStats{
+		Collected:   c.collected.Load(),
+		Ignored:     c.ignored.Load(),
+		Duplicates:  c.duplicates.Load(),
+		ParseErrors: c.parseErrors.Load(),
+		Late:        c.late.Load(),
+		Timeouts:    c.timeouts.Load(),
+	}
+}
+
+// Close unsubscribes; calls still waiting return ErrClosed. It is
+// idempotent.
+func (c *Caller) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.closing)
+	c.mu.Unlock()
+	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
+		return fmt.Errorf("heddle: caller unsubscribing from %s: %w", c.subject, err)
+	}
+	return nil
+}
+
+// handle classifies one message; it never blocks.
+func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
+	if id, ok := streamFastTaskID(msg.Data); ok {
+		// Other callers' results on a shared subject are ignored without
+		// decoding them.
+		c.mu.Lock()
+		_, waiting := c.waiting[id]
+		_, seen := c.recent[id]
+		log := c.log
+		c.mu.Unlock()
+		if !waiting && !seen {
+			c.ignored.Add(1)
+			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id")
+			return nil
+		}
+	}
+	res, err := heddle.DecodeTaskResult(msg.Data)
+	if err != nil {
+		id := streamPeekTaskID(msg.Data)
+		c.mu.Lock()
+		w, waiting := c.waiting[id]
+		log := c.log
+		c.mu.Unlock()
+		if waiting {
+			log = w.log
+		} else if id != "" {
+			c.ignored.Add(1)
+			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			return nil
+		}
+		c.parseErrors.Add(1)
+		log.Warn("result_stream.parse_error", "subject", c.subject, "task_id", id, "error", err.Error())
+		return nil
+	}
+	c.mu.Lock()
+	w, waiting := c.waiting[res.TaskID]
+	r, seen := c.recent[res.TaskID]
+	log := c.log
+	c.mu.Unlock()
+	switch {
+	case !waiting && seen && r.answered:
+		c.duplicates.Add(1)
+		logResult(ctx, r.log, slog.LevelInfo, "result_stream.duplicate", c.subject, &res, "", "")
+		return nil
+	case !waiting && seen:
+		c.late.Add(1)
+		logResult(ctx, r.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
+		return nil
+	case !waiting:
+		c.ignored.Add(1)
+		logResult(ctx, log, slog.LevelDebug, "result_stream.ignored", c.subject, &res, "reason", "unknown task_id")
+		return nil
+	}
+	if w.contract != nil && res.Status == heddle.StatusCompleted {
+		if err := w.contract.ValidateOutput(res.Output); err != nil {
+			c.parseErrors.Add(1)
+			logResult(ctx, w.log, slog.LevelWarn, "result_stream.parse_error", c.subject, &res, "error", err.Error())
+			return nil
+		}
+	}
+	c.mu.Lock()
+	if c.waiting[res.TaskID] != w {
+		// Abandoned meanwhile.
+		c.mu.Unlock()
+		c.late.Add(1)
+		logResult(ctx, w.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
+		return nil
+	}
+	delete(c.waiting, res.TaskID)
+	c.rememberLocked(res.TaskID, callerRecent{answered: true, log: w.log})
+	c.mu.Unlock()
+	c.collected.Add(1)
+	logResult(ctx, w.log, slog.LevelInfo, "result_stream.collected", c.subject, &res, "status", string(res.Status))
+	w.result <- res
+	return nil
+}
+
+// logResult logs event about res, a result on subject, building the
+// attributes only when the level is enabled. A non-empty key adds the
+// attribute key=value.
+func logResult(ctx context.Context, log *observe.Emitter, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
+		slog.String("parent_task_id", res.ParentTaskID), slog.String("worker_type", res.WorkerType)}
+	if key != "" {
+		attrs = append(attrs, slog.String(key, value))
+	}
+	log.LogAttrs(ctx, level, event, attrs...)
+}

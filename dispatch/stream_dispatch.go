@@ -1,0 +1,282 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/observe"
+)
+
+// Option configures Request.
+type Option func(*dispatchOptions)
+
+type dispatchOptions struct {
+	cfg      StreamConfig
+	contract *contracts.Contract
+	actor    []heddle.Option // set by With
+}
+
+// Timeout bounds the wait for the result; zero or less means
+// DefaultTimeout.
+func Timeout(d time.Duration) Option {
+	return func(o *dispatchOptions) { o.cfg.Timeout = d }
+}
+
+// Direct publishes the task straight to its worker's subject,
+// TaskMessage.WorkerSubject(), instead of through the Router.
+func Direct() Option {
+	return func(o *dispatchOptions) { o.cfg.Direct = true }
+}
+
+// Contract gives the worker's contract: the payload is checked
+// against its input schema before anything is published, and a completed
+// result whose output violates its output schema is rejected as
+// result_stream.parse_error while the wait goes on.
+func Contract(c *contracts.Contract) Option {
+	return func(o *dispatchOptions) { o.contract = c; o.cfg.OutputContract = c }
+}
+
+// With gives the call the settings every actor takes: where its
+// result_stream.* events go (heddle.WithLogger, heddle.WithObserver).
+func With(opts ...heddle.Option) Option {
+	return func(o *dispatchOptions) { o.actor = append(o.actor, opts...) }
+}
+
+// newDispatchOptions applies opts.
+func newDispatchOptions(opts []Option) dispatchOptions {
+	var o dispatchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// prepare checks task, and its payload against the input contract when
+// there is one, and encodes it; nothing is published when it fails.
+func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
+	data, err := task.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)
+	}
+	if o.contract != nil {
+		if err := o.contract.ValidateInput(task.Payload); err != nil {
+			return nil, fmt.Errorf("heddle: task %s payload for worker %q, nothing dispatched: %w", task.TaskID, task.WorkerType, err)
+		}
+	}
+	return data, nil
+}
+
+// Request publishes one task and waits for its result, on a
+// subscription to task.ResultSubject() made before the task is published.
+// The task goes to SubjectTasksIncoming (the Router) unless Direct
+// is given.
+//
+// It returns the result whatever its status (check Status and Error), or
+// a nil result and an error, never both nil: a *ValidationError for an
+// invalid task, a *contracts.ValidationError for a payload violating the
+// input contract (nothing is published then), a *TimeoutError (errors.Is
+// ErrTimeout) naming the task, ErrDuplicateTaskID when another call on b
+// is waiting for the same task_id, or ctx.Err().
+//
+// The result_stream.* events of Caller are logged to Logger's
+// logger, with the same meanings.
+//
+// On a bus implementing bus.Keeper (membus and natsbus do), the calls on b
+// share one subscription per result subject, as nats.go's Request shares
+// one reply inbox per connection: the first call makes it, it lives while
+// calls use it, and it ends Linger after the last one returned, or
+// when b closes; at most MaxIdle of them wait unused. A result
+// arriving after its call stopped waiting is then reported as
+// result_stream.late, to that call's logger; events that belong to no
+// call (a result for an unknown task_id, a malformed result naming none)
+// go to the logger of the latest call. The subscription's delivery
+// goroutine is the bus's, so a test checking for leaked goroutines
+// (goleak) should close b before the check, as for any subscription.
+//
+// On any other bus each call subscribes and unsubscribes, and a result
+// arriving after the call returned is not seen.
+func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
+	o := newDispatchOptions(opts)
+	data, err := o.prepare(&task)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	subject := task.ResultSubject()
+	k, ok := b.(bus.Keeper)
+	if !ok {
+		c, err := newCaller(ctx, b, subject, o.emitter(), false, bus.LocalInterest())
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.wait(ctx, &task, data, &o, true)
+	}
+	shared := k.Keep(dispatchKeeperKey{}, func() any {
+		return &dispatchShared{b: b, entries: map[string]*dispatchEntry{}}
+	}).(*dispatchShared)
+	e, err := shared.acquire(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	defer shared.release(e)
+	return e.c.wait(ctx, &task, data, &o, true)
+}
+
+// Linger is how long Request keeps a shared result
+// subscription after the last call using it returned, so that calls made
+// one after another reuse it.
+const Linger = time.Second
+
+// MaxIdle bounds how many shared result subscriptions no call is
+// using Request keeps per bus; beyond it the one idle longest ends
+// at once. Results for a goal's subtasks go to a subject of the goal's
+// own, so a run of goals would otherwise leave a subscription per goal
+// for Linger.
+const MaxIdle = 4
+
+// emitter is where the call's events go: the settings With gave, or the
+// defaults (slog.Default()).
+func (o *dispatchOptions) emitter() *observe.Emitter { return observe.New(o.actor...) }
+
+// dispatchKeeperKey is the bus.Keeper key of a bus's dispatchShared.
+type dispatchKeeperKey struct{}
+
+// dispatchShared is what Request keeps on a bus: a Caller per
+// result subject, shared by the calls in flight and kept a while after.
+type dispatchShared struct {
+	b       bus.Bus
+	mu      sync.Mutex
+	entries map[string]*dispatchEntry // by result subject
+	idle    []*dispatchEntry          // entries no call uses, oldest first
+}
+
+type dispatchEntry struct {
+	subject string
+	c       *Caller
+	// Guarded by dispatchShared.mu.
+	refs      int       // calls using c
+	idleSince time.Time // when refs last fell to 0
+	timer     *time.Timer
+	armed     bool // timer will fire
+}
+
+// acquire returns the entry for subject, subscribing when there is none.
+func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatchEntry, error) {
+	s.mu.Lock()
+	if e := s.entries[subject]; e != nil {
+		s.useLocked(e)
+		s.mu.Unlock()
+		return e, nil
+	}
+	s.mu.Unlock()
+	// The task is published on the same bus after this, so the interest
+	// only has to precede the bus's own publishes: on NATS that spares a
+	// round trip to the server.
+	c, err := newCaller(ctx, s.b, subject, observe.New(), true, bus.LocalInterest())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if e := s.entries[subject]; e != nil {
+		// Another call subscribed meanwhile: share its subscription.
+		s.useLocked(e)
+		s.mu.Unlock()
+		_ = c.Close()
+		return e, nil
+	}
+	e := &dispatchEntry{subject: subject, c: c, refs: 1}
+	s.entries[subject] = e
+	s.mu.Unlock()
+	return e, nil
+}
+
+// useLocked counts one more call using e, which is no longer idle.
+func (s *dispatchShared) useLocked(e *dispatchEntry) {
+	if e.refs == 0 {
+		s.removeIdleLocked(e)
+	}
+	e.refs++
+}
+
+func (s *dispatchShared) removeIdleLocked(e *dispatchEntry) {
+	if i := slices.Index(s.idle, e); i >= 0 {
+		s.idle = slices.Delete(s.idle, i, i+1)
+	}
+}
+
+// release ends a call's use of e. The last one makes it idle and arms its
+// expiry; with more than MaxIdle idle entries, the oldest ends.
+func (s *dispatchShared) release(e *dispatchEntry) {
+	s.mu.Lock()
+	if e.refs--; e.refs > 0 {
+		s.mu.Unlock()
+		return
+	}
+	e.idleSince = time.Now()
+	s.idle = append(s.idle, e)
+	var evicted *dispatchEntry
+	if len(s.idle) > MaxIdle {
+		evicted = s.idle[0]
+		s.idle = slices.Delete(s.idle, 0, 1)
+		delete(s.entries, evicted.subject)
+		if evicted.timer != nil {
+			evicted.timer.Stop()
+		}
+	}
+	if !e.armed {
+		e.armed = true
+		if e.timer == nil {
+			e.timer = time.AfterFunc(Linger, func() { s.expire(e) })
+		} else {
+			e.timer.Reset(Linger)
+		}
+	}
+	s.mu.Unlock()
+	if evicted != nil {
+		s.close(evicted)
+	}
+}
+
+// expire ends e once it has been idle for Linger.
+func (s *dispatchShared) expire(e *dispatchEntry) {
+	s.mu.Lock()
+	switch {
+	case s.entries[e.subject] != e:
+		// Already ended.
+		s.mu.Unlock()
+		return
+	case e.refs > 0:
+		// In use again: the last release re-arms the timer.
+		e.armed = false
+		s.mu.Unlock()
+		return
+	}
+	if left := Linger - time.Since(e.idleSince); left > 0 {
+		e.timer.Reset(left)
+		s.mu.Unlock()
+		return
+	}
+	delete(s.entries, e.subject)
+	s.removeIdleLocked(e)
+	s.mu.Unlock()
+	s.close(e)
+}
+
+// close unsubscribes an entry that has left s.
+func (s *dispatchShared) close(e *dispatchEntry) {
+	if err := e.c.Close(); err != nil {
+		e.c.mu.Lock()
+		log := e.c.log
+		e.c.mu.Unlock()
+		log.Warn("result_stream.error", "subject", e.subject, "error", err.Error())
+	}
+}

@@ -1,0 +1,69 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heddle-go/heddle"
+)
+
+// ErrTimeout is matched by every *TimeoutError.
+var ErrTimeout = errors.New("heddle: timed out waiting for results")
+
+// TimeoutError is the outcome of a collection that timed out with tasks
+// still pending. It names exactly which tasks are missing and carries the
+// results collected before the timeout.
+type TimeoutError struct {
+	// Subject is the result subject the stream waited on.
+	Subject string
+	// PendingTaskIDs lists the task_ids without a result, sorted.
+	PendingTaskIDs []string
+	// ExpectedCount is how many task_ids were expected.
+	ExpectedCount int
+	// CollectedCount is how many results were collected.
+	CollectedCount int
+	// Timeout is the configured timeout.
+	Timeout time.Duration
+	// Results holds the results collected before the timeout, in arrival
+	// order.
+	Results []heddle.TaskResult
+}
+
+// timeoutErrorListedIDs bounds how many pending task_ids the error text
+// lists; PendingTaskIDs always holds them all.
+const timeoutErrorListedIDs = 20
+
+func (e *TimeoutError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "heddle: timed out after %v waiting for results on %s: %d of %d collected; pending task_ids: ",
+		e.Timeout, e.Subject, e.CollectedCount, e.ExpectedCount)
+	ids := e.PendingTaskIDs
+	if len(ids) > timeoutErrorListedIDs {
+		ids = ids[:timeoutErrorListedIDs]
+	}
+	b.WriteString(strings.Join(ids, ", "))
+	if n := len(e.PendingTaskIDs) - len(ids); n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrTimeout.
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// TimeoutSeconds is Timeout in seconds, as timeout_seconds is on the wire.
+func (e *TimeoutError) TimeoutSeconds() float64 { return e.Timeout.Seconds() }
+
+// Metadata returns the wire form of the timeout, as the Python Heddle puts
+// it in a final result's output.metadata.timeout: exactly the keys
+// pending_task_ids, expected_count, collected_count and timeout_seconds.
+func (e *TimeoutError) Metadata() map[string]any {
+	return map[string]any{
+		"pending_task_ids": append([]string{}, e.PendingTaskIDs...),
+		"expected_count":   e.ExpectedCount,
+		"collected_count":  e.CollectedCount,
+		"timeout_seconds":  e.TimeoutSeconds(),
+	}
+}

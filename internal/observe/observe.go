@@ -1,0 +1,133 @@
+// Package observe is the one place where actors report events: each call
+// writes one slog record (when the logger's level admits it) and hands one
+// heddle.Event to every observer. Actors hold an *Emitter where they would
+// hold a *slog.Logger; its methods mirror slog.Logger's.
+package observe
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/heddle-go/heddle"
+)
+
+// Emitter writes events to a logger and to observers. The zero value is
+// not usable; make one with New. It is safe for concurrent use.
+type Emitter struct {
+	log  *slog.Logger
+	obs  []heddle.Observer
+	base []slog.Attr // from With, for the observers (the logger has them)
+}
+
+// New returns an Emitter for the settings opts make.
+func New(opts ...heddle.Option) *Emitter {
+	s := heddle.NewSettings(opts...)
+	return &Emitter{log: s.Logger, obs: s.Observers}
+}
+
+// Logger returns the emitter's logger.
+func (e *Emitter) Logger() *slog.Logger { return e.log }
+
+// With returns an Emitter whose events carry attrs as well.
+func (e *Emitter) With(args ...any) *Emitter {
+	base := append(append([]slog.Attr(nil), e.base...), argsToAttrs(args)...)
+	return &Emitter{log: e.log.With(args...), obs: e.obs, base: base}
+}
+
+// Enabled reports whether an event at level would reach anyone: the
+// logger at that level, or any observer. Callers use it to skip building
+// attributes nobody reads.
+func (e *Emitter) Enabled(ctx context.Context, level slog.Level) bool {
+	return len(e.obs) > 0 || e.log.Enabled(ctx, level)
+}
+
+// Debug emits an event at LevelDebug; args are slog's key-value pairs.
+func (e *Emitter) Debug(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelDebug, name, args...)
+}
+
+// Info emits an event at LevelInfo.
+func (e *Emitter) Info(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelInfo, name, args...)
+}
+
+// Warn emits an event at LevelWarn.
+func (e *Emitter) Warn(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelWarn, name, args...)
+}
+
+// Error emits an event at LevelError.
+func (e *Emitter) Error(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelError, name, args...)
+}
+
+// Log emits an event whose attributes are slog's key-value pairs.
+func (e *Emitter) Log(ctx context.Context, level slog.Level, name string, args ...any) {
+	if !e.Enabled(ctx, level) {
+		return
+	}
+	e.LogAttrs(ctx, level, name, argsToAttrs(args)...)
+}
+
+// LogAttrs emits an event with attrs.
+func (e *Emitter) LogAttrs(ctx context.Context, level slog.Level, name string, attrs ...slog.Attr) {
+	if e.log.Enabled(ctx, level) {
+		e.log.LogAttrs(ctx, level, name, attrs...)
+	}
+	if len(e.obs) == 0 {
+		return
+	}
+	if len(e.base) > 0 {
+		attrs = append(append(make([]slog.Attr, 0, len(e.base)+len(attrs)), e.base...), attrs...)
+	}
+	ev := heddle.Event{Name: name, Level: level, Attrs: attrs}
+	for _, a := range attrs {
+		switch a.Key {
+		case "task_id":
+			ev.TaskID = a.Value.String()
+		case "worker_type":
+			ev.WorkerType = a.Value.String()
+		case "subject":
+			ev.Subject = a.Value.String()
+		case "reason":
+			ev.Reason = a.Value.String()
+		case "processing_time_ms":
+			if a.Value.Kind() == slog.KindInt64 {
+				ev.Duration = time.Duration(a.Value.Int64()) * time.Millisecond
+			}
+		case "duration", "elapsed":
+			if a.Value.Kind() == slog.KindDuration {
+				ev.Duration = a.Value.Duration()
+			}
+		}
+	}
+	for _, o := range e.obs {
+		o.Observe(ctx, ev)
+	}
+}
+
+// argsToAttrs turns slog's alternating key-value arguments into attrs, as
+// slog.Logger.Log reads them.
+func argsToAttrs(args []any) []slog.Attr {
+	attrs := make([]slog.Attr, 0, len(args)/2+1)
+	for len(args) > 0 {
+		switch k := args[0].(type) {
+		case slog.Attr:
+			attrs = append(attrs, k)
+			args = args[1:]
+		case string:
+			if len(args) == 1 {
+				attrs = append(attrs, slog.String("!BADKEY", k))
+				args = nil
+				continue
+			}
+			attrs = append(attrs, slog.Any(k, args[1]))
+			args = args[2:]
+		default:
+			attrs = append(attrs, slog.Any("!BADKEY", k))
+			args = args[1:]
+		}
+	}
+	return attrs
+}

@@ -1,0 +1,176 @@
+package router_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/deadletter"
+	"github.com/heddle-go/heddle/router"
+)
+
+// routerBenchWindow bounds the tasks in flight, so a fast publisher never
+// overflows a subscription's pending limits.
+const routerBenchWindow = 1024
+
+// BenchmarkRouterRoute measures one task from the caller through the
+// Router to the worker subject, on each bus. The "forward" case is the
+// baseline: a subscriber that republishes the bytes to the worker subject
+// without decoding them, the same two hops with no routing work.
+func BenchmarkRouterRoute(b *testing.B) {
+	for _, tr := range contracttest.Transports() {
+		b.Run(tr.Name, func(b *testing.B) {
+			cases := []struct {
+				name       string
+				workerType string
+				start      func(b *testing.B, bs bus.Bus)
+			}{
+				{"forward", "echo", routerBenchForwarder},
+				{"router", "echo", routerBenchRouter},
+				// The override changes the tier, so the task is re-encoded.
+				{"router-override", "resizer", routerBenchRouter},
+			}
+			for _, c := range cases {
+				b.Run(c.name, func(b *testing.B) {
+					routerBenchRun(b, tr.Connector(b), c.workerType, c.start)
+				})
+			}
+		})
+	}
+}
+
+func routerBenchRun(b *testing.B, connect func() bus.Bus, workerType string, start func(*testing.B, bus.Bus)) {
+	caller, wk, middle := connect(), connect(), connect()
+	ctx := b.Context()
+	start(b, middle)
+	window := make(chan struct{}, routerBenchWindow)
+	sub, err := wk.Subscribe(ctx, heddle.WorkerSubjectAllTiers(workerType), func(context.Context, *bus.Msg) error {
+		<-window
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	m := heddle.NewTaskMessage(workerType, map[string]any{"text": "Heddle routes tasks.", "n": 42})
+	data, err := m.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		window <- struct{}{}
+		if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: data}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range routerBenchWindow { // wait for the last tasks
+		window <- struct{}{}
+	}
+}
+
+func routerBenchRouter(b *testing.B, bs bus.Bus) {
+	r, err := router.New(bs, router.Config{Rules: router.StaticRules(router.Rules{
+		TierOverrides: map[string]string{"resizer": "local"},
+		// Limited, so the bucket is part of the measure, but never empty.
+		RateLimits: map[string]router.TierRateLimit{
+			"local":    {RatePerSecond: 1e12, Burst: 1 << 30},
+			"standard": {RatePerSecond: 1e12, Burst: 1 << 30},
+		},
+	})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	routerBenchActor(b, r.Run, r.Ready())
+}
+
+func routerBenchForwarder(b *testing.B, bs bus.Bus) {
+	subject := heddle.WorkerSubject("echo", heddle.TierStandard)
+	sub, err := bs.Subscribe(b.Context(), heddle.SubjectTasksIncoming, func(ctx context.Context, m *bus.Msg) error {
+		return bs.Publish(ctx, &bus.Msg{Subject: subject, Data: m.Data})
+	}, bus.Queue(heddle.RouterQueueGroup))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+func routerBenchActor(b *testing.B, run func(context.Context) error, ready <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+func BenchmarkParseRouterRules(b *testing.B) {
+	data, err := os.ReadFile("testdata/router_rules.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := router.ParseRules(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDeadLetterConsumerReceive measures storing one envelope in a
+// full store (so each one also evicts the oldest), on membus.
+func BenchmarkDeadLetterConsumerReceive(b *testing.B) {
+	connect := contracttest.Transports()[0].Connector(b)
+	rt, bs := connect(), connect()
+	window := make(chan struct{}, routerBenchWindow)
+	logger := slog.New(routerBenchReceived{window})
+	c, err := deadletter.New(bs, deadletter.Config{Capacity: 100}, heddle.WithLogger(logger))
+	if err != nil {
+		b.Fatal(err)
+	}
+	routerBenchActor(b, c.Run, c.Ready())
+	env, err := heddle.NewDeadLetter("rate_limited: tier 'local' has no available capacity",
+		[]byte(`{"task_id":"t-1","worker_type":"echo","payload":{}}`)).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		window <- struct{}{}
+		if err := rt.Publish(ctx, &bus.Msg{Subject: heddle.SubjectDeadLetter, Data: env}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range routerBenchWindow {
+		window <- struct{}{}
+	}
+}
+
+// routerBenchReceived frees a window slot at each dead_letter.received.
+type routerBenchReceived struct{ window chan struct{} }
+
+func (h routerBenchReceived) Enabled(context.Context, slog.Level) bool { return true }
+func (h routerBenchReceived) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "dead_letter.received" {
+		<-h.window
+	}
+	return nil
+}
+func (h routerBenchReceived) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h routerBenchReceived) WithGroup(string) slog.Handler      { return h }

@@ -1,0 +1,492 @@
+package worker
+
+import (
+	"context"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/observe"
+	"github.com/heddle-go/heddle/internal/wire"
+)
+
+// Defaults of Config, used when a field is zero.
+const (
+	// DefaultConcurrency is how many handlers one Worker runs at once.
+	DefaultConcurrency = 4
+	// DefaultTaskTimeout bounds each handler attempt.
+	DefaultTaskTimeout = 5 * time.Minute
+	// DefaultRetryBackoff is the wait before the first retry; each further
+	// retry waits twice as long, up to DefaultMaxRetryBackoff.
+	DefaultRetryBackoff = 100 * time.Millisecond
+	// DefaultMaxRetryBackoff caps the wait between two attempts.
+	DefaultMaxRetryBackoff = 10 * time.Second
+	// DefaultDrainTimeout bounds a Worker's shutdown: the time from
+	// the end of Run's context until in-flight handlers are cancelled.
+	DefaultDrainTimeout = 30 * time.Second
+
+	// workerPublishTimeout bounds the publish of one result. The pool
+	// goroutines renew their publish context when less than
+	// workerPublishTimeout-workerPublishRenew is left on it, so a publish
+	// has between that and workerPublishTimeout (see
+	// workerPublishContext).
+	workerPublishTimeout = 10 * time.Second
+	workerPublishRenew   = time.Second
+)
+
+// Errors returned by the Worker constructors and Run, and matched by the
+// failed results' causes. Test them with errors.Is.
+var (
+	// ErrOutputNotObject reports a handler output type or value whose JSON
+	// form is not an object; TaskResult.output must be one.
+	ErrOutputNotObject = errors.New("heddle: worker output is not a JSON object")
+	// ErrTaskTimeout is the cause of a failed result whose handler did not
+	// finish within Config.TaskTimeout.
+	ErrTaskTimeout = errors.New("heddle: task timed out")
+	// ErrWorkerShutdown is the cause of a failed result whose handler was
+	// cancelled because the worker's drain timeout expired.
+	ErrWorkerShutdown = errors.New("heddle: worker shut down before the task finished")
+)
+
+// Config holds a Worker's settings. The zero value is valid: every
+// zero field means the documented default.
+type Config struct {
+	// Tiers lists the model tiers served; the worker subscribes to
+	// WorkerSubject(workerType, tier) for each, in queue group
+	// WorkerQueueGroup(workerType). Empty means every tier.
+	Tiers []heddle.ModelTier
+	// Concurrency bounds the handlers running at once; zero means
+	// DefaultConcurrency. When every slot is busy, deliveries wait
+	// and the bus holds further tasks up to its pending limits.
+	Concurrency int
+	// TaskTimeout bounds each handler attempt: the handler's context ends
+	// then. Zero means DefaultTaskTimeout.
+	TaskTimeout time.Duration
+	// RetryBackoff is the wait before the first retry of a failed attempt;
+	// it doubles with each retry up to MaxRetryBackoff. Zero means
+	// DefaultRetryBackoff.
+	RetryBackoff time.Duration
+	// MaxRetryBackoff caps the wait between attempts; zero means
+	// DefaultMaxRetryBackoff.
+	MaxRetryBackoff time.Duration
+	// DrainTimeout bounds shutdown once Run's context ends: pending tasks
+	// are still handled and in-flight handlers finish until then, after
+	// which their contexts are cancelled. Zero means
+	// DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// Contract replaces the schemas New generates from In and Out; a
+	// nil side of it leaves that side unchecked. NewDynamic and
+	// NewExec check nothing unless it is set.
+	Contract *contracts.Contract
+	// PendingMsgs and PendingBytes bound the tasks each subscription holds
+	// while every handler slot is busy (see bus.PendingLimits); zero means
+	// the bus default. Tasks beyond them are dropped by the bus as a slow
+	// consumer.
+	PendingMsgs  int
+	PendingBytes int
+}
+
+// Stats counts what a Worker did. Every task for this worker that
+// decodes is Received, then, once finished, counted in exactly one of
+// Completed (a completed result published), Failed (a failed result
+// published, whatever the cause) or PublishErrors (its result could not be
+// published). Malformed counts messages dropped as not a task for this
+// worker. Retried counts retries and Panics panicking attempts.
+type Stats struct {
+	Received      uint64
+	Completed     uint64
+	Failed        uint64
+	Retried       uint64
+	Malformed     uint64
+	Panics        uint64
+	PublishErrors uint64
+}
+
+type workerCounters struct {
+	received, completed, failed, retried, malformed, panics, publishErrors atomic.Uint64
+}
+
+// workerHandleFunc runs one attempt: it turns the task (and, for handlers
+// that read them, the payload's bytes as they came on the wire) into the
+// output object.
+type workerHandleFunc func(ctx context.Context, task *heddle.TaskMessage, payload []byte) (map[string]any, error)
+
+// Worker serves one worker type: it takes tasks from its subjects, checks
+// them against its contract, runs the handler with bounded concurrency,
+// retries and timeouts, and publishes one TaskResult per task to
+// ResultSubject(parent_task_id).
+//
+// Guarantees:
+//   - every task that decodes gets exactly one result published (unless the
+//     publish itself fails, which is logged and counted), including on
+//     contract violations, handler errors, timeouts and panics;
+//   - a panicking handler fails its task and the worker goes on;
+//   - at most Concurrency handlers run at once;
+//   - Run returns only after the tasks already delivered are finished and
+//     their results published, and leaves no goroutine behind.
+//
+// The result of a task that was retried carries "retry_count" as an extra
+// top-level field: Go decoders keep it in TaskResult.Extra, pydantic
+// ignores it.
+//
+// Delivery is at-most-once: a task published while no worker is
+// subscribed, or dropped by a full subscription, is lost.
+type Worker struct {
+	bus          bus.Bus
+	workerType   string
+	tiers        []heddle.ModelTier
+	concurrency  int
+	taskTimeout  time.Duration
+	backoff      time.Duration
+	maxBackoff   time.Duration
+	drainTimeout time.Duration
+	pendingMsgs  int
+	pendingBytes int
+	contract     *contracts.Contract
+	log          *observe.Emitter
+	handle       workerHandleFunc
+
+	started atomic.Bool
+	ready   chan struct{}
+	stats   workerCounters
+
+	// jobs hands tasks from the deliveries to the Concurrency goroutines of
+	// the pool; unbuffered, so a delivery waits while every one is busy.
+	// Long-lived goroutines keep the stacks they grew, which a goroutine
+	// per task would grow again for every task.
+	jobs chan *workerJob
+	pool sync.WaitGroup
+
+	// resultSize is the length of the last result encoded, to size the
+	// next one's buffer.
+	resultSize atomic.Int64
+
+	// Set by Run before it subscribes, read by deliveries afterwards.
+	values         context.Context // Run's values, never cancelled
+	handlerCtx     context.Context // parent of handler contexts
+	cancelHandlers context.CancelFunc
+
+	// mu guards closed and orders tasks.Add against tasks.Wait.
+	mu     sync.Mutex
+	closed bool
+	tasks  sync.WaitGroup
+}
+
+// New returns a Worker for workerType whose handler takes In and
+// returns Out. The task payload is decoded into In from the message's own
+// bytes and Out is encoded as the result's output object; with the default
+// contract both are checked against JSON Schemas generated from In and Out
+// (see contracts.For), or against cfg.Contract when it is set.
+//
+// Out must encode as a JSON object (a struct, a map, or a pointer to
+// either); a type that cannot is an error wrapping ErrOutputNotObject. The
+// handler's context ends at TaskTimeout and when the worker is forced to
+// stop; TaskFromContext gives it the task. A returned error is retried up
+// to the task's max_retries unless it is Permanent. The constructor starts
+// nothing; call Run.
+func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Context, in In) (Out, error), cfg Config, opts ...heddle.Option) (*Worker, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("%w: worker %q: nil handler", heddle.ErrConfig, workerType)
+	}
+	if err := workerCheckOutputType(reflect.TypeFor[Out]()); err != nil {
+		return nil, fmt.Errorf("heddle: worker %q: %w", workerType, err)
+	}
+	if cfg.Contract == nil {
+		c, err := contracts.For[In, Out]()
+		if err != nil {
+			return nil, fmt.Errorf("heddle: worker %q: generating its contract from %v and %v (set Config.Contract to give the schemas explicitly): %w",
+				workerType, reflect.TypeFor[In](), reflect.TypeFor[Out](), err)
+		}
+		cfg.Contract = c
+	}
+	decode := workerInputDecoder[In]()
+	handle := func(ctx context.Context, task *heddle.TaskMessage, data []byte) (map[string]any, error) {
+		in, err := decode(task, data)
+		if err != nil {
+			return nil, &workerHandlerError{reason: workerReasonInputDecode, permanent: true,
+				err: fmt.Errorf("payload cannot be decoded into %v: %w", reflect.TypeFor[In](), err)}
+		}
+		out, err := handler(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return workerOutputObject(out)
+	}
+	return newWorker(b, workerType, handle, cfg, opts)
+}
+
+// NewDynamic returns a Worker whose handler takes the payload as
+// decoded JSON and returns the output object, for worker types known only
+// at run time. Nothing is checked unless cfg.Contract is set. Otherwise it
+// behaves as New.
+func NewDynamic(b bus.Bus, workerType string, handler func(ctx context.Context, in map[string]any) (map[string]any, error), cfg Config, opts ...heddle.Option) (*Worker, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("%w: worker %q: nil handler", heddle.ErrConfig, workerType)
+	}
+	handle := func(ctx context.Context, task *heddle.TaskMessage, _ []byte) (map[string]any, error) {
+		return handler(ctx, task.Payload)
+	}
+	return newWorker(b, workerType, handle, cfg, opts)
+}
+
+func newWorker(b bus.Bus, workerType string, handle workerHandleFunc, cfg Config, opts []heddle.Option) (*Worker, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: worker %q: nil bus", heddle.ErrConfig, workerType)
+	}
+	if err := heddle.ValidateWorkerType(workerType); err != nil {
+		return nil, err
+	}
+	tiers, err := workerTiers(workerType, cfg.Tiers)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"Concurrency", int64(cfg.Concurrency)},
+		{"TaskTimeout", int64(cfg.TaskTimeout)},
+		{"RetryBackoff", int64(cfg.RetryBackoff)},
+		{"MaxRetryBackoff", int64(cfg.MaxRetryBackoff)},
+		{"DrainTimeout", int64(cfg.DrainTimeout)},
+		{"PendingMsgs", int64(cfg.PendingMsgs)},
+		{"PendingBytes", int64(cfg.PendingBytes)},
+	} {
+		if f.value < 0 {
+			return nil, fmt.Errorf("%w: worker %q: Config.%s is negative; use zero for the default", heddle.ErrConfig, workerType, f.name)
+		}
+	}
+	o := observe.New(opts...)
+	w := &Worker{
+		bus:          b,
+		workerType:   workerType,
+		tiers:        tiers,
+		concurrency:  cmpOr(cfg.Concurrency, DefaultConcurrency),
+		taskTimeout:  cmpOr(cfg.TaskTimeout, DefaultTaskTimeout),
+		backoff:      cmpOr(cfg.RetryBackoff, DefaultRetryBackoff),
+		maxBackoff:   cmpOr(cfg.MaxRetryBackoff, DefaultMaxRetryBackoff),
+		drainTimeout: cmpOr(cfg.DrainTimeout, DefaultDrainTimeout),
+		pendingMsgs:  cfg.PendingMsgs,
+		pendingBytes: cfg.PendingBytes,
+		contract:     cfg.Contract,
+		log:          o.With(slog.String("worker_type", workerType)),
+		handle:       handle,
+		ready:        make(chan struct{}),
+	}
+	w.maxBackoff = max(w.maxBackoff, w.backoff)
+	return w, nil
+}
+
+// cmpOr returns v, or def when v is zero.
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// workerTiers validates the configured tiers and removes repeats; none
+// means every tier.
+func workerTiers(workerType string, tiers []heddle.ModelTier) ([]heddle.ModelTier, error) {
+	if len(tiers) == 0 {
+		return heddle.ModelTiers(), nil
+	}
+	out := make([]heddle.ModelTier, 0, len(tiers))
+	for _, t := range tiers {
+		if !t.Valid() {
+			return nil, fmt.Errorf("%w: worker %q: Config.Tiers: %s", heddle.ErrConfig, workerType, wire.EnumProblem(string(t), heddle.ModelTiers()))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// WorkerType returns the worker type served.
+func (w *Worker) WorkerType() string { return w.workerType }
+
+// Contract returns the contract checked at this worker; nil checks
+// nothing.
+func (w *Worker) Contract() *contracts.Contract { return w.contract }
+
+// Ready returns a channel closed once Run's subscriptions are live: a task
+// published after it is closed reaches this worker (or another member of
+// its queue group). It is never closed if Run fails to subscribe.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	s := &w.stats
+	return Stats{
+		Received:      s.received.Load(),
+		Completed:     s.completed.Load(),
+		Failed:        s.failed.Load(),
+		Retried:       s.retried.Load(),
+		Malformed:     s.malformed.Load(),
+		Panics:        s.panics.Load(),
+		PublishErrors: s.publishErrors.Load(),
+	}
+}
+
+// Run subscribes to the worker's subjects, serves tasks until ctx ends,
+// then drains: it stops taking new tasks, handles those already delivered,
+// waits for in-flight handlers and returns. Handlers' contexts carry ctx's
+// values but are not cancelled when ctx ends; they are cancelled when
+// DrainTimeout expires, and Run then still waits for them to return (a
+// handler must return when its context ends).
+//
+// Run returns nil after a complete drain, an error wrapping
+// context.DeadlineExceeded when the drain timeout cut it short, and a
+// subscribe error (after cleaning up) when it could not start. A Worker
+// runs once; a second call returns heddle.ErrStarted.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return heddle.ErrStarted
+	}
+	w.values = context.WithoutCancel(ctx)
+	w.handlerCtx, w.cancelHandlers = context.WithCancel(w.values)
+	defer w.cancelHandlers()
+	w.jobs = make(chan *workerJob)
+	for range w.concurrency {
+		w.pool.Go(w.serve)
+	}
+
+	opts := []bus.SubscribeOption{bus.Queue(heddle.WorkerQueueGroup(w.workerType)), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
+	subs := make([]bus.Subscription, 0, len(w.tiers))
+	for _, tier := range w.tiers {
+		subject := heddle.WorkerSubject(w.workerType, tier)
+		sub, err := w.bus.Subscribe(ctx, subject, w.deliver, opts...)
+		if err != nil {
+			_ = w.drain(subs)
+			return fmt.Errorf("heddle: worker %q: subscribe to %s: %w", w.workerType, subject, err)
+		}
+		subs = append(subs, sub)
+		w.log.LogAttrs(w.values, slog.LevelInfo, "actor.subscribed",
+			slog.String("subject", subject), slog.String("queue", sub.Queue()))
+	}
+	close(w.ready)
+	<-ctx.Done()
+	return w.drain(subs)
+}
+
+// drain stops the subscriptions, lets them deliver what they hold, and
+// waits for every task, cancelling handlers when the drain timeout expires.
+func (w *Worker) drain(subs []bus.Subscription) error {
+	dctx, cancel := context.WithTimeout(w.values, w.drainTimeout)
+	defer cancel()
+	stopForce := context.AfterFunc(dctx, w.cancelHandlers)
+
+	// All at once, so no subscription keeps taking tasks while another
+	// drains.
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, sub := range subs {
+		wg.Go(func() { errs[i] = sub.Drain(dctx) })
+	}
+	wg.Wait()
+
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.tasks.Wait()
+	close(w.jobs)
+	w.pool.Wait()
+
+	if !stopForce() {
+		return fmt.Errorf("heddle: worker %q: drain did not finish within %s (Config.DrainTimeout); in-flight handlers were cancelled: %w",
+			w.workerType, w.drainTimeout, context.DeadlineExceeded)
+	}
+	var out []error
+	for i, err := range errs {
+		// A bus closed under the worker has nothing left to drain.
+		if err != nil && !errors.Is(err, bus.ErrClosed) {
+			out = append(out, fmt.Errorf("heddle: worker %q: drain %s: %w", w.workerType, subs[i].Subject(), err))
+		}
+	}
+	return errors.Join(out...)
+}
+
+// Permanent marks err as not worth retrying: a handler returning it fails
+// the task at once, whatever its max_retries. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// PermanentError is the error Permanent returns; find it with errors.As.
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the marked error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked with
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+type workerTaskKey struct{}
+
+// TaskFromContext returns the task a Worker handler is running, as the
+// worker decoded it, with RetryCount counting the retries made so far.
+func TaskFromContext(ctx context.Context) (heddle.TaskMessage, bool) {
+	t, ok := ctx.Value(workerTaskKey{}).(*heddle.TaskMessage)
+	if !ok {
+		return heddle.TaskMessage{}, false
+	}
+	return *t, true
+}
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// workerCheckOutputType rejects an output type whose JSON form cannot be
+// an object. Interfaces and types with their own MarshalJSON are checked
+// per result instead.
+func workerCheckOutputType(t reflect.Type) error {
+	for {
+		if t.Kind() == reflect.Interface || t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) {
+			return nil
+		}
+		if t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+			return fmt.Errorf("%w: %v encodes as a JSON string (it has MarshalText); return a struct or a map", ErrOutputNotObject, t)
+		}
+		if t.Kind() != reflect.Pointer {
+			break
+		}
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return nil
+	case reflect.Map:
+		k := t.Key()
+		if k.Kind() == reflect.String || k.Implements(textMarshalerType) ||
+			(k.Kind() >= reflect.Int && k.Kind() <= reflect.Uintptr) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v has keys of type %v, which encoding/json cannot write", ErrOutputNotObject, t, k)
+	}
+	return fmt.Errorf("%w: %v does not encode as a JSON object; return a struct or a map", ErrOutputNotObject, t)
+}

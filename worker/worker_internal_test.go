@@ -1,0 +1,406 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/membus"
+)
+
+type workerBenchItem struct {
+	SKU   string  `json:"sku"`
+	Qty   int     `json:"qty" jsonschema:"minimum=1"`
+	Price float64 `json:"price"`
+}
+
+type workerBenchIn struct {
+	Customer string            `json:"customer"`
+	Items    []workerBenchItem `json:"items"`
+}
+
+type workerBenchOut struct {
+	Lines int     `json:"lines"`
+	Total float64 `json:"total"`
+}
+
+func workerBenchHandler(_ context.Context, in workerBenchIn) (workerBenchOut, error) {
+	out := workerBenchOut{Lines: len(in.Items)}
+	for _, it := range in.Items {
+		out.Total += float64(it.Qty) * it.Price
+	}
+	return out, nil
+}
+
+func workerBenchTask(b *testing.B, workerType string, items int) []byte {
+	b.Helper()
+	list := make([]any, items)
+	for i := range list {
+		list[i] = map[string]any{"sku": fmt.Sprintf("sku-%d", i), "qty": i + 1, "price": 2.5}
+	}
+	data, err := heddle.NewTaskMessage(workerType, map[string]any{"customer": "acme", "items": list}).Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkWorkerInputDecode compares the two ways a typed worker can get
+// its In: decoding the payload's own bytes (what the worker does) or
+// re-encoding the decoded payload map and decoding that.
+func BenchmarkWorkerInputDecode(b *testing.B) {
+	for _, items := range []int{3, 100} {
+		data := workerBenchTask(b, "bench", items)
+		task, err := heddle.DecodeTaskMessage(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("items=%d/raw_payload", items), func(b *testing.B) {
+			decode := workerInputDecoder[workerBenchIn]()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(&task, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("items=%d/map_round_trip", items), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				raw, err := json.Marshal(task.Payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var in workerBenchIn
+				if err := json.Unmarshal(raw, &in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWorkerRoundTrip measures one task at a time through a Worker on
+// membus: publish the task, wait for its result. The baseline is the same
+// exchange with a plain subscriber that answers each message with its own
+// bytes, so the difference is the worker's cost (decode, contracts,
+// handler, result encode).
+func BenchmarkWorkerRoundTrip(b *testing.B) {
+	data := workerBenchTask(b, "bench_rt", 3)
+	b.Run("baseline=membus_echo", func(b *testing.B) {
+		br := membus.New()
+		defer br.Close()
+		ctx := context.Background()
+		sub, err := br.Subscribe(ctx, heddle.WorkerSubject("bench_rt", heddle.TierStandard), func(ctx context.Context, m *bus.Msg) error {
+			return br.Publish(ctx, &bus.Msg{Subject: heddle.SubjectResultsDefault, Data: m.Data})
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		workerBenchExchange(b, br, data)
+	})
+	b.Run("worker=typed", func(b *testing.B) {
+		br := membus.New()
+		defer br.Close()
+		w, err := New(br, "bench_rt", workerBenchHandler, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		<-w.Ready()
+		workerBenchExchange(b, br, data)
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		if s := w.Stats(); s.Failed != 0 {
+			b.Fatalf("stats %+v", s)
+		}
+	})
+}
+
+func workerBenchExchange(b *testing.B, br bus.Bus, data []byte) {
+	ctx := context.Background()
+	answered := make(chan struct{}, 1)
+	sub, err := br.Subscribe(ctx, heddle.SubjectResultsDefault, func(context.Context, *bus.Msg) error {
+		answered <- struct{}{}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	subject := heddle.WorkerSubject("bench_rt", heddle.TierStandard)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := br.Publish(ctx, &bus.Msg{Subject: subject, Data: data}); err != nil {
+			b.Fatal(err)
+		}
+		<-answered
+	}
+}
+
+func TestDecodeTaskPayloadGivesThePayloadBytesEncodingJSONReads(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want string
+	}{
+		{"a plain message", `{"task_id":"a","payload":{"x":1},"worker_type":"w"}`, `{"x":1}`},
+		{"whitespace everywhere", " {\n \"payload\" :\t{ \"x\" : [1, 2] } , \"worker_type\":\"w\"}\n", `{ "x" : [1, 2] }`},
+		{"a payload key nested in another field is skipped", `{"worker_type":"w","metadata":{"payload":{"no":1}},"payload":{"yes":1}}`, `{"yes":1}`},
+		{"strings holding braces and escaped quotes", `{"worker_type":"w","note":"}\"{[","payload":{"s":"a\"}b"}}`, `{"s":"a\"}b"}`},
+		{"an escaped key is the same key", `{"worker_type":"w","pay\u006coad":{"x":2}}`, `{"x":2}`},
+		{"a key differing in case is another key", `{"worker_type":"w","payload":{"x":1},"PAYLOAD":{"x":2}}`, `{"x":1}`},
+		{"a repeated key keeps its last value", `{"worker_type":"w","payload":{"x":1},"payload":{"x":3}}`, `{"x":3}`},
+		{"numbers and literals before it", `{"worker_type":"w","max_retries":2,"parent_task_id":null,"ok":true,"payload":{}}`, `{}`},
+		{"a big number in the payload", `{"worker_type":"w","payload":{"n":1e300}}`, `{"n":1e300}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, got, err := heddle.DecodeTaskPayload([]byte(tt.data))
+			if err != nil || string(got) != tt.want {
+				t.Errorf("DecodeTaskPayload = %q, %v; want %q", got, err, tt.want)
+			}
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(tt.data), &fields); err != nil {
+				t.Fatal(err)
+			}
+			if string(fields["payload"]) != tt.want {
+				t.Errorf("encoding/json reads %q; the test's expectation is wrong", fields["payload"])
+			}
+			if raw, err := workerRawPayload(&m, got); err != nil || string(raw) != tt.want {
+				t.Errorf("workerRawPayload = %q, %v; want %q", raw, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWorkerRawPayloadEncodesTheDecodedPayloadWhenThereAreNoBytes(t *testing.T) {
+	m := heddle.TaskMessage{Payload: map[string]any{"b": 1.5, "a": "x"}}
+	got, err := workerRawPayload(&m, nil)
+	if err != nil || string(got) != `{"a":"x","b":1.5}` {
+		t.Fatalf("workerRawPayload = %q, %v", got, err)
+	}
+}
+
+func FuzzDecodeTaskPayload(f *testing.F) {
+	f.Add([]byte(`{"task_id":"a","worker_type":"w","payload":{"x":[1,{"y":"}"}]}}`))
+	f.Add([]byte(`{"worker_type":"w","payload":{},"pay\u006coad":{"z":null}}`))
+	f.Add([]byte(`{"worker_type":"w","payload":{"a":"\\\""},"metadata":{"payload":1}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, got, err := heddle.DecodeTaskPayload(data)
+		full, fullErr := heddle.DecodeTaskMessage(data)
+		if (err == nil) != (fullErr == nil) || err != nil && err.Error() != fullErr.Error() {
+			t.Fatalf("DecodeTaskPayload's verdict %v differs from DecodeTaskMessage's %v", err, fullErr)
+		}
+		if err != nil {
+			if got != nil {
+				t.Fatalf("DecodeTaskPayload rejected %q but returned payload bytes %q", data, got)
+			}
+			return
+		}
+		if !reflect.DeepEqual(m.Payload, full.Payload) {
+			t.Fatalf("payloads differ: %#v and %#v", m.Payload, full.Payload)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(data, &fields); err != nil {
+			t.Fatalf("DecodeTaskMessage accepted what encoding/json rejects: %v", err)
+		}
+		if !bytes.Equal(got, fields["payload"]) {
+			t.Fatalf("DecodeTaskPayload's payload is %q; encoding/json reads %q", got, fields["payload"])
+		}
+	})
+}
+
+type workerTestKey struct{}
+
+// newTestTaskContext returns a task context whose deadline is in d, on
+// values carrying workerTestKey, and the function cancelling its force
+// context.
+func newTestTaskContext(t *testing.T, d time.Duration) (*workerTaskContext, context.CancelFunc) {
+	t.Helper()
+	values := context.WithoutCancel(context.WithValue(context.Background(), workerTestKey{}, "run value"))
+	force, cancel := context.WithCancel(values)
+	t.Cleanup(cancel)
+	return &workerTaskContext{values: values, force: force, deadline: time.Now().Add(d),
+		task: heddle.TaskMessage{TaskID: "t1", WorkerType: "w"}}, cancel
+}
+
+// requireEnded requires c to have ended with want, consistently through
+// Err, Done and context.Cause, and a context derived from it to have
+// ended too.
+func requireEnded(t *testing.T, c context.Context, want error) {
+	t.Helper()
+	if err := c.Err(); err != want {
+		t.Fatalf("Err() = %v, want %v", err, want)
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done() is open after Err() reported the end")
+	}
+	if err := context.Cause(c); err != want {
+		t.Fatalf("context.Cause = %v, want %v", err, want)
+	}
+	child, cancel := context.WithCancel(c)
+	defer cancel()
+	if err := child.Err(); err != want {
+		t.Fatalf("a child's Err() = %v, want %v", err, want)
+	}
+}
+
+func TestWorkerTaskContextCarriesTheTaskTheValuesAndTheDeadline(t *testing.T) {
+	c, _ := newTestTaskContext(t, time.Hour)
+	defer c.end()
+	task, ok := TaskFromContext(c)
+	if !ok || task.TaskID != "t1" {
+		t.Fatalf("TaskFromContext = %+v, %v", task, ok)
+	}
+	if v := c.Value(workerTestKey{}); v != "run value" {
+		t.Fatalf("Value(run key) = %v", v)
+	}
+	if d, ok := c.Deadline(); !ok || !d.Equal(c.deadline) {
+		t.Fatalf("Deadline() = %v, %v; want %v", d, ok, c.deadline)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("Err() before the end = %v", err)
+	}
+	if context.Cause(c) != nil {
+		t.Fatalf("context.Cause before the end = %v", context.Cause(c))
+	}
+	// Once the standard context exists the answers stay the same.
+	select {
+	case <-c.Done():
+		t.Fatal("Done() closed before the end")
+	default:
+	}
+	if v := c.Value(workerTestKey{}); v != "run value" {
+		t.Fatalf("Value(run key) after Done = %v", v)
+	}
+	if task, ok := TaskFromContext(c); !ok || task.TaskID != "t1" {
+		t.Fatalf("TaskFromContext after Done = %+v, %v", task, ok)
+	}
+	if err := c.Err(); err != nil || context.Cause(c) != nil {
+		t.Fatalf("after Done: Err() = %v, Cause = %v", err, context.Cause(c))
+	}
+}
+
+func TestWorkerTaskContextEndsLikeContextWithTimeout(t *testing.T) {
+	tests := []struct {
+		name string
+		// run ends the context, maybe calling Done first, and returns the
+		// error it must end with.
+		run func(c *workerTaskContext, cancelForce context.CancelFunc) error
+	}{
+		{"the attempt returns, nobody waiting", func(c *workerTaskContext, _ context.CancelFunc) error {
+			c.end()
+			return context.Canceled
+		}},
+		{"the attempt returns while Done is waited on", func(c *workerTaskContext, _ context.CancelFunc) error {
+			done := c.Done()
+			c.end()
+			<-done
+			return context.Canceled
+		}},
+		{"the worker cancels its handlers, nobody waiting", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+			cancelForce()
+			return context.Canceled
+		}},
+		{"the worker cancels its handlers while Done is waited on", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+			done := c.Done()
+			cancelForce()
+			<-done
+			return context.Canceled
+		}},
+		{"the deadline passes while Done is waited on", func(c *workerTaskContext, _ context.CancelFunc) error {
+			c.deadline = time.Now().Add(20 * time.Millisecond)
+			<-c.Done()
+			return context.DeadlineExceeded
+		}},
+		{"the deadline has passed, nobody waiting", func(c *workerTaskContext, _ context.CancelFunc) error {
+			c.deadline = time.Now().Add(-time.Millisecond)
+			return context.DeadlineExceeded
+		}},
+		{"a verdict given by Err stands when the handlers are cancelled later", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+			c.deadline = time.Now().Add(-time.Millisecond)
+			if err := c.Err(); err != context.DeadlineExceeded {
+				return fmt.Errorf("Err() = %v before Done", err)
+			}
+			cancelForce()
+			c.end()
+			return context.DeadlineExceeded
+		}},
+		{"ending after the deadline keeps DeadlineExceeded", func(c *workerTaskContext, _ context.CancelFunc) error {
+			c.deadline = time.Now().Add(-time.Millisecond)
+			_ = c.Done()
+			c.end()
+			return context.DeadlineExceeded
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, cancelForce := newTestTaskContext(t, time.Hour)
+			want := tt.run(c, cancelForce)
+			requireEnded(t, c, want)
+			c.end() // idempotent
+			requireEnded(t, c, want)
+		})
+	}
+}
+
+func TestWorkerTaskContextEndsWhatIsDerivedFromIt(t *testing.T) {
+	c, _ := newTestTaskContext(t, time.Hour)
+	child, cancel := context.WithTimeout(c, time.Hour)
+	defer cancel()
+	ran := make(chan struct{})
+	stop := context.AfterFunc(c, func() { close(ran) })
+	defer stop()
+	if child.Err() != nil {
+		t.Fatalf("child ended early: %v", child.Err())
+	}
+	c.end()
+	<-child.Done()
+	<-ran
+	if child.Err() != context.Canceled || context.Cause(child) != context.Canceled {
+		t.Fatalf("child: Err() = %v, Cause = %v", child.Err(), context.Cause(child))
+	}
+}
+
+func TestWorkerTaskContextIsSafeForConcurrentUse(t *testing.T) {
+	for range 50 {
+		c, cancelForce := newTestTaskContext(t, time.Millisecond)
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				switch i {
+				case 0:
+					<-c.Done()
+				case 1:
+					_ = c.Err()
+					_ = c.Value(workerTestKey{})
+				case 2:
+					c.end()
+				case 3:
+					cancelForce()
+				}
+			})
+		}
+		wg.Wait()
+		err := c.Err()
+		if err != context.Canceled && err != context.DeadlineExceeded {
+			t.Fatalf("Err() = %v", err)
+		}
+		requireEnded(t, c, err)
+	}
+}

@@ -1,0 +1,549 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/wire"
+)
+
+// Reasons of worker.failed events: why a task failed or a message was
+// dropped. They are the "reason" attribute of the log record.
+const (
+	workerReasonDecode         = "decode"               // not a valid TaskMessage
+	workerReasonWrongType      = "worker_type_mismatch" // a task for another worker type
+	workerReasonInputContract  = "input_contract"       // payload violates the input schema
+	workerReasonInputDecode    = "input_decode"         // payload does not decode into In
+	workerReasonOutputContract = "output_contract"      // output violates the output schema
+	workerReasonOutputEncode   = "output_encode"        // output is not a JSON object
+	workerReasonHandler        = "handler_error"        // retryable error, retries exhausted
+	workerReasonPermanent      = "permanent_error"      // Permanent error from the handler
+	workerReasonPanic          = "panic"                // the handler panicked
+	workerReasonTimeout        = "timeout"              // TaskTimeout expired
+	workerReasonShutdown       = "shutdown"             // drain timeout cancelled the task
+	workerReasonPublish        = "publish"              // the result could not be published
+)
+
+// workerHandlerError is how a failed attempt is reported: why, the error
+// text of the failed result, an output the failed result still carries
+// (the exec worker's exit code and stderr), and whether to retry.
+type workerHandlerError struct {
+	reason    string
+	err       error
+	output    map[string]any
+	permanent bool
+	stack     []byte // of a panic, for the log
+}
+
+func (e *workerHandlerError) Error() string { return e.err.Error() }
+func (e *workerHandlerError) Unwrap() error { return e.err }
+
+// deliver runs on a subscription's delivery goroutine: it decodes the task
+// and hands it to the pool, waiting while every pool goroutine is busy, so
+// the bus's pending limits apply beyond Concurrency.
+func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
+	job := new(workerJob)
+	decoded, payload, err := heddle.DecodeTaskPayload(msg.Data)
+	job.task = decoded
+	task := &job.task
+	if err != nil {
+		w.reject(msg.Data, workerReasonDecode, err)
+		return nil
+	}
+	job.payload = payload
+	if task.WorkerType != w.workerType {
+		w.reject(msg.Data, workerReasonWrongType, fmt.Errorf("task for worker_type %q was delivered on %s to worker %q",
+			task.WorkerType, msg.Subject, w.workerType))
+		return nil
+	}
+	w.stats.received.Add(1)
+	if w.log.Enabled(w.values, slog.LevelInfo) {
+		w.logTask(slog.LevelInfo, "worker.received", task)
+	}
+
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		return nil
+	}
+	w.tasks.Add(1)
+	w.mu.Unlock()
+	select {
+	case w.jobs <- job:
+	case <-ctx.Done():
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		w.tasks.Done()
+	case <-w.handlerCtx.Done():
+		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		w.tasks.Done()
+	}
+	return nil
+}
+
+// workerJob is one task handed to the pool, with its payload's bytes as
+// they came on the wire.
+type workerJob struct {
+	task    heddle.TaskMessage
+	payload []byte
+}
+
+// serve is one goroutine of the pool.
+func (w *Worker) serve() {
+	var pub workerPublishContext
+	defer pub.stop()
+	for job := range w.jobs {
+		w.process(job, &pub)
+	}
+}
+
+func (w *Worker) abandoned() *workerHandlerError {
+	return &workerHandlerError{reason: workerReasonShutdown, permanent: true,
+		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrWorkerShutdown)}
+}
+
+// process runs one task on a pool goroutine and publishes its result.
+func (w *Worker) process(job *workerJob, pub *workerPublishContext) {
+	defer w.tasks.Done()
+	start := time.Now()
+	out, failure := w.execute(&job.task, job.payload)
+	w.finish(&job.task, start, out, failure, pub)
+}
+
+// execute checks the input, runs the handler with retries and checks the
+// output. It returns the output object or why the task failed.
+func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *workerHandlerError) {
+	if err := w.contract.ValidateInput(task.Payload); err != nil {
+		return nil, &workerHandlerError{reason: workerReasonInputContract, err: err, permanent: true}
+	}
+	first := task.RetryCount
+	for {
+		out, f := w.attempt(task, payload)
+		if f == nil {
+			if err := w.contract.ValidateOutput(out); err != nil {
+				return nil, &workerHandlerError{reason: workerReasonOutputContract, err: err, permanent: true}
+			}
+			return out, nil
+		}
+		if f.permanent {
+			return nil, f
+		}
+		retries := task.RetryCount - first
+		if task.RetryCount >= task.MaxRetries {
+			f.err = fmt.Errorf("failed after %d attempt(s) (max_retries %d, retry_count %d): %w",
+				retries+1, task.MaxRetries, task.RetryCount, f.err)
+			return nil, f
+		}
+		task.RetryCount++
+		w.stats.retried.Add(1)
+		delay := w.retryDelay(retries)
+		w.logTask(slog.LevelInfo, "worker.retry", task,
+			slog.Int("retry_count", task.RetryCount), slog.Int("max_retries", task.MaxRetries),
+			slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
+		if !w.wait(delay) {
+			return nil, &workerHandlerError{reason: workerReasonShutdown, permanent: true,
+				err: fmt.Errorf("%w: waiting to retry after: %w", ErrWorkerShutdown, f.err)}
+		}
+	}
+}
+
+// retryDelay is the backoff before retry n+1: RetryBackoff doubled n
+// times, capped at MaxRetryBackoff.
+func (w *Worker) retryDelay(n int) time.Duration {
+	d := w.backoff
+	for ; n > 0 && d < w.maxBackoff; n-- {
+		d *= 2
+	}
+	return min(d, w.maxBackoff)
+}
+
+// wait waits d, or reports false when handlers are cancelled first.
+func (w *Worker) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.handlerCtx.Done():
+		return false
+	}
+}
+
+// attempt runs the handler once, under TaskTimeout, turning a panic into a
+// failure.
+func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, f *workerHandlerError) {
+	ctx := &workerTaskContext{values: w.values, force: w.handlerCtx, deadline: time.Now().Add(w.taskTimeout), task: *task}
+	defer ctx.end()
+	defer func() {
+		if r := recover(); r != nil {
+			w.stats.panics.Add(1)
+			out, f = nil, &workerHandlerError{reason: workerReasonPanic, permanent: true,
+				err: fmt.Errorf("handler panicked: %v", r), stack: debug.Stack()}
+		}
+	}()
+	out, err := w.handle(ctx, task, payload)
+	if err != nil {
+		return nil, w.classify(ctx, err)
+	}
+	return out, nil
+}
+
+// workerTaskContext is the context of one handler attempt: Run's values,
+// the task TaskFromContext returns, and a deadline TaskTimeout away. It is
+// cancelled when the attempt returns, when the deadline passes and when
+// the worker cancels its handlers, with the errors (and causes)
+// context.WithTimeout would give: context.Canceled,
+// context.DeadlineExceeded and context.Canceled.
+//
+// It is context.WithTimeout made lazy: the standard context, with its
+// timer, is made only when Done is first called, so that a handler that
+// never waits on its context costs one allocation. Until then Err compares
+// the clock with the deadline, and Value answers from Run's values, which
+// (made by context.WithoutCancel) hold no cancellation for context.Cause
+// to find, so Cause falls back on Err.
+type workerTaskContext struct {
+	values   context.Context // Run's values, never cancelled
+	force    context.Context // cancelled with the worker's handlers
+	deadline time.Time
+	task     heddle.TaskMessage // as it was when the attempt began
+
+	mu  sync.Mutex
+	err error // the verdict given while there was no standard context
+	std atomic.Pointer[workerStdContext]
+}
+
+// workerStdContext is the standard context a workerTaskContext stands for
+// once Done has been called.
+type workerStdContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Deadline returns the attempt's deadline.
+func (c *workerTaskContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value returns the task for workerTaskKey, and otherwise the value of
+// the context it stands for.
+func (c *workerTaskContext) Value(key any) any {
+	if _, ok := key.(workerTaskKey); ok {
+		return &c.task
+	}
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Value(key)
+	}
+	return c.values.Value(key)
+}
+
+// Done returns the standard context's Done channel, making that context
+// on first use.
+func (c *workerTaskContext) Done() <-chan struct{} { return c.standard().Done() }
+
+// Err returns why the context ended, or nil.
+func (c *workerTaskContext) Err() error {
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		return std.ctx.Err()
+	}
+	if c.err == nil {
+		switch {
+		case c.force.Err() != nil:
+			c.err = context.Canceled
+		case !time.Now().Before(c.deadline):
+			c.err = context.DeadlineExceeded
+		}
+	}
+	return c.err
+}
+
+// String names the context, as the standard ones do.
+func (c *workerTaskContext) String() string { return "worker.Worker task context" }
+
+// standard returns the standard context c stands for, making it on first
+// use: context.WithDeadline of the worker's handler context, or, when Err
+// has already given a verdict, a context that gives the same one.
+func (c *workerTaskContext) standard() context.Context {
+	if std := c.std.Load(); std != nil {
+		return std.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		return std.ctx
+	}
+	std := new(workerStdContext)
+	switch c.err {
+	case nil:
+		std.ctx, std.cancel = context.WithDeadline(c.force, c.deadline)
+	case context.DeadlineExceeded:
+		// Past its deadline already; not tied to force, whose later
+		// cancellation must not change the verdict given.
+		std.ctx, std.cancel = context.WithDeadline(c.values, c.deadline)
+	default:
+		std.ctx, std.cancel = context.WithCancel(c.values)
+		std.cancel()
+	}
+	c.std.Store(std)
+	return std.ctx
+}
+
+// end cancels the context: the attempt has returned.
+func (c *workerTaskContext) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if std := c.std.Load(); std != nil {
+		std.cancel()
+		return
+	}
+	if c.err == nil {
+		c.err = context.Canceled
+	}
+}
+
+// classify decides how a handler error is reported and whether it is
+// retried.
+func (w *Worker) classify(ctx context.Context, err error) *workerHandlerError {
+	var he *workerHandlerError
+	errors.As(err, &he)
+	var output map[string]any
+	if he != nil {
+		output = he.output
+	}
+	switch {
+	case w.handlerCtx.Err() != nil:
+		return &workerHandlerError{reason: workerReasonShutdown, output: output, permanent: true,
+			err: fmt.Errorf("%w (Config.DrainTimeout %s expired): %w", ErrWorkerShutdown, w.drainTimeout, err)}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &workerHandlerError{reason: workerReasonTimeout, output: output, permanent: true,
+			err: fmt.Errorf("%w after %s (Config.TaskTimeout): %w", ErrTaskTimeout, w.taskTimeout, err)}
+	case he != nil:
+		c := *he
+		if c.reason == "" {
+			c.reason = workerReasonHandler
+		}
+		c.permanent = c.permanent || IsPermanent(he.err)
+		return &c
+	case IsPermanent(err):
+		return &workerHandlerError{reason: workerReasonPermanent, err: err, permanent: true}
+	}
+	return &workerHandlerError{reason: workerReasonHandler, err: err}
+}
+
+// finish publishes the task's result and records the outcome: one event
+// and one counter per task. pub is the calling pool goroutine's publish
+// context; nil makes one for this result alone.
+func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *workerHandlerError, pub *workerPublishContext) {
+	now := time.Now()
+	// As task.Result makes it; token_usage is {} on the wire whether the
+	// map is empty or nil.
+	r := heddle.TaskResult{
+		TaskID:           task.TaskID,
+		ParentTaskID:     task.ParentTaskID,
+		WorkerType:       task.WorkerType,
+		Status:           heddle.StatusCompleted,
+		Output:           out,
+		ProcessingTimeMS: int(now.Sub(start).Milliseconds()),
+		CompletedAt:      now.UTC().Truncate(time.Microsecond),
+	}
+	if f != nil {
+		r.Status, r.Output = heddle.StatusFailed, f.output
+		if f.err != nil {
+			r.Error = f.err.Error()
+		}
+	}
+	if task.RetryCount > 0 {
+		// Not a TaskResult field: carried as an extra one, which Go decoders
+		// keep and pydantic ignores.
+		r.Extra = map[string]json.RawMessage{"retry_count": strconv.AppendInt(nil, int64(task.RetryCount), 10)}
+	}
+	data, err := w.encodeResult(&r)
+	if err != nil && f == nil {
+		f = &workerHandlerError{reason: workerReasonOutputEncode, err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
+		r.Status, r.Output, r.Error = heddle.StatusFailed, nil, f.err.Error()
+		data, err = w.encodeResult(&r)
+	}
+	// Counted before the publish, so a caller holding the result sees it
+	// counted; a failed publish moves the task to PublishErrors.
+	outcome := &w.stats.completed
+	if f != nil {
+		outcome = &w.stats.failed
+	}
+	outcome.Add(1)
+	if err == nil {
+		if pub == nil {
+			pub = new(workerPublishContext)
+			defer pub.stop()
+		}
+		err = w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: r.Subject(), Data: data})
+	}
+	if err != nil {
+		outcome.Add(^uint64(0))
+		w.stats.publishErrors.Add(1)
+		attrs := []slog.Attr{slog.String("reason", workerReasonPublish), slog.String("subject", r.Subject()),
+			slog.String("status", string(r.Status)), slog.String("error", err.Error())}
+		if f != nil {
+			attrs = append(attrs, slog.String("cause", f.reason))
+		}
+		w.logTask(slog.LevelError, "worker.failed", task, attrs...)
+		return
+	}
+	if f == nil {
+		if w.log.Enabled(w.values, slog.LevelInfo) {
+			w.logTask(slog.LevelInfo, "worker.completed", task,
+				slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount))
+		}
+		return
+	}
+	level := slog.LevelWarn
+	attrs := []slog.Attr{slog.String("reason", f.reason), slog.String("error", f.err.Error()),
+		slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount)}
+	if f.stack != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("stack", string(f.stack)))
+	}
+	w.logTask(level, "worker.failed", task, attrs...)
+}
+
+// encodeResult validates r and returns its wire form, in a buffer sized
+// from the results encoded before, so that it is allocated once.
+func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	hint := max(int(w.resultSize.Load())+64, 256)
+	data, err := r.AppendJSON(make([]byte, 0, hint))
+	if err == nil {
+		w.resultSize.Store(int64(len(data)))
+	}
+	return data, err
+}
+
+// workerPublishContext is a pool goroutine's context for publishing
+// results: Run's values with a deadline workerPublishTimeout after it was
+// made, renewed once less than workerPublishTimeout-workerPublishRenew is
+// left. Results published within about a second so share one timer, and
+// each publish is still bounded, by at least
+// workerPublishTimeout-workerPublishRenew and at most
+// workerPublishTimeout.
+type workerPublishContext struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// get returns the context for a publish starting at now.
+func (p *workerPublishContext) get(values context.Context, now time.Time) context.Context {
+	if p.ctx == nil || p.deadline.Sub(now) < workerPublishTimeout-workerPublishRenew {
+		p.stop()
+		p.deadline = now.Add(workerPublishTimeout)
+		p.ctx, p.cancel = context.WithDeadline(values, p.deadline)
+	}
+	return p.ctx
+}
+
+// stop releases the context's timer.
+func (p *workerPublishContext) stop() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+}
+
+// reject drops a message that is not a task for this worker. When its
+// task_id (and parent_task_id) can be read, a failed result is published
+// so the caller does not wait for an answer that will never come.
+func (w *Worker) reject(data []byte, reason string, cause error) {
+	w.stats.malformed.Add(1)
+	var ids struct {
+		TaskID       any `json:"task_id"`
+		ParentTaskID any `json:"parent_task_id"`
+	}
+	_ = json.Unmarshal(data, &ids)
+	taskID, _ := ids.TaskID.(string)
+	parentID, _ := ids.ParentTaskID.(string)
+	published := false
+	if taskID != "" {
+		r := heddle.NewTaskResult(taskID, w.workerType, heddle.StatusFailed)
+		r.ParentTaskID = parentID
+		r.Error = fmt.Sprintf("task rejected by worker %q: %v", w.workerType, cause)
+		if b, err := r.Encode(); err == nil {
+			ctx, cancel := context.WithTimeout(w.values, workerPublishTimeout)
+			published = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: b}) == nil
+			cancel()
+		}
+	}
+	w.log.LogAttrs(w.values, slog.LevelWarn, "worker.failed",
+		slog.String("task_id", taskID), slog.String("parent_task_id", parentID),
+		slog.String("reason", reason), slog.String("error", cause.Error()),
+		slog.Bool("result_published", published), slog.Int("bytes", len(data)))
+}
+
+func (w *Worker) logTask(level slog.Level, event string, task *heddle.TaskMessage, attrs ...slog.Attr) {
+	if !w.log.Enabled(w.values, level) {
+		return
+	}
+	all := make([]slog.Attr, 0, 3+len(attrs))
+	all = append(all, slog.String("task_id", task.TaskID), slog.String("parent_task_id", task.ParentTaskID),
+		slog.String("model_tier", string(task.ModelTier)))
+	w.log.LogAttrs(w.values, level, event, append(all, attrs...)...)
+}
+
+// workerInputDecoder returns how a typed worker reads its In: the decoded
+// payload itself for map[string]any, otherwise In decoded from the
+// payload's bytes on the wire (which avoids re-encoding the payload map and
+// keeps numbers exact).
+func workerInputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, error) {
+	if _, ok := any((*In)(nil)).(*map[string]any); ok {
+		return func(task *heddle.TaskMessage, _ []byte) (In, error) {
+			return any(task.Payload).(In), nil
+		}
+	}
+	return func(task *heddle.TaskMessage, data []byte) (In, error) {
+		var in In
+		raw, err := workerRawPayload(task, data)
+		if err != nil {
+			return in, err
+		}
+		err = json.Unmarshal(raw, &in)
+		return in, err
+	}
+}
+
+// workerOutputObject turns a typed handler's output into the result's
+// output object. Numbers become float64, as in every decoded payload (see
+// DecodeTaskMessage), which also keeps the contract check on its fast path.
+func workerOutputObject[Out any](out Out) (map[string]any, error) {
+	if m, ok := any(out).(map[string]any); ok {
+		return m, nil
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
+	}
+	v, err := wire.DecodeAny(b)
+	if err != nil {
+		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		return v, nil
+	case nil:
+		return nil, nil
+	}
+	return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+		err: fmt.Errorf("%w: the handler returned a JSON %s", ErrOutputNotObject, wire.KindName(b))}
+}
