@@ -30,13 +30,23 @@ const (
 	SubjectResultsDefault = "heddle.results.default"
 	// SubjectResultsAll matches every result subject, for monitors.
 	SubjectResultsAll = "heddle.results.>"
-	// RouterQueueGroup is the queue group Router replicas share on
-	// SubjectTasksIncoming.
+	// RouterQueueGroup is the queue group Go router replicas share on
+	// SubjectTasksIncoming, so that several Go routers split the load.
+	// The Python router subscribes without a queue group: every Python
+	// router sees every task. Run one kind of router per mesh: a Python
+	// router beside Go routers would route each task once more.
 	RouterQueueGroup = "router"
+	// OrchestratorQueueGroup is the queue group orchestrators share on
+	// SubjectGoalsIncoming, as the Python Heddle names it.
+	OrchestratorQueueGroup = "orchestrators"
+	// PipelineQueueGroup is the queue group pipelines share on
+	// SubjectGoalsIncoming, as the Python Heddle names it.
+	PipelineQueueGroup = "pipelines"
 
 	subjectTasksPrefix   = "heddle.tasks."
 	subjectResultsPrefix = "heddle.results."
-	workerQueuePrefix    = "workers."
+	workerQueuePrefix    = "processors-"
+	llmWorkerQueuePrefix = "workers-"
 )
 
 // WorkerSubject is the subject the Router forwards tasks of workerType at
@@ -51,10 +61,19 @@ func WorkerSubjectAllTiers(workerType string) string {
 	return subjectTasksPrefix + workerType + ".*"
 }
 
-// WorkerQueueGroup is the queue group the replicas of workerType share:
-// workers.{worker_type}.
+// WorkerQueueGroup is the queue group the processor workers of
+// workerType share: processors-{worker_type}, as the Python processor
+// workers and every Heddle SDK name it, so that a Go worker and a
+// Python one of the same type split the tasks and none runs twice.
 func WorkerQueueGroup(workerType string) string {
 	return workerQueuePrefix + workerType
+}
+
+// LLMWorkerQueueGroup is the queue group of the Python Heddle's LLM
+// workers of workerType: workers-{worker_type}. A Go worker that joins
+// such a pool sets worker.Config.QueueGroup to it.
+func LLMWorkerQueueGroup(workerType string) string {
+	return llmWorkerQueuePrefix + workerType
 }
 
 // ValidateWorkerType reports whether workerType can name a worker: it must

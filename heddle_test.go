@@ -230,11 +230,30 @@ func TestSubjectHelpers(t *testing.T) {
 	if !bus.Match(heddle.SubjectResultsAll, heddle.ResultSubject("x")) {
 		t.Errorf("the all-results subject does not match a result subject")
 	}
-	if got := heddle.WorkerQueueGroup("summarizer"); got != "workers.summarizer" || bus.ValidateQueue(got) != nil {
-		t.Errorf("WorkerQueueGroup = %q", got)
+}
+
+// The Heddle SDK porting guide: processor workers of every SDK share
+// processors-{worker_type}; the Python LLM workers use
+// workers-{worker_type}; the Python CLI runs pipelines in "pipelines" and
+// orchestrators in "orchestrators". A Go actor in another group would
+// run each task or goal a second time in a mixed mesh.
+func TestQueueGroupsAreThoseOfThePortingGuide(t *testing.T) {
+	tests := []struct{ name, got, want string }{
+		{"processor workers", heddle.WorkerQueueGroup("summarizer"), "processors-summarizer"},
+		{"Python LLM workers", heddle.LLMWorkerQueueGroup("summarizer"), "workers-summarizer"},
+		{"pipelines", heddle.PipelineQueueGroup, "pipelines"},
+		{"orchestrators", heddle.OrchestratorQueueGroup, "orchestrators"},
+		{"Go routers", heddle.RouterQueueGroup, "router"},
 	}
-	if heddle.RouterQueueGroup != "router" {
-		t.Errorf("RouterQueueGroup = %q", heddle.RouterQueueGroup)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("queue group %q, want %q", tt.got, tt.want)
+			}
+			if err := bus.ValidateQueue(tt.got); err != nil {
+				t.Errorf("queue group %q is not valid: %v", tt.got, err)
+			}
+		})
 	}
 }
 

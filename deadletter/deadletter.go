@@ -166,7 +166,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-
 func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 	d, err := heddle.DecodeDeadLetter(msg.Data)
 	if err != nil {

@@ -23,7 +23,7 @@ const (
 	// DefaultQueueGroup is the queue group Orchestrator
 	// replicas share on SubjectGoalsIncoming, so each goal is processed
 	// once.
-	DefaultQueueGroup = "orchestrator"
+	DefaultQueueGroup = heddle.OrchestratorQueueGroup
 	// DefaultDrainTimeout bounds an Orchestrator's shutdown:
 	// the time from the end of Run's context until the goals still in
 	// progress are cancelled.

@@ -19,9 +19,6 @@ const (
 	// GoalRoot is the first token of mapping paths into the goal
 	// (goal.instruction, goal.context.<...>); no stage may be named so.
 	GoalRoot = "goal"
-	// PipelineQueueGroupPrefix starts the default queue group of a
-	// pipeline on SubjectGoalsIncoming: pipeline.{name}.
-	PipelineQueueGroupPrefix = "pipeline."
 )
 
 // Stage is one step of a Pipeline: a task for WorkerType whose payload is
@@ -97,9 +94,10 @@ type Config struct {
 	// MaxConcurrentGoals bounds the goals Run processes at once. Zero
 	// means orchestrator.DefaultMaxConcurrentGoals.
 	MaxConcurrentGoals int
-	// QueueGroup is Run's queue group on SubjectGoalsIncoming, shared by
-	// the replicas of this pipeline. Empty means PipelineQueueGroupPrefix
-	// followed by Name.
+	// QueueGroup is Run's queue group on SubjectGoalsIncoming. Empty
+	// means heddle.PipelineQueueGroup, which every pipeline shares, Go
+	// or Python, so that each goal runs once in a mixed mesh. Pipelines
+	// that must each see every goal give each its own group.
 	QueueGroup string
 	// dispatch.Direct publishes stage tasks straight to their worker's
 	// subject, WorkerSubject(worker_type, tier), instead of through the
@@ -217,7 +215,7 @@ func pipelineCompile(cfg Config) (*pipelinePlan, error) {
 		cfg.MaxConcurrentGoals = orchestrator.DefaultMaxConcurrentGoals
 	}
 	if cfg.QueueGroup == "" {
-		cfg.QueueGroup = PipelineQueueGroupPrefix + cfg.Name
+		cfg.QueueGroup = heddle.PipelineQueueGroup
 	}
 	for i := range cfg.Stages {
 		s := &cfg.Stages[i]
@@ -248,8 +246,8 @@ func (c *pipelineChecker) checkPipeline() {
 	cfg := c.cfg
 	if cfg.Name == "" {
 		c.add("", "name", "required")
-	} else if err := bus.ValidateQueue(PipelineQueueGroupPrefix + cfg.Name); err != nil {
-		c.add("", "name", "%q cannot be used in a queue group name (no whitespace or wildcards)", cfg.Name)
+	} else if err := bus.ValidatePublishSubject(cfg.Name); err != nil {
+		c.add("", "name", "%q cannot be used as a name: %v", cfg.Name, err)
 	}
 	if cfg.QueueGroup != "" {
 		if err := bus.ValidateQueue(cfg.QueueGroup); err != nil {

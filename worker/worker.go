@@ -63,8 +63,13 @@ var (
 type Config struct {
 	// Tiers lists the model tiers served; the worker subscribes to
 	// WorkerSubject(workerType, tier) for each, in queue group
-	// WorkerQueueGroup(workerType). Empty means every tier.
+	// QueueGroup. Empty means every tier.
 	Tiers []heddle.ModelTier
+	// QueueGroup is the queue group of the worker's subscriptions. Empty
+	// means heddle.WorkerQueueGroup(workerType), the group of processor
+	// workers in every Heddle SDK; a worker joining a pool of Python LLM
+	// workers uses heddle.LLMWorkerQueueGroup(workerType).
+	QueueGroup string
 	// Concurrency bounds the handlers running at once; zero means
 	// DefaultConcurrency. When every slot is busy, deliveries wait
 	// and the bus holds further tasks up to its pending limits.
@@ -144,6 +149,7 @@ type workerHandleFunc func(ctx context.Context, task *heddle.TaskMessage, payloa
 type Worker struct {
 	bus          bus.Bus
 	workerType   string
+	queue        string
 	tiers        []heddle.ModelTier
 	concurrency  int
 	taskTimeout  time.Duration
@@ -266,10 +272,15 @@ func newWorker(b bus.Bus, workerType string, handle workerHandleFunc, cfg Config
 			return nil, fmt.Errorf("%w: worker %q: Config.%s is negative; use zero for the default", heddle.ErrConfig, workerType, f.name)
 		}
 	}
+	queue := cmpOr(cfg.QueueGroup, heddle.WorkerQueueGroup(workerType))
+	if err := bus.ValidateQueue(queue); err != nil {
+		return nil, fmt.Errorf("%w: worker %q: Config.QueueGroup: %w", heddle.ErrConfig, workerType, err)
+	}
 	o := observe.New(opts...)
 	w := &Worker{
 		bus:          b,
 		workerType:   workerType,
+		queue:        queue,
 		tiers:        tiers,
 		concurrency:  cmpOr(cfg.Concurrency, DefaultConcurrency),
 		taskTimeout:  cmpOr(cfg.TaskTimeout, DefaultTaskTimeout),
@@ -363,7 +374,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.pool.Go(w.serve)
 	}
 
-	opts := []bus.SubscribeOption{bus.Queue(heddle.WorkerQueueGroup(w.workerType)), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
+	opts := []bus.SubscribeOption{bus.Queue(w.queue), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
 	subs := make([]bus.Subscription, 0, len(w.tiers))
 	for _, tier := range w.tiers {
 		subject := heddle.WorkerSubject(w.workerType, tier)
