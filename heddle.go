@@ -118,6 +118,11 @@ const (
 	ReasonRateLimited = "rate_limited"
 )
 
+// DefaultDrainTimeout bounds every long-running actor's shutdown when its
+// Config leaves DrainTimeout zero: the time from the end of Run's context
+// until the work still in progress is cancelled and Run returns.
+const DefaultDrainTimeout = 30 * time.Second
+
 // Defaults of the wire format, applied when a field is absent from a
 // decoded message and by the constructors.
 const (

@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -38,6 +39,10 @@ type Config struct {
 	// dead_letter.evicted and counted). Zero means
 	// DefaultCapacity.
 	Capacity int
+	// DrainTimeout bounds shutdown once Run's context ends: envelopes
+	// already delivered are stored until then. Zero means
+	// heddle.DefaultDrainTimeout.
+	DrainTimeout time.Duration
 }
 
 // Entry is one stored dead letter and the id this consumer gave
@@ -115,6 +120,9 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Consumer, error) {
 	if cfg.Capacity < 0 {
 		return nil, fmt.Errorf("%w: Capacity must not be negative, got %d", heddle.ErrConfig, cfg.Capacity)
 	}
+	if cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("%w: dead-letter consumer: Config.DrainTimeout must not be negative, got %v", heddle.ErrConfig, cfg.DrainTimeout)
+	}
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultCapacity
 	}
@@ -146,7 +154,7 @@ func (c *Consumer) Stats() Stats {
 
 // Run subscribes to heddle.SubjectDeadLetter and stores what arrives until ctx
 // ends; then it drains the subscription, storing what was already
-// delivered, and returns nil. It returns heddle.ErrStarted
+// delivered within Config.DrainTimeout, and returns nil. It returns heddle.ErrStarted
 // when Run was called before: a consumer runs once. The store
 // outlives Run: entries can be listed and replayed after it returns.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -160,7 +168,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("actor.subscribed", "subject", heddle.SubjectDeadLetter, "queue", "")
 	c.readyOnce.Do(func() { close(c.ready) })
 	<-ctx.Done()
-	if err := sub.Drain(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, bus.ErrClosed) {
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(c.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
+	defer cancel()
+	if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: dead-letter consumer draining %s: %w", heddle.SubjectDeadLetter, err)
 	}
 	return nil

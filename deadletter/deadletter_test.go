@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
@@ -300,4 +301,13 @@ func startConsumer(t *testing.T, b bus.Bus, cfg deadletter.Config) (*deadletter.
 	}
 	stop := testkit.StartActor(t, c.Run, c.Ready())
 	return c, logs, stop
+}
+
+func TestDeadLetterConsumerRefusesANegativeDrainTimeout(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		_, err := deadletter.New(connect(), deadletter.Config{DrainTimeout: -time.Second})
+		if !errors.Is(err, heddle.ErrConfig) || !strings.Contains(err.Error(), "DrainTimeout") {
+			t.Errorf("New = %v, want heddle.ErrConfig naming DrainTimeout", err)
+		}
+	})
 }

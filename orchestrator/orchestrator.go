@@ -27,7 +27,7 @@ const (
 	// DefaultDrainTimeout bounds an Orchestrator's shutdown:
 	// the time from the end of Run's context until the goals still in
 	// progress are cancelled.
-	DefaultDrainTimeout = 30 * time.Second
+	DefaultDrainTimeout = heddle.DefaultDrainTimeout
 	// WorkerType is the worker_type of an Orchestrator's final
 	// results.
 	WorkerType = "orchestrator"

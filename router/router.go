@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ type Config struct {
 	// ReloadTimeout bounds one reload triggered by SubjectControlReload.
 	// Zero means DefaultReloadTimeout.
 	ReloadTimeout time.Duration
+	// DrainTimeout bounds shutdown once Run's context ends: the tasks
+	// already delivered are routed until then; what is left when it
+	// expires is dropped by the bus and Run returns an error saying so.
+	// Zero means heddle.DefaultDrainTimeout.
+	DrainTimeout time.Duration
 }
 
 // Stats counts what a Router did with each message. Every message
@@ -143,6 +149,9 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	if cfg.ReloadTimeout < 0 {
 		return nil, fmt.Errorf("%w: ReloadTimeout must not be negative, got %v", heddle.ErrConfig, cfg.ReloadTimeout)
 	}
+	if cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("%w: router: Config.DrainTimeout must not be negative, got %v", heddle.ErrConfig, cfg.DrainTimeout)
+	}
 	if cfg.ReloadTimeout == 0 {
 		cfg.ReloadTimeout = DefaultReloadTimeout
 	}
@@ -191,7 +200,7 @@ func (r *Router) Rules() Rules {
 // SubjectTasksIncoming in RouterQueueGroup and to SubjectControlReload (a
 // plain subscription, so every replica reloads), and routes tasks until
 // ctx ends. Then it drains both subscriptions, routing the tasks already
-// delivered to it, and returns nil. It returns heddle.ErrStarted while
+// delivered to it within Config.DrainTimeout, and returns nil. It returns heddle.ErrStarted while
 // another Run of the same Router is in progress.
 func (r *Router) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
@@ -214,7 +223,8 @@ func (r *Router) Run(ctx context.Context) error {
 	r.readyOnce.Do(func() { close(r.ready) })
 
 	<-ctx.Done()
-	drain := context.WithoutCancel(ctx)
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(r.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
+	defer cancel()
 	var errs []error
 	for _, sub := range []bus.Subscription{tasks, control} {
 		if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {

@@ -33,7 +33,7 @@ const (
 	DefaultMaxRetryBackoff = 10 * time.Second
 	// DefaultDrainTimeout bounds a Worker's shutdown: the time from
 	// the end of Run's context until in-flight handlers are cancelled.
-	DefaultDrainTimeout = 30 * time.Second
+	DefaultDrainTimeout = heddle.DefaultDrainTimeout
 
 	// workerPublishTimeout bounds the publish of one result. The pool
 	// goroutines renew their publish context when less than
