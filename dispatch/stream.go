@@ -7,7 +7,6 @@ import (
 	"iter"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -141,14 +140,18 @@ type Stream struct {
 	pending   int                 // expected and not collected
 	results   []heddle.TaskResult // collected, in arrival order
 	delivered int                 // results yielded by Results
-	queue     []streamQueued      // dispatched but held back by MaxInFlight
-	inFlight  int                 // published and not collected
-	end       streamEnd
-	timeout   *TimeoutError
-	timer     *time.Timer
-	closed    bool
+	queue     []streamQueued      // dispatched but held back by MaxInFlight, in order
+	// queued holds the task_ids in queue not yet published; a task
+	// answered while queued leaves it and is skipped when its turn comes,
+	// so that collecting a result costs the same however long the queue.
+	queued   map[string]struct{}
+	inFlight int // published and not collected
+	end      streamEnd
+	timeout  *TimeoutError
+	timer    *time.Timer
+	closed   bool
 
-	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+	counts counters
 }
 
 type streamQueued struct {
@@ -231,8 +234,14 @@ func (s *Stream) Dispatch(ctx context.Context, tasks ...heddle.TaskMessage) erro
 	}
 	n := len(items)
 	if s.cfg.MaxInFlight > 0 {
-		n = min(n, max(0, s.cfg.MaxInFlight-s.inFlight-len(s.queue)))
+		n = min(n, max(0, s.cfg.MaxInFlight-s.inFlight-len(s.queued)))
 		s.queue = append(s.queue, items[n:]...)
+		if s.queued == nil {
+			s.queued = make(map[string]struct{})
+		}
+		for _, it := range items[n:] {
+			s.queued[it.id] = struct{}{}
+		}
 	}
 	s.inFlight += n
 	s.startTimerLocked()
@@ -321,12 +330,12 @@ func (s *Stream) pendingLocked() []string {
 // Stats returns the stream's counters.
 func (s *Stream) Stats() StreamStats {
 	return StreamStats{
-		Collected:   s.collected.Load(),
-		Ignored:     s.ignored.Load(),
-		Duplicates:  s.duplicates.Load(),
-		ParseErrors: s.parseErrors.Load(),
-		Late:        s.late.Load(),
-		Timeouts:    s.timeouts.Load(),
+		Collected:   s.counts.collected.Load(),
+		Ignored:     s.counts.ignored.Load(),
+		Duplicates:  s.counts.duplicates.Load(),
+		ParseErrors: s.counts.parseErrors.Load(),
+		Late:        s.counts.late.Load(),
+		Timeouts:    s.counts.timeouts.Load(),
 	}
 }
 
@@ -367,11 +376,8 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 		for {
 			s.mu.Lock()
 			var next []streamQueued
-			if s.cfg.MaxInFlight > 0 && len(s.queue) > 0 && s.end == streamOpen && !s.closed {
-				n := min(len(s.queue), max(0, s.cfg.MaxInFlight-s.inFlight))
-				next = slices.Clone(s.queue[:n])
-				s.queue = s.queue[n:]
-				s.inFlight += n
+			if s.cfg.MaxInFlight > 0 && len(s.queued) > 0 && s.end == streamOpen && !s.closed {
+				next = s.dequeueLocked(max(0, s.cfg.MaxInFlight-s.inFlight))
 			}
 			if len(next) > 0 {
 				s.mu.Unlock()
@@ -475,10 +481,94 @@ func (s *Stream) fireTimeout() {
 	// Counted and logged before the consumer is woken, so a caller that
 	// has the outcome sees them.
 	if te != nil {
-		s.timeouts.Add(1)
+		s.counts.timeouts.Add(1)
 		s.log.Warn("result_stream.timeout", "subject", s.subject,
 			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
 			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
 	}
 	s.notify()
+}
+
+// handle classifies one message on the stream's subject; it never blocks
+// on the consumer.
+func (s *Stream) handle(ctx context.Context, msg *bus.Msg) error {
+	classify(ctx, s.subject, msg, streamTracker{s}, &s.counts)
+	return nil
+}
+
+// streamTracker is the Stream's state as classify sees it.
+type streamTracker struct{ s *Stream }
+
+func (t streamTracker) expects(id string) (relevant, waiting bool, log *observe.Emitter) {
+	s := t.s
+	s.mu.Lock()
+	_, known := s.expected[id]
+	s.mu.Unlock()
+	return known, known, s.log
+}
+
+func (t streamTracker) take(res *heddle.TaskResult) outcome {
+	s := t.s
+	if s.cfg.OutputContract != nil && res.Status == heddle.StatusCompleted && s.isPending(res.TaskID) {
+		if err := s.cfg.OutputContract.ValidateOutput(res.Output); err != nil {
+			return outcome{verdict: verdictParseError, log: s.log, err: err}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	collected, known := s.expected[res.TaskID]
+	switch {
+	case !known:
+		return outcome{verdict: verdictIgnored, log: s.log, reason: "unknown task_id"}
+	case collected:
+		return outcome{verdict: verdictDuplicate, log: s.log}
+	case s.end != streamOpen || s.closed:
+		return outcome{verdict: verdictLate, log: s.log, reason: "collection ended: " + s.end.String()}
+	}
+	s.expected[res.TaskID] = true
+	s.pending--
+	if _, ok := s.queued[res.TaskID]; ok {
+		// Answered before the stream published it (dispatched by other
+		// means too): never publish it now.
+		delete(s.queued, res.TaskID)
+	} else {
+		s.inFlight--
+	}
+	s.results = append(s.results, *res)
+	if s.cfg.Quorum > 0 && len(s.results) >= s.cfg.Quorum {
+		s.end = streamQuorum
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+	return outcome{verdict: verdictCollected, log: s.log, deliver: s.notify}
+}
+
+func (s *Stream) isPending(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	collected, known := s.expected[id]
+	return known && !collected
+}
+
+// dequeueLocked takes up to n tasks still to be published from the front
+// of the queue, skipping those answered meanwhile, and counts them in
+// flight.
+func (s *Stream) dequeueLocked(n int) []streamQueued {
+	var next []streamQueued
+	for len(next) < n && len(s.queue) > 0 {
+		it := s.queue[0]
+		s.queue[0] = streamQueued{} // let the payload go
+		s.queue = s.queue[1:]
+		if _, ok := s.queued[it.id]; !ok {
+			continue
+		}
+		delete(s.queued, it.id)
+		next = append(next, it)
+	}
+	if len(s.queued) == 0 {
+		s.queue = nil
+	}
+	s.inFlight += len(next)
+	return next
 }

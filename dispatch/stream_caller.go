@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -56,7 +54,7 @@ type Caller struct {
 	next   int
 	closed bool
 
-	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+	counts counters
 }
 
 type callerWait struct {
@@ -185,7 +183,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		return nil, stopErr
 	}
 	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout}
-	c.timeouts.Add(1)
+	c.counts.timeouts.Add(1)
 	w.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
 	return nil, te
@@ -222,12 +220,12 @@ func (c *Caller) rememberLocked(id string, r callerRecent) {
 // out.
 func (c *Caller) Stats() StreamStats {
 	return StreamStats{
-		Collected:   c.collected.Load(),
-		Ignored:     c.ignored.Load(),
-		Duplicates:  c.duplicates.Load(),
-		ParseErrors: c.parseErrors.Load(),
-		Late:        c.late.Load(),
-		Timeouts:    c.timeouts.Load(),
+		Collected:   c.counts.collected.Load(),
+		Ignored:     c.counts.ignored.Load(),
+		Duplicates:  c.counts.duplicates.Load(),
+		ParseErrors: c.counts.parseErrors.Load(),
+		Late:        c.counts.late.Load(),
+		Timeouts:    c.counts.timeouts.Load(),
 	}
 }
 
@@ -248,40 +246,28 @@ func (c *Caller) Close() error {
 	return nil
 }
 
-// handle classifies one message; it never blocks.
 func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
-	if id, ok := streamFastTaskID(msg.Data); ok {
-		// Other callers' results on a shared subject are ignored without
-		// decoding them.
-		c.mu.Lock()
-		_, waiting := c.waiting[id]
-		_, seen := c.recent[id]
-		log := c.log
-		c.mu.Unlock()
-		if !waiting && !seen {
-			c.ignored.Add(1)
-			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id")
-			return nil
-		}
+	classify(ctx, c.subject, msg, callerTracker{c}, &c.counts)
+	return nil
+}
+
+// callerTracker is the Caller's state as classify sees it.
+type callerTracker struct{ c *Caller }
+
+func (t callerTracker) expects(id string) (relevant, waiting bool, log *observe.Emitter) {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, waiting := c.waiting[id]
+	_, seen := c.recent[id]
+	if waiting {
+		return true, true, w.log
 	}
-	res, err := heddle.DecodeTaskResult(msg.Data)
-	if err != nil {
-		id := streamPeekTaskID(msg.Data)
-		c.mu.Lock()
-		w, waiting := c.waiting[id]
-		log := c.log
-		c.mu.Unlock()
-		if waiting {
-			log = w.log
-		} else if id != "" {
-			c.ignored.Add(1)
-			log.Debug("result_stream.ignored", "subject", c.subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
-			return nil
-		}
-		c.parseErrors.Add(1)
-		log.Warn("result_stream.parse_error", "subject", c.subject, "task_id", id, "error", err.Error())
-		return nil
-	}
+	return seen, false, c.log
+}
+
+func (t callerTracker) take(res *heddle.TaskResult) outcome {
+	c := t.c
 	c.mu.Lock()
 	w, waiting := c.waiting[res.TaskID]
 	r, seen := c.recent[res.TaskID]
@@ -289,53 +275,24 @@ func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
 	c.mu.Unlock()
 	switch {
 	case !waiting && seen && r.answered:
-		c.duplicates.Add(1)
-		logResult(ctx, r.log, slog.LevelInfo, "result_stream.duplicate", c.subject, &res, "", "")
-		return nil
+		return outcome{verdict: verdictDuplicate, log: r.log}
 	case !waiting && seen:
-		c.late.Add(1)
-		logResult(ctx, r.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
-		return nil
+		return outcome{verdict: verdictLate, log: r.log, reason: "the caller stopped waiting"}
 	case !waiting:
-		c.ignored.Add(1)
-		logResult(ctx, log, slog.LevelDebug, "result_stream.ignored", c.subject, &res, "reason", "unknown task_id")
-		return nil
+		return outcome{verdict: verdictIgnored, log: log, reason: "unknown task_id"}
 	}
 	if w.contract != nil && res.Status == heddle.StatusCompleted {
 		if err := w.contract.ValidateOutput(res.Output); err != nil {
-			c.parseErrors.Add(1)
-			logResult(ctx, w.log, slog.LevelWarn, "result_stream.parse_error", c.subject, &res, "error", err.Error())
-			return nil
+			return outcome{verdict: verdictParseError, log: w.log, err: err}
 		}
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.waiting[res.TaskID] != w {
 		// Abandoned meanwhile.
-		c.mu.Unlock()
-		c.late.Add(1)
-		logResult(ctx, w.log, slog.LevelWarn, "result_stream.late", c.subject, &res, "reason", "the caller stopped waiting")
-		return nil
+		return outcome{verdict: verdictLate, log: w.log, reason: "the caller stopped waiting"}
 	}
 	delete(c.waiting, res.TaskID)
 	c.rememberLocked(res.TaskID, callerRecent{answered: true, log: w.log})
-	c.mu.Unlock()
-	c.collected.Add(1)
-	logResult(ctx, w.log, slog.LevelInfo, "result_stream.collected", c.subject, &res, "status", string(res.Status))
-	w.result <- res
-	return nil
-}
-
-// logResult logs event about res, a result on subject, building the
-// attributes only when the level is enabled. A non-empty key adds the
-// attribute key=value.
-func logResult(ctx context.Context, log *observe.Emitter, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
-	if !log.Enabled(ctx, level) {
-		return
-	}
-	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
-		slog.String("parent_task_id", res.ParentTaskID), slog.String("worker_type", res.WorkerType)}
-	if key != "" {
-		attrs = append(attrs, slog.String(key, value))
-	}
-	log.LogAttrs(ctx, level, event, attrs...)
+	return outcome{verdict: verdictCollected, log: w.log, deliver: func() { w.result <- *res }}
 }

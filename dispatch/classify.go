@@ -1,0 +1,159 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/observe"
+)
+
+// Every message on a result subject is classified exactly once, by
+// classify, as collected, ignored, duplicate, parse_error or late; the
+// verdict is counted and reported as one result_stream.* event. A Stream
+// and a Caller differ only in the state they keep about the task_ids
+// they wait for, which each exposes as a tracker.
+
+// verdict is what became of one message.
+type verdict int
+
+const (
+	verdictIgnored verdict = iota
+	verdictDuplicate
+	verdictLate
+	verdictParseError
+	verdictCollected
+)
+
+// outcome is a tracker's decision about one decoded result.
+type outcome struct {
+	verdict verdict
+	log     *observe.Emitter // where the event goes
+	reason  string           // why it was ignored or late
+	err     error            // why it is a parse_error
+	// deliver hands a collected result over; classify calls it after the
+	// result is counted and reported, so a consumer holding it sees both.
+	deliver func()
+}
+
+// tracker is the state of a Stream or a Caller.
+type tracker interface {
+	// expects reports, for a task_id read without decoding the message,
+	// whether its result may matter (relevant: worth decoding) and
+	// whether someone waits for it now (waiting: a malformed message
+	// naming it is that waiter's parse_error), with the emitter for the
+	// event.
+	expects(id string) (relevant, waiting bool, log *observe.Emitter)
+	// take decides about a decoded result and updates the state.
+	take(res *heddle.TaskResult) outcome
+}
+
+// counters are the verdicts counted.
+type counters struct {
+	collected, ignored, duplicates, parseErrors, late, timeouts atomic.Uint64
+}
+
+// classify classifies msg, a message on subject, for t.
+func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *counters) {
+	if id, ok := fastTaskID(msg.Data); ok {
+		// Other tasks' results on a shared subject (a goal's subtasks seen
+		// by the goal's submitter, other callers' results) are ignored
+		// without decoding them.
+		if relevant, _, log := t.expects(id); !relevant {
+			n.ignored.Add(1)
+			log.Debug("result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
+			return
+		}
+	}
+	res, err := heddle.DecodeTaskResult(msg.Data)
+	if err != nil {
+		id := peekTaskID(msg.Data)
+		_, waiting, log := t.expects(id)
+		if id != "" && !waiting {
+			n.ignored.Add(1)
+			log.Debug("result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			return
+		}
+		n.parseErrors.Add(1)
+		log.Warn("result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
+		return
+	}
+	o := t.take(&res)
+	switch o.verdict {
+	case verdictIgnored:
+		n.ignored.Add(1)
+		logResult(ctx, o.log, slog.LevelDebug, "result_stream.ignored", subject, &res, "reason", o.reason)
+	case verdictDuplicate:
+		n.duplicates.Add(1)
+		logResult(ctx, o.log, slog.LevelInfo, "result_stream.duplicate", subject, &res, "", "")
+	case verdictLate:
+		n.late.Add(1)
+		logResult(ctx, o.log, slog.LevelWarn, "result_stream.late", subject, &res, "reason", o.reason)
+	case verdictParseError:
+		n.parseErrors.Add(1)
+		logResult(ctx, o.log, slog.LevelWarn, "result_stream.parse_error", subject, &res, "error", o.err.Error())
+	case verdictCollected:
+		n.collected.Add(1)
+		logResult(ctx, o.log, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
+		o.deliver()
+	}
+}
+
+// logResult reports event about res, a result on subject, building the
+// attributes only when someone listens. A non-empty key adds the
+// attribute key=value.
+func logResult(ctx context.Context, log *observe.Emitter, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
+		slog.String("parent_task_id", res.ParentTaskID), slog.String("worker_type", res.WorkerType)}
+	if key != "" {
+		attrs = append(attrs, slog.String(key, value))
+	}
+	log.LogAttrs(ctx, level, event, attrs...)
+}
+
+// fastTaskID reads the task_id of a result written as Go and Python
+// Heddle write them, task_id first and without escapes:
+// {"task_id":"...", or {"task_id": "...",. It reports false for any other
+// shape, which is then decoded in full, and for a document that may
+// repeat the key, since the decoder takes the last one.
+func fastTaskID(data []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(data, []byte(`{"task_id":`))
+	if !ok {
+		return "", false
+	}
+	rest, _ = bytes.CutPrefix(rest, []byte(" "))
+	rest, ok = bytes.CutPrefix(rest, []byte(`"`))
+	if !ok {
+		return "", false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", false
+	}
+	if bytes.Contains(rest[end:], []byte(`"task_id"`)) {
+		return "", false
+	}
+	return string(rest[:end]), true
+}
+
+// peekTaskID reads task_id from a message that failed to decode, if it is
+// a JSON object holding one as a string. It reads keys as the decoder
+// does: exactly, the last of a repeated key counting.
+func peekTaskID(data []byte) string {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(v["task_id"], &id) != nil {
+		return ""
+	}
+	return id
+}
