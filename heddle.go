@@ -12,7 +12,7 @@ import (
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
-// Subjects and queue groups of the mesh (DESIGN.md section 4). Every
+// Subjects and queue groups of the mesh, those of the Python Heddle. Every
 // subject the SDK publishes or subscribes to is built here and nowhere
 // else, so they stay byte-identical with the Python Heddle.
 const (

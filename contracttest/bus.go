@@ -49,7 +49,7 @@ func PublishTakesBuffers() BusOption {
 }
 
 // TestBus runs the Bus conformance suite: one subtest per promise of the
-// bus contract (DESIGN.md section 2 and the bus package documentation).
+// bus contract (the bus package documentation).
 // Every Bus implementation must pass it, under -race, with goleak.
 //
 // Beyond the bus package's documentation, the suite pins these choices:

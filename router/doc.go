@@ -1,0 +1,18 @@
+// Package router forwards each task on heddle.SubjectTasksIncoming to its
+// worker subject, or dead-letters it on heddle.SubjectDeadLetter with a
+// reason (heddle.ReasonInvalidTaskMessage, heddle.ReasonUnknownTier,
+// heddle.ReasonRateLimited) and the original bytes untouched. Rules (tier
+// overrides and per-tier rate limits) come from a RulesSource, usually
+// the Python Heddle's configs/router_rules.yaml through RulesFile, and are
+// reloaded on heddle.SubjectControlReload.
+//
+// Go routers share the work in queue group heddle.RouterQueueGroup. The
+// Python router subscribes without a queue group, so every Python router
+// sees every task: a mesh runs one kind of router, since a Python router
+// beside Go routers routes each task once more.
+//
+// Guarantees: every message on the incoming subject is counted exactly
+// once (routed, dead-lettered by reason, or lost to a failed publish, each
+// reported as one event); the router never coerces bad input; Run returns
+// after a drain bounded by Config.DrainTimeout.
+package router
