@@ -13,7 +13,7 @@ import (
 // logger and to every Observer it was given (see WithObserver); metrics,
 // tracing and heartbeats attach there without touching the actors.
 //
-// Name is the event name of DESIGN.md's list (worker.completed,
+// Name is the event name the runbooks use (worker.completed,
 // router.dead_lettered, result_stream.late, ...), which is also the slog
 // message. The typed fields are set when the event concerns them; Attrs
 // holds every attribute, typed ones included, under the wire field names.
