@@ -22,9 +22,9 @@ import (
 // keeps when Config.Capacity is zero.
 const DefaultCapacity = 1000
 
-// deadLetterPreviewBytes bounds how much of a malformed envelope the
+// previewBytes bounds how much of a malformed envelope the
 // dead_letter.parse_error event quotes.
-const deadLetterPreviewBytes = 512
+const previewBytes = 512
 
 // ErrNotFound is wrapped by the error of Replay (and reported by
 // Get) for an id the store does not hold: never received, already
@@ -181,7 +181,7 @@ func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 	if err != nil {
 		c.stats.parseErrors.Add(1)
 		c.log.Warn("dead_letter.parse_error", "error", err.Error(), "size", len(msg.Data),
-			"data", deadLetterPreview(msg.Data))
+			"data", preview(msg.Data))
 		return nil
 	}
 	e := Entry{ID: uuid.NewString(), DeadLetter: d, Header: msg.Header.Clone(), StoredAt: time.Now().UTC()}
@@ -316,12 +316,12 @@ func (c *Consumer) restore(it *deadLetterItem) {
 	c.logEvicted(evicted)
 }
 
-// deadLetterPreview quotes the start of a malformed envelope for a log.
-func deadLetterPreview(data []byte) string {
-	if len(data) <= deadLetterPreviewBytes {
+// preview quotes the start of a malformed envelope for a log.
+func preview(data []byte) string {
+	if len(data) <= previewBytes {
 		return string(data)
 	}
-	cut := deadLetterPreviewBytes
+	cut := previewBytes
 	for cut > 0 && !utf8.RuneStart(data[cut]) {
 		cut--
 	}

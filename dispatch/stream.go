@@ -96,7 +96,7 @@ type streamEnd int
 
 const (
 	streamOpen streamEnd = iota
-	streamTimedOut
+	timedOut
 	streamQuorum
 	streamStopped
 )
@@ -464,7 +464,7 @@ func (s *Stream) fireTimeout() {
 		s.mu.Unlock()
 		return
 	}
-	s.end = streamTimedOut
+	s.end = timedOut
 	var te *TimeoutError
 	if s.pending > 0 {
 		te = &TimeoutError{

@@ -185,7 +185,7 @@ type Pipeline struct {
 // the referenced stage has an output schema), a condition that does not
 // parse, a dependency cycle (its stages named in order).
 func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Pipeline, error) {
-	plan, err := pipelineCompile(cfg)
+	plan, err := compile(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 	if err := goal.Validate(); err != nil {
 		return fail(err)
 	}
-	goalContext, err := pipelineJSONObject(goal.Context)
+	goalContext, err := jSONObject(goal.Context)
 	if err != nil {
 		return fail(fmt.Errorf("goal %s context: %w", goal.GoalID, err))
 	}
@@ -342,10 +342,10 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 		p:    p,
 		goal: goal,
 		context: map[string]any{GoalRoot: map[string]any{
-			pipelineInstructionKey: goal.Instruction,
-			pipelineContextKey:     goalContext,
+			instructionKey: goal.Instruction,
+			contextKey:     goalContext,
 		}},
-		state:  map[string]pipelineStageState{},
+		state:  map[string]stageState{},
 		output: map[string]any{},
 		errs:   map[string]any{},
 	}
@@ -364,9 +364,9 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 	return res, nil
 }
 
-// pipelineJSONObject returns m in its JSON form (map[string]any, []any,
+// jSONObject returns m in its JSON form (map[string]any, []any,
 // float64, ...), so paths and typed conditions see what a worker would.
-func pipelineJSONObject(m map[string]any) (map[string]any, error) {
+func jSONObject(m map[string]any) (map[string]any, error) {
 	out := map[string]any{}
 	if len(m) == 0 {
 		return out, nil

@@ -166,7 +166,7 @@ func (e *ConfigError) Has(stage, field string) bool {
 // Validate checks cfg as New does, without a bus: it returns a
 // *ConfigError listing every problem, or nil.
 func (cfg Config) Validate() error {
-	_, err := pipelineCompile(cfg)
+	_, err := compile(cfg)
 	return err
 }
 
@@ -191,8 +191,8 @@ type pipelineMapping struct {
 	path pipelinePath
 }
 
-// pipelineChecker accumulates the problems of one config.
-type pipelineChecker struct {
+// checker accumulates the problems of one config.
+type checker struct {
 	cfg      Config
 	problems []Problem
 	byName   map[string]*Stage
@@ -200,13 +200,13 @@ type pipelineChecker struct {
 	outputs  map[string]any
 }
 
-func (c *pipelineChecker) add(stage, field, format string, args ...any) {
+func (c *checker) add(stage, field, format string, args ...any) {
 	c.problems = append(c.problems, Problem{Stage: stage, Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
-// pipelineCompile validates cfg and builds its plan.
-func pipelineCompile(cfg Config) (*pipelinePlan, error) {
-	c := &pipelineChecker{cfg: cfg, byName: map[string]*Stage{}, outputs: map[string]any{}}
+// compile validates cfg and builds its plan.
+func compile(cfg Config) (*pipelinePlan, error) {
+	c := &checker{cfg: cfg, byName: map[string]*Stage{}, outputs: map[string]any{}}
 	c.checkPipeline()
 	if cfg.Timeout == 0 {
 		cfg.Timeout = dispatch.DefaultTimeout
@@ -242,7 +242,7 @@ func pipelineCompile(cfg Config) (*pipelinePlan, error) {
 	return plan, nil
 }
 
-func (c *pipelineChecker) checkPipeline() {
+func (c *checker) checkPipeline() {
 	cfg := c.cfg
 	if cfg.Name == "" {
 		c.add("", "name", "required")
@@ -267,7 +267,7 @@ func (c *pipelineChecker) checkPipeline() {
 
 // checkStage validates one stage; it returns nil when the stage cannot
 // take part in the plan (no usable name).
-func (c *pipelineChecker) checkStage(s *Stage, index int, seen map[string]bool) *pipelineStage {
+func (c *checker) checkStage(s *Stage, index int, seen map[string]bool) *pipelineStage {
 	label := s.Name
 	switch {
 	case s.Name == "":
@@ -277,7 +277,7 @@ func (c *pipelineChecker) checkStage(s *Stage, index int, seen map[string]bool) 
 		c.add(s.Name, "name", "duplicate stage name; stage names must be unique")
 	case s.Name == GoalRoot:
 		c.add(s.Name, "name", "%q is reserved for paths into the goal; rename the stage", GoalRoot)
-	case !pipelineValidName(s.Name):
+	case !validName(s.Name):
 		c.add(s.Name, "name", "use letters, digits, '_' and '-' only, not starting with '_'")
 	}
 	valid := s.Name != "" && !seen[s.Name]
@@ -330,7 +330,7 @@ func (c *pipelineChecker) checkStage(s *Stage, index int, seen map[string]bool) 
 	}
 	c.checkRequiredInputs(label, s)
 	if s.Condition != "" {
-		cond, err := pipelineParseCondition(s.Condition)
+		cond, err := parseCondition(s.Condition)
 		if err != nil {
 			c.add(label, "condition", "%v", err)
 		} else if p, ok := c.checkPath(label, s.Name, "condition", cond.path.raw); ok {
@@ -366,15 +366,15 @@ func (c *pipelineChecker) checkStage(s *Stage, index int, seen map[string]bool) 
 }
 
 // checkPath validates a mapping or condition path of stage self.
-func (c *pipelineChecker) checkPath(label, self, field, raw string) (pipelinePath, bool) {
-	p, err := pipelineParsePath(raw)
+func (c *checker) checkPath(label, self, field, raw string) (pipelinePath, bool) {
+	p, err := parsePath(raw)
 	if err != nil {
 		c.add(label, field, "%v", err)
 		return p, false
 	}
 	root := p.tokens[0]
 	if root == GoalRoot {
-		if msg := pipelineCheckGoalPath(p); msg != "" {
+		if msg := checkGoalPath(p); msg != "" {
 			c.add(label, field, "path %q: %s", raw, msg)
 			return p, false
 		}
@@ -388,11 +388,11 @@ func (c *pipelineChecker) checkPath(label, self, field, raw string) (pipelinePat
 		c.add(label, field, "path %q: unknown stage %q (paths start with %s or a stage name: %s)",
 			raw, root, GoalRoot, strings.Join(c.names, ", "))
 		return p, false
-	case len(p.tokens) < 2 || p.tokens[1] != pipelineOutputKey:
-		c.add(label, field, "path %q: a stage's result is read as %s.%s[.<field>...]", raw, root, pipelineOutputKey)
+	case len(p.tokens) < 2 || p.tokens[1] != outputKey:
+		c.add(label, field, "path %q: a stage's result is read as %s.%s[.<field>...]", raw, root, outputKey)
 		return p, false
 	}
-	if msg := pipelineSchemaField(c.outputSchema(root), p.tokens[2:]); msg != "" {
+	if msg := schemaField(c.outputSchema(root), p.tokens[2:]); msg != "" {
 		c.add(label, field, "path %q: stage %q output %s", raw, root, msg)
 		return p, false
 	}
@@ -401,11 +401,11 @@ func (c *pipelineChecker) checkPath(label, self, field, raw string) (pipelinePat
 
 // outputSchema returns the decoded output schema document of stage name,
 // nil when it has none.
-func (c *pipelineChecker) outputSchema(name string) any {
+func (c *checker) outputSchema(name string) any {
 	if doc, ok := c.outputs[name]; ok {
 		return doc
 	}
-	doc := pipelineSchemaDoc(c.byName[name].Contract.Output())
+	doc := schemaDoc(c.byName[name].Contract.Output())
 	c.outputs[name] = doc
 	return doc
 }
@@ -413,19 +413,19 @@ func (c *pipelineChecker) outputSchema(name string) any {
 // checkRequiredInputs reports the payload keys the stage's input schema
 // requires and its mapping does not provide: such a payload could never be
 // valid.
-func (c *pipelineChecker) checkRequiredInputs(label string, s *Stage) {
-	doc := pipelineSchemaDoc(s.Contract.Input())
+func (c *checker) checkRequiredInputs(label string, s *Stage) {
+	doc := schemaDoc(s.Contract.Input())
 	if doc == nil {
 		return
 	}
-	for _, req := range pipelineSchemaRequired(doc) {
+	for _, req := range schemaRequired(doc) {
 		if _, ok := s.InputMapping[req]; !ok {
 			c.add(label, "input_mapping", "lacks %q, which the stage's input_schema requires", req)
 		}
 	}
 }
 
-func pipelineValidName(name string) bool {
+func validName(name string) bool {
 	if name == "" || name[0] == '_' {
 		return false
 	}

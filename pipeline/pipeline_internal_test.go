@@ -41,7 +41,7 @@ func TestPipelineConditionsCompareByJSONType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := pipelineParseCondition(tt.condition)
+			c, err := parseCondition(tt.condition)
 			if err != nil {
 				t.Fatalf("parse %q: %v", tt.condition, err)
 			}
@@ -66,7 +66,7 @@ func TestPipelineConditionsThatDoNotParseSayWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := pipelineParseCondition(tt.condition)
+			_, err := parseCondition(tt.condition)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("parse %q: error %v, want one containing %q", tt.condition, err, tt.want)
 			}
@@ -92,7 +92,7 @@ func TestPipelinePathsResolveThroughObjectsAndArrays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := pipelineParsePath(tt.path)
+			p, err := parsePath(tt.path)
 			if err != nil {
 				t.Fatal(err)
 			}

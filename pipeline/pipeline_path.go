@@ -14,12 +14,12 @@ import (
 
 // Keys of the pipeline context a goal's stages read from.
 const (
-	pipelineOutputKey      = "output"
-	pipelineInstructionKey = "instruction"
-	pipelineContextKey     = "context"
-	// pipelineSchemaRefDepth bounds how many $ref hops the build-time
+	outputKey      = "output"
+	instructionKey = "instruction"
+	contextKey     = "context"
+	// schemaRefDepth bounds how many $ref hops the build-time
 	// field check follows before giving up (leaving the path unchecked).
-	pipelineSchemaRefDepth = 32
+	schemaRefDepth = 32
 )
 
 // pipelinePath is a dot path into the pipeline context: goal.context.x,
@@ -29,12 +29,12 @@ type pipelinePath struct {
 	tokens []string
 }
 
-// pipelineParsePath checks the syntax of a path: non-empty tokens
+// parsePath checks the syntax of a path: non-empty tokens
 // separated by dots, with no whitespace, quotes, '=' or '!'.
-func pipelineParsePath(raw string) (pipelinePath, error) {
+func parsePath(raw string) (pipelinePath, error) {
 	p := pipelinePath{raw: raw}
 	if raw == "" {
-		return p, fmt.Errorf("empty path; write goal.context.<key> or <stage>.%s.<field>", pipelineOutputKey)
+		return p, fmt.Errorf("empty path; write goal.context.<key> or <stage>.%s.<field>", outputKey)
 	}
 	p.tokens = strings.Split(raw, ".")
 	for _, tok := range p.tokens {
@@ -59,15 +59,15 @@ func (p pipelinePath) stage() string {
 	return p.tokens[0]
 }
 
-// pipelineCheckGoalPath returns what is wrong with a path starting with
+// checkGoalPath returns what is wrong with a path starting with
 // goal, or "".
-func pipelineCheckGoalPath(p pipelinePath) string {
+func checkGoalPath(p pipelinePath) string {
 	switch {
 	case len(p.tokens) == 1:
 		return "read goal.instruction or goal.context[.<key>...]"
-	case p.tokens[1] == pipelineInstructionKey && len(p.tokens) > 2:
+	case p.tokens[1] == instructionKey && len(p.tokens) > 2:
 		return "goal.instruction is a string; nothing is below it"
-	case p.tokens[1] != pipelineInstructionKey && p.tokens[1] != pipelineContextKey:
+	case p.tokens[1] != instructionKey && p.tokens[1] != contextKey:
 		return fmt.Sprintf("the goal has no %q; read goal.instruction or goal.context[.<key>...]", p.tokens[1])
 	}
 	return ""
@@ -122,9 +122,9 @@ type pipelineCondition struct {
 	literal any // nil, bool, float64 or string
 }
 
-// pipelineParseCondition parses "<path> == <literal>" or "<path> !=
+// parseCondition parses "<path> == <literal>" or "<path> !=
 // <literal>" (see Stage.Condition).
-func pipelineParseCondition(raw string) (*pipelineCondition, error) {
+func parseCondition(raw string) (*pipelineCondition, error) {
 	op := -1
 	for _, sym := range []string{"==", "!="} {
 		if i := strings.Index(raw, sym); i >= 0 && (op < 0 || i < op) {
@@ -136,12 +136,12 @@ func pipelineParseCondition(raw string) (*pipelineCondition, error) {
 	}
 	c := &pipelineCondition{raw: raw, negate: raw[op] == '!'}
 	left, right := strings.TrimSpace(raw[:op]), strings.TrimSpace(raw[op+2:])
-	p, err := pipelineParsePath(left)
+	p, err := parsePath(left)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", raw, err)
 	}
 	c.path = p
-	lit, err := pipelineParseLiteral(right)
+	lit, err := parseLiteral(right)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", raw, err)
 	}
@@ -149,7 +149,7 @@ func pipelineParseCondition(raw string) (*pipelineCondition, error) {
 	return c, nil
 }
 
-func pipelineParseLiteral(s string) (any, error) {
+func parseLiteral(s string) (any, error) {
 	switch {
 	case s == "":
 		return nil, fmt.Errorf("no value after the operator; use true, false, null, a number or a string")
@@ -192,11 +192,11 @@ func (c *pipelineCondition) eval(ctx map[string]any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return pipelineEqual(v, c.literal) != c.negate, nil
+	return equal(v, c.literal) != c.negate, nil
 }
 
-// pipelineEqual compares a context value with a literal, by JSON type.
-func pipelineEqual(v, literal any) bool {
+// equal compares a context value with a literal, by JSON type.
+func equal(v, literal any) bool {
 	switch lit := literal.(type) {
 	case nil:
 		return v == nil
@@ -230,9 +230,9 @@ func pipelineNumber(v any) (float64, bool) {
 	return 0, false
 }
 
-// pipelineSchemaDoc decodes a schema's document for the build-time
+// schemaDoc decodes a schema's document for the build-time
 // checks; nil when there is no schema or it accepts everything.
-func pipelineSchemaDoc(s *contracts.Schema) any {
+func schemaDoc(s *contracts.Schema) any {
 	if s == nil {
 		return nil
 	}
@@ -246,11 +246,11 @@ func pipelineSchemaDoc(s *contracts.Schema) any {
 	return doc
 }
 
-// pipelineSchemaNode follows local $refs ("#/...") from node within root.
+// schemaNode follows local $refs ("#/...") from node within root.
 // It returns false when the node is not a schema object, or is reached
 // through a reference it cannot follow.
-func pipelineSchemaNode(root, node any) (map[string]any, bool) {
-	for range pipelineSchemaRefDepth {
+func schemaNode(root, node any) (map[string]any, bool) {
+	for range schemaRefDepth {
 		m, ok := node.(map[string]any)
 		if !ok {
 			return nil, false
@@ -262,13 +262,13 @@ func pipelineSchemaNode(root, node any) (map[string]any, bool) {
 		if !strings.HasPrefix(ref, "#") {
 			return nil, false
 		}
-		node = pipelinePointer(root, strings.TrimPrefix(ref, "#"))
+		node = pointer(root, strings.TrimPrefix(ref, "#"))
 	}
 	return nil, false
 }
 
-// pipelinePointer returns the value at a JSON Pointer in doc, or nil.
-func pipelinePointer(doc any, ptr string) any {
+// pointer returns the value at a JSON Pointer in doc, or nil.
+func pointer(doc any, ptr string) any {
 	if ptr == "" {
 		return doc
 	}
@@ -294,9 +294,9 @@ func pipelinePointer(doc any, ptr string) any {
 	return cur
 }
 
-// pipelineSchemaOpaque reports a schema whose fields cannot be read from
+// schemaOpaque reports a schema whose fields cannot be read from
 // its own properties (combinators, conditionals, pattern properties).
-func pipelineSchemaOpaque(m map[string]any) bool {
+func schemaOpaque(m map[string]any) bool {
 	for _, k := range []string{"allOf", "anyOf", "oneOf", "if", "patternProperties", "dependentSchemas"} {
 		if _, ok := m[k]; ok {
 			return true
@@ -305,18 +305,18 @@ func pipelineSchemaOpaque(m map[string]any) bool {
 	return false
 }
 
-// pipelineSchemaField checks fields (the tokens after <stage>.output)
+// schemaField checks fields (the tokens after <stage>.output)
 // against the output schema doc. It returns what is wrong, or "" when the
 // fields are declared or the schema does not say (no schema, no declared
 // properties, combinators, references it cannot follow).
-func pipelineSchemaField(doc any, fields []string) string {
+func schemaField(doc any, fields []string) string {
 	if doc == nil {
 		return ""
 	}
 	node := doc
 	for i, tok := range fields {
-		m, ok := pipelineSchemaNode(doc, node)
-		if !ok || pipelineSchemaOpaque(m) {
+		m, ok := schemaNode(doc, node)
+		if !ok || schemaOpaque(m) {
 			return ""
 		}
 		props, hasProps := m["properties"].(map[string]any)
@@ -351,11 +351,11 @@ func pipelineSchemaField(doc any, fields []string) string {
 	return ""
 }
 
-// pipelineSchemaRequired returns the top-level properties the schema doc
+// schemaRequired returns the top-level properties the schema doc
 // requires, when it can tell.
-func pipelineSchemaRequired(doc any) []string {
-	m, ok := pipelineSchemaNode(doc, doc)
-	if !ok || pipelineSchemaOpaque(m) {
+func schemaRequired(doc any) []string {
+	m, ok := schemaNode(doc, doc)
+	if !ok || schemaOpaque(m) {
 		return nil
 	}
 	list, _ := m["required"].([]any)

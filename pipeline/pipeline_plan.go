@@ -8,7 +8,7 @@ import (
 // levels groups the stages by Kahn's algorithm: each level holds the
 // stages whose dependencies are all in earlier levels, sorted by name. A
 // cycle is reported naming its stages in order.
-func (c *pipelineChecker) levels(stages map[string]*pipelineStage) [][]string {
+func (c *checker) levels(stages map[string]*pipelineStage) [][]string {
 	indegree := map[string]int{}
 	dependents := map[string][]string{}
 	for name, s := range stages {
@@ -31,7 +31,7 @@ func (c *pipelineChecker) levels(stages map[string]*pipelineStage) [][]string {
 		}
 		if len(ready) == 0 {
 			c.add("", "pipeline_stages", "dependency cycle: %s; break it by removing a path or depends_on entry",
-				strings.Join(pipelineFindCycle(stages, indegree), " -> "))
+				strings.Join(findCycle(stages, indegree), " -> "))
 			return levels
 		}
 		slices.Sort(ready)
@@ -46,10 +46,10 @@ func (c *pipelineChecker) levels(stages map[string]*pipelineStage) [][]string {
 	return levels
 }
 
-// pipelineFindCycle returns one cycle among the stages left in remaining
+// findCycle returns one cycle among the stages left in remaining
 // (every one of them has an unmet dependency), as a closed walk a -> b ->
 // a starting from the smallest name.
-func pipelineFindCycle(stages map[string]*pipelineStage, remaining map[string]int) []string {
+func findCycle(stages map[string]*pipelineStage, remaining map[string]int) []string {
 	names := make([]string, 0, len(remaining))
 	for n := range remaining {
 		names = append(names, n)

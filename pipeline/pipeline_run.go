@@ -13,17 +13,17 @@ import (
 
 // Reasons a stage is skipped, logged as pipeline.stage_skipped's reason.
 const (
-	pipelineSkipCondition   = "condition_false"
-	pipelineSkipMissingPath = "condition_path_missing"
-	pipelineSkipUpstream    = "upstream_not_completed"
+	skipCondition   = "condition_false"
+	skipMissingPath = "condition_path_missing"
+	skipUpstream    = "upstream_not_completed"
 )
 
-type pipelineStageState int
+type stageState int
 
 const (
-	pipelineStageCompleted pipelineStageState = iota + 1
-	pipelineStageSkipped
-	pipelineStageFailed
+	stageCompleted stageState = iota + 1
+	stageSkipped
+	stageFailed
 )
 
 // pipelineRun is the state of one goal going through the pipeline. The
@@ -33,7 +33,7 @@ type pipelineRun struct {
 	p        *Pipeline
 	goal     heddle.OrchestratorGoal
 	context  map[string]any // goal and completed stages' {output}
-	state    map[string]pipelineStageState
+	state    map[string]stageState
 	output   map[string]any // stage name -> output
 	timeline []any
 	skipped  []any
@@ -43,7 +43,7 @@ type pipelineRun struct {
 
 // pipelineOutcome is what one stage did.
 type pipelineOutcome struct {
-	state          pipelineStageState
+	state          stageState
 	result         *heddle.TaskResult
 	err            *StageError
 	started, ended time.Time
@@ -68,8 +68,8 @@ func (r *pipelineRun) level(ctx context.Context, names []string) *StageError {
 		o := outcomes[i]
 		r.state[name] = o.state
 		switch o.state {
-		case pipelineStageCompleted:
-			r.context[name] = map[string]any{pipelineOutputKey: o.result.Output}
+		case stageCompleted:
+			r.context[name] = map[string]any{outputKey: o.result.Output}
 			r.output[name] = o.result.Output
 			r.timeline = append(r.timeline, map[string]any{
 				"stage":              name,
@@ -86,9 +86,9 @@ func (r *pipelineRun) level(ctx context.Context, names []string) *StageError {
 				}
 				r.tokens[k] += n
 			}
-		case pipelineStageSkipped:
+		case stageSkipped:
 			r.skipped = append(r.skipped, name)
-		case pipelineStageFailed:
+		case stageFailed:
 			r.errs[name] = string(o.err.Kind) + ": " + o.err.Err.Error()
 			if fatal == nil && !r.p.plan.stages[name].ContinueOnError {
 				fatal = o.err
@@ -123,17 +123,17 @@ func (r *pipelineRun) finalOutput() map[string]any {
 // output check.
 func (r *pipelineRun) stage(ctx context.Context, s *pipelineStage) pipelineOutcome {
 	for _, d := range s.dataDeps {
-		if r.state[d] != pipelineStageCompleted {
-			return r.skip(s, pipelineSkipUpstream, "upstream", d)
+		if r.state[d] != stageCompleted {
+			return r.skip(s, skipUpstream, "upstream", d)
 		}
 	}
 	if s.cond != nil {
 		ok, err := s.cond.eval(r.context)
 		if err != nil {
-			return r.skip(s, pipelineSkipMissingPath, "condition", s.Condition, "error", err.Error())
+			return r.skip(s, skipMissingPath, "condition", s.Condition, "error", err.Error())
 		}
 		if !ok {
-			return r.skip(s, pipelineSkipCondition, "condition", s.Condition)
+			return r.skip(s, skipCondition, "condition", s.Condition)
 		}
 	}
 	o := pipelineOutcome{started: time.Now()}
@@ -152,7 +152,7 @@ func (r *pipelineRun) stage(ctx context.Context, s *pipelineStage) pipelineOutco
 	for attempt := 1; ; attempt++ {
 		res, serr := r.attempt(ctx, s, payload, attempt)
 		if serr == nil {
-			o.result, o.state, o.ended = res, pipelineStageCompleted, time.Now()
+			o.result, o.state, o.ended = res, stageCompleted, time.Now()
 			r.p.stats.stagesCompleted.Add(1)
 			r.p.log.Info("pipeline.stage_completed", "pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 				"stage", s.Name, "task_id", res.TaskID, "worker_type", s.WorkerType, "model_tier", string(s.Tier),
@@ -222,11 +222,11 @@ func (r *pipelineRun) skip(s *pipelineStage, reason string, attrs ...any) pipeli
 	r.p.stats.stagesSkipped.Add(1)
 	r.p.log.Info("pipeline.stage_skipped", append([]any{"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 		"stage", s.Name, "worker_type", s.WorkerType, "reason", reason}, attrs...)...)
-	return pipelineOutcome{state: pipelineStageSkipped}
+	return pipelineOutcome{state: stageSkipped}
 }
 
 func (r *pipelineRun) failed(s *pipelineStage, o pipelineOutcome, err *StageError) pipelineOutcome {
-	o.state, o.err, o.ended = pipelineStageFailed, err, time.Now()
+	o.state, o.err, o.ended = stageFailed, err, time.Now()
 	r.p.stats.stagesFailed.Add(1)
 	r.p.log.Warn("pipeline.stage_failed", "pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 		"stage", s.Name, "task_id", err.TaskID, "worker_type", s.WorkerType, "model_tier", string(s.Tier),

@@ -17,18 +17,18 @@ import (
 	"github.com/heddle-go/heddle/contracts"
 )
 
-// pipelineYAML is the Python Heddle's pipeline config file shape.
-type pipelineYAML struct {
+// yAML is the Python Heddle's pipeline config file shape.
+type yAML struct {
 	Name               string              `yaml:"name"`
 	Description        string              `yaml:"description"`
 	TimeoutSeconds     float64             `yaml:"timeout_seconds"`
 	MaxConcurrentGoals int                 `yaml:"max_concurrent_goals"`
 	QueueGroup         string              `yaml:"queue_group"`
 	DispatchDirect     bool                `yaml:"dispatch_direct"`
-	Stages             []pipelineStageYAML `yaml:"pipeline_stages"`
+	Stages             []stageYAML `yaml:"pipeline_stages"`
 }
 
-type pipelineStageYAML struct {
+type stageYAML struct {
 	Name            string            `yaml:"name"`
 	Description     string            `yaml:"description"`
 	WorkerType      string            `yaml:"worker_type"`
@@ -75,7 +75,7 @@ type pipelineStageYAML struct {
 // wrapping heddle.ErrConfig; a definition that does not validate returns
 // a *ConfigError listing every problem.
 func ParseConfig(data []byte) (Config, error) {
-	return pipelineParseYAML(data, "")
+	return parseYAML(data, "")
 }
 
 // LoadConfig reads the file at path with ParseConfig;
@@ -85,7 +85,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%w: %w", heddle.ErrConfig, err)
 	}
-	cfg, err := pipelineParseYAML(data, filepath.Dir(path))
+	cfg, err := parseYAML(data, filepath.Dir(path))
 	if err != nil {
 		var pe *ConfigError
 		if !errors.As(err, &pe) {
@@ -95,14 +95,14 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, err
 }
 
-func pipelineParseYAML(data []byte, dir string) (Config, error) {
-	var doc pipelineYAML
+func parseYAML(data []byte, dir string) (Config, error) {
+	var doc yAML
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%w: %w", heddle.ErrConfig, err)
 	}
-	c := pipelineChecker{}
+	c := checker{}
 	cfg := Config{
 		Name:               doc.Name,
 		Timeout:            pipelineSeconds(&c, "", doc.TimeoutSeconds),
@@ -126,11 +126,11 @@ func pipelineParseYAML(data []byte, dir string) (Config, error) {
 			MaxRetries:      sy.MaxRetries,
 			ContinueOnError: sy.ContinueOnError,
 		}
-		in, inErr := pipelineYAMLSchema(sy.InputSchema, dir)
+		in, inErr := yAMLSchema(sy.InputSchema, dir)
 		if inErr != nil {
 			c.add(label, "input_schema", "%v", inErr)
 		}
-		out, outErr := pipelineYAMLSchema(sy.OutputSchema, dir)
+		out, outErr := yAMLSchema(sy.OutputSchema, dir)
 		if outErr != nil {
 			c.add(label, "output_schema", "%v", outErr)
 		}
@@ -153,7 +153,7 @@ func pipelineParseYAML(data []byte, dir string) (Config, error) {
 
 // pipelineSeconds converts timeout_seconds; a negative or non-finite value
 // is reported and kept negative so Validate reports nothing more.
-func pipelineSeconds(c *pipelineChecker, stage string, s float64) time.Duration {
+func pipelineSeconds(c *checker, stage string, s float64) time.Duration {
 	if math.IsNaN(s) || math.Abs(s) > math.MaxInt64/float64(time.Second) {
 		c.add(stage, "timeout_seconds", "%v is not a usable number of seconds", s)
 		return 0
@@ -161,9 +161,9 @@ func pipelineSeconds(c *pipelineChecker, stage string, s float64) time.Duration 
 	return time.Duration(s * float64(time.Second))
 }
 
-// pipelineYAMLSchema compiles an input_schema or output_schema value: an
+// yAMLSchema compiles an input_schema or output_schema value: an
 // inline schema (a mapping or a boolean) or a file path.
-func pipelineYAMLSchema(v any, dir string) (*contracts.Schema, error) {
+func yAMLSchema(v any, dir string) (*contracts.Schema, error) {
 	switch s := v.(type) {
 	case nil:
 		return nil, nil

@@ -103,7 +103,7 @@ type Router struct {
 	log     *observe.Emitter
 	limiter *ratelimit.TierLimiter
 
-	rules    atomic.Pointer[routerRuleSet]
+	rules    atomic.Pointer[ruleSet]
 	reloadMu sync.Mutex // serializes loads
 
 	running   atomic.Bool
@@ -116,8 +116,8 @@ type Router struct {
 	}
 }
 
-// routerRuleSet is one loaded set of rules, immutable once published.
-type routerRuleSet struct {
+// ruleSet is one loaded set of rules, immutable once published.
+type ruleSet struct {
 	rules     Rules
 	overrides map[string]routerOverride
 }
@@ -127,8 +127,8 @@ type routerOverride struct {
 	tier heddle.ModelTier // "" when name is not a ModelTier
 }
 
-func newRouterRuleSet(r Rules) *routerRuleSet {
-	set := &routerRuleSet{rules: r, overrides: make(map[string]routerOverride, len(r.TierOverrides))}
+func newRouterRuleSet(r Rules) *ruleSet {
+	set := &ruleSet{rules: r, overrides: make(map[string]routerOverride, len(r.TierOverrides))}
 	for wt, name := range r.TierOverrides {
 		o := routerOverride{name: name}
 		if t := heddle.ModelTier(name); t.Valid() {
@@ -295,7 +295,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	tierOK := true
 	if err != nil {
 		var ve *heddle.ValidationError
-		if !errors.As(err, &ve) || !routerOnlyTierProblem(ve) {
+		if !errors.As(err, &ve) || !onlyTierProblem(ve) {
 			r.deadLetter(ctx, msg, heddle.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
@@ -307,7 +307,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if o, ok := set.overrides[m.WorkerType]; ok {
 		if o.tier == "" {
 			r.deadLetter(ctx, msg, heddle.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
-				m.WorkerType, o.name, routerTierNames))
+				m.WorkerType, o.name, tierNames))
 			return
 		}
 		tier = o.tier
@@ -360,9 +360,9 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	}
 }
 
-// routerOnlyTierProblem reports whether model_tier is the message's only
+// onlyTierProblem reports whether model_tier is the message's only
 // problem: the sender asked for a tier that does not exist.
-func routerOnlyTierProblem(ve *heddle.ValidationError) bool {
+func onlyTierProblem(ve *heddle.ValidationError) bool {
 	return len(ve.Fields) == 1 && ve.Fields[0].Field == "model_tier"
 }
 

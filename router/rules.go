@@ -157,19 +157,19 @@ func (r Rules) Warnings() []string {
 	for _, wt := range slices.Sorted(maps.Keys(r.TierOverrides)) {
 		if tier := r.TierOverrides[wt]; !heddle.ModelTier(tier).Valid() {
 			out = append(out, fmt.Sprintf("tier_overrides.%s: %q is not a model tier (%s): tasks of worker_type %q will be dead-lettered with unknown_tier",
-				wt, tier, routerTierNames, wt))
+				wt, tier, tierNames, wt))
 		}
 	}
 	for _, tier := range slices.Sorted(maps.Keys(r.RateLimits)) {
 		if !heddle.ModelTier(tier).Valid() {
 			out = append(out, fmt.Sprintf("rate_limits.%s: %q is not a model tier (%s): no task is routed to it, so this limit never applies",
-				tier, tier, routerTierNames))
+				tier, tier, tierNames))
 		}
 	}
 	return out
 }
 
-var routerTierNames = func() string {
+var tierNames = func() string {
 	names := make([]string, 0, 3)
 	for _, t := range heddle.ModelTiers() {
 		names = append(names, string(t))

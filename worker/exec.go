@@ -107,9 +107,9 @@ func NewExec(b bus.Bus, workerType string, spec ExecSpec, cfg Config, opts ...he
 	env := slices.Clone(spec.Env)
 	retry := spec.RetryFailures
 	handle := func(ctx context.Context, task *heddle.TaskMessage, data []byte) (map[string]any, error) {
-		payload, err := workerRawPayload(task, data)
+		payload, err := rawPayload(task, data)
 		if err != nil {
-			return nil, &workerHandlerError{reason: workerReasonInputDecode, permanent: true, err: err}
+			return nil, &handlerError{reason: reasonInputDecode, permanent: true, err: err}
 		}
 		r := run
 		r.Env = append(execTaskEnv(task), env...)
@@ -158,12 +158,12 @@ func execOutcome(format execrun.Format, res execrun.Result, runErr error, retry 
 	case runErr == nil && res.ParseError == "":
 		return out, nil
 	case runErr == nil:
-		return nil, &workerHandlerError{reason: execReasonParse, output: out, permanent: true,
+		return nil, &handlerError{reason: execReasonParse, output: out, permanent: true,
 			err: fmt.Errorf("command output is not valid %s: %s", format, res.ParseError)}
 	case errors.As(runErr, &exitErr):
-		return nil, &workerHandlerError{reason: execReasonExit, output: out, permanent: !retry, err: runErr}
+		return nil, &handlerError{reason: execReasonExit, output: out, permanent: !retry, err: runErr}
 	case errors.Is(runErr, context.DeadlineExceeded):
-		return nil, &workerHandlerError{reason: workerReasonTimeout, output: out, permanent: true, err: runErr}
+		return nil, &handlerError{reason: reasonTimeout, output: out, permanent: true, err: runErr}
 	}
-	return nil, &workerHandlerError{reason: execReasonRun, output: out, permanent: true, err: runErr}
+	return nil, &handlerError{reason: execReasonRun, output: out, permanent: true, err: runErr}
 }

@@ -35,13 +35,13 @@ const (
 	// the end of Run's context until in-flight handlers are cancelled.
 	DefaultDrainTimeout = heddle.DefaultDrainTimeout
 
-	// workerPublishTimeout bounds the publish of one result. The pool
+	// publishTimeout bounds the publish of one result. The pool
 	// goroutines renew their publish context when less than
-	// workerPublishTimeout-workerPublishRenew is left on it, so a publish
-	// has between that and workerPublishTimeout (see
-	// workerPublishContext).
-	workerPublishTimeout = 10 * time.Second
-	workerPublishRenew   = time.Second
+	// publishTimeout-publishRenew is left on it, so a publish
+	// has between that and publishTimeout (see
+	// publishContext).
+	publishTimeout = 10 * time.Second
+	publishRenew   = time.Second
 )
 
 // Errors returned by the Worker constructors and Run, and matched by the
@@ -121,10 +121,10 @@ type workerCounters struct {
 	received, completed, failed, retried, malformed, panics, publishErrors atomic.Uint64
 }
 
-// workerHandleFunc runs one attempt: it turns the task (and, for handlers
+// handleFunc runs one attempt: it turns the task (and, for handlers
 // that read them, the payload's bytes as they came on the wire) into the
 // output object.
-type workerHandleFunc func(ctx context.Context, task *heddle.TaskMessage, payload []byte) (map[string]any, error)
+type handleFunc func(ctx context.Context, task *heddle.TaskMessage, payload []byte) (map[string]any, error)
 
 // Worker serves one worker type: it takes tasks from its subjects, checks
 // them against its contract, runs the handler with bounded concurrency,
@@ -160,7 +160,7 @@ type Worker struct {
 	pendingBytes int
 	contract     *contracts.Contract
 	log          *observe.Emitter
-	handle       workerHandleFunc
+	handle       handleFunc
 
 	started atomic.Bool
 	ready   chan struct{}
@@ -204,7 +204,7 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 	if handler == nil {
 		return nil, fmt.Errorf("%w: worker %q: nil handler", heddle.ErrConfig, workerType)
 	}
-	if err := workerCheckOutputType(reflect.TypeFor[Out]()); err != nil {
+	if err := checkOutputType(reflect.TypeFor[Out]()); err != nil {
 		return nil, fmt.Errorf("heddle: worker %q: %w", workerType, err)
 	}
 	if cfg.Contract == nil {
@@ -215,18 +215,18 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 		}
 		cfg.Contract = c
 	}
-	decode := workerInputDecoder[In]()
+	decode := inputDecoder[In]()
 	handle := func(ctx context.Context, task *heddle.TaskMessage, data []byte) (map[string]any, error) {
 		in, err := decode(task, data)
 		if err != nil {
-			return nil, &workerHandlerError{reason: workerReasonInputDecode, permanent: true,
+			return nil, &handlerError{reason: reasonInputDecode, permanent: true,
 				err: fmt.Errorf("payload cannot be decoded into %v: %w", reflect.TypeFor[In](), err)}
 		}
 		out, err := handler(ctx, in)
 		if err != nil {
 			return nil, err
 		}
-		return workerOutputObject(out)
+		return outputObject(out)
 	}
 	return newWorker(b, workerType, handle, cfg, opts)
 }
@@ -245,7 +245,7 @@ func NewDynamic(b bus.Bus, workerType string, handler func(ctx context.Context, 
 	return newWorker(b, workerType, handle, cfg, opts)
 }
 
-func newWorker(b bus.Bus, workerType string, handle workerHandleFunc, cfg Config, opts []heddle.Option) (*Worker, error) {
+func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts []heddle.Option) (*Worker, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: worker %q: nil bus", heddle.ErrConfig, workerType)
 	}
@@ -455,12 +455,12 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-type workerTaskKey struct{}
+type taskKey struct{}
 
 // TaskFromContext returns the task a Worker handler is running, as the
 // worker decoded it, with RetryCount counting the retries made so far.
 func TaskFromContext(ctx context.Context) (heddle.TaskMessage, bool) {
-	t, ok := ctx.Value(workerTaskKey{}).(*heddle.TaskMessage)
+	t, ok := ctx.Value(taskKey{}).(*heddle.TaskMessage)
 	if !ok {
 		return heddle.TaskMessage{}, false
 	}
@@ -472,10 +472,10 @@ var (
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
-// workerCheckOutputType rejects an output type whose JSON form cannot be
+// checkOutputType rejects an output type whose JSON form cannot be
 // an object. Interfaces and types with their own MarshalJSON are checked
 // per result instead.
-func workerCheckOutputType(t reflect.Type) error {
+func checkOutputType(t reflect.Type) error {
 	for {
 		if t.Kind() == reflect.Interface || t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) {
 			return nil

@@ -15,31 +15,31 @@ import (
 	"github.com/heddle-go/heddle/membus"
 )
 
-type workerBenchItem struct {
+type benchItem struct {
 	SKU   string  `json:"sku"`
 	Qty   int     `json:"qty" jsonschema:"minimum=1"`
 	Price float64 `json:"price"`
 }
 
-type workerBenchIn struct {
+type benchIn struct {
 	Customer string            `json:"customer"`
-	Items    []workerBenchItem `json:"items"`
+	Items    []benchItem `json:"items"`
 }
 
-type workerBenchOut struct {
+type benchOut struct {
 	Lines int     `json:"lines"`
 	Total float64 `json:"total"`
 }
 
-func workerBenchHandler(_ context.Context, in workerBenchIn) (workerBenchOut, error) {
-	out := workerBenchOut{Lines: len(in.Items)}
+func benchHandler(_ context.Context, in benchIn) (benchOut, error) {
+	out := benchOut{Lines: len(in.Items)}
 	for _, it := range in.Items {
 		out.Total += float64(it.Qty) * it.Price
 	}
 	return out, nil
 }
 
-func workerBenchTask(b *testing.B, workerType string, items int) []byte {
+func benchTask(b *testing.B, workerType string, items int) []byte {
 	b.Helper()
 	list := make([]any, items)
 	for i := range list {
@@ -57,13 +57,13 @@ func workerBenchTask(b *testing.B, workerType string, items int) []byte {
 // re-encoding the decoded payload map and decoding that.
 func BenchmarkWorkerInputDecode(b *testing.B) {
 	for _, items := range []int{3, 100} {
-		data := workerBenchTask(b, "bench", items)
+		data := benchTask(b, "bench", items)
 		task, err := heddle.DecodeTaskMessage(data)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("items=%d/raw_payload", items), func(b *testing.B) {
-			decode := workerInputDecoder[workerBenchIn]()
+			decode := inputDecoder[benchIn]()
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := decode(&task, data); err != nil {
@@ -78,7 +78,7 @@ func BenchmarkWorkerInputDecode(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var in workerBenchIn
+				var in benchIn
 				if err := json.Unmarshal(raw, &in); err != nil {
 					b.Fatal(err)
 				}
@@ -93,7 +93,7 @@ func BenchmarkWorkerInputDecode(b *testing.B) {
 // bytes, so the difference is the worker's cost (decode, contracts,
 // handler, result encode).
 func BenchmarkWorkerRoundTrip(b *testing.B) {
-	data := workerBenchTask(b, "bench_rt", 3)
+	data := benchTask(b, "bench_rt", 3)
 	b.Run("baseline=membus_echo", func(b *testing.B) {
 		br := membus.New()
 		defer br.Close()
@@ -105,12 +105,12 @@ func BenchmarkWorkerRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer sub.Unsubscribe()
-		workerBenchExchange(b, br, data)
+		benchExchange(b, br, data)
 	})
 	b.Run("worker=typed", func(b *testing.B) {
 		br := membus.New()
 		defer br.Close()
-		w, err := New(br, "bench_rt", workerBenchHandler, Config{})
+		w, err := New(br, "bench_rt", benchHandler, Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func BenchmarkWorkerRoundTrip(b *testing.B) {
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()
 		<-w.Ready()
-		workerBenchExchange(b, br, data)
+		benchExchange(b, br, data)
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
@@ -129,7 +129,7 @@ func BenchmarkWorkerRoundTrip(b *testing.B) {
 	})
 }
 
-func workerBenchExchange(b *testing.B, br bus.Bus, data []byte) {
+func benchExchange(b *testing.B, br bus.Bus, data []byte) {
 	ctx := context.Background()
 	answered := make(chan struct{}, 1)
 	sub, err := br.Subscribe(ctx, heddle.SubjectResultsDefault, func(context.Context, *bus.Msg) error {
@@ -179,8 +179,8 @@ func TestDecodeTaskPayloadGivesThePayloadBytesEncodingJSONReads(t *testing.T) {
 			if string(fields["payload"]) != tt.want {
 				t.Errorf("encoding/json reads %q; the test's expectation is wrong", fields["payload"])
 			}
-			if raw, err := workerRawPayload(&m, got); err != nil || string(raw) != tt.want {
-				t.Errorf("workerRawPayload = %q, %v; want %q", raw, err, tt.want)
+			if raw, err := rawPayload(&m, got); err != nil || string(raw) != tt.want {
+				t.Errorf("rawPayload = %q, %v; want %q", raw, err, tt.want)
 			}
 		})
 	}
@@ -188,9 +188,9 @@ func TestDecodeTaskPayloadGivesThePayloadBytesEncodingJSONReads(t *testing.T) {
 
 func TestWorkerRawPayloadEncodesTheDecodedPayloadWhenThereAreNoBytes(t *testing.T) {
 	m := heddle.TaskMessage{Payload: map[string]any{"b": 1.5, "a": "x"}}
-	got, err := workerRawPayload(&m, nil)
+	got, err := rawPayload(&m, nil)
 	if err != nil || string(got) != `{"a":"x","b":1.5}` {
-		t.Fatalf("workerRawPayload = %q, %v", got, err)
+		t.Fatalf("rawPayload = %q, %v", got, err)
 	}
 }
 
@@ -223,17 +223,17 @@ func FuzzDecodeTaskPayload(f *testing.F) {
 	})
 }
 
-type workerTestKey struct{}
+type testKey struct{}
 
 // newTestTaskContext returns a task context whose deadline is in d, on
-// values carrying workerTestKey, and the function cancelling its force
+// values carrying testKey, and the function cancelling its force
 // context.
-func newTestTaskContext(t *testing.T, d time.Duration) (*workerTaskContext, context.CancelFunc) {
+func newTestTaskContext(t *testing.T, d time.Duration) (*taskContext, context.CancelFunc) {
 	t.Helper()
-	values := context.WithoutCancel(context.WithValue(context.Background(), workerTestKey{}, "run value"))
+	values := context.WithoutCancel(context.WithValue(context.Background(), testKey{}, "run value"))
 	force, cancel := context.WithCancel(values)
 	t.Cleanup(cancel)
-	return &workerTaskContext{values: values, force: force, deadline: time.Now().Add(d),
+	return &taskContext{values: values, force: force, deadline: time.Now().Add(d),
 		task: heddle.TaskMessage{TaskID: "t1", WorkerType: "w"}}, cancel
 }
 
@@ -267,7 +267,7 @@ func TestWorkerTaskContextCarriesTheTaskTheValuesAndTheDeadline(t *testing.T) {
 	if !ok || task.TaskID != "t1" {
 		t.Fatalf("TaskFromContext = %+v, %v", task, ok)
 	}
-	if v := c.Value(workerTestKey{}); v != "run value" {
+	if v := c.Value(testKey{}); v != "run value" {
 		t.Fatalf("Value(run key) = %v", v)
 	}
 	if d, ok := c.Deadline(); !ok || !d.Equal(c.deadline) {
@@ -285,7 +285,7 @@ func TestWorkerTaskContextCarriesTheTaskTheValuesAndTheDeadline(t *testing.T) {
 		t.Fatal("Done() closed before the end")
 	default:
 	}
-	if v := c.Value(workerTestKey{}); v != "run value" {
+	if v := c.Value(testKey{}); v != "run value" {
 		t.Fatalf("Value(run key) after Done = %v", v)
 	}
 	if task, ok := TaskFromContext(c); !ok || task.TaskID != "t1" {
@@ -301,38 +301,38 @@ func TestWorkerTaskContextEndsLikeContextWithTimeout(t *testing.T) {
 		name string
 		// run ends the context, maybe calling Done first, and returns the
 		// error it must end with.
-		run func(c *workerTaskContext, cancelForce context.CancelFunc) error
+		run func(c *taskContext, cancelForce context.CancelFunc) error
 	}{
-		{"the attempt returns, nobody waiting", func(c *workerTaskContext, _ context.CancelFunc) error {
+		{"the attempt returns, nobody waiting", func(c *taskContext, _ context.CancelFunc) error {
 			c.end()
 			return context.Canceled
 		}},
-		{"the attempt returns while Done is waited on", func(c *workerTaskContext, _ context.CancelFunc) error {
+		{"the attempt returns while Done is waited on", func(c *taskContext, _ context.CancelFunc) error {
 			done := c.Done()
 			c.end()
 			<-done
 			return context.Canceled
 		}},
-		{"the worker cancels its handlers, nobody waiting", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+		{"the worker cancels its handlers, nobody waiting", func(c *taskContext, cancelForce context.CancelFunc) error {
 			cancelForce()
 			return context.Canceled
 		}},
-		{"the worker cancels its handlers while Done is waited on", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+		{"the worker cancels its handlers while Done is waited on", func(c *taskContext, cancelForce context.CancelFunc) error {
 			done := c.Done()
 			cancelForce()
 			<-done
 			return context.Canceled
 		}},
-		{"the deadline passes while Done is waited on", func(c *workerTaskContext, _ context.CancelFunc) error {
+		{"the deadline passes while Done is waited on", func(c *taskContext, _ context.CancelFunc) error {
 			c.deadline = time.Now().Add(20 * time.Millisecond)
 			<-c.Done()
 			return context.DeadlineExceeded
 		}},
-		{"the deadline has passed, nobody waiting", func(c *workerTaskContext, _ context.CancelFunc) error {
+		{"the deadline has passed, nobody waiting", func(c *taskContext, _ context.CancelFunc) error {
 			c.deadline = time.Now().Add(-time.Millisecond)
 			return context.DeadlineExceeded
 		}},
-		{"a verdict given by Err stands when the handlers are cancelled later", func(c *workerTaskContext, cancelForce context.CancelFunc) error {
+		{"a verdict given by Err stands when the handlers are cancelled later", func(c *taskContext, cancelForce context.CancelFunc) error {
 			c.deadline = time.Now().Add(-time.Millisecond)
 			if err := c.Err(); err != context.DeadlineExceeded {
 				return fmt.Errorf("Err() = %v before Done", err)
@@ -341,7 +341,7 @@ func TestWorkerTaskContextEndsLikeContextWithTimeout(t *testing.T) {
 			c.end()
 			return context.DeadlineExceeded
 		}},
-		{"ending after the deadline keeps DeadlineExceeded", func(c *workerTaskContext, _ context.CancelFunc) error {
+		{"ending after the deadline keeps DeadlineExceeded", func(c *taskContext, _ context.CancelFunc) error {
 			c.deadline = time.Now().Add(-time.Millisecond)
 			_ = c.Done()
 			c.end()
@@ -388,7 +388,7 @@ func TestWorkerTaskContextIsSafeForConcurrentUse(t *testing.T) {
 					<-c.Done()
 				case 1:
 					_ = c.Err()
-					_ = c.Value(workerTestKey{})
+					_ = c.Value(testKey{})
 				case 2:
 					c.end()
 				case 3:

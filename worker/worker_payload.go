@@ -6,12 +6,12 @@ import (
 	"github.com/heddle-go/heddle"
 )
 
-// workerRawPayload returns the payload's bytes for a handler that reads
+// rawPayload returns the payload's bytes for a handler that reads
 // them: raw, the payload as it came on the wire (see
 // heddle.DecodeTaskPayload), so that a typed worker decodes In from what the
 // caller sent and the exec worker passes it on without re-encoding the
 // decoded map; or, when raw is nil, the decoded payload encoded.
-func workerRawPayload(task *heddle.TaskMessage, raw []byte) ([]byte, error) {
+func rawPayload(task *heddle.TaskMessage, raw []byte) ([]byte, error) {
 	if raw != nil {
 		return raw, nil
 	}

@@ -20,24 +20,24 @@ import (
 // Reasons of worker.failed events: why a task failed or a message was
 // dropped. They are the "reason" attribute of the log record.
 const (
-	workerReasonDecode         = "decode"               // not a valid TaskMessage
-	workerReasonWrongType      = "worker_type_mismatch" // a task for another worker type
-	workerReasonInputContract  = "input_contract"       // payload violates the input schema
-	workerReasonInputDecode    = "input_decode"         // payload does not decode into In
-	workerReasonOutputContract = "output_contract"      // output violates the output schema
-	workerReasonOutputEncode   = "output_encode"        // output is not a JSON object
-	workerReasonHandler        = "handler_error"        // retryable error, retries exhausted
-	workerReasonPermanent      = "permanent_error"      // Permanent error from the handler
-	workerReasonPanic          = "panic"                // the handler panicked
-	workerReasonTimeout        = "timeout"              // TaskTimeout expired
-	workerReasonShutdown       = "shutdown"             // drain timeout cancelled the task
-	workerReasonPublish        = "publish"              // the result could not be published
+	reasonDecode         = "decode"               // not a valid TaskMessage
+	reasonWrongType      = "worker_type_mismatch" // a task for another worker type
+	reasonInputContract  = "input_contract"       // payload violates the input schema
+	reasonInputDecode    = "input_decode"         // payload does not decode into In
+	reasonOutputContract = "output_contract"      // output violates the output schema
+	reasonOutputEncode   = "output_encode"        // output is not a JSON object
+	reasonHandler        = "handler_error"        // retryable error, retries exhausted
+	reasonPermanent      = "permanent_error"      // Permanent error from the handler
+	reasonPanic          = "panic"                // the handler panicked
+	reasonTimeout        = "timeout"              // TaskTimeout expired
+	reasonShutdown       = "shutdown"             // drain timeout cancelled the task
+	reasonPublish        = "publish"              // the result could not be published
 )
 
-// workerHandlerError is how a failed attempt is reported: why, the error
+// handlerError is how a failed attempt is reported: why, the error
 // text of the failed result, an output the failed result still carries
 // (the exec worker's exit code and stderr), and whether to retry.
-type workerHandlerError struct {
+type handlerError struct {
 	reason    string
 	err       error
 	output    map[string]any
@@ -45,8 +45,8 @@ type workerHandlerError struct {
 	stack     []byte // of a panic, for the log
 }
 
-func (e *workerHandlerError) Error() string { return e.err.Error() }
-func (e *workerHandlerError) Unwrap() error { return e.err }
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
 
 // deliver runs on a subscription's delivery goroutine: it decodes the task
 // and hands it to the pool, waiting while every pool goroutine is busy, so
@@ -57,12 +57,12 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	job.task = decoded
 	task := &job.task
 	if err != nil {
-		w.reject(msg.Data, workerReasonDecode, err)
+		w.reject(msg.Data, reasonDecode, err)
 		return nil
 	}
 	job.payload = payload
 	if task.WorkerType != w.workerType {
-		w.reject(msg.Data, workerReasonWrongType, fmt.Errorf("task for worker_type %q was delivered on %s to worker %q",
+		w.reject(msg.Data, reasonWrongType, fmt.Errorf("task for worker_type %q was delivered on %s to worker %q",
 			task.WorkerType, msg.Subject, w.workerType))
 		return nil
 	}
@@ -100,20 +100,20 @@ type workerJob struct {
 
 // serve is one goroutine of the pool.
 func (w *Worker) serve() {
-	var pub workerPublishContext
+	var pub publishContext
 	defer pub.stop()
 	for job := range w.jobs {
 		w.process(job, &pub)
 	}
 }
 
-func (w *Worker) abandoned() *workerHandlerError {
-	return &workerHandlerError{reason: workerReasonShutdown, permanent: true,
+func (w *Worker) abandoned() *handlerError {
+	return &handlerError{reason: reasonShutdown, permanent: true,
 		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrWorkerShutdown)}
 }
 
 // process runs one task on a pool goroutine and publishes its result.
-func (w *Worker) process(job *workerJob, pub *workerPublishContext) {
+func (w *Worker) process(job *workerJob, pub *publishContext) {
 	defer w.tasks.Done()
 	start := time.Now()
 	out, failure := w.execute(&job.task, job.payload)
@@ -122,16 +122,16 @@ func (w *Worker) process(job *workerJob, pub *workerPublishContext) {
 
 // execute checks the input, runs the handler with retries and checks the
 // output. It returns the output object or why the task failed.
-func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *workerHandlerError) {
+func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *handlerError) {
 	if err := w.contract.ValidateInput(task.Payload); err != nil {
-		return nil, &workerHandlerError{reason: workerReasonInputContract, err: err, permanent: true}
+		return nil, &handlerError{reason: reasonInputContract, err: err, permanent: true}
 	}
 	first := task.RetryCount
 	for {
 		out, f := w.attempt(task, payload)
 		if f == nil {
 			if err := w.contract.ValidateOutput(out); err != nil {
-				return nil, &workerHandlerError{reason: workerReasonOutputContract, err: err, permanent: true}
+				return nil, &handlerError{reason: reasonOutputContract, err: err, permanent: true}
 			}
 			return out, nil
 		}
@@ -151,7 +151,7 @@ func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]a
 			slog.Int("retry_count", task.RetryCount), slog.Int("max_retries", task.MaxRetries),
 			slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
 		if !w.wait(delay) {
-			return nil, &workerHandlerError{reason: workerReasonShutdown, permanent: true,
+			return nil, &handlerError{reason: reasonShutdown, permanent: true,
 				err: fmt.Errorf("%w: waiting to retry after: %w", ErrWorkerShutdown, f.err)}
 		}
 	}
@@ -181,13 +181,13 @@ func (w *Worker) wait(d time.Duration) bool {
 
 // attempt runs the handler once, under TaskTimeout, turning a panic into a
 // failure.
-func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, f *workerHandlerError) {
-	ctx := &workerTaskContext{values: w.values, force: w.handlerCtx, deadline: time.Now().Add(w.taskTimeout), task: *task}
+func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, f *handlerError) {
+	ctx := &taskContext{values: w.values, force: w.handlerCtx, deadline: time.Now().Add(w.taskTimeout), task: *task}
 	defer ctx.end()
 	defer func() {
 		if r := recover(); r != nil {
 			w.stats.panics.Add(1)
-			out, f = nil, &workerHandlerError{reason: workerReasonPanic, permanent: true,
+			out, f = nil, &handlerError{reason: reasonPanic, permanent: true,
 				err: fmt.Errorf("handler panicked: %v", r), stack: debug.Stack()}
 		}
 	}()
@@ -198,7 +198,7 @@ func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[stri
 	return out, nil
 }
 
-// workerTaskContext is the context of one handler attempt: Run's values,
+// taskContext is the context of one handler attempt: Run's values,
 // the task TaskFromContext returns, and a deadline TaskTimeout away. It is
 // cancelled when the attempt returns, when the deadline passes and when
 // the worker cancels its handlers, with the errors (and causes)
@@ -211,7 +211,7 @@ func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[stri
 // the clock with the deadline, and Value answers from Run's values, which
 // (made by context.WithoutCancel) hold no cancellation for context.Cause
 // to find, so Cause falls back on Err.
-type workerTaskContext struct {
+type taskContext struct {
 	values   context.Context // Run's values, never cancelled
 	force    context.Context // cancelled with the worker's handlers
 	deadline time.Time
@@ -219,23 +219,23 @@ type workerTaskContext struct {
 
 	mu  sync.Mutex
 	err error // the verdict given while there was no standard context
-	std atomic.Pointer[workerStdContext]
+	std atomic.Pointer[stdContext]
 }
 
-// workerStdContext is the standard context a workerTaskContext stands for
+// stdContext is the standard context a taskContext stands for
 // once Done has been called.
-type workerStdContext struct {
+type stdContext struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
 // Deadline returns the attempt's deadline.
-func (c *workerTaskContext) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *taskContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Value returns the task for workerTaskKey, and otherwise the value of
+// Value returns the task for taskKey, and otherwise the value of
 // the context it stands for.
-func (c *workerTaskContext) Value(key any) any {
-	if _, ok := key.(workerTaskKey); ok {
+func (c *taskContext) Value(key any) any {
+	if _, ok := key.(taskKey); ok {
 		return &c.task
 	}
 	if std := c.std.Load(); std != nil {
@@ -246,10 +246,10 @@ func (c *workerTaskContext) Value(key any) any {
 
 // Done returns the standard context's Done channel, making that context
 // on first use.
-func (c *workerTaskContext) Done() <-chan struct{} { return c.standard().Done() }
+func (c *taskContext) Done() <-chan struct{} { return c.standard().Done() }
 
 // Err returns why the context ended, or nil.
-func (c *workerTaskContext) Err() error {
+func (c *taskContext) Err() error {
 	if std := c.std.Load(); std != nil {
 		return std.ctx.Err()
 	}
@@ -270,12 +270,12 @@ func (c *workerTaskContext) Err() error {
 }
 
 // String names the context, as the standard ones do.
-func (c *workerTaskContext) String() string { return "worker.Worker task context" }
+func (c *taskContext) String() string { return "worker.Worker task context" }
 
 // standard returns the standard context c stands for, making it on first
 // use: context.WithDeadline of the worker's handler context, or, when Err
 // has already given a verdict, a context that gives the same one.
-func (c *workerTaskContext) standard() context.Context {
+func (c *taskContext) standard() context.Context {
 	if std := c.std.Load(); std != nil {
 		return std.ctx
 	}
@@ -284,7 +284,7 @@ func (c *workerTaskContext) standard() context.Context {
 	if std := c.std.Load(); std != nil {
 		return std.ctx
 	}
-	std := new(workerStdContext)
+	std := new(stdContext)
 	switch c.err {
 	case nil:
 		std.ctx, std.cancel = context.WithDeadline(c.force, c.deadline)
@@ -301,7 +301,7 @@ func (c *workerTaskContext) standard() context.Context {
 }
 
 // end cancels the context: the attempt has returned.
-func (c *workerTaskContext) end() {
+func (c *taskContext) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if std := c.std.Load(); std != nil {
@@ -315,8 +315,8 @@ func (c *workerTaskContext) end() {
 
 // classify decides how a handler error is reported and whether it is
 // retried.
-func (w *Worker) classify(ctx context.Context, err error) *workerHandlerError {
-	var he *workerHandlerError
+func (w *Worker) classify(ctx context.Context, err error) *handlerError {
+	var he *handlerError
 	errors.As(err, &he)
 	var output map[string]any
 	if he != nil {
@@ -324,28 +324,28 @@ func (w *Worker) classify(ctx context.Context, err error) *workerHandlerError {
 	}
 	switch {
 	case w.handlerCtx.Err() != nil:
-		return &workerHandlerError{reason: workerReasonShutdown, output: output, permanent: true,
+		return &handlerError{reason: reasonShutdown, output: output, permanent: true,
 			err: fmt.Errorf("%w (Config.DrainTimeout %s expired): %w", ErrWorkerShutdown, w.drainTimeout, err)}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return &workerHandlerError{reason: workerReasonTimeout, output: output, permanent: true,
+		return &handlerError{reason: reasonTimeout, output: output, permanent: true,
 			err: fmt.Errorf("%w after %s (Config.TaskTimeout): %w", ErrTaskTimeout, w.taskTimeout, err)}
 	case he != nil:
 		c := *he
 		if c.reason == "" {
-			c.reason = workerReasonHandler
+			c.reason = reasonHandler
 		}
 		c.permanent = c.permanent || IsPermanent(he.err)
 		return &c
 	case IsPermanent(err):
-		return &workerHandlerError{reason: workerReasonPermanent, err: err, permanent: true}
+		return &handlerError{reason: reasonPermanent, err: err, permanent: true}
 	}
-	return &workerHandlerError{reason: workerReasonHandler, err: err}
+	return &handlerError{reason: reasonHandler, err: err}
 }
 
 // finish publishes the task's result and records the outcome: one event
 // and one counter per task. pub is the calling pool goroutine's publish
 // context; nil makes one for this result alone.
-func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *workerHandlerError, pub *workerPublishContext) {
+func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *handlerError, pub *publishContext) {
 	now := time.Now()
 	// As task.Result makes it; token_usage is {} on the wire whether the
 	// map is empty or nil.
@@ -371,7 +371,7 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	}
 	data, err := w.encodeResult(&r)
 	if err != nil && f == nil {
-		f = &workerHandlerError{reason: workerReasonOutputEncode, err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
+		f = &handlerError{reason: reasonOutputEncode, err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 		r.Status, r.Output, r.Error = heddle.StatusFailed, nil, f.err.Error()
 		data, err = w.encodeResult(&r)
 	}
@@ -384,7 +384,7 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	outcome.Add(1)
 	if err == nil {
 		if pub == nil {
-			pub = new(workerPublishContext)
+			pub = new(publishContext)
 			defer pub.stop()
 		}
 		err = w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: r.Subject(), Data: data})
@@ -392,7 +392,7 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	if err != nil {
 		outcome.Add(^uint64(0))
 		w.stats.publishErrors.Add(1)
-		attrs := []slog.Attr{slog.String("reason", workerReasonPublish), slog.String("subject", r.Subject()),
+		attrs := []slog.Attr{slog.String("reason", reasonPublish), slog.String("subject", r.Subject()),
 			slog.String("status", string(r.Status)), slog.String("error", err.Error())}
 		if f != nil {
 			attrs = append(attrs, slog.String("cause", f.reason))
@@ -431,31 +431,31 @@ func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
 	return data, err
 }
 
-// workerPublishContext is a pool goroutine's context for publishing
-// results: Run's values with a deadline workerPublishTimeout after it was
-// made, renewed once less than workerPublishTimeout-workerPublishRenew is
+// publishContext is a pool goroutine's context for publishing
+// results: Run's values with a deadline publishTimeout after it was
+// made, renewed once less than publishTimeout-publishRenew is
 // left. Results published within about a second so share one timer, and
 // each publish is still bounded, by at least
-// workerPublishTimeout-workerPublishRenew and at most
-// workerPublishTimeout.
-type workerPublishContext struct {
+// publishTimeout-publishRenew and at most
+// publishTimeout.
+type publishContext struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	deadline time.Time
 }
 
 // get returns the context for a publish starting at now.
-func (p *workerPublishContext) get(values context.Context, now time.Time) context.Context {
-	if p.ctx == nil || p.deadline.Sub(now) < workerPublishTimeout-workerPublishRenew {
+func (p *publishContext) get(values context.Context, now time.Time) context.Context {
+	if p.ctx == nil || p.deadline.Sub(now) < publishTimeout-publishRenew {
 		p.stop()
-		p.deadline = now.Add(workerPublishTimeout)
+		p.deadline = now.Add(publishTimeout)
 		p.ctx, p.cancel = context.WithDeadline(values, p.deadline)
 	}
 	return p.ctx
 }
 
 // stop releases the context's timer.
-func (p *workerPublishContext) stop() {
+func (p *publishContext) stop() {
 	if p.cancel != nil {
 		p.cancel()
 	}
@@ -479,7 +479,7 @@ func (w *Worker) reject(data []byte, reason string, cause error) {
 		r.ParentTaskID = parentID
 		r.Error = fmt.Sprintf("task rejected by worker %q: %v", w.workerType, cause)
 		if b, err := r.Encode(); err == nil {
-			ctx, cancel := context.WithTimeout(w.values, workerPublishTimeout)
+			ctx, cancel := context.WithTimeout(w.values, publishTimeout)
 			published = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: b}) == nil
 			cancel()
 		}
@@ -500,11 +500,11 @@ func (w *Worker) logTask(level slog.Level, event string, task *heddle.TaskMessag
 	w.log.LogAttrs(w.values, level, event, append(all, attrs...)...)
 }
 
-// workerInputDecoder returns how a typed worker reads its In: the decoded
+// inputDecoder returns how a typed worker reads its In: the decoded
 // payload itself for map[string]any, otherwise In decoded from the
 // payload's bytes on the wire (which avoids re-encoding the payload map and
 // keeps numbers exact).
-func workerInputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, error) {
+func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, error) {
 	if _, ok := any((*In)(nil)).(*map[string]any); ok {
 		return func(task *heddle.TaskMessage, _ []byte) (In, error) {
 			return any(task.Payload).(In), nil
@@ -512,7 +512,7 @@ func workerInputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (I
 	}
 	return func(task *heddle.TaskMessage, data []byte) (In, error) {
 		var in In
-		raw, err := workerRawPayload(task, data)
+		raw, err := rawPayload(task, data)
 		if err != nil {
 			return in, err
 		}
@@ -521,21 +521,21 @@ func workerInputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (I
 	}
 }
 
-// workerOutputObject turns a typed handler's output into the result's
+// outputObject turns a typed handler's output into the result's
 // output object. Numbers become float64, as in every decoded payload (see
 // DecodeTaskMessage), which also keeps the contract check on its fast path.
-func workerOutputObject[Out any](out Out) (map[string]any, error) {
+func outputObject[Out any](out Out) (map[string]any, error) {
 	if m, ok := any(out).(map[string]any); ok {
 		return m, nil
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+		return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 	}
 	v, err := wire.DecodeAny(b)
 	if err != nil {
-		return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+		return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 	}
 	switch v := v.(type) {
@@ -544,6 +544,6 @@ func workerOutputObject[Out any](out Out) (map[string]any, error) {
 	case nil:
 		return nil, nil
 	}
-	return nil, &workerHandlerError{reason: workerReasonOutputEncode, permanent: true,
+	return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
 		err: fmt.Errorf("%w: the handler returned a JSON %s", ErrOutputNotObject, wire.KindName(b))}
 }
