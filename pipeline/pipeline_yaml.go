@@ -19,12 +19,12 @@ import (
 
 // yAML is the Python Heddle's pipeline config file shape.
 type yAML struct {
-	Name               string              `yaml:"name"`
-	Description        string              `yaml:"description"`
-	TimeoutSeconds     float64             `yaml:"timeout_seconds"`
-	MaxConcurrentGoals int                 `yaml:"max_concurrent_goals"`
-	QueueGroup         string              `yaml:"queue_group"`
-	DispatchDirect     bool                `yaml:"dispatch_direct"`
+	Name               string      `yaml:"name"`
+	Description        string      `yaml:"description"`
+	TimeoutSeconds     float64     `yaml:"timeout_seconds"`
+	MaxConcurrentGoals int         `yaml:"max_concurrent_goals"`
+	QueueGroup         string      `yaml:"queue_group"`
+	DispatchDirect     bool        `yaml:"dispatch_direct"`
 	Stages             []stageYAML `yaml:"pipeline_stages"`
 }
 

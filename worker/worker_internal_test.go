@@ -22,7 +22,7 @@ type benchItem struct {
 }
 
 type benchIn struct {
-	Customer string            `json:"customer"`
+	Customer string      `json:"customer"`
 	Items    []benchItem `json:"items"`
 }
 
