@@ -1,6 +1,7 @@
 package heddle
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -244,7 +245,12 @@ type TaskMessage struct {
 	Metadata map[string]any
 	// Extra holds unknown top-level fields of a decoded message, verbatim;
 	// they are written back after the known fields, so a message passing
-	// through a Go actor keeps fields added by newer senders.
+	// through a Go actor (a router re-encoding it) keeps fields added by
+	// newer senders. Of these, the extensions, whose names start with an
+	// underscore (_trace_context, the W3C trace context), also pass to
+	// what is derived from the message: its TaskResult (Result) and the
+	// subtasks an orchestrator or pipeline makes for it. Other unknown
+	// fields stay with the message they came in.
 	Extra map[string]json.RawMessage
 }
 
@@ -316,7 +322,61 @@ func (m TaskMessage) Result(status TaskStatus, output map[string]any, err error)
 	if err != nil {
 		r.Error = err.Error()
 	}
+	r.Extra = m.Extensions()
 	return r
+}
+
+// Extensions returns a copy of m's extensions: the unknown top-level
+// fields whose names start with an underscore, such as _trace_context.
+// Every actor carries them from a task to its result and to the subtasks
+// made for it; nil when there are none.
+func (m TaskMessage) Extensions() map[string]json.RawMessage { return extensions(m.Extra) }
+
+// Extensions returns a copy of g's extensions (see
+// TaskMessage.Extensions), which an orchestrator or pipeline carries onto
+// the goal's subtasks and its final result.
+func (g OrchestratorGoal) Extensions() map[string]json.RawMessage { return extensions(g.Extra) }
+
+// extensions returns the underscore-prefixed members of extra.
+func extensions(extra map[string]json.RawMessage) map[string]json.RawMessage {
+	var out map[string]json.RawMessage
+	for k, v := range extra {
+		if strings.HasPrefix(k, "_") {
+			if out == nil {
+				out = make(map[string]json.RawMessage)
+			}
+			out[k] = bytes.Clone(v)
+		}
+	}
+	return out
+}
+
+// AddExtensions copies into m.Extra each extension of from (see
+// Extensions) that m does not already carry.
+func (m *TaskMessage) AddExtensions(from map[string]json.RawMessage) {
+	m.Extra = addExtensions(m.Extra, from)
+}
+
+// AddExtensions copies into r.Extra each extension of from that r does
+// not already carry.
+func (r *TaskResult) AddExtensions(from map[string]json.RawMessage) {
+	r.Extra = addExtensions(r.Extra, from)
+}
+
+func addExtensions(dst, from map[string]json.RawMessage) map[string]json.RawMessage {
+	for k, v := range from {
+		if !strings.HasPrefix(k, "_") {
+			continue
+		}
+		if _, ok := dst[k]; ok {
+			continue
+		}
+		if dst == nil {
+			dst = make(map[string]json.RawMessage)
+		}
+		dst[k] = bytes.Clone(v)
+	}
+	return dst
 }
 
 // TaskResult is a worker's answer to one TaskMessage, published on
@@ -346,7 +406,12 @@ type TaskResult struct {
 	ProcessingTimeMS int
 	// CompletedAt is when the work ended (UTC, microsecond precision).
 	CompletedAt time.Time
-	// Extra holds unknown top-level fields of a decoded result, verbatim.
+	// Metadata carries what the worker adds about the work (stage names,
+	// hints); nil is left out of the wire form, as the Python runtime
+	// writes results without it.
+	Metadata map[string]any
+	// Extra holds unknown top-level fields of a decoded result, verbatim,
+	// and the task's extensions (_trace_context, ...) copied by Result.
 	Extra map[string]json.RawMessage
 }
 

@@ -184,7 +184,7 @@ func (m *TaskMessage) decodeRaw(data []byte, envelope bool) ([]byte, error) {
 }
 
 var taskResultFields = []string{"task_id", "parent_task_id", "worker_type", "status", "output", "error",
-	"model_used", "token_usage", "processing_time_ms", "completed_at"}
+	"model_used", "token_usage", "processing_time_ms", "completed_at", "metadata"}
 
 func (r *TaskResult) decode(data []byte) error {
 	d := wire.Decoder{Now: now}
@@ -203,6 +203,7 @@ func (r *TaskResult) decode(data []byte) error {
 		TokenUsage:       d.TokenUsage("token_usage"),
 		ProcessingTimeMS: d.Integer("processing_time_ms", 0),
 		CompletedAt:      d.Time("completed_at", wire.Optional),
+		Metadata:         d.Object("metadata", wire.Nullable, nil),
 	}
 	r.Extra = d.Extra()
 	var p problems
@@ -353,6 +354,12 @@ func (r *TaskResult) AppendJSON(b []byte) ([]byte, error) {
 	b = strconv.AppendInt(b, int64(r.ProcessingTimeMS), 10)
 	b = append(b, `,"completed_at":`...)
 	b = wire.AppendTime(b, r.CompletedAt)
+	if r.Metadata != nil {
+		b = append(b, `,"metadata":`...)
+		if b, err = wire.AppendObject(b, r.Metadata, false); err != nil {
+			return nil, fmt.Errorf("heddle: encoding TaskResult metadata: %w", err)
+		}
+	}
 	return wire.AppendExtra(b, r.Extra, taskResultFields)
 }
 

@@ -45,7 +45,7 @@ const (
 	kindNumber
 	kindBool
 	kindObject
-	kindArray
+	KindArray
 )
 
 func (k Kind) String() string {
@@ -64,7 +64,7 @@ func KindOf(raw []byte) Kind {
 	case '{':
 		return kindObject
 	case '[':
-		return kindArray
+		return KindArray
 	case 't', 'f':
 		return kindBool
 	case 'n':
