@@ -261,6 +261,7 @@ func (o *Orchestrator) process(ctx context.Context, goal heddle.OrchestratorGoal
 		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
 	res := heddle.NewTaskResult(goal.GoalID, WorkerType, heddle.StatusCompleted)
+	res.AddExtensions(goal.Extra)
 	if err != nil {
 		res.Status, res.Error, output = heddle.StatusFailed, err.Error(), nil
 	}
@@ -311,6 +312,7 @@ func (o *Orchestrator) collect(ctx context.Context, goal heddle.OrchestratorGoal
 	}
 	for i := range tasks {
 		tasks[i].ParentTaskID = goal.GoalID
+		tasks[i].AddExtensions(goal.Extra)
 		if tasks[i].RequestID == "" {
 			tasks[i].RequestID = goal.RequestID
 		}

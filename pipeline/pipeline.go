@@ -326,6 +326,7 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 	p.log.Info("pipeline.goal_received", "pipeline", p.plan.cfg.Name, "goal_id", goal.GoalID,
 		"request_id", goal.RequestID, "priority", string(goal.Priority))
 	res := heddle.NewTaskResult(goal.GoalID, p.plan.cfg.Name, heddle.StatusCompleted)
+	res.AddExtensions(goal.Extra)
 	fail := func(err error) (heddle.TaskResult, error) {
 		res.Status, res.Error = heddle.StatusFailed, err.Error()
 		res.ProcessingTimeMS = int(time.Since(start).Milliseconds())

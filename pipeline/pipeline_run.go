@@ -174,6 +174,7 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 	cfg := r.p.plan.cfg
 	task := heddle.NewTaskMessage(s.WorkerType, payload)
 	task.ParentTaskID = r.goal.GoalID
+	task.AddExtensions(r.goal.Extra)
 	task.RequestID = r.goal.RequestID
 	if task.RequestID == "" {
 		task.RequestID = r.goal.GoalID

@@ -65,6 +65,18 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 			},
 		},
 		{
+			name: "a re-encoded task keeps its trace context and every other extension",
+			data: `{"task_id":"3f2b8c1e-0006","worker_type":"summarizer","payload":{},"model_tier":"frontier",` +
+				`"_trace_context":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},"_tenant":"acme"}`,
+			wantSubject: "heddle.tasks.summarizer.local",
+			check: func(t *testing.T, got heddle.TaskMessage, _ testlog.Record) {
+				if string(got.Extra["_trace_context"]) != `{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}` ||
+					string(got.Extra["_tenant"]) != `"acme"` {
+					t.Errorf("re-encoded task extensions = %s, want _trace_context and _tenant unchanged", got.Extra)
+				}
+			},
+		},
+		{
 			name:        "an override maps a non-standard model_tier onto a real tier",
 			data:        `{"task_id":"3f2b8c1e-0005","worker_type":"mapper","payload":{},"model_tier":"gpu"}`,
 			wantSubject: "heddle.tasks.mapper.frontier",
@@ -116,8 +128,8 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 				tt.check(t, m, routed)
 			})
 		}
-		if s := rt.Stats(); s.Routed != uint64(len(tests)) || s.Overridden != 2 || s.DeadLettered != 0 {
-			t.Errorf("Stats() = %+v, want %d routed, 2 of them overridden, none dead-lettered", s, len(tests))
+		if s := rt.Stats(); s.Routed != uint64(len(tests)) || s.Overridden != 3 || s.DeadLettered != 0 {
+			t.Errorf("Stats() = %+v, want %d routed, 3 of them overridden, none dead-lettered", s, len(tests))
 		}
 	})
 }
