@@ -2,8 +2,11 @@ package heddle
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -562,14 +565,46 @@ func NewDeadLetter(reason string, original []byte) DeadLetter {
 		ReceivedAt: now(),
 		original:   append([]byte{}, original...),
 	}
-	var ids struct {
-		TaskID     any `json:"task_id"`
-		WorkerType any `json:"worker_type"`
-	}
+	// Keys read exactly, the last of a repeated one counting, as the
+	// decoder reads them.
+	var ids map[string]json.RawMessage
 	if json.Unmarshal(original, &ids) == nil {
-		d.TaskID, _ = ids.TaskID.(string)
-		d.WorkerType, _ = ids.WorkerType.(string)
+		_ = json.Unmarshal(ids["task_id"], &d.TaskID)
+		_ = json.Unmarshal(ids["worker_type"], &d.WorkerType)
 	}
+	return d
+}
+
+// deadLetterUnparsed and deadLetterTruncated name the members of the
+// object written as original_task for an original that is not JSON, and
+// for one too large to keep.
+const (
+	deadLetterUnparsed  = "_unparsed"
+	deadLetterTruncated = "_truncated"
+	// deadLetterHead bounds the text of a truncated original kept.
+	deadLetterHead = 1024
+)
+
+// Truncated returns d with its original replaced by a small JSON object
+// describing it, for an envelope too large for the bus:
+//
+//	{"_truncated": {"size": 2097152, "sha256": "…", "head": "<the first 1 KiB as text>"}}
+//
+// The size and hash identify the original in the sender's logs; a replay
+// publishes the description, which the router dead-letters again. A
+// router publishes it when the full envelope exceeds the bus's max
+// payload, so that the dead letter is never lost.
+func (d DeadLetter) Truncated() DeadLetter {
+	sum := sha256.Sum256(d.original)
+	head := d.original[:min(len(d.original), deadLetterHead)]
+	b := []byte(`{"` + deadLetterTruncated + `":{"size":`)
+	b = strconv.AppendInt(b, int64(len(d.original)), 10)
+	b = append(b, `,"sha256":"`...)
+	b = hex.AppendEncode(b, sum[:])
+	b = append(b, `","head":`...)
+	b = wire.AppendString(b, string(head))
+	b = append(b, "}}"...)
+	d.original = b
 	return d
 }
 

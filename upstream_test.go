@@ -329,3 +329,30 @@ func roundTrip[M any](t *testing.T, data []byte, decode func([]byte) (M, error),
 	}
 	return m
 }
+
+// The Python dead-letter consumer reads original_task alone: for input
+// that is not JSON it must still find an object it can store and replay,
+// while Go readers get the exact bytes back from original_raw.
+func TestADeadLetterOfNonJSONIsReadableFromOriginalTaskAlone(t *testing.T) {
+	original := []byte("not json \xff at all")
+	env, err := heddle.NewDeadLetter("invalid_task_message: malformed JSON", original).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var python struct {
+		OriginalTask map[string]any `json:"original_task"`
+	}
+	if err := json.Unmarshal(env, &python); err != nil || python.OriginalTask == nil {
+		t.Fatalf("original_task of %s is not an object: %v", env, err)
+	}
+	if got := python.OriginalTask["_unparsed"]; got != "not json \uFFFD at all" {
+		t.Errorf("original_task._unparsed = %q, want the text with the invalid byte replaced", got)
+	}
+	d, err := heddle.DecodeDeadLetter(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d.Original(), original) {
+		t.Errorf("Original() = %q, want the exact bytes %q", d.Original(), original)
+	}
+}

@@ -414,7 +414,13 @@ func (d DeadLetter) MarshalJSON() ([]byte, error) {
 	if embeddable {
 		b = append(b, trimmed...)
 	} else {
-		b = append(b, "null"...)
+		// Not JSON: a reader of original_task alone (the Python
+		// consumer) still gets an object it can store, show and replay
+		// (the router dead-letters it again); original_raw keeps the
+		// exact bytes for Go readers.
+		b = append(b, `{"`+deadLetterUnparsed+`":`...)
+		b = wire.AppendString(b, string(d.original))
+		b = append(b, '}')
 	}
 	if !embeddable || len(trimmed) != len(d.original) {
 		b = append(b, `,"original_raw":"`...)

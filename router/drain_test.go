@@ -1,8 +1,13 @@
 package router_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +79,47 @@ func TestRouterRefusesANegativeDrainTimeout(t *testing.T) {
 		_, err := router.New(connect(), router.Config{DrainTimeout: -time.Second})
 		if !errors.Is(err, heddle.ErrConfig) || !strings.Contains(err.Error(), "DrainTimeout") {
 			t.Errorf("New = %v, want heddle.ErrConfig naming DrainTimeout", err)
+		}
+	})
+}
+
+func TestRouterPublishesADeadLetterTooLargeForTheBusTruncated(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		rt, logs, _ := routerStart(t, connect(), router.Config{})
+		caller, watcher := connect(), connect()
+		dead, _ := testkit.Subscribe(t, watcher, heddle.SubjectDeadLetter)
+		// 700 KB that are not JSON: the envelope would carry them twice
+		// (as text and as base64), beyond the 1 MB max payload.
+		original := bytes.Repeat([]byte("not json \xff "), 700_000/11)
+		testkit.Publish(t, caller, heddle.SubjectTasksIncoming, original, nil)
+		env := testkit.Recv(t, dead, "the truncated dead letter")
+		d, err := heddle.DecodeDeadLetter(env.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(d.Reason, heddle.ReasonInvalidTaskMessage+": ") {
+			t.Errorf("reason %q, want invalid_task_message", d.Reason)
+		}
+		var summary struct {
+			Truncated struct {
+				Size   int    `json:"size"`
+				SHA256 string `json:"sha256"`
+				Head   string `json:"head"`
+			} `json:"_truncated"`
+		}
+		if err := json.Unmarshal(d.Original(), &summary); err != nil {
+			t.Fatalf("original %q: %v", d.Original()[:min(100, len(d.Original()))], err)
+		}
+		sum := sha256.Sum256(original)
+		if s := summary.Truncated; s.Size != len(original) || s.SHA256 != hex.EncodeToString(sum[:]) || !strings.HasPrefix(s.Head, "not json") {
+			t.Errorf("truncated original %+v, want size %d and its sha256", s, len(original))
+		}
+		rec := logs.Wait(t, "router.dead_lettered", 1)[0]
+		if rec.Str("truncated") != "true" || rec.Str("original_size") != fmt.Sprint(len(original)) {
+			t.Errorf("router.dead_lettered %+v, want truncated=true and original_size", rec)
+		}
+		if s := rt.Stats(); s.DeadLettered != 1 || s.PublishErrors != 0 {
+			t.Errorf("Stats() = %+v, want 1 dead letter and no publish error", s)
 		}
 	})
 }

@@ -385,12 +385,27 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	if err == nil {
 		err = r.b.Publish(ctx, &bus.Msg{Subject: heddle.SubjectDeadLetter, Header: msg.Header, Data: env})
 	}
+	truncated := false
+	if errors.Is(err, bus.ErrMaxPayload) {
+		// Too large with the original inside: the dead letter goes out
+		// with the original's size, hash and head in its place, never
+		// lost with only a counter.
+		if env, err = d.Truncated().Encode(); err == nil {
+			truncated = true
+			err = r.b.Publish(ctx, &bus.Msg{Subject: heddle.SubjectDeadLetter, Header: msg.Header, Data: env})
+		}
+	}
 	if err != nil {
 		r.stats.deadLettered.Add(^uint64(0))
 		byReason.Add(^uint64(0))
 		r.stats.publishErrors.Add(1)
 		r.log.Error("router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
 			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
+		return
+	}
+	if truncated {
+		r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType,
+			"truncated", true, "original_size", len(msg.Data))
 		return
 	}
 	r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType)

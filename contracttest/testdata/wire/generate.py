@@ -225,7 +225,7 @@ write(d+"python_task_id_number.json", py(O(reason="invalid_task_message: task_id
 raw = b"not json at all \xff\xfe"
 write(d+"go_not_json.json", json.dumps(O(reason="invalid_task_message: malformed JSON: invalid character 'o' in literal null (expecting 'u')", original_task=None,
       original_raw=base64.b64encode(raw).decode(), task_id=None, worker_type=None, received_at="2026-02-09T10:15:30.5Z"), separators=(",", ":")).encode(), "DeadLetter", True,
-      "the Go router's envelope for bytes that are not JSON: original_raw holds them exactly (base64)", want=O(original_task=None), want_original=raw)
+      "the Go router's envelope for bytes that are not JSON: original_raw holds them exactly (base64); re-encoded, original_task holds them as text for readers of original_task alone", want=O(original_task=O(_unparsed="not json at all \ufffd\ufffd")), want_original=raw)
 padded = b'  {"worker_type": "echo"}\n'
 write(d+"go_padded_json.json", json.dumps(O(reason="invalid_task_message: payload: required", original_task=O(worker_type="echo"),
       original_raw=base64.b64encode(padded).decode(), task_id=None, worker_type="echo", received_at="2026-02-09T10:15:30Z"), separators=(",", ":")).encode(), "DeadLetter", True,
