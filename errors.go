@@ -14,6 +14,12 @@ var (
 	// ErrWorkerType reports a worker type that is empty or cannot be used
 	// as a subject token (white space, wildcards, empty tokens).
 	ErrWorkerType = errors.New("heddle: invalid worker type")
+	// ErrDeadLettered is matched by the error a caller gets for a task
+	// the router dead-lettered: the router answers such a task with a
+	// failed TaskResult whose Metadata[MetadataDeadLetterReason] names
+	// the reason's kind (ReasonRateLimited, ...), so that the caller
+	// returns at once instead of waiting out its timeout.
+	ErrDeadLettered = errors.New("heddle: task dead-lettered")
 	// ErrInvalidMessage is matched (errors.Is) by every *ValidationError:
 	// a message that is not valid JSON, lacks a required field, or has a
 	// field of the wrong type or an unknown enum value.

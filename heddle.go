@@ -122,6 +122,12 @@ const (
 	ReasonRateLimited = "rate_limited"
 )
 
+// MetadataDeadLetterReason is the TaskResult.Metadata key under which a
+// router's failed result for a dead-lettered task names the reason's
+// kind (ReasonRateLimited, ReasonUnknownTier, ...); its Error holds the
+// whole reason.
+const MetadataDeadLetterReason = "dead_letter_reason"
+
 // DefaultDrainTimeout bounds every long-running actor's shutdown when its
 // Config leaves DrainTimeout zero: the time from the end of Run's context
 // until the work still in progress is cancelled and Run returns.

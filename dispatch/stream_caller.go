@@ -116,7 +116,7 @@ func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...O
 		return nil, fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the caller listens on %s",
 			ErrResultSubjectMismatch, task.TaskID, task.ParentTaskID, rs, c.subject)
 	}
-	return c.wait(ctx, &task, data, &o, false)
+	return deadLettered(c.wait(ctx, &task, data, &o, false))
 }
 
 // wait publishes data, the encoded task, and waits for the task's result.

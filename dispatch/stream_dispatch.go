@@ -80,12 +80,14 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // It returns the result whatever its status (check Status and Error), or
 // a nil result and an error, never both nil: a *ValidationError for an
 // invalid task, a *contracts.ValidationError for a payload violating the
-// input contract (nothing is published then), a *TimeoutError (errors.Is
-// ErrTimeout) naming the task, ErrDuplicateTaskID when another call on b
-// is waiting for the same task_id, or ctx.Err().
+// input contract (nothing is published then), a *DeadLetterError
+// (errors.Is heddle.ErrDeadLettered) when the router dead-lettered the
+// task and said so, a *TimeoutError (errors.Is ErrTimeout) naming the
+// task, ErrDuplicateTaskID when another call on b is waiting for the same
+// task_id, or ctx.Err().
 //
-// The result_stream.* events of Caller are logged to Logger's
-// logger, with the same meanings.
+// The result_stream.* events of Caller go where With says (the
+// logger and observers), with the same meanings.
 //
 // On a bus implementing bus.Keeper (membus and natsbus do), the calls on b
 // share one subscription per result subject, as nats.go's Request shares
@@ -118,7 +120,7 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 			return nil, err
 		}
 		defer c.Close()
-		return c.wait(ctx, &task, data, &o, true)
+		return deadLettered(c.wait(ctx, &task, data, &o, true))
 	}
 	shared := k.Keep(dispatchKeeperKey{}, func() any {
 		return &dispatchShared{b: b, entries: map[string]*dispatchEntry{}}
@@ -128,7 +130,7 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 		return nil, err
 	}
 	defer shared.release(e)
-	return e.c.wait(ctx, &task, data, &o, true)
+	return deadLettered(e.c.wait(ctx, &task, data, &o, true))
 }
 
 // Linger is how long Request keeps a shared result

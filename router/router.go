@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,12 @@ type Config struct {
 	// ReloadTimeout bounds one reload triggered by SubjectControlReload.
 	// Zero means DefaultReloadTimeout.
 	ReloadTimeout time.Duration
+	// NoDeadLetterResults turns off the failed TaskResult the router
+	// publishes, beside the dead letter, for each task it dead-letters
+	// (on the task's result subject, its Error the dead-letter reason),
+	// for meshes that want the Python router's behaviour exactly: there a
+	// caller learns nothing and waits out its timeout.
+	NoDeadLetterResults bool
 	// DrainTimeout bounds shutdown once Run's context ends: the tasks
 	// already delivered are routed until then; what is left when it
 	// expires is dropped by the bus and Run returns an error saying so.
@@ -57,6 +65,12 @@ type Stats struct {
 	// PublishErrors counts messages lost because publishing the task or
 	// its dead letter failed (logged as router.publish_failed).
 	PublishErrors uint64
+	// Answered counts the failed results published for dead-lettered
+	// tasks (see Config.NoDeadLetterResults); AnswerErrors those whose
+	// publish failed (logged as router.publish_failed). The tasks
+	// themselves are counted above, once each.
+	Answered     uint64
+	AnswerErrors uint64
 	// Reloads counts rules reloaded; ReloadErrors counts reloads rejected
 	// (logged as router.reload_failed; the previous rules stayed).
 	Reloads      uint64
@@ -111,7 +125,7 @@ type Router struct {
 	readyOnce sync.Once
 
 	stats struct {
-		routed, overridden, deadLettered, invalid, unknownTier, rateLimited,
+		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, answered, answerErrors,
 		publishErrors, reloads, reloadErrors atomic.Uint64
 	}
 }
@@ -182,6 +196,8 @@ func (r *Router) Stats() Stats {
 		UnknownTiers:    s.unknownTier.Load(),
 		RateLimited:     s.rateLimited.Load(),
 		PublishErrors:   s.publishErrors.Load(),
+		Answered:        s.answered.Load(),
+		AnswerErrors:    s.answerErrors.Load(),
 		Reloads:         s.reloads.Load(),
 		ReloadErrors:    s.reloadErrors.Load(),
 	}
@@ -295,7 +311,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	tierOK := true
 	if err != nil {
 		var ve *heddle.ValidationError
-		if !errors.As(err, &ve) || !onlyTierProblem(ve) {
+		if !errors.As(err, &ve) || !unknownTierOnly(ve) {
 			r.deadLetter(ctx, msg, heddle.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
@@ -360,10 +376,12 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	}
 }
 
-// onlyTierProblem reports whether model_tier is the message's only
-// problem: the sender asked for a tier that does not exist.
-func onlyTierProblem(ve *heddle.ValidationError) bool {
-	return len(ve.Fields) == 1 && ve.Fields[0].Field == "model_tier"
+// unknownTierOnly reports whether the message's only problem is a
+// model_tier string naming no tier: the sender asked for a tier that does
+// not exist. A model_tier of another JSON type is an invalid message.
+func unknownTierOnly(ve *heddle.ValidationError) bool {
+	return len(ve.Fields) == 1 && ve.Fields[0].Field == "model_tier" &&
+		strings.Contains(ve.Fields[0].Problem, " is not one of ")
 }
 
 // deadLetter publishes the original message, untouched, in a DeadLetter
@@ -403,10 +421,49 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
 		return
 	}
+	if !r.cfg.NoDeadLetterResults {
+		r.answer(ctx, msg, d, kind)
+	}
 	if truncated {
 		r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType,
 			"truncated", true, "original_size", len(msg.Data))
 		return
 	}
 	r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType)
+}
+
+// answer publishes a failed TaskResult for a dead-lettered task, so that
+// its caller, waiting on the task's result subject, returns at once with
+// the reason. It needs the task's task_id and a usable parent_task_id
+// from the original; without them nobody can be waiting for this answer.
+func (r *Router) answer(ctx context.Context, msg *bus.Msg, d heddle.DeadLetter, kind string) {
+	var ids map[string]json.RawMessage
+	if d.TaskID == "" || json.Unmarshal(msg.Data, &ids) != nil {
+		return
+	}
+	var parent string
+	_ = json.Unmarshal(ids["parent_task_id"], &parent)
+	workerType := cmp.Or(d.WorkerType, "router")
+	res := heddle.NewTaskResult(d.TaskID, workerType, heddle.StatusFailed)
+	res.ParentTaskID = parent
+	res.Error = d.Reason
+	res.Metadata = map[string]any{heddle.MetadataDeadLetterReason: kind}
+	for k, v := range ids {
+		if strings.HasPrefix(k, "_") {
+			res.AddExtensions(map[string]json.RawMessage{k: v})
+		}
+	}
+	data, err := res.Encode()
+	if err != nil {
+		// The original's ids cannot make a valid result (a task_id or
+		// parent_task_id unusable in a subject): nobody waits for it.
+		return
+	}
+	if err := r.b.Publish(ctx, &bus.Msg{Subject: res.Subject(), Data: data}); err != nil {
+		r.stats.answerErrors.Add(1)
+		r.log.Error("router.publish_failed", "subject", res.Subject(), "task_id", d.TaskID,
+			"worker_type", d.WorkerType, "reason", d.Reason, "error", err.Error())
+		return
+	}
+	r.stats.answered.Add(1)
 }

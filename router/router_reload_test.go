@@ -79,6 +79,13 @@ func TestRouterRateLimitReloadAndReplayFlow(t *testing.T) {
 
 		second, secondData := newTask()
 		testkit.Publish(t, caller, heddle.SubjectTasksIncoming, secondData, bus.Header{"X-Trace": {"t2"}})
+		// The caller learns at once why: a failed result naming the reason.
+		answer, err := heddle.DecodeTaskResult(testkit.Recv(t, results, "the router's answer for "+second.TaskID).Data)
+		if err != nil || answer.TaskID != second.TaskID || answer.Status != heddle.StatusFailed ||
+			answer.Error != "rate_limited: tier 'frontier' has no available capacity" ||
+			answer.Metadata[heddle.MetadataDeadLetterReason] != heddle.ReasonRateLimited {
+			t.Fatalf("caller got %+v (%v), want a failed result naming the rate limit", answer, err)
+		}
 		dlLogs.Wait(t, "dead_letter.received", 1)
 		entries, _ := consumer.List(0, 0)
 		if len(entries) != 1 {
