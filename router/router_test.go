@@ -171,6 +171,13 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 			wantWorkerType: "echo",
 		},
 		{
+			name:           "a model_tier that is not a string is an invalid_task_message, as in Python",
+			data:           `{"task_id": "t-4n", "worker_type": "echo", "payload": {}, "model_tier": 7}`,
+			wantReason:     "invalid_task_message: invalid TaskMessage: model_tier: expected string, got number",
+			wantTaskID:     "t-4n",
+			wantWorkerType: "echo",
+		},
+		{
 			name:           "a non-standard model_tier is an unknown_tier",
 			data:           `{"task_id": "t-5", "worker_type": "echo", "payload": {}, "model_tier": "huge"}`,
 			wantReason:     `unknown_tier: model_tier: "huge" is not one of local, standard, frontier`,
@@ -224,8 +231,8 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 			})
 		}
 		s := rt.Stats()
-		if s.DeadLettered != uint64(len(tests)) || s.InvalidMessages != 5 || s.UnknownTiers != 2 || s.RateLimited != 0 || s.Routed != 0 {
-			t.Errorf("Stats() = %+v, want %d dead letters: 5 invalid, 2 unknown tier", s, len(tests))
+		if s.DeadLettered != uint64(len(tests)) || s.InvalidMessages != 6 || s.UnknownTiers != 2 || s.RateLimited != 0 || s.Routed != 0 {
+			t.Errorf("Stats() = %+v, want %d dead letters: 6 invalid, 2 unknown tier", s, len(tests))
 		}
 	})
 }
