@@ -48,8 +48,9 @@ type tracker interface {
 	// naming it is that waiter's parse_error), with the emitter for the
 	// event.
 	expects(id string) (relevant, waiting bool, log *observe.Emitter)
-	// take decides about a decoded result and updates the state.
-	take(res *heddle.TaskResult) outcome
+	// take decides about a decoded result, whose message is raw, and
+	// updates the state. raw is the bus's: a tracker keeping it copies it.
+	take(res *heddle.TaskResult, raw []byte) outcome
 }
 
 // counters are the verdicts counted.
@@ -82,7 +83,7 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		log.Warn("result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
 		return
 	}
-	o := t.take(&res)
+	o := t.take(&res, msg.Data)
 	switch o.verdict {
 	case verdictIgnored:
 		n.ignored.Add(1)

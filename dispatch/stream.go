@@ -507,7 +507,7 @@ func (t streamTracker) expects(id string) (relevant, waiting bool, log *observe.
 	return known, known, s.log
 }
 
-func (t streamTracker) take(res *heddle.TaskResult) outcome {
+func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 	s := t.s
 	if s.cfg.OutputContract != nil && res.Status == heddle.StatusCompleted && s.isPending(res.TaskID) {
 		if err := s.cfg.OutputContract.ValidateOutput(res.Output); err != nil {

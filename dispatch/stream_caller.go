@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type callerWait struct {
 	result   chan heddle.TaskResult // capacity 1; sent to once
 	contract *contracts.Contract
 	log      *observe.Emitter // the call's events go there
+	// raw, when not nil, receives a copy of the result's message, for a
+	// typed call that decodes the output from its bytes.
+	raw *[]byte
 }
 
 // callerRecent is a task_id the Caller stopped waiting for.
@@ -135,7 +139,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		timeout = DefaultTimeout
 	}
 
-	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log}
+	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log, raw: o.raw}
 	if c.shared || o.actor != nil {
 		w.log = o.emitter()
 	}
@@ -266,7 +270,7 @@ func (t callerTracker) expects(id string) (relevant, waiting bool, log *observe.
 	return seen, false, c.log
 }
 
-func (t callerTracker) take(res *heddle.TaskResult) outcome {
+func (t callerTracker) take(res *heddle.TaskResult, raw []byte) outcome {
 	c := t.c
 	c.mu.Lock()
 	w, waiting := c.waiting[res.TaskID]
@@ -294,5 +298,8 @@ func (t callerTracker) take(res *heddle.TaskResult) outcome {
 	}
 	delete(c.waiting, res.TaskID)
 	c.rememberLocked(res.TaskID, callerRecent{answered: true, log: w.log})
+	if w.raw != nil {
+		*w.raw = bytes.Clone(raw)
+	}
 	return outcome{verdict: verdictCollected, log: w.log, deliver: func() { w.result <- *res }}
 }

@@ -20,6 +20,8 @@ type dispatchOptions struct {
 	cfg      StreamConfig
 	contract *contracts.Contract
 	actor    []heddle.Option // set by With
+	raw      *[]byte         // set by the typed calls: the result's bytes
+	err      error           // an option that could not apply
 }
 
 // Timeout bounds the wait for the result; zero or less means
@@ -60,6 +62,9 @@ func newDispatchOptions(opts []Option) dispatchOptions {
 // prepare checks task, and its payload against the input contract when
 // there is one, and encodes it; nothing is published when it fails.
 func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
+	if o.err != nil {
+		return nil, o.err
+	}
 	data, err := task.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)

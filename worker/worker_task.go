@@ -533,7 +533,7 @@ func outputObject[Out any](out Out) (map[string]any, error) {
 		return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 	}
-	v, err := wire.DecodeAny(b)
+	v, err := wire.DecodeExact(b)
 	if err != nil {
 		return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
 			err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}

@@ -58,6 +58,12 @@ func AppendValue(b []byte, v any, depth int) (_ []byte, ok bool) {
 		return strconv.AppendBool(b, v), true
 	case float64:
 		return appendFloat(b, v)
+	case json.Number:
+		// Written as given, once it is sure to be a JSON number.
+		if end, ok := validNumber([]byte(v), 0); !ok || end != len(v) {
+			return b, false
+		}
+		return append(b, v...), true
 	case map[string]any:
 		if v == nil {
 			return append(b, "null"...), true

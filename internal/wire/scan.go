@@ -20,7 +20,11 @@ import (
 // (the callers have checked it), so only a number beyond float64 can
 // fail; then ok is false and the caller decodes with encoding/json for its
 // exact error.
-func Value(b []byte, i int) (v any, next int, ok bool) {
+func Value(b []byte, i int) (v any, next int, ok bool) { return value(b, i, false) }
+
+// value is Value; exact keeps an integer of more than 15 digits, which a
+// float64 may round, as a json.Number holding its text.
+func value(b []byte, i int, exact bool) (v any, next int, ok bool) {
 	switch b[i] {
 	case '{':
 		m := map[string]any{}
@@ -33,7 +37,7 @@ func Value(b []byte, i int) (v any, next int, ok bool) {
 			key := unquote(b[i:end])
 			i = skipSpace(b, end)
 			i = skipSpace(b, i+1) // past ':'
-			if v, i, ok = Value(b, i); !ok {
+			if v, i, ok = value(b, i, exact); !ok {
 				return nil, 0, false
 			}
 			m[key] = v
@@ -50,7 +54,7 @@ func Value(b []byte, i int) (v any, next int, ok bool) {
 			return a, i + 1, true
 		}
 		for {
-			if v, i, ok = Value(b, i); !ok {
+			if v, i, ok = value(b, i, exact); !ok {
 				return nil, 0, false
 			}
 			a = append(a, v)
@@ -71,6 +75,9 @@ func Value(b []byte, i int) (v any, next int, ok bool) {
 		return nil, i + 4, true
 	}
 	end := skipValue(b, i)
+	if exact && bigInteger(b[i:end]) {
+		return json.Number(b[i:end]), end, true
+	}
 	f, err := strconv.ParseFloat(string(b[i:end]), 64)
 	if err != nil {
 		return nil, 0, false
@@ -326,6 +333,76 @@ func validNumber(b []byte, i int) (int, bool) {
 		i = j
 	}
 	return i, true
+}
+
+// bigInteger reports whether num, a JSON number, is an integer beyond
+// 2^53 in magnitude, which a float64 may not hold exactly.
+func bigInteger(num []byte) bool {
+	digits := 0
+	for _, c := range num {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '-':
+		default:
+			return false
+		}
+	}
+	if digits <= 15 {
+		return false
+	}
+	n, err := strconv.ParseInt(string(num), 10, 64)
+	return err != nil || n > 1<<53 || n < -(1<<53)
+}
+
+// DecodeExact decodes b, a JSON value, as DecodeAny does, except that an
+// integer of more than 15 digits becomes a json.Number holding its text,
+// so that it is written back exactly (AppendValue writes json.Number
+// verbatim). A worker reads its handler's output so.
+func DecodeExact(b []byte) (any, error) {
+	b = bytes.Trim(b, " \t\r\n") // JSON's white space, no other
+	if len(b) > 0 && Valid(b) {
+		if v, end, ok := value(b, 0, true); ok && end == len(b) {
+			return v, nil
+		}
+	}
+	var v any
+	if !json.Valid(b) {
+		err := json.Unmarshal(b, &v)
+		return nil, err
+	}
+	// A number beyond float64 somewhere: read every number as text, then
+	// keep as text only the big integers and those beyond float64.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return floatsWherePossible(v), nil
+}
+
+// floatsWherePossible turns the json.Numbers of v that a float64 holds
+// exactly into float64s, as value does.
+func floatsWherePossible(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if bigInteger([]byte(v)) {
+			return v
+		}
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return f
+		}
+		return v
+	case map[string]any:
+		for k, e := range v {
+			v[k] = floatsWherePossible(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = floatsWherePossible(e)
+		}
+	}
+	return v
 }
 
 // DecodeAny decodes b, a JSON value, as json.Unmarshal decodes into an any.

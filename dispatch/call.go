@@ -1,0 +1,210 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+)
+
+// ErrTaskFailed is matched (errors.Is) by the *TaskError of a typed call
+// whose task a worker answered with a failed result.
+var ErrTaskFailed = errors.New("heddle: task failed")
+
+// TaskError is the error of a typed call whose task failed at the worker:
+// its input violated the worker's contract, the handler returned an error,
+// timed out or panicked. Result is the worker's result: its Error says
+// why (for a contract violation, which field and how).
+type TaskError struct {
+	Result *heddle.TaskResult
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("heddle: task %s failed at worker %q: %s", e.Result.TaskID, e.Result.WorkerType, e.Result.Error)
+}
+
+// Is reports whether target is ErrTaskFailed.
+func (e *TaskError) Is(target error) bool { return target == ErrTaskFailed }
+
+// Call sends in to a worker of workerType and returns the worker's output
+// as an Out: the typed side of worker.New. It checks in against the
+// contract generated from In and Out before anything is published (the
+// same contract worker.New generates, so a payload the worker would
+// refuse is refused here), then works as Request does with opts.
+//
+// Numbers travel as their JSON text, so integers of any size come back
+// exactly. The error is a *contracts.ValidationError for an input
+// violating the contract, a *TaskError (errors.Is ErrTaskFailed) for a
+// failed result, a *DeadLetterError for a task the router dead-lettered,
+// a *TimeoutError, or the errors of Request.
+func Call[In, Out any](ctx context.Context, b bus.Bus, workerType string, in In, opts ...Option) (Out, error) {
+	var out Out
+	task, err := typedTask[In, Out](b, workerType, in)
+	if err != nil {
+		return out, err
+	}
+	var raw []byte
+	res, err := Request(ctx, b, task, append(opts, contractOf[In, Out](b), rawInto(&raw))...)
+	return typedOutput[Out](res, raw, err)
+}
+
+// CallWith is Call on a Caller: many typed calls on one result
+// subscription.
+func CallWith[In, Out any](ctx context.Context, c *Caller, workerType string, in In, opts ...Option) (Out, error) {
+	var out Out
+	task, err := typedTask[In, Out](c.b, workerType, in)
+	if err != nil {
+		return out, err
+	}
+	if c.subject != task.ResultSubject() {
+		return out, fmt.Errorf("%w: a typed task's results go to %s, the Caller listens on %s", ErrResultSubjectMismatch, task.ResultSubject(), c.subject)
+	}
+	var raw []byte
+	res, err := c.Request(ctx, task, append(opts, contractOf[In, Out](c.b), rawInto(&raw))...)
+	return typedOutput[Out](res, raw, err)
+}
+
+// CallAll is Call for many inputs at once, to workers of workerType,
+// with at most the StreamConfig's MaxInFlight (the MaxInFlight option)
+// waiting at a time, or all of them. The outputs are in the order of ins.
+// When some calls fail, the error is a *CallAllError holding each one's
+// error by index, and the outputs of the others are still returned.
+func CallAll[In, Out any](ctx context.Context, b bus.Bus, workerType string, ins []In, opts ...Option) ([]Out, error) {
+	o := newDispatchOptions(opts)
+	limit := o.cfg.MaxInFlight
+	if limit <= 0 {
+		limit = len(ins)
+	}
+	outs := make([]Out, len(ins))
+	errs := make([]error, len(ins))
+	slots := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			outs[i], errs[i] = Call[In, Out](ctx, b, workerType, in, opts...)
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		return outs, nil
+	}
+	return outs, &CallAllError{Errs: errs, Failed: failed}
+}
+
+// CallAllError lists the failed calls of a CallAll.
+type CallAllError struct {
+	// Errs holds each call's error by the index of its input; nil for
+	// the calls that succeeded.
+	Errs []error
+	// Failed counts the non-nil errors.
+	Failed int
+}
+
+func (e *CallAllError) Error() string {
+	for _, err := range e.Errs {
+		if err != nil {
+			return fmt.Sprintf("heddle: %d of %d calls failed; the first: %v", e.Failed, len(e.Errs), err)
+		}
+	}
+	return "heddle: no call failed"
+}
+
+// Unwrap returns the calls' errors, so that errors.Is and errors.As
+// look at each.
+func (e *CallAllError) Unwrap() []error { return e.Errs }
+
+// MaxInFlight bounds how many calls of a CallAll wait at once.
+func MaxInFlight(n int) Option {
+	return func(o *dispatchOptions) { o.cfg.MaxInFlight = n }
+}
+
+// typedTask encodes in as the payload of a task for workerType and checks
+// it against the typed contract.
+func typedTask[In, Out any](b bus.Bus, workerType string, in In) (heddle.TaskMessage, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return heddle.TaskMessage{}, fmt.Errorf("heddle: encoding the input for worker %q: %w", workerType, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers keep their text: integers stay exact
+	var payload map[string]any
+	if err := dec.Decode(&payload); err != nil || payload == nil {
+		return heddle.TaskMessage{}, fmt.Errorf("heddle: the input for worker %q must encode as a JSON object, got %s", workerType, data)
+	}
+	return heddle.NewTaskMessage(workerType, payload), nil
+}
+
+// contractKey keys the contract of one pair of types in a bus.Keeper.
+type contractKey[In, Out any] struct{}
+
+type contractEntry struct {
+	c   *contracts.Contract
+	err error
+}
+
+// contractOf returns the option checking against the contract generated
+// from In and Out, compiled once per bus where the bus keeps values.
+func contractOf[In, Out any](b bus.Bus) Option {
+	compile := func() any {
+		c, err := contracts.For[In, Out]()
+		return contractEntry{c, err}
+	}
+	var e contractEntry
+	if k, ok := b.(bus.Keeper); ok {
+		e = k.Keep(contractKey[In, Out]{}, compile).(contractEntry)
+	} else {
+		e = compile().(contractEntry)
+	}
+	return func(o *dispatchOptions) {
+		if e.err != nil {
+			o.err = fmt.Errorf("heddle: the contract of the typed call: %w", e.err)
+			return
+		}
+		o.contract, o.cfg.OutputContract = e.c, e.c
+	}
+}
+
+// rawInto asks for a copy of the result's message.
+func rawInto(raw *[]byte) Option {
+	return func(o *dispatchOptions) { o.raw = raw }
+}
+
+// typedOutput turns a call's result into Out or a typed error.
+func typedOutput[Out any](res *heddle.TaskResult, raw []byte, err error) (Out, error) {
+	var out Out
+	if err != nil {
+		return out, err
+	}
+	if res.Status != heddle.StatusCompleted {
+		return out, &TaskError{Result: res}
+	}
+	// The output's own bytes, read with exact keys (the last of a repeated
+	// key counting, as the decoder reads them).
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return out, fmt.Errorf("heddle: reading the result of task %s: %w", res.TaskID, err)
+	}
+	if err := json.Unmarshal(members["output"], &out); err != nil {
+		return out, fmt.Errorf("heddle: the output of task %s does not decode as %T: %w", res.TaskID, out, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/internal/testkit"
+	"github.com/heddle-go/heddle/worker"
+)
+
+type invoiceIn struct {
+	Customer struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name" jsonschema:"minLength=1"`
+	} `json:"customer"`
+	Lines []struct {
+		SKU      string `json:"sku"`
+		Quantity int    `json:"quantity" jsonschema:"minimum=1"`
+		Cents    int64  `json:"cents"`
+	} `json:"lines"`
+}
+
+type invoiceOut struct {
+	CustomerID int64  `json:"customer_id"`
+	TotalCents int64  `json:"total_cents"`
+	Items      int    `json:"items"`
+	Note       string `json:"note"`
+}
+
+func total(_ context.Context, in invoiceIn) (invoiceOut, error) {
+	out := invoiceOut{CustomerID: in.Customer.ID, Note: "for " + in.Customer.Name}
+	for _, l := range in.Lines {
+		out.TotalCents += int64(l.Quantity) * l.Cents
+		out.Items += l.Quantity
+	}
+	if out.Items > 1000 {
+		return out, worker.Permanent(errors.New("too many items"))
+	}
+	return out, nil
+}
+
+func invoice(id int64, qty int, cents int64) invoiceIn {
+	var in invoiceIn
+	in.Customer.ID, in.Customer.Name = id, "Ada"
+	in.Lines = append(in.Lines, struct {
+		SKU      string `json:"sku"`
+		Quantity int    `json:"quantity" jsonschema:"minimum=1"`
+		Cents    int64  `json:"cents"`
+	}{"A-1", qty, cents})
+	return in
+}
+
+func TestTypedCallsRoundTripStructsAndIntegersExactly(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		w, err := worker.New(connect(), "invoice", total, worker.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.StartActor(t, w.Run, w.Ready())
+		b := connect()
+		ctx := testkit.Context(t)
+
+		// Beyond 2^53, where a float64 would round.
+		const id = math.MaxInt64 - 6
+		out, err := dispatch.Call[invoiceIn, invoiceOut](ctx, b, "invoice", invoice(id, 3, 1_000_000_000_000_001), dispatch.Direct())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := invoiceOut{CustomerID: id, TotalCents: 3_000_000_000_000_003, Items: 3, Note: "for Ada"}
+		if out != want {
+			t.Errorf("Call = %+v, want %+v", out, want)
+		}
+
+		c, err := dispatch.NewCaller(ctx, b, "heddle.results.default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out, err = dispatch.CallWith[invoiceIn, invoiceOut](ctx, c, "invoice", invoice(7, 2, 50), dispatch.Direct())
+		if err != nil || out.TotalCents != 100 || out.CustomerID != 7 {
+			t.Errorf("CallWith = %+v, %v", out, err)
+		}
+
+		ins := []invoiceIn{invoice(1, 1, 10), invoice(2, 2000, 10), invoice(3, 3, 10)}
+		outs, err := dispatch.CallAll[invoiceIn, invoiceOut](ctx, b, "invoice", ins, dispatch.Direct(), dispatch.MaxInFlight(2))
+		var all *dispatch.CallAllError
+		if !errors.As(err, &all) || all.Failed != 1 || all.Errs[0] != nil || all.Errs[2] != nil {
+			t.Fatalf("CallAll error %v, want the second call alone failed", err)
+		}
+		var te *dispatch.TaskError
+		if !errors.Is(all.Errs[1], dispatch.ErrTaskFailed) || !errors.As(all.Errs[1], &te) || !strings.Contains(te.Result.Error, "too many items") {
+			t.Errorf("the second call's error %v, want a *TaskError saying why", all.Errs[1])
+		}
+		if outs[0].TotalCents != 10 || outs[2].TotalCents != 30 || outs[0].CustomerID != 1 || outs[2].CustomerID != 3 {
+			t.Errorf("CallAll outputs %+v, want the others in order", outs)
+		}
+	})
+}
+
+func TestATypedCallRefusesAnInputViolatingTheContractBeforePublishing(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		b := connect()
+		spy, _ := testkit.Subscribe(t, connect(), "heddle.tasks.>")
+		bad := invoice(1, 0, 10) // quantity below its minimum
+		_, err := dispatch.Call[invoiceIn, invoiceOut](testkit.Context(t), b, "invoice", bad, dispatch.Direct())
+		var ve *contracts.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "quantity") {
+			t.Fatalf("Call = %v, want a *contracts.ValidationError naming quantity", err)
+		}
+		// A sentinel published after the refused call is the first message
+		// on the task subjects: nothing was published.
+		testkit.Publish(t, b, "heddle.tasks.sentinel", []byte("{}"), nil)
+		if m := testkit.Recv(t, spy, "the sentinel"); m.Subject != "heddle.tasks.sentinel" {
+			t.Errorf("%s was published before the sentinel", m.Subject)
+		}
+	})
+}
