@@ -9,8 +9,8 @@ import (
 	"github.com/heddle-go/heddle/bus"
 )
 
-// busErrHandler is the error the handler test returns.
-var busErrHandler = errors.New("contracttest: handler failed on purpose")
+// errBusHandler is the error the handler test returns.
+var errBusHandler = errors.New("contracttest: handler failed on purpose")
 
 // busDrainDeadline is how long the drain-deadline test lets Drain wait for
 // a handler that is blocked until Drain has returned.
@@ -19,9 +19,9 @@ const busDrainDeadline = 50 * time.Millisecond
 func busTestHandlerError(h *busHarness) {
 	sub, pub := h.connect(), h.connect()
 	subject := h.subject("failing")
-	h.subscribe(sub, subject, func(context.Context, *bus.Msg) error { return busErrHandler })
+	h.subscribe(sub, subject, func(context.Context, *bus.Msg) error { return errBusHandler })
 	h.publish(pub, subject, []byte("x"))
-	e := h.waitErr(sub, "the handler's error", func(e busAsyncError) bool { return errors.Is(e.err, busErrHandler) })
+	e := h.waitErr(sub, "the handler's error", func(e busAsyncError) bool { return errors.Is(e.err, errBusHandler) })
 	if e.subject != subject {
 		h.t.Errorf("handler error reported for subject %q, want %q", e.subject, subject)
 	}

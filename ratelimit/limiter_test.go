@@ -21,7 +21,8 @@ func TestTierLimiterKeepsTiersIndependent(t *testing.T) {
 		if !l.Allow("frontier") || l.Allow("frontier") {
 			t.Fatal("frontier did not grant exactly its burst of 1")
 		}
-		if !l.Allow("local") || !l.Allow("local") || l.Allow("local") {
+		first, second, third := l.Allow("local"), l.Allow("local"), l.Allow("local")
+		if !first || !second || third {
 			t.Fatal("draining frontier changed local, or local did not grant exactly 2")
 		}
 	})

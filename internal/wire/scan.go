@@ -255,7 +255,7 @@ func validValue(b []byte, i, depth int, big *bool) (int, bool) {
 		return i + 4, bytes.HasPrefix(b[i:], []byte("null"))
 	case c == '-' || c >= '0' && c <= '9':
 		end, ok := validNumber(b, i)
-		if ok && (end-i >= 300 || bytes.IndexAny(b[i:end], "eE") >= 0) {
+		if ok && (end-i >= 300 || bytes.ContainsAny(b[i:end], "eE")) {
 			*big = true
 		}
 		return end, ok
