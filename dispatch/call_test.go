@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
 	"github.com/heddle-go/heddle/contracttest"
@@ -119,6 +120,26 @@ func TestATypedCallRefusesAnInputViolatingTheContractBeforePublishing(t *testing
 		testkit.Publish(t, b, "heddle.tasks.sentinel", []byte("{}"), nil)
 		if m := testkit.Recv(t, spy, "the sentinel"); m.Subject != "heddle.tasks.sentinel" {
 			t.Errorf("%s was published before the sentinel", m.Subject)
+		}
+	})
+}
+
+func TestATimeoutSaysWhatToCheck(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		task := heddle.NewTaskMessage("nobody-serves-this", nil)
+		_, err := dispatch.Request(testkit.Context(t), connect(), task, dispatch.Direct(), dispatch.Timeout(testkit.ShortTimeout))
+		var te *dispatch.TimeoutError
+		if !errors.As(err, &te) {
+			t.Fatalf("Request = %v, want a *TimeoutError", err)
+		}
+		for _, want := range []string{task.TaskID, "check that a router is running (subscribed on heddle.tasks.incoming)",
+			"that a worker serves nobody-serves-this", "that the workers finish within the timeout"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		if len(te.WorkerTypes) != 1 || te.WorkerTypes[0] != "nobody-serves-this" {
+			t.Errorf("WorkerTypes = %v", te.WorkerTypes)
 		}
 	})
 }

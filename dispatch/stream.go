@@ -144,12 +144,15 @@ type Stream struct {
 	// queued holds the task_ids in queue not yet published; a task
 	// answered while queued leaves it and is skipped when its turn comes,
 	// so that collecting a result costs the same however long the queue.
-	queued   map[string]struct{}
-	inFlight int // published and not collected
-	end      streamEnd
-	timeout  *TimeoutError
-	timer    *time.Timer
-	closed   bool
+	queued map[string]struct{}
+	// workerTypes holds the worker type of each task Dispatch sent, for
+	// the timeout error's advice.
+	workerTypes map[string]string
+	inFlight    int // published and not collected
+	end         streamEnd
+	timeout     *TimeoutError
+	timer       *time.Timer
+	closed      bool
 
 	counts counters
 }
@@ -231,6 +234,12 @@ func (s *Stream) Dispatch(ctx context.Context, tasks ...heddle.TaskMessage) erro
 	if err := s.expectLocked(ids); err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	if s.workerTypes == nil {
+		s.workerTypes = make(map[string]string, len(tasks))
+	}
+	for _, t := range tasks {
+		s.workerTypes[t.TaskID] = t.WorkerType
 	}
 	n := len(items)
 	if s.cfg.MaxInFlight > 0 {
@@ -473,6 +482,7 @@ func (s *Stream) fireTimeout() {
 			ExpectedCount:  len(s.expected),
 			CollectedCount: len(s.results),
 			Timeout:        s.cfg.Timeout,
+			WorkerTypes:    s.pendingTypesLocked(),
 			Results:        slices.Clone(s.results),
 		}
 		s.timeout = te
@@ -571,4 +581,17 @@ func (s *Stream) dequeueLocked(n int) []streamQueued {
 	}
 	s.inFlight += len(next)
 	return next
+}
+
+// pendingTypesLocked returns the worker types of the pending tasks Dispatch
+// sent, sorted and without repeats.
+func (s *Stream) pendingTypesLocked() []string {
+	var types []string
+	for id, collected := range s.expected {
+		if wt, ok := s.workerTypes[id]; ok && !collected && !slices.Contains(types, wt) {
+			types = append(types, wt)
+		}
+	}
+	slices.Sort(types)
+	return types
 }

@@ -186,7 +186,8 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	if stopErr != nil {
 		return nil, stopErr
 	}
-	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout}
+	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout,
+		WorkerTypes: []string{task.WorkerType}}
 	c.counts.timeouts.Add(1)
 	w.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())

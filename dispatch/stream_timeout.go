@@ -26,6 +26,9 @@ type TimeoutError struct {
 	CollectedCount int
 	// Timeout is the configured timeout.
 	Timeout time.Duration
+	// WorkerTypes lists the worker types of the pending tasks, sorted,
+	// when the wait knew them (tasks it dispatched itself).
+	WorkerTypes []string
 	// Results holds the results collected before the timeout, in arrival
 	// order.
 	Results []heddle.TaskResult
@@ -47,6 +50,15 @@ func (e *TimeoutError) Error() string {
 	if n := len(e.PendingTaskIDs) - len(ids); n > 0 {
 		fmt.Fprintf(&b, " and %d more", n)
 	}
+	// The likely causes, most likely first: what the runbook "Debug
+	// missing worker results" checks.
+	b.WriteString("; check that a router is running (subscribed on " + heddle.SubjectTasksIncoming + ")")
+	if len(e.WorkerTypes) > 0 {
+		fmt.Fprintf(&b, ", that a worker serves %s", strings.Join(e.WorkerTypes, ", "))
+	} else {
+		b.WriteString(", that a worker serves each task's worker_type")
+	}
+	b.WriteString(", and that the workers finish within the timeout")
 	return b.String()
 }
 
