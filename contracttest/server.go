@@ -16,8 +16,10 @@ import (
 // not receive each other's messages.
 const EnvNATSURL = "HEDDLE_TEST_NATS_URL"
 
-// ServerReadyTimeout bounds how long StartServer waits for an embedded
-// server to accept connections.
+// ServerReadyTimeout bounds how long StartServer, StartCluster and
+// Cluster.Restart wait for an embedded server to accept connections, and
+// how long StartCluster, Cluster.Restart and Cluster.WaitForInterest wait
+// for the cluster's routes and interest to form.
 const ServerReadyTimeout = 10 * time.Second
 
 // RunServer returns the client URL of a NATS server for the test to use.
@@ -72,7 +74,15 @@ func StartServer(t testing.TB, opts *server.Options) *server.Server {
 		o.StoreDir = t.TempDir()
 	}
 
-	s, err := server.NewServer(&o)
+	return startServer(t, &o)
+}
+
+// startServer creates a server from o, which it owns from then on (the
+// server completes it with nats-server's defaults), registers its shutdown
+// with t.Cleanup, starts it and waits until it accepts connections.
+func startServer(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatalf("contracttest: cannot create embedded NATS server: %v", err)
 	}

@@ -84,6 +84,7 @@ import (
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/slab"
 )
 
 // Connection states; they only move forward.
@@ -107,7 +108,7 @@ type Bus struct {
 	subs  map[*subscription]struct{} // subscriptions whose goroutine runs
 	wg    sync.WaitGroup             // counts those goroutines
 
-	slab slab // payload copies made by Publish
+	copies slab.Slab // payload copies made by Publish
 
 	stats counters
 	kept  bus.Values
@@ -193,7 +194,7 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	e := envelope{subject: msg.Subject, header: msg.Header, data: msg.Data, size: int64(size)}
 	if !b.zeroCopy {
 		e.header = msg.Header.Clone()
-		e.data = b.slab.copyOf(msg.Data)
+		e.data = b.copies.Copy(msg.Data)
 	}
 	for _, s := range r.plain {
 		s.enqueue(&e)

@@ -40,10 +40,10 @@ type envelope struct {
 // cache lines.
 type cacheLinePad [64]byte
 
-// subscription implements bus.Subscription. Publishers append to a queue of
-// blocks under mu; the subscription's goroutine reads the queue length under
-// mu once per batch and hands the messages to the handler one by one, in
-// order, without the lock.
+// subscription implements bus.Subscription. Publishers push onto the
+// pending queue under mu; the subscription's goroutine syncs its reader of
+// that queue under mu once per batch and hands the messages to the handler
+// one by one, in order, without the lock.
 //
 // The pending counts are enqueued minus handled: publishers count what they
 // enqueued (under mu), the goroutine counts what it handled (atomically,
@@ -73,9 +73,9 @@ type subscription struct {
 	// Publisher side, guarded by mu.
 	mu      sync.Mutex
 	state   int
-	parked  bool // the goroutine waits on wake for a message or a state change
-	slow    bool // the last message offered was dropped (one report per episode)
-	pending blockqueue.Queue[envelope]
+	parked  bool                       // the goroutine waits on wake for a message or a state change
+	slow    bool                       // the last message offered was dropped (one report per episode)
+	pending blockqueue.Queue[envelope] // read by the goroutine's blockqueue.Reader
 	// enqMsgs and enqBytes count what was ever enqueued; seenMsgs and
 	// seenBytes are the last reading of handledMsgs and handledBytes.
 	enqMsgs   int64

@@ -171,6 +171,30 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 			wantWorkerType: "echo",
 		},
 		{
+			name:       "a worker_type with a no-break space is an invalid_task_message naming the field",
+			data:       "{\"task_id\": \"t-ws\", \"worker_type\": \"sum\u00a0marize\", \"payload\": {}}",
+			wantReason: "invalid_task_message: invalid TaskMessage: worker_type: \"sum\\u00a0marize\" cannot be used in a subject: bus: bad subject",
+			wantPrefix: true, wantTaskID: "t-ws", wantWorkerType: "sum\u00a0marize",
+		},
+		{
+			name:       "a worker_type with a line separator is an invalid_task_message naming the field",
+			data:       "{\"task_id\": \"t-ls\", \"worker_type\": \"sum\u2028marize\", \"payload\": {}}",
+			wantReason: "invalid_task_message: invalid TaskMessage: worker_type: ",
+			wantPrefix: true, wantTaskID: "t-ls", wantWorkerType: "sum\u2028marize",
+		},
+		{
+			name:       "a worker_type with a fullwidth dot is an invalid_task_message naming the field",
+			data:       "{\"task_id\": \"t-fw\", \"worker_type\": \"sum\uff0emarize\", \"payload\": {}}",
+			wantReason: "invalid_task_message: invalid TaskMessage: worker_type: ",
+			wantPrefix: true, wantTaskID: "t-fw", wantWorkerType: "sum\uff0emarize",
+		},
+		{
+			name:       "a parent_task_id with a control character is an invalid_task_message naming the field",
+			data:       "{\"task_id\": \"t-cc\", \"worker_type\": \"echo\", \"parent_task_id\": \"p\\u0007\", \"payload\": {}}",
+			wantReason: "invalid_task_message: invalid TaskMessage: parent_task_id: ",
+			wantPrefix: true, wantTaskID: "t-cc", wantWorkerType: "echo",
+		},
+		{
 			name:           "a model_tier that is not a string is an invalid_task_message, as in Python",
 			data:           `{"task_id": "t-4n", "worker_type": "echo", "payload": {}, "model_tier": 7}`,
 			wantReason:     "invalid_task_message: invalid TaskMessage: model_tier: expected string, got number",
@@ -231,8 +255,8 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 			})
 		}
 		s := rt.Stats()
-		if s.DeadLettered != uint64(len(tests)) || s.InvalidMessages != 6 || s.UnknownTiers != 2 || s.RateLimited != 0 || s.Routed != 0 {
-			t.Errorf("Stats() = %+v, want %d dead letters: 6 invalid, 2 unknown tier", s, len(tests))
+		if s.DeadLettered != uint64(len(tests)) || s.InvalidMessages != 10 || s.UnknownTiers != 2 || s.RateLimited != 0 || s.Routed != 0 {
+			t.Errorf("Stats() = %+v, want %d dead letters: 10 invalid, 2 unknown tier", s, len(tests))
 		}
 	})
 }

@@ -38,21 +38,21 @@ type block[T any] struct {
 // the one that guards the Queue; Reader.Next is called without it. That
 // lock is what orders a value's Push before its Next.
 type Queue[T any] struct {
-	first  *block[T] // the first block, until the reader takes it
-	tail   *block[T] // the block Push fills
-	tailN  int       // slots of tail filled
-	spare  *block[T] // a finished block to reuse
-	pushed int64     // values ever pushed
+	first *block[T] // the first block, until the reader takes it
+	tail  *block[T] // the block Push fills
+	vals  []T       // tail.vals, nil before the first Push
+	tailN int       // slots of tail filled
+	spare *block[T] // a finished block to reuse
+	full  int64     // values pushed into the blocks before tail
 }
 
 // Push appends v.
 func (q *Queue[T]) Push(v T) {
-	if q.tail == nil || q.tailN == len(q.tail.vals) {
+	if q.tailN == len(q.vals) {
 		q.addBlock()
 	}
-	q.tail.vals[q.tailN] = v
+	q.vals[q.tailN] = v
 	q.tailN++
-	q.pushed++
 }
 
 // addBlock starts a new tail block: the spare one if there is one, otherwise
@@ -68,12 +68,13 @@ func (q *Queue[T]) addBlock() {
 		nb = &block[T]{vals: make([]T, n)}
 	}
 	nb.next = nil
+	q.full += int64(q.tailN)
 	if q.tail == nil {
 		q.first = nb
 	} else {
 		q.tail.next = nb
 	}
-	q.tail, q.tailN = nb, 0
+	q.tail, q.vals, q.tailN = nb, nb.vals, 0
 }
 
 // Shrink drops the spare block if it is larger than what an idle queue
@@ -115,7 +116,7 @@ func (r *Reader[T]) Sync(q *Queue[T]) int {
 	if r.head == nil {
 		r.head, q.first = q.first, nil
 	}
-	r.avail = q.pushed
+	r.avail = q.full + int64(q.tailN)
 	return int(r.avail - r.read)
 }
 
