@@ -40,7 +40,6 @@ type block[T any] struct {
 type Queue[T any] struct {
 	first *block[T] // the first block, until the reader takes it
 	tail  *block[T] // the block Push fills
-	vals  []T       // tail.vals, nil before the first Push
 	tailN int       // slots of tail filled
 	spare *block[T] // a finished block to reuse
 	full  int64     // values pushed into the blocks before tail
@@ -48,10 +47,10 @@ type Queue[T any] struct {
 
 // Push appends v.
 func (q *Queue[T]) Push(v T) {
-	if q.tailN == len(q.vals) {
+	if q.tail == nil || q.tailN == len(q.tail.vals) {
 		q.addBlock()
 	}
-	q.vals[q.tailN] = v
+	q.tail.vals[q.tailN] = v
 	q.tailN++
 }
 
@@ -74,7 +73,7 @@ func (q *Queue[T]) addBlock() {
 	} else {
 		q.tail.next = nb
 	}
-	q.tail, q.vals, q.tailN = nb, nb.vals, 0
+	q.tail, q.tailN = nb, 0
 }
 
 // Shrink drops the spare block if it is larger than what an idle queue
