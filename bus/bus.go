@@ -107,10 +107,31 @@ const (
 type Msg struct {
 	// Subject the message was published to.
 	Subject string
+	// Reply, when set on a publish, is a subject on which the bus reports
+	// that nothing at all is subscribed to Subject: one message with no
+	// data and the no-responders status (see NoResponders), sent at once,
+	// as NATS does. With a subscriber nothing comes back; subscribers see
+	// Reply and may answer on it.
+	Reply string
 	// Header holds optional metadata; nil means none.
 	Header Header
 	// Data is the payload, opaque to the bus.
 	Data []byte
+}
+
+// StatusHeader is the header of a status message from the bus; its value
+// is the status code, "503" for no responders.
+const StatusHeader = "Status"
+
+// StatusNoResponders is the status of the message a bus sends on a
+// publish's Reply subject when nothing is subscribed to its Subject.
+const StatusNoResponders = "503"
+
+// NoResponders reports whether m is the bus's report that nothing was
+// subscribed to the subject of a message published with m.Subject as its
+// Reply.
+func NoResponders(m *Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get(StatusHeader) == StatusNoResponders
 }
 
 // Size is the number of bytes the message counts against payload and

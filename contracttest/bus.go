@@ -111,6 +111,7 @@ func TestBus(t *testing.T, newBus BusFactory, opts ...BusOption) {
 		// subscribe-before-publish
 		{"a publish from another connection right after Subscribe returns is delivered", busTestSubscribeBeforePublish},
 		{"with LocalInterest, the reply to a request published right after Subscribe is delivered", busTestLocalInterest},
+		{"a publish with a reply subject to a subject nobody subscribes gets a no-responders status there, and none with a subscriber", busTestNoResponders},
 		// order and handlers
 		{"messages from concurrent publishers all arrive, each publisher's in order, one at a time", busTestOrderConcurrentPublishers},
 		// headers and payload

@@ -219,7 +219,7 @@ func newBusInbox(n int) busInbox { return make(busInbox, n) }
 // handler copies the message into the inbox; copying keeps the test
 // independent of whether the bus shares or reuses message memory.
 func (in busInbox) handler(ctx context.Context, m *bus.Msg) error {
-	c := &bus.Msg{Subject: m.Subject, Header: m.Header.Clone(), Data: bytes.Clone(m.Data)}
+	c := &bus.Msg{Subject: m.Subject, Reply: m.Reply, Header: m.Header.Clone(), Data: bytes.Clone(m.Data)}
 	select {
 	case in <- c:
 		return nil

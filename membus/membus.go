@@ -183,15 +183,25 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 			return fmt.Errorf("membus: publish: %w", err)
 		}
 	}
+	if msg.Reply != "" {
+		if err := bus.ValidatePublishSubject(msg.Reply); err != nil {
+			return fmt.Errorf("membus: publish: reply: %w", err)
+		}
+	}
 	b.stats.published.Add(1)
 	if r.empty() {
 		b.stats.noSubscriber.Add(1)
 		if b.log.Enabled(ctx, slog.LevelDebug) {
 			b.log.DebugContext(ctx, "bus.no_subscriber", "subject", msg.Subject)
 		}
+		if msg.Reply != "" {
+			// As the NATS server does: a status message on the reply
+			// subject, to whoever listens there.
+			return b.Publish(ctx, &bus.Msg{Subject: msg.Reply, Header: bus.Header{bus.StatusHeader: {bus.StatusNoResponders}}})
+		}
 		return nil
 	}
-	e := envelope{subject: msg.Subject, header: msg.Header, data: msg.Data, size: int64(size)}
+	e := envelope{subject: msg.Subject, reply: msg.Reply, header: msg.Header, data: msg.Data, size: int64(size)}
 	if !b.zeroCopy {
 		e.header = msg.Header.Clone()
 		e.data = b.copies.Copy(msg.Data)

@@ -31,6 +31,7 @@ const (
 // publisher's path and gives each handler a Msg of its own.
 type envelope struct {
 	subject string
+	reply   string
 	header  bus.Header
 	data    []byte
 	size    int64
@@ -286,7 +287,7 @@ func (s *subscription) run() {
 			m := &msgs[0]
 			msgs = msgs[1:]
 			e := queue.Next()
-			m.Subject, m.Header, m.Data = e.subject, e.header, e.data
+			m.Subject, m.Reply, m.Header, m.Data = e.subject, e.reply, e.header, e.data
 			if s.closed.Load() {
 				return
 			}

@@ -200,9 +200,20 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 		return fmt.Errorf("natsbus: publish: %w", err)
 	}
 	var err error
-	if len(msg.Header) == 0 {
+	switch {
+	case msg.Reply != "":
+		if err = bus.ValidatePublishSubject(msg.Reply); err != nil {
+			return fmt.Errorf("natsbus: publish: reply: %w", err)
+		}
+		if err = checkHeader(msg.Header); err != nil {
+			return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, err)
+		}
+		// The server answers a publish with a reply subject and no
+		// subscriber with a no-responders status on the reply subject.
+		err = b.nc.PublishMsg(&nats.Msg{Subject: b.wire(msg.Subject), Reply: b.wire(msg.Reply), Header: nats.Header(msg.Header), Data: msg.Data})
+	case len(msg.Header) == 0:
 		err = b.nc.Publish(b.wire(msg.Subject), msg.Data)
-	} else {
+	default:
 		if err = checkHeader(msg.Header); err != nil {
 			return fmt.Errorf("natsbus: publish to %q: %w", msg.Subject, err)
 		}

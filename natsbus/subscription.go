@@ -135,6 +135,9 @@ func (s *subscription) deliver(m *nats.Msg) {
 		return
 	}
 	msg := &bus.Msg{Subject: s.b.logical(m.Subject), Header: bus.Header(m.Header), Data: m.Data}
+	if m.Reply != "" {
+		msg.Reply = s.b.logical(m.Reply)
+	}
 	if err := s.call(msg); err != nil {
 		s.b.stats.handlerErrors.Add(1)
 		err = fmt.Errorf("natsbus: handler for %q: %w", s.subject, err)
