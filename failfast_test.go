@@ -92,3 +92,30 @@ func TestARouterCanLeaveDeadLetteredTasksUnanswered(t *testing.T) {
 		}
 	})
 }
+
+// A task routed to a worker type nobody serves comes back at once as a
+// no_worker dead letter, and the dead letter replays the task.
+func TestATaskNobodyServesFailsFastAsNoWorker(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		rt, err := router.New(connect(), router.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.StartActor(t, rt.Run, rt.Ready())
+		watcher := connect()
+		dead, _ := testkit.Subscribe(t, watcher, heddle.SubjectDeadLetter)
+		task := heddle.NewTaskMessage("sumarize", map[string]any{"text": "a typo in the worker type"})
+		res, err := dispatch.Request(testkit.Context(t), connect(), task, dispatch.Timeout(30*time.Second))
+		checkDeadLettered(t, res, err, task.TaskID, heddle.ReasonNoWorker, "no_worker: no worker serves 'sumarize' at tier 'standard'")
+		d, err := heddle.DecodeDeadLetter(testkit.Recv(t, dead, "the no_worker dead letter").Data)
+		if err != nil || d.TaskID != task.TaskID {
+			t.Fatalf("dead letter %+v, %v", d, err)
+		}
+		if again, err := heddle.DecodeTaskMessage(d.Original()); err != nil || again.TaskID != task.TaskID {
+			t.Errorf("the dead letter's original %s does not decode as the task: %v", d.Original(), err)
+		}
+		if s := rt.Stats(); s.NoWorker != 1 || s.Routed != 0 || s.DeadLettered != 1 {
+			t.Errorf("Stats() = %+v, want 1 no_worker dead letter and nothing routed", s)
+		}
+	})
+}

@@ -120,6 +120,12 @@ const (
 	// ReasonRateLimited: the tier's token bucket is empty. The full reason
 	// is exactly "rate_limited: tier 'X' has no available capacity".
 	ReasonRateLimited = "rate_limited"
+	// ReasonNoWorker: nothing was subscribed to the worker subject the
+	// task was routed to (a worker_type with a typo, a worker that is
+	// down). The full reason is "no_worker: no worker serves 'X' at tier
+	// 'Y'". A Go router finds out from the bus at once; the Python router
+	// does not check.
+	ReasonNoWorker = "no_worker"
 )
 
 // MetadataDeadLetterReason is the TaskResult.Metadata key under which a

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
@@ -126,6 +127,8 @@ func TestATypedCallRefusesAnInputViolatingTheContractBeforePublishing(t *testing
 
 func TestATimeoutSaysWhatToCheck(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		// A worker that takes the task and never answers.
+		testkit.Responder(t, connect(), "nobody-serves-this", "", func(heddle.TaskMessage) [][]byte { return nil })
 		task := heddle.NewTaskMessage("nobody-serves-this", nil)
 		_, err := dispatch.Request(testkit.Context(t), connect(), task, dispatch.Direct(), dispatch.Timeout(testkit.ShortTimeout))
 		var te *dispatch.TimeoutError
@@ -140,6 +143,34 @@ func TestATimeoutSaysWhatToCheck(t *testing.T) {
 		}
 		if len(te.WorkerTypes) != 1 || te.WorkerTypes[0] != "nobody-serves-this" {
 			t.Errorf("WorkerTypes = %v", te.WorkerTypes)
+		}
+	})
+}
+
+func TestACallFailsAtOnceWhenNothingIsSubscribed(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		b := connect()
+		ctx := testkit.Context(t)
+		// No router: nothing on heddle.tasks.incoming.
+		task := heddle.NewTaskMessage("summarize", nil)
+		_, err := dispatch.Request(ctx, b, task, dispatch.Timeout(time.Minute))
+		if !errors.Is(err, dispatch.ErrNoRouter) || !strings.Contains(err.Error(), task.TaskID) {
+			t.Errorf("Request with no router = %v, want dispatch.ErrNoRouter naming the task", err)
+		}
+		// Direct to a worker type nobody serves.
+		task = heddle.NewTaskMessage("nobody", nil)
+		_, err = dispatch.Request(ctx, b, task, dispatch.Direct(), dispatch.Timeout(time.Minute))
+		if !errors.Is(err, dispatch.ErrNoWorker) || !strings.Contains(err.Error(), "heddle.tasks.nobody.standard") {
+			t.Errorf("Request to nobody = %v, want dispatch.ErrNoWorker naming the subject", err)
+		}
+		// The same through a Caller.
+		c, err := dispatch.NewCaller(ctx, b, heddle.SubjectResultsDefault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Request(ctx, heddle.NewTaskMessage("summarize", nil), dispatch.Timeout(time.Minute)); !errors.Is(err, dispatch.ErrNoRouter) {
+			t.Errorf("Caller.Request with no router = %v, want dispatch.ErrNoRouter", err)
 		}
 	})
 }

@@ -1,10 +1,21 @@
 package dispatch
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/heddle-go/heddle"
 )
+
+// ErrNoRouter is wrapped by the error of a call whose task was published
+// on heddle.SubjectTasksIncoming while nothing was subscribed there: no
+// router is running. The call fails at once instead of timing out.
+var ErrNoRouter = errors.New("heddle: no router is running")
+
+// ErrNoWorker is wrapped by the error of a call whose task was published
+// straight to a worker subject (Direct) while nothing was subscribed
+// there: no worker serves that type and tier.
+var ErrNoWorker = errors.New("heddle: no worker serves the task")
 
 // DeadLetterError is the error of a call whose task the router
 // dead-lettered: rate limited, an unknown tier, an invalid message. The

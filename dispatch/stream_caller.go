@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
@@ -38,6 +40,8 @@ type Caller struct {
 	b       bus.Bus
 	subject string
 	sub     bus.Subscription
+	status  bus.Subscription // the bus's no-responders reports
+	inbox   string           // their subject prefix: inbox + task_id
 	closing chan struct{}
 	// shared: the Caller serves Request function calls, each with
 	// its own logger, and log follows the latest call's.
@@ -65,6 +69,10 @@ type callerWait struct {
 	// raw, when not nil, receives a copy of the result's message, for a
 	// typed call that decodes the output from its bytes.
 	raw *[]byte
+	// noResponders is closed when the bus reports that nothing was
+	// subscribed to the subject the task was published to.
+	noResponders chan struct{}
+	unserved     sync.Once
 }
 
 // callerRecent is a task_id the Caller stopped waiting for.
@@ -99,7 +107,32 @@ func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emit
 		return nil, fmt.Errorf("heddle: caller subscribing to %s: %w", subject, err)
 	}
 	c.sub = sub
+	// The bus's reports on the tasks this Caller publishes: a task nothing
+	// was subscribed to receive fails at once.
+	c.inbox = "_INBOX.heddle.caller." + strings.ReplaceAll(uuid.NewString(), "-", "") + "."
+	status, err := b.Subscribe(ctx, c.inbox+">", c.handleStatus, bus.LocalInterest())
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("heddle: caller subscribing to its status inbox: %w", err)
+	}
+	c.status = status
 	return c, nil
+}
+
+// handleStatus ends the wait of a task the bus reports nothing was
+// subscribed to receive.
+func (c *Caller) handleStatus(_ context.Context, msg *bus.Msg) error {
+	if !bus.NoResponders(msg) {
+		return nil
+	}
+	id := strings.TrimPrefix(msg.Subject, c.inbox)
+	c.mu.Lock()
+	w, ok := c.waiting[id]
+	c.mu.Unlock()
+	if ok {
+		w.unserved.Do(func() { close(w.noResponders) })
+	}
+	return nil
 }
 
 // Request publishes task and waits for its result, as the
@@ -139,7 +172,8 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		timeout = DefaultTimeout
 	}
 
-	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log, raw: o.raw}
+	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log, raw: o.raw,
+		noResponders: make(chan struct{})}
 	if c.shared || o.actor != nil {
 		w.log = o.emitter()
 	}
@@ -160,7 +194,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	c.waiting[task.TaskID] = w
 	c.mu.Unlock()
 
-	if err := c.b.Publish(ctx, &bus.Msg{Subject: subject, Data: data}); err != nil {
+	if err := c.b.Publish(ctx, &bus.Msg{Subject: subject, Reply: c.inbox + task.TaskID, Data: data}); err != nil {
 		c.mu.Lock()
 		delete(c.waiting, task.TaskID)
 		c.mu.Unlock()
@@ -173,6 +207,14 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	case res := <-w.result:
 		return &res, nil
 	case <-timer.C:
+	case <-w.noResponders:
+		if subject == heddle.SubjectTasksIncoming {
+			stopErr = fmt.Errorf("%w: task %s was published to %s, where nothing is subscribed", ErrNoRouter, task.TaskID, subject)
+		} else {
+			stopErr = fmt.Errorf("%w: task %s was published to %s, where nothing is subscribed", ErrNoWorker, task.TaskID, subject)
+		}
+		w.log.Warn("result_stream.unserved", "subject", subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+			"reason", "nothing subscribed")
 	case <-ctx.Done():
 		stopErr = ctx.Err()
 	case <-c.closing:
@@ -245,6 +287,7 @@ func (c *Caller) Close() error {
 	c.closed = true
 	close(c.closing)
 	c.mu.Unlock()
+	_ = c.status.Unsubscribe()
 	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: caller unsubscribing from %s: %w", c.subject, err)
 	}

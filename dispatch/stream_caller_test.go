@@ -87,6 +87,8 @@ func TestCallerRoundTrips(t *testing.T) {
 			wk := connect()
 			rec := testlog.New()
 			c := newTestCaller(t, connect(), heddle.SubjectResultsDefault, rec)
+			// A worker that takes the task and never answers.
+			testkit.Responder(t, wk, "caller_silent", "", func(heddle.TaskMessage) [][]byte { return nil })
 			task := heddle.NewTaskMessage("caller_silent", nil)
 			res, err := c.Request(testkit.Context(t), task, dispatch.Direct(), dispatch.Timeout(testkit.ShortTimeout))
 			var te *dispatch.TimeoutError

@@ -59,10 +59,17 @@ const (
 	StageErrDispatch StageErrorKind = "dispatch"
 	// StageErrCanceled: the goal's context ended while the stage waited.
 	StageErrCanceled StageErrorKind = "canceled"
+	// StageErrUnserved: the mesh said at once that it cannot serve the
+	// stage's task: no router runs, no worker serves its type, or the
+	// router dead-lettered it (the cause is a *dispatch.DeadLetterError,
+	// or wraps dispatch.ErrNoRouter or dispatch.ErrNoWorker).
+	StageErrUnserved StageErrorKind = "unserved"
 )
 
 // retryable reports whether another attempt may succeed.
-func (k StageErrorKind) retryable() bool { return k == StageErrTimeout || k == StageErrWorkerFailed }
+func (k StageErrorKind) retryable() bool {
+	return k == StageErrTimeout || k == StageErrWorkerFailed || k == StageErrUnserved
+}
 
 // StageError is the failure of one pipeline stage. Its text is
 // `stage "summarize" failed: timeout: <cause>`; Unwrap returns the cause,

@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle/contracts"
 	"github.com/heddle-go/heddle/contracttest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/worker"
@@ -32,6 +33,7 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 		text    string
 		// undispatched: the stage must fail before its task is published.
 		undispatched bool
+		silent       bool // a subscriber takes the stage task and never answers
 	}{
 		{
 			name:  "a worker answering failed is worker_failed",
@@ -43,9 +45,15 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 			kind:    pipeline.StageErrWorkerFailed, text: "cannot parse pdf",
 		},
 		{
-			name:  "no result within the stage timeout is timeout",
-			stage: pipeline.Stage{Timeout: 50 * time.Millisecond},
-			kind:  pipeline.StageErrTimeout, is: dispatch.ErrTimeout, text: "timed out",
+			name:   "no result within the stage timeout is timeout",
+			stage:  pipeline.Stage{Timeout: 50 * time.Millisecond},
+			silent: true,
+			kind:   pipeline.StageErrTimeout, is: dispatch.ErrTimeout, text: "timed out",
+		},
+		{
+			name:  "a stage whose worker type nobody serves is unserved, at once",
+			stage: pipeline.Stage{Timeout: time.Minute},
+			kind:  pipeline.StageErrUnserved, is: dispatch.ErrNoWorker, text: "nothing is subscribed",
 		},
 		{
 			name: "an output violating the output schema is validation",
@@ -79,6 +87,10 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 				var stageWorker *pipelineWorker
 				if tt.wk != nil {
 					stageWorker = pipelineStartWorker(t, workers, failing, tt.wk)
+				}
+				if tt.silent {
+					// Takes the stage's task and never answers.
+					testkit.Responder(t, workers, failing, "", func(heddle.TaskMessage) [][]byte { return nil })
 				}
 				report := pipelineStartWorker(t, workers, fmt.Sprintf("fail-report-%d", i), pipelineEcho(map[string]any{}))
 				stage := tt.stage

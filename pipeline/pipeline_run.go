@@ -197,6 +197,8 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 	case err == nil:
 	case errors.Is(err, dispatch.ErrTimeout):
 		return fail(StageErrTimeout, err)
+	case errors.Is(err, heddle.ErrDeadLettered), errors.Is(err, dispatch.ErrNoWorker), errors.Is(err, dispatch.ErrNoRouter):
+		return fail(StageErrUnserved, err)
 	case ctx.Err() != nil:
 		return fail(StageErrCanceled, err)
 	default:

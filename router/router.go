@@ -33,6 +33,13 @@ type Config struct {
 	// ReloadTimeout bounds one reload triggered by SubjectControlReload.
 	// Zero means DefaultReloadTimeout.
 	ReloadTimeout time.Duration
+	// SkipWorkerCheck turns off the check that something serves the
+	// worker subject a task is routed to. With it on (the default) each
+	// task is forwarded with a reply subject; when nothing is subscribed
+	// to the worker subject the bus says so at once, and the router
+	// dead-letters the task as no_worker (heddle.ReasonNoWorker) and
+	// answers its caller. The Python router does not check.
+	SkipWorkerCheck bool
 	// NoDeadLetterResults turns off the failed TaskResult the router
 	// publishes, beside the dead letter, for each task it dead-letters
 	// (on the task's result subject, its Error the dead-letter reason),
@@ -62,6 +69,13 @@ type Stats struct {
 	InvalidMessages uint64
 	UnknownTiers    uint64
 	RateLimited     uint64
+	// NoWorker counts the dead letters of tasks nothing served (see
+	// Config.SkipWorkerCheck); such a task is not counted in Routed.
+	NoWorker uint64
+	// NoWorkerUnknown counts the bus's reports of an unserved task that
+	// the router no longer remembered (beyond its window of 4,096
+	// forwarded tasks): lost, as any task nothing serves.
+	NoWorkerUnknown uint64
 	// PublishErrors counts messages lost because publishing the task or
 	// its dead letter failed (logged as router.publish_failed).
 	PublishErrors uint64
@@ -124,9 +138,11 @@ type Router struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
+	forwards *forwardRing // nil with Config.SkipWorkerCheck
+
 	stats struct {
-		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, answered, answerErrors,
-		publishErrors, reloads, reloadErrors atomic.Uint64
+		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, noWorker, noWorkerUnknown,
+		answered, answerErrors, publishErrors, reloads, reloadErrors atomic.Uint64
 	}
 }
 
@@ -172,13 +188,17 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	if cfg.Rules == nil {
 		cfg.Rules = StaticRules(Rules{})
 	}
-	return &Router{
+	r := &Router{
 		b:       b,
 		cfg:     cfg,
 		log:     observe.New(opts...),
 		limiter: ratelimit.NewTierLimiter(nil),
 		ready:   make(chan struct{}),
-	}, nil
+	}
+	if !cfg.SkipWorkerCheck {
+		r.forwards = newForwardRing()
+	}
+	return r, nil
 }
 
 // Ready is closed once Run's subscriptions are live: a task or reload
@@ -195,6 +215,8 @@ func (r *Router) Stats() Stats {
 		InvalidMessages: s.invalid.Load(),
 		UnknownTiers:    s.unknownTier.Load(),
 		RateLimited:     s.rateLimited.Load(),
+		NoWorker:        s.noWorker.Load(),
+		NoWorkerUnknown: s.noWorkerUnknown.Load(),
 		PublishErrors:   s.publishErrors.Load(),
 		Answered:        s.answered.Load(),
 		AnswerErrors:    s.answerErrors.Load(),
@@ -225,13 +247,27 @@ func (r *Router) Run(ctx context.Context) error {
 	if err := r.load(ctx, false); err != nil {
 		return fmt.Errorf("heddle: router: initial rules: %w", err)
 	}
+	var status bus.Subscription
+	if r.forwards != nil {
+		var err error
+		status, err = r.b.Subscribe(ctx, r.forwards.inbox+">", r.handleStatus, bus.LocalInterest())
+		if err != nil {
+			return fmt.Errorf("heddle: router subscribing to its status inbox: %w", err)
+		}
+	}
 	tasks, err := r.b.Subscribe(ctx, heddle.SubjectTasksIncoming, r.handleTask, bus.Queue(heddle.RouterQueueGroup))
 	if err != nil {
+		if status != nil {
+			_ = status.Unsubscribe()
+		}
 		return fmt.Errorf("heddle: router subscribing to %s: %w", heddle.SubjectTasksIncoming, err)
 	}
 	control, err := r.b.Subscribe(ctx, heddle.SubjectControlReload, r.handleReload)
 	if err != nil {
 		_ = tasks.Unsubscribe()
+		if status != nil {
+			_ = status.Unsubscribe()
+		}
 		return fmt.Errorf("heddle: router subscribing to %s: %w", heddle.SubjectControlReload, err)
 	}
 	r.log.Info("actor.subscribed", "subject", heddle.SubjectTasksIncoming, "queue", heddle.RouterQueueGroup)
@@ -242,7 +278,15 @@ func (r *Router) Run(ctx context.Context) error {
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(r.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
 	defer cancel()
 	var errs []error
-	for _, sub := range []bus.Subscription{tasks, control} {
+	subs := []bus.Subscription{tasks, control}
+	if status != nil {
+		// Last: the statuses of the tasks forwarded while draining.
+		if err := r.b.Flush(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
+			errs = append(errs, fmt.Errorf("heddle: router flushing: %w", err))
+		}
+		subs = append(subs, status)
+	}
+	for _, sub := range subs {
 		if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
 			errs = append(errs, fmt.Errorf("heddle: router draining %s: %w", sub.Subject(), err))
 		}
@@ -360,7 +404,11 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if overridden {
 		r.stats.overridden.Add(1)
 	}
-	if err := r.b.Publish(ctx, &bus.Msg{Subject: subject, Header: msg.Header, Data: out}); err != nil {
+	fwd := &bus.Msg{Subject: subject, Header: msg.Header, Data: out}
+	if r.forwards != nil {
+		fwd.Reply = r.forwards.add(msg, m.TaskID, m.WorkerType, tier, overridden)
+	}
+	if err := r.b.Publish(ctx, fwd); err != nil {
 		r.stats.routed.Add(^uint64(0))
 		if overridden {
 			r.stats.overridden.Add(^uint64(0))
@@ -392,6 +440,8 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	// Counted before the publish, like a routed task.
 	byReason := &r.stats.invalid
 	switch kind {
+	case heddle.ReasonNoWorker:
+		byReason = &r.stats.noWorker
 	case heddle.ReasonRateLimited:
 		byReason = &r.stats.rateLimited
 	case heddle.ReasonUnknownTier:

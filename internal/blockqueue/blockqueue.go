@@ -7,7 +7,15 @@
 // takes the slice under the lock and hands back the one it finished) copies
 // the whole backlog every time a deep queue outgrows its slice, and a
 // buffered channel must be allocated at the full pending limit (512 Ki
-// messages by default) for Publish never to block. BENCHMARK_FIGURES
+// messages by default) for Publish never to block. Measured with
+// BenchmarkPublishSubscribe/membus_zero_copy (membus/bench_test.go, where
+// the queue is most of the cost) on 2 shared cores, 10 interleaved rounds
+// of -benchtime=200ms: 152 ns/op with this queue, 288 with the slice queue
+// (+89%, benchstat p=0.007; 2.6 times the bytes allocated per message) and
+// 253 with a channel (+66%, p=0.002), which besides costs 28 MiB and about
+// 6 ms to create for a subscription with the default limits.
+//
+// FuzzQueue checks Queue against a plain slice queue.
 package blockqueue
 
 // Sizes of the blocks a queue is made of. The first block holds firstBlock
