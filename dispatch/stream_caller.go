@@ -172,14 +172,17 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		timeout = DefaultTimeout
 	}
 
-	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, log: c.log, raw: o.raw,
+	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, raw: o.raw,
 		noResponders: make(chan struct{})}
 	if c.shared || o.actor != nil {
 		w.log = o.emitter()
 	}
 	c.mu.Lock()
-	if c.shared {
+	switch {
+	case c.shared:
 		c.log = w.log
+	case w.log == nil:
+		w.log = c.log
 	}
 	_, waiting := c.waiting[task.TaskID]
 	_, seen := c.recent[task.TaskID]

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,9 @@ const (
 var (
 	// ErrStageFailed is matched (errors.Is) by every *StageError.
 	ErrStageFailed = errors.New("heddle: pipeline stage failed")
+	// ErrShutdown is the cause of the failure of a goal cancelled because
+	// the pipeline's drain timeout expired.
+	ErrShutdown = errors.New("heddle: pipeline shut down before the goal finished")
 )
 
 // StageErrorKind says why a stage failed.
@@ -256,17 +260,20 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return heddle.ErrStarted
 	}
-	// Goals in progress finish after ctx ends (no drain timeout): their
-	// callers are waiting for a final result, and every stage has its own.
+	// Goals in progress finish after ctx ends, within the drain timeout;
+	// then they are cancelled and still publish a failed final result,
+	// since their callers wait for one.
 	queue := p.plan.cfg.QueueGroup
 	subErr, err, _ := goals.Server{
 		Bus:           p.b,
 		Queue:         queue,
 		MaxConcurrent: p.plan.cfg.MaxConcurrentGoals,
+		DrainTimeout:  cmp.Or(p.plan.cfg.DrainTimeout, heddle.DefaultDrainTimeout),
+		Shutdown:      ErrShutdown,
 		Reject:        p.rejectGoal,
 		Handle: func(ctx context.Context, goal heddle.OrchestratorGoal) {
 			res, _ := p.execute(ctx, goal)
-			p.goalCompleted(goal, res, p.publishFinal(ctx, res))
+			p.goalCompleted(goal, res, p.publishFinal(context.WithoutCancel(ctx), res))
 		},
 		Subscribed: func() {
 			p.log.Info("actor.subscribed", "subject", heddle.SubjectGoalsIncoming, "queue", queue, "pipeline", p.plan.cfg.Name)

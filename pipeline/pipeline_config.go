@@ -94,6 +94,11 @@ type Config struct {
 	// MaxConcurrentGoals bounds the goals Run processes at once. Zero
 	// means orchestrator.DefaultMaxConcurrentGoals.
 	MaxConcurrentGoals int
+	// DrainTimeout bounds shutdown once Run's context ends: goals already
+	// delivered still run and goals in progress finish until then; after
+	// it their stages are cancelled and each gets a failed final result
+	// (ErrShutdown). Zero means heddle.DefaultDrainTimeout.
+	DrainTimeout time.Duration
 	// QueueGroup is Run's queue group on SubjectGoalsIncoming. Empty
 	// means heddle.PipelineQueueGroup, which every pipeline shares, Go
 	// or Python, so that each goal runs once in a mixed mesh. Pipelines
@@ -248,6 +253,9 @@ func (c *checker) checkPipeline() {
 		c.add("", "name", "required")
 	} else if err := bus.ValidatePublishSubject(cfg.Name); err != nil {
 		c.add("", "name", "%q cannot be used as a name: %v", cfg.Name, err)
+	}
+	if cfg.DrainTimeout < 0 {
+		c.add("", "drain_timeout", "must not be negative, got %v", cfg.DrainTimeout)
 	}
 	if cfg.QueueGroup != "" {
 		if err := bus.ValidateQueue(cfg.QueueGroup); err != nil {

@@ -200,6 +200,9 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 	case errors.Is(err, heddle.ErrDeadLettered), errors.Is(err, dispatch.ErrNoWorker), errors.Is(err, dispatch.ErrNoRouter):
 		return fail(StageErrUnserved, err)
 	case ctx.Err() != nil:
+		if cause := context.Cause(ctx); cause != ctx.Err() {
+			err = fmt.Errorf("%w (%v)", cause, err)
+		}
 		return fail(StageErrCanceled, err)
 	default:
 		return fail(StageErrDispatch, err)
