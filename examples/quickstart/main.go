@@ -1,6 +1,8 @@
 // Command quickstart runs a whole Heddle mesh in one process on the
 // in-memory bus: a router, two typed workers and a caller that dispatches
-// three tasks through the router and prints their results.
+// three tasks through the router and prints their results, then makes a
+// typed call and shows a task nobody serves failing at once with its
+// reason.
 //
 //	go run ./examples/quickstart
 //
@@ -10,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -128,6 +131,24 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	for _, l := range lines {
 		fmt.Fprintln(out, l)
 	}
+
+	// A typed call: the input is checked against the greeter's contract
+	// before it is sent, and the output comes back as a GreetOut.
+	greeting, err := dispatch.Call[GreetIn, GreetOut](ctx, b, "greeter", GreetIn{Name: "Grace"}, dispatch.Timeout(10*time.Second))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "typed call:", greeting.Greeting)
+
+	// A task the mesh cannot serve fails at once with its reason instead
+	// of waiting out its 30 s: here a worker type with a typo, which the
+	// router dead-letters as no_worker.
+	_, err = dispatch.Call[GreetIn, GreetOut](ctx, b, "greeterr", GreetIn{Name: "Typo"}, dispatch.Timeout(30*time.Second))
+	var dead *dispatch.DeadLetterError
+	if !errors.As(err, &dead) {
+		return fmt.Errorf("a task for a worker type nobody serves: %v, want a dead letter", err)
+	}
+	fmt.Fprintln(out, "dead-lettered at once:", dead.Result.Error)
 	return nil
 }
 

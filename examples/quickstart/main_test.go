@@ -29,6 +29,8 @@ func TestQuickstartPrintsEveryResult(t *testing.T) {
 			"adder completed: map[sum:42]",
 			"greeter completed: map[greeting:Hello, Ada!]",
 			"greeter failed:",
+			"typed call: Hello, Grace!",
+			"dead-lettered at once: no_worker: no worker serves 'greeterr' at tier 'standard'",
 		} {
 			if !strings.Contains(got, want) {
 				t.Errorf("output lacks %q:\n%s", want, got)
