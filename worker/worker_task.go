@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -74,7 +72,7 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		w.finish(task, time.Now(), nil, w.abandoned())
 		return nil
 	}
 	w.tasks.Add(1)
@@ -82,10 +80,10 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	select {
 	case w.jobs <- job:
 	case <-ctx.Done():
-		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		w.finish(task, time.Now(), nil, w.abandoned())
 		w.tasks.Done()
 	case <-w.handlerCtx.Done():
-		w.finish(task, time.Now(), nil, w.abandoned(), nil)
+		w.finish(task, time.Now(), nil, w.abandoned())
 		w.tasks.Done()
 	}
 	return nil
@@ -100,10 +98,8 @@ type workerJob struct {
 
 // serve is one goroutine of the pool.
 func (w *Worker) serve() {
-	var pub publishContext
-	defer pub.stop()
 	for job := range w.jobs {
-		w.process(job, &pub)
+		w.process(job)
 	}
 }
 
@@ -113,11 +109,11 @@ func (w *Worker) abandoned() *handlerError {
 }
 
 // process runs one task on a pool goroutine and publishes its result.
-func (w *Worker) process(job *workerJob, pub *publishContext) {
+func (w *Worker) process(job *workerJob) {
 	defer w.tasks.Done()
 	start := time.Now()
 	out, failure := w.execute(&job.task, job.payload)
-	w.finish(&job.task, start, out, failure, pub)
+	w.finish(&job.task, start, out, failure)
 }
 
 // execute checks the input, runs the handler with retries and checks the
@@ -180,10 +176,15 @@ func (w *Worker) wait(d time.Duration) bool {
 }
 
 // attempt runs the handler once, under TaskTimeout, turning a panic into a
-// failure.
+// failure. The handler's context carries Run's values and the task as it
+// was when the attempt began (a copy, so a retry's count never changes
+// what an earlier attempt's context returns); it ends when the attempt
+// returns, when TaskTimeout passes and when the worker cancels its
+// handlers.
 func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, f *handlerError) {
-	ctx := &taskContext{values: w.values, force: w.handlerCtx, deadline: time.Now().Add(w.taskTimeout), task: *task}
-	defer ctx.end()
+	snapshot := *task
+	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, taskKey{}, &snapshot), w.taskTimeout)
+	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
 			w.stats.panics.Add(1)
@@ -196,121 +197,6 @@ func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[stri
 		return nil, w.classify(ctx, err)
 	}
 	return out, nil
-}
-
-// taskContext is the context of one handler attempt: Run's values,
-// the task TaskFromContext returns, and a deadline TaskTimeout away. It is
-// cancelled when the attempt returns, when the deadline passes and when
-// the worker cancels its handlers, with the errors (and causes)
-// context.WithTimeout would give: context.Canceled,
-// context.DeadlineExceeded and context.Canceled.
-//
-// It is context.WithTimeout made lazy: the standard context, with its
-// timer, is made only when Done is first called, so that a handler that
-// never waits on its context costs one allocation. Until then Err compares
-// the clock with the deadline, and Value answers from Run's values, which
-// (made by context.WithoutCancel) hold no cancellation for context.Cause
-// to find, so Cause falls back on Err.
-type taskContext struct {
-	values   context.Context // Run's values, never cancelled
-	force    context.Context // cancelled with the worker's handlers
-	deadline time.Time
-	task     heddle.TaskMessage // as it was when the attempt began
-
-	mu  sync.Mutex
-	err error // the verdict given while there was no standard context
-	std atomic.Pointer[stdContext]
-}
-
-// stdContext is the standard context a taskContext stands for
-// once Done has been called.
-type stdContext struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-// Deadline returns the attempt's deadline.
-func (c *taskContext) Deadline() (time.Time, bool) { return c.deadline, true }
-
-// Value returns the task for taskKey, and otherwise the value of
-// the context it stands for.
-func (c *taskContext) Value(key any) any {
-	if _, ok := key.(taskKey); ok {
-		return &c.task
-	}
-	if std := c.std.Load(); std != nil {
-		return std.ctx.Value(key)
-	}
-	return c.values.Value(key)
-}
-
-// Done returns the standard context's Done channel, making that context
-// on first use.
-func (c *taskContext) Done() <-chan struct{} { return c.standard().Done() }
-
-// Err returns why the context ended, or nil.
-func (c *taskContext) Err() error {
-	if std := c.std.Load(); std != nil {
-		return std.ctx.Err()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if std := c.std.Load(); std != nil {
-		return std.ctx.Err()
-	}
-	if c.err == nil {
-		switch {
-		case c.force.Err() != nil:
-			c.err = context.Canceled
-		case !time.Now().Before(c.deadline):
-			c.err = context.DeadlineExceeded
-		}
-	}
-	return c.err
-}
-
-// String names the context, as the standard ones do.
-func (c *taskContext) String() string { return "worker.Worker task context" }
-
-// standard returns the standard context c stands for, making it on first
-// use: context.WithDeadline of the worker's handler context, or, when Err
-// has already given a verdict, a context that gives the same one.
-func (c *taskContext) standard() context.Context {
-	if std := c.std.Load(); std != nil {
-		return std.ctx
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if std := c.std.Load(); std != nil {
-		return std.ctx
-	}
-	std := new(stdContext)
-	switch c.err {
-	case nil:
-		std.ctx, std.cancel = context.WithDeadline(c.force, c.deadline)
-	case context.DeadlineExceeded:
-		// Past its deadline already; not tied to force, whose later
-		// cancellation must not change the verdict given.
-		std.ctx, std.cancel = context.WithDeadline(c.values, c.deadline)
-	default:
-		std.ctx, std.cancel = context.WithCancel(c.values)
-		std.cancel()
-	}
-	c.std.Store(std)
-	return std.ctx
-}
-
-// end cancels the context: the attempt has returned.
-func (c *taskContext) end() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if std := c.std.Load(); std != nil {
-		std.cancel()
-		return
-	}
-	if c.err == nil {
-		c.err = context.Canceled
-	}
 }
 
 // classify decides how a handler error is reported and whether it is
@@ -343,9 +229,8 @@ func (w *Worker) classify(ctx context.Context, err error) *handlerError {
 }
 
 // finish publishes the task's result and records the outcome: one event
-// and one counter per task. pub is the calling pool goroutine's publish
-// context; nil makes one for this result alone.
-func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *handlerError, pub *publishContext) {
+// and one counter per task.
+func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *handlerError) {
 	now := time.Now()
 	// As task.Result makes it; token_usage is {} on the wire whether the
 	// map is empty or nil.
@@ -383,11 +268,9 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	}
 	outcome.Add(1)
 	if err == nil {
-		if pub == nil {
-			pub = new(publishContext)
-			defer pub.stop()
-		}
-		err = w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: r.Subject(), Data: data})
+		ctx, cancel := context.WithTimeout(w.values, publishTimeout)
+		err = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: data})
+		cancel()
 	}
 	if err != nil {
 		outcome.Add(^uint64(0))
@@ -429,36 +312,6 @@ func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
 		w.resultSize.Store(int64(len(data)))
 	}
 	return data, err
-}
-
-// publishContext is a pool goroutine's context for publishing
-// results: Run's values with a deadline publishTimeout after it was
-// made, renewed once less than publishTimeout-publishRenew is
-// left. Results published within about a second so share one timer, and
-// each publish is still bounded, by at least
-// publishTimeout-publishRenew and at most
-// publishTimeout.
-type publishContext struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time
-}
-
-// get returns the context for a publish starting at now.
-func (p *publishContext) get(values context.Context, now time.Time) context.Context {
-	if p.ctx == nil || p.deadline.Sub(now) < publishTimeout-publishRenew {
-		p.stop()
-		p.deadline = now.Add(publishTimeout)
-		p.ctx, p.cancel = context.WithDeadline(values, p.deadline)
-	}
-	return p.ctx
-}
-
-// stop releases the context's timer.
-func (p *publishContext) stop() {
-	if p.cancel != nil {
-		p.cancel()
-	}
 }
 
 // reject drops a message that is not a task for this worker. When its

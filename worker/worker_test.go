@@ -692,6 +692,60 @@ func TestWorkerFailsATaskThatOutlivesItsTimeout(t *testing.T) {
 	})
 }
 
+func TestWorkerHandlerContextCarriesRunValuesAndEndsWithTheAttempt(t *testing.T) {
+	type runKey struct{}
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		wt := workerTestType("ctx")
+		handlerCtx := make(chan context.Context, 1)
+		w, err := worker.New(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
+			handlerCtx <- ctx
+			return workerEchoOut{Echo: in.Text}, nil
+		}, worker.Config{TaskTimeout: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, cancel := context.WithCancel(context.WithValue(context.Background(), runKey{}, "run value"))
+		done := make(chan error, 1)
+		go func() { done <- w.Run(runCtx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		<-w.Ready()
+		caller := connect()
+		results := workerCollect(t, caller, heddle.SubjectResultsDefault)
+		task := heddle.NewTaskMessage(wt, map[string]any{"text": "x"})
+		before := time.Now()
+		workerPublishTask(t, caller, task)
+		if r := results.next(t); r.Status != heddle.StatusCompleted {
+			t.Fatalf("status %s (error %q), want completed", r.Status, r.Error)
+		}
+		after := time.Now()
+
+		ctx := <-handlerCtx
+		if v := ctx.Value(runKey{}); v != "run value" {
+			t.Errorf("handler context Value(Run's key) = %v, want Run's value", v)
+		}
+		if got, ok := worker.TaskFromContext(ctx); !ok || got.TaskID != task.TaskID {
+			t.Errorf("TaskFromContext = %q, %v; want task %q", got.TaskID, ok, task.TaskID)
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok || deadline.Before(before.Add(time.Hour)) || deadline.After(after.Add(time.Hour)) {
+			t.Errorf("handler context deadline = %v, %v; want TaskTimeout (1h) after the attempt began", deadline, ok)
+		}
+		// The result is published after the attempt returned, so its
+		// context has ended, though Run's has not.
+		select {
+		case <-ctx.Done():
+		default:
+			t.Fatal("handler context still open after its result was published")
+		}
+		if err := ctx.Err(); err != context.Canceled {
+			t.Errorf("handler context Err() = %v after the attempt returned, want context.Canceled", err)
+		}
+	})
+}
+
 func TestDynamicWorkerChecksOnlyTheContractItIsGiven(t *testing.T) {
 	contract, err := contracts.FromJSON([]byte(`{"type":"object","required":["n"],"properties":{"n":{"type":"integer"}}}`), nil)
 	if err != nil {
