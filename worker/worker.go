@@ -60,6 +60,10 @@ type Config struct {
 	// WorkerSubject(workerType, tier) for each, in queue group
 	// QueueGroup. Empty means every tier.
 	Tiers []heddle.ModelTier
+	// NoRetries publishes a failed result at a handler's first error, as
+	// a Python processor worker does, instead of retrying up to the task's
+	// max_retries.
+	NoRetries bool
 	// QueueGroup is the queue group of the worker's subscriptions. Empty
 	// means heddle.WorkerQueueGroup(workerType), the group of processor
 	// workers in every Heddle SDK; a worker joining a pool of Python LLM
@@ -145,6 +149,7 @@ type Worker struct {
 	bus          bus.Bus
 	workerType   string
 	queue        string
+	noRetries    bool
 	tiers        []heddle.ModelTier
 	concurrency  int
 	taskTimeout  time.Duration
@@ -211,7 +216,13 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 		cfg.Contract = c
 	}
 	decode := inputDecoder[In]()
+	keys := new(keyCheck)
+	inType := reflect.TypeFor[In]()
 	handle := func(ctx context.Context, task *heddle.TaskMessage, data []byte) (map[string]any, error) {
+		if err := keys.check(inType, task.Payload, ""); err != nil {
+			return nil, &handlerError{reason: reasonInputContract, permanent: true,
+				err: fmt.Errorf("%w: input: %w", contracts.ErrViolation, err)}
+		}
 		in, err := decode(task, data)
 		if err != nil {
 			return nil, &handlerError{reason: reasonInputDecode, permanent: true,
@@ -276,6 +287,7 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 		bus:          b,
 		workerType:   workerType,
 		queue:        queue,
+		noRetries:    cfg.NoRetries,
 		tiers:        tiers,
 		concurrency:  cmpOr(cfg.Concurrency, DefaultConcurrency),
 		taskTimeout:  cmpOr(cfg.TaskTimeout, DefaultTaskTimeout),
@@ -455,11 +467,11 @@ type taskKey struct{}
 // TaskFromContext returns the task a Worker handler is running, as the
 // worker decoded it, with RetryCount counting the retries made so far.
 func TaskFromContext(ctx context.Context) (heddle.TaskMessage, bool) {
-	t, ok := ctx.Value(taskKey{}).(*heddle.TaskMessage)
+	a, ok := ctx.Value(taskKey{}).(*attemptValue)
 	if !ok {
 		return heddle.TaskMessage{}, false
 	}
-	return *t, true
+	return a.task, true
 }
 
 var (

@@ -30,6 +30,7 @@ const (
 	reasonTimeout        = "timeout"              // TaskTimeout expired
 	reasonShutdown       = "shutdown"             // drain timeout cancelled the task
 	reasonPublish        = "publish"              // the result could not be published
+	reasonOutputTooLarge = "output_too_large"     // the result exceeds the bus's max payload
 )
 
 // handlerError is how a failed attempt is reported: why, the error
@@ -72,7 +73,7 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.finish(task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, nil, w.abandoned())
 		return nil
 	}
 	w.tasks.Add(1)
@@ -80,10 +81,10 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	select {
 	case w.jobs <- job:
 	case <-ctx.Done():
-		w.finish(task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, nil, w.abandoned())
 		w.tasks.Done()
 	case <-w.handlerCtx.Done():
-		w.finish(task, time.Now(), nil, w.abandoned())
+		w.finish(task, time.Now(), nil, nil, w.abandoned())
 		w.tasks.Done()
 	}
 	return nil
@@ -112,33 +113,35 @@ func (w *Worker) abandoned() *handlerError {
 func (w *Worker) process(job *workerJob) {
 	defer w.tasks.Done()
 	start := time.Now()
-	out, failure := w.execute(&job.task, job.payload)
-	w.finish(&job.task, start, out, failure)
+	out, rep, failure := w.execute(&job.task, job.payload)
+	w.finish(&job.task, start, out, rep, failure)
 }
 
 // execute checks the input, runs the handler with retries and checks the
 // output. It returns the output object or why the task failed.
-func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *handlerError) {
+func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *report, *handlerError) {
 	if err := w.contract.ValidateInput(task.Payload); err != nil {
-		return nil, &handlerError{reason: reasonInputContract, err: err, permanent: true}
+		return nil, nil, &handlerError{reason: reasonInputContract, err: err, permanent: true}
 	}
 	first := task.RetryCount
 	for {
-		out, f := w.attempt(task, payload)
+		out, rep, f := w.attempt(task, payload)
 		if f == nil {
 			if err := w.contract.ValidateOutput(out); err != nil {
-				return nil, &handlerError{reason: reasonOutputContract, err: err, permanent: true}
+				return nil, rep, &handlerError{reason: reasonOutputContract, err: err, permanent: true}
 			}
-			return out, nil
+			return out, rep, nil
 		}
 		if f.permanent {
-			return nil, f
+			return nil, rep, f
 		}
 		retries := task.RetryCount - first
-		if task.RetryCount >= task.MaxRetries {
-			f.err = fmt.Errorf("failed after %d attempt(s) (max_retries %d, retry_count %d): %w",
-				retries+1, task.MaxRetries, task.RetryCount, f.err)
-			return nil, f
+		if task.RetryCount >= task.MaxRetries || w.noRetries {
+			if !w.noRetries {
+				f.err = fmt.Errorf("failed after %d attempt(s) (max_retries %d, retry_count %d): %w",
+					retries+1, task.MaxRetries, task.RetryCount, f.err)
+			}
+			return nil, rep, f
 		}
 		task.RetryCount++
 		w.stats.retried.Add(1)
@@ -147,7 +150,7 @@ func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]a
 			slog.Int("retry_count", task.RetryCount), slog.Int("max_retries", task.MaxRetries),
 			slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
 		if !w.wait(delay) {
-			return nil, &handlerError{reason: reasonShutdown, permanent: true,
+			return nil, rep, &handlerError{reason: reasonShutdown, permanent: true,
 				err: fmt.Errorf("%w: waiting to retry after: %w", ErrWorkerShutdown, f.err)}
 		}
 	}
@@ -181,9 +184,10 @@ func (w *Worker) wait(d time.Duration) bool {
 // what an earlier attempt's context returns); it ends when the attempt
 // returns, when TaskTimeout passes and when the worker cancels its
 // handlers.
-func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, f *handlerError) {
-	snapshot := *task
-	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, taskKey{}, &snapshot), w.taskTimeout)
+func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
+	a := &attemptValue{task: *task}
+	rep = &a.report
+	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, taskKey{}, a), w.taskTimeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
@@ -194,9 +198,9 @@ func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[stri
 	}()
 	out, err := w.handle(ctx, task, payload)
 	if err != nil {
-		return nil, w.classify(ctx, err)
+		return nil, rep, w.classify(ctx, err)
 	}
-	return out, nil
+	return out, rep, nil
 }
 
 // classify decides how a handler error is reported and whether it is
@@ -230,7 +234,7 @@ func (w *Worker) classify(ctx context.Context, err error) *handlerError {
 
 // finish publishes the task's result and records the outcome: one event
 // and one counter per task.
-func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, f *handlerError) {
+func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, rep *report, f *handlerError) {
 	now := time.Now()
 	// As task.Result makes it; token_usage is {} on the wire whether the
 	// map is empty or nil.
@@ -249,10 +253,20 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 			r.Error = f.err.Error()
 		}
 	}
+	if rep != nil {
+		rep.apply(&r)
+	} else {
+		r.TokenUsage = defaultTokenUsage()
+	}
+	// The task's extensions (_trace_context, ...) go onto its result.
+	r.Extra = task.Extensions()
 	if task.RetryCount > 0 {
 		// Not a TaskResult field: carried as an extra one, which Go decoders
 		// keep and pydantic ignores.
-		r.Extra = map[string]json.RawMessage{"retry_count": strconv.AppendInt(nil, int64(task.RetryCount), 10)}
+		if r.Extra == nil {
+			r.Extra = map[string]json.RawMessage{}
+		}
+		r.Extra["retry_count"] = strconv.AppendInt(nil, int64(task.RetryCount), 10)
 	}
 	data, err := w.encodeResult(&r)
 	if err != nil && f == nil {
@@ -268,9 +282,20 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	}
 	outcome.Add(1)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(w.values, publishTimeout)
-		err = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: data})
-		cancel()
+		err = w.publish(r.Subject(), data)
+	}
+	if errors.Is(err, bus.ErrMaxPayload) {
+		// Too large for the bus: the caller gets a small failed result
+		// saying why, in its place.
+		f = &handlerError{reason: reasonOutputTooLarge, permanent: true,
+			err: fmt.Errorf("the result (%d bytes) is too large to publish: %w", len(data), err)}
+		outcome.Add(^uint64(0))
+		outcome = &w.stats.failed
+		outcome.Add(1)
+		r.Status, r.Output, r.Metadata, r.Error = heddle.StatusFailed, nil, nil, f.err.Error()
+		if data, err = w.encodeResult(&r); err == nil {
+			err = w.publish(r.Subject(), data)
+		}
 	}
 	if err != nil {
 		outcome.Add(^uint64(0))
@@ -298,6 +323,13 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		attrs = append(attrs, slog.String("stack", string(f.stack)))
 	}
 	w.logTask(level, "worker.failed", task, attrs...)
+}
+
+// publish publishes a result, bounded by publishTimeout.
+func (w *Worker) publish(subject string, data []byte) error {
+	ctx, cancel := context.WithTimeout(w.values, publishTimeout)
+	defer cancel()
+	return w.bus.Publish(ctx, &bus.Msg{Subject: subject, Data: data})
 }
 
 // encodeResult validates r and returns its wire form, in a buffer sized
