@@ -149,3 +149,42 @@ func TestAWorkerWithoutRetriesFailsAtTheFirstError(t *testing.T) {
 		}
 	})
 }
+
+type strictIn struct {
+	Email string `json:"email" jsonschema:"format=email,maxLength=40"`
+	Age   int    `json:"age" jsonschema:"minimum=0"`
+}
+
+func TestShallowValidationAcceptsWhatAPythonWorkerAccepts(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		handler := func(_ context.Context, in strictIn) (boundedOut, error) { return boundedOut{N: in.Age}, nil }
+		full, err := worker.New(connect(), "full", handler, worker.Config{})
+		startWorker(t, full, err)
+		shallow, err := worker.New(connect(), "shallow", handler, worker.Config{ShallowValidation: true})
+		startWorker(t, shallow, err)
+		b := connect()
+		tests := []struct {
+			name          string
+			payload       map[string]any
+			full, shallow heddle.TaskStatus
+		}{
+			{"a valid payload passes both", map[string]any{"email": "ada@example.com", "age": 36}, heddle.StatusCompleted, heddle.StatusCompleted},
+			{"a bad format and a bound pass only the shallow check", map[string]any{"email": "not an email", "age": -1}, heddle.StatusFailed, heddle.StatusCompleted},
+			{"a missing required key fails both", map[string]any{"email": "ada@example.com"}, heddle.StatusFailed, heddle.StatusFailed},
+			{"a top-level type fails both", map[string]any{"email": "ada@example.com", "age": "old"}, heddle.StatusFailed, heddle.StatusFailed},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for wt, want := range map[string]heddle.TaskStatus{"full": tt.full, "shallow": tt.shallow} {
+					res, err := dispatch.Request(testkit.Context(t), b, heddle.NewTaskMessage(wt, tt.payload), dispatch.Direct())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Status != want {
+						t.Errorf("%s worker: %s (%s), want %s", wt, res.Status, res.Error, want)
+					}
+				}
+			})
+		}
+	})
+}

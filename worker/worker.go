@@ -60,6 +60,11 @@ type Config struct {
 	// WorkerSubject(workerType, tier) for each, in queue group
 	// QueueGroup. Empty means every tier.
 	Tiers []heddle.ModelTier
+	// ShallowValidation checks payloads as the Python Heddle's workers
+	// do: required top-level keys and top-level types only (see
+	// contracts.Shallow), so that the worker accepts exactly what a Python
+	// worker of its type accepts. Outputs are still checked in full.
+	ShallowValidation bool
 	// NoRetries publishes a failed result at a handler's first error, as
 	// a Python processor worker does, instead of retrying up to the task's
 	// max_retries.
@@ -277,6 +282,13 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 		if f.value < 0 {
 			return nil, fmt.Errorf("%w: worker %q: Config.%s is negative; use zero for the default", heddle.ErrConfig, workerType, f.name)
 		}
+	}
+	if cfg.ShallowValidation && cfg.Contract != nil {
+		in, err := contracts.Shallow(cfg.Contract.Input())
+		if err != nil {
+			return nil, fmt.Errorf("%w: worker %q: Config.ShallowValidation: %w", heddle.ErrConfig, workerType, err)
+		}
+		cfg.Contract = contracts.New(in, cfg.Contract.Output())
 	}
 	queue := cmpOr(cfg.QueueGroup, heddle.WorkerQueueGroup(workerType))
 	if err := bus.ValidateQueue(queue); err != nil {
