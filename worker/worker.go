@@ -119,10 +119,21 @@ type Stats struct {
 	Malformed     uint64
 	Panics        uint64
 	PublishErrors uint64
+	// Abandoned counts handlers given up on: still running a moment after
+	// their context ended (TaskTimeout, or the drain timeout), their task
+	// was failed for them (counted in Failed) and another goroutine took
+	// their place. Discarded counts those that returned afterwards, their
+	// output dropped; Abandoned minus Discarded are still running.
+	Abandoned uint64
+	Discarded uint64
+	// Goexits counts handlers that called runtime.Goexit; their tasks
+	// failed (counted in Failed) and their places in the pool were filled.
+	Goexits uint64
 }
 
 type workerCounters struct {
-	received, completed, failed, retried, malformed, panics, publishErrors atomic.Uint64
+	received, completed, failed, retried, malformed, panics, publishErrors,
+	abandoned, discarded, goexits atomic.Uint64
 }
 
 // handleFunc runs one attempt: it turns the task (and, for handlers
@@ -139,10 +150,22 @@ type handleFunc func(ctx context.Context, task *heddle.TaskMessage, payload []by
 //   - every task that decodes gets exactly one result published (unless the
 //     publish itself fails, which is logged and counted), including on
 //     contract violations, handler errors, timeouts and panics;
-//   - a panicking handler fails its task and the worker goes on;
-//   - at most Concurrency handlers run at once;
-//   - Run returns only after the tasks already delivered are finished and
-//     their results published, and leaves no goroutine behind.
+//   - a panicking handler, or one calling runtime.Goexit (t.FailNow in a
+//     test's handler), fails its task and the worker goes on with as many
+//     goroutines as before;
+//   - a task fails with ErrTaskTimeout at its TaskTimeout even when its
+//     handler ignores its context: a moment later (overdueGrace) the
+//     worker publishes the failure, gives up on the handler and starts
+//     another goroutine in its place (worker.abandoned; Stats.Abandoned).
+//     The handler's goroutine is left to finish alone and what it returns
+//     is dropped (worker.discarded). At most Concurrency such goroutines
+//     get a replacement; past that the pool shrinks (worker.pool_shrunk)
+//     until they return;
+//   - at most Concurrency handlers that honour their context run at once;
+//   - Run returns after a drain bounded by DrainTimeout (twice that when
+//     the bus still holds tasks: each then gets a failed result at once),
+//     and every task received gets its result; it leaves no goroutine
+//     behind but those of handlers that ignore their context.
 //
 // The result of a task that was retried carries "retry_count" as an extra
 // top-level field: Go decoders keep it in TaskResult.Extra, pydantic
@@ -177,6 +200,11 @@ type Worker struct {
 	// per task would grow again for every task.
 	jobs chan *workerJob
 	pool sync.WaitGroup
+	// hung counts the handlers given up on and still running; at most
+	// Concurrency of them get a goroutine in their place.
+	hung atomic.Int64
+	// watches counts the watches over attempts still to end (see watch).
+	watches sync.WaitGroup
 
 	// resultSize is the length of the last result encoded, to size the
 	// next one's buffer.
@@ -367,6 +395,9 @@ func (w *Worker) Stats() Stats {
 		Malformed:     s.malformed.Load(),
 		Panics:        s.panics.Load(),
 		PublishErrors: s.publishErrors.Load(),
+		Abandoned:     s.abandoned.Load(),
+		Discarded:     s.discarded.Load(),
+		Goexits:       s.goexits.Load(),
 	}
 }
 
@@ -374,8 +405,8 @@ func (w *Worker) Stats() Stats {
 // then drains: it stops taking new tasks, handles those already delivered,
 // waits for in-flight handlers and returns. Handlers' contexts carry ctx's
 // values but are not cancelled when ctx ends; they are cancelled when
-// DrainTimeout expires, and Run then still waits for them to return (a
-// handler must return when its context ends).
+// DrainTimeout expires, and a handler still running a moment later is given
+// up on: its task fails with ErrWorkerShutdown and Run does not wait for it.
 //
 // Run returns nil after a complete drain, an error wrapping
 // context.DeadlineExceeded when the drain timeout cut it short, and a
@@ -390,7 +421,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.cancelHandlers()
 	w.jobs = make(chan *workerJob)
 	for range w.concurrency {
-		w.pool.Go(w.serve)
+		w.startSlot()
 	}
 
 	opts := []bus.SubscribeOption{bus.Queue(w.queue), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
@@ -419,11 +450,16 @@ func (w *Worker) drain(subs []bus.Subscription) error {
 	stopForce := context.AfterFunc(dctx, w.cancelHandlers)
 
 	// All at once, so no subscription keeps taking tasks while another
-	// drains.
+	// drains. Past the drain timeout the tasks the bus still holds are
+	// delivered too, each failed at once (the handlers are cancelled),
+	// so that every task received gets its result; the subscriptions have
+	// another DrainTimeout for that.
+	sctx, scancel := context.WithTimeout(w.values, 2*w.drainTimeout)
+	defer scancel()
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup
 	for i, sub := range subs {
-		wg.Go(func() { errs[i] = sub.Drain(dctx) })
+		wg.Go(func() { errs[i] = sub.Drain(sctx) })
 	}
 	wg.Wait()
 
@@ -433,6 +469,7 @@ func (w *Worker) drain(subs []bus.Subscription) error {
 	w.tasks.Wait()
 	close(w.jobs)
 	w.pool.Wait()
+	w.watches.Wait()
 
 	if !stopForce() {
 		return fmt.Errorf("heddle: worker %q: drain did not finish within %s (Config.DrainTimeout); in-flight handlers were cancelled: %w",

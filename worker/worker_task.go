@@ -29,6 +29,7 @@ const (
 	reasonPanic          = "panic"                // the handler panicked
 	reasonTimeout        = "timeout"              // TaskTimeout expired
 	reasonShutdown       = "shutdown"             // drain timeout cancelled the task
+	reasonGoexit         = "goexit"               // the handler called runtime.Goexit
 	reasonPublish        = "publish"              // the result could not be published
 	reasonOutputTooLarge = "output_too_large"     // the result exceeds the bus's max payload
 )
@@ -97,10 +98,14 @@ type workerJob struct {
 	payload []byte
 }
 
-// serve is one goroutine of the pool.
-func (w *Worker) serve() {
+// serve is one goroutine of the pool. It ends when the jobs end, or after
+// a handler the worker gave up on returns (another goroutine took its
+// place), or with a handler that called runtime.Goexit.
+func (w *Worker) serve(s *slot) {
 	for job := range w.jobs {
-		w.process(job)
+		if !w.process(job, s) {
+			return
+		}
 	}
 }
 
@@ -109,23 +114,34 @@ func (w *Worker) abandoned() *handlerError {
 		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrWorkerShutdown)}
 }
 
-// process runs one task on a pool goroutine and publishes its result.
-func (w *Worker) process(job *workerJob) {
-	defer w.tasks.Done()
-	start := time.Now()
-	out, rep, failure := w.execute(&job.task, job.payload)
-	w.finish(&job.task, start, out, rep, failure)
+// process runs one task on a pool goroutine and publishes its result. It
+// reports false when the task was finished for it (its handler was given
+// up on): the goroutine then leaves the pool.
+func (w *Worker) process(job *workerJob, s *slot) bool {
+	r := &run{job: job, slot: s, start: time.Now()}
+	out, rep, failure := w.execute(r)
+	if !r.state.CompareAndSwap(runRunning, runDone) {
+		w.discard(r)
+		return false
+	}
+	w.finish(&job.task, r.start, out, rep, failure)
+	w.tasks.Done()
+	return true
 }
 
 // execute checks the input, runs the handler with retries and checks the
 // output. It returns the output object or why the task failed.
-func (w *Worker) execute(task *heddle.TaskMessage, payload []byte) (map[string]any, *report, *handlerError) {
+func (w *Worker) execute(r *run) (map[string]any, *report, *handlerError) {
+	task, payload := &r.job.task, r.job.payload
 	if err := w.contract.ValidateInput(task.Payload); err != nil {
 		return nil, nil, &handlerError{reason: reasonInputContract, err: err, permanent: true}
 	}
 	first := task.RetryCount
 	for {
-		out, rep, f := w.attempt(task, payload)
+		out, rep, f := w.attempt(r, task, payload)
+		if r.state.Load() != runRunning {
+			return nil, rep, f // finished for it: nothing more to try
+		}
 		if f == nil {
 			if err := w.contract.ValidateOutput(out); err != nil {
 				return nil, rep, &handlerError{reason: reasonOutputContract, err: err, permanent: true}
@@ -184,19 +200,29 @@ func (w *Worker) wait(d time.Duration) bool {
 // what an earlier attempt's context returns); it ends when the attempt
 // returns, when TaskTimeout passes and when the worker cancels its
 // handlers.
-func (w *Worker) attempt(task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
+func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
 	a := &attemptValue{task: *task}
 	rep = &a.report
 	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, taskKey{}, a), w.taskTimeout)
 	defer cancel()
+	stop := w.watch(ctx, r)
+	returned := false
 	defer func() {
-		if r := recover(); r != nil {
+		stop()
+		if rec := recover(); rec != nil {
 			w.stats.panics.Add(1)
 			out, f = nil, &handlerError{reason: reasonPanic, permanent: true,
-				err: fmt.Errorf("handler panicked: %v", r), stack: debug.Stack()}
+				err: fmt.Errorf("handler panicked: %v", rec), stack: debug.Stack()}
+			return
+		}
+		if !returned {
+			// runtime.Goexit: nothing stops it; the goroutine ends once
+			// the deferred calls ran.
+			w.goexited(r)
 		}
 	}()
 	out, err := w.handle(ctx, task, payload)
+	returned = true
 	if err != nil {
 		return nil, rep, w.classify(ctx, err)
 	}

@@ -1,0 +1,156 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// overdueGrace is how long past its context's end (TaskTimeout, or the
+// drain timeout's cancellation) a handler has to return before the worker
+// gives up on it: it then publishes the task's failed result itself and
+// carries on without that handler.
+const overdueGrace = 100 * time.Millisecond
+
+// The states of a run.
+const (
+	runRunning int32 = iota
+	runDone          // its pool goroutine finished it
+	runClaimed       // finished for it: given up on, or ended by runtime.Goexit
+)
+
+// slot is one goroutine of the pool.
+type slot struct {
+	// detached: the pool no longer counts this goroutine (its handler was
+	// given up on or called runtime.Goexit); set once, by whoever frees
+	// its place in the pool.
+	detached atomic.Bool
+	// replaced: another goroutine took its place when it was detached.
+	replaced bool
+}
+
+// run is one task on a pool goroutine, shared with the watch over its
+// attempts.
+type run struct {
+	job   *workerJob
+	slot  *slot
+	start time.Time
+	state atomic.Int32
+}
+
+// startSlot starts a pool goroutine.
+func (w *Worker) startSlot() {
+	s := new(slot)
+	w.pool.Add(1)
+	go func() {
+		defer w.freeSlot(s)
+		w.serve(s)
+	}()
+}
+
+// freeSlot takes s out of the pool's count, once.
+func (w *Worker) freeSlot(s *slot) bool {
+	if !s.detached.CompareAndSwap(false, true) {
+		return false
+	}
+	w.pool.Done()
+	return true
+}
+
+// claim finishes r for its goroutine: the task fails with f, its result
+// is published and counted, and the goroutine, stuck or gone, leaves the
+// pool. It reports false when the goroutine finished the task first.
+func (w *Worker) claim(r *run, f *handlerError) bool {
+	if !r.state.CompareAndSwap(runRunning, runClaimed) {
+		return false
+	}
+	w.finish(&r.job.task, r.start, nil, nil, f)
+	w.tasks.Done()
+	w.leave(r.slot)
+	return true
+}
+
+// leave frees the place of a pool goroutine that will not serve again and,
+// while fewer than Concurrency handlers are given up on, starts another in
+// its place, so that the pool keeps its size.
+func (w *Worker) leave(s *slot) {
+	if !w.freeSlot(s) {
+		return
+	}
+	hung := w.hung.Add(1)
+	w.mu.Lock()
+	closed := w.closed
+	if !closed && hung <= int64(w.concurrency) {
+		s.replaced = true
+		w.startSlot()
+	}
+	w.mu.Unlock()
+	if !closed && !s.replaced {
+		w.log.LogAttrs(w.values, slog.LevelError, "worker.pool_shrunk",
+			slog.Int64("handlers_given_up", hung), slog.Int("concurrency", w.concurrency),
+			slog.String("reason", "more handlers ignore their context than the pool has goroutines"))
+	}
+}
+
+// watch gives up on the handler of r's attempt when it has not returned
+// overdueGrace after ctx ended, so that a handler ignoring its context
+// neither delays the task's result nor keeps a place in the pool. It
+// returns the function that stops the watch when the handler returns.
+func (w *Worker) watch(ctx context.Context, r *run) (stop func()) {
+	w.watches.Add(1)
+	stopped := context.AfterFunc(ctx, func() {
+		defer w.watches.Done()
+		t := time.NewTimer(overdueGrace)
+		defer t.Stop()
+		<-t.C
+		var f *handlerError
+		if w.handlerCtx.Err() != nil {
+			f = &handlerError{reason: reasonShutdown, permanent: true,
+				err: fmt.Errorf("%w (Config.DrainTimeout %s expired) and its handler did not return", ErrWorkerShutdown, w.drainTimeout)}
+		} else {
+			f = &handlerError{reason: reasonTimeout, permanent: true,
+				err: fmt.Errorf("%w after %s (Config.TaskTimeout) and its handler did not return", ErrTaskTimeout, w.taskTimeout)}
+		}
+		if w.claim(r, f) {
+			w.stats.abandoned.Add(1)
+			w.logTask(slog.LevelError, "worker.abandoned", &r.job.task, slog.String("reason", f.reason),
+				slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))
+		}
+	})
+	return func() {
+		if stopped() {
+			w.watches.Done()
+		}
+	}
+}
+
+// goexited handles a handler that called runtime.Goexit (t.FailNow or a
+// require assertion in a test's handler, say): its goroutine is ending,
+// so the task fails and another goroutine takes its place in the pool.
+func (w *Worker) goexited(r *run) {
+	w.stats.goexits.Add(1)
+	f := &handlerError{reason: reasonGoexit, permanent: true,
+		err: fmt.Errorf("the handler called runtime.Goexit (t.FailNow or a require assertion in a handler?)")}
+	if !w.claim(r, f) {
+		// Given up on already: only its place in the pool remains.
+		w.leave(r.slot)
+	}
+	w.hung.Add(-1) // it is not left running: it has ended
+}
+
+// discard accounts for a handler given up on that returned at last: its
+// output is dropped, and its goroutine ends (another took its place) or,
+// when none did, takes its place back.
+func (w *Worker) discard(r *run) {
+	w.stats.discarded.Add(1)
+	w.hung.Add(-1)
+	w.logTask(slog.LevelWarn, "worker.discarded", &r.job.task,
+		slog.String("reason", "the handler returned after its task had been failed for it"))
+	w.mu.Lock()
+	if !w.closed && !r.slot.replaced {
+		w.startSlot()
+	}
+	w.mu.Unlock()
+}
