@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
@@ -18,12 +19,29 @@ import (
 type eventLog struct {
 	mu     sync.Mutex
 	byTask map[string][]heddle.Event
+	seen   chan struct{} // a signal per event
 }
 
 func (l *eventLog) Observe(_ context.Context, e heddle.Event) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.byTask[e.TaskID] = append(l.byTask[e.TaskID], e)
+	l.mu.Unlock()
+	select {
+	case l.seen <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until the task has n events.
+func (l *eventLog) wait(t *testing.T, taskID string, n int) {
+	t.Helper()
+	for len(l.events(taskID)) < n {
+		select {
+		case <-l.seen:
+		case <-time.After(testkit.Wait):
+			t.Fatalf("task %s has %d events, want %d", taskID, len(l.events(taskID)), n)
+		}
+	}
 }
 
 func (l *eventLog) events(taskID string) []heddle.Event {
@@ -34,7 +52,7 @@ func (l *eventLog) events(taskID string) []heddle.Event {
 
 func TestAnObserverSeesEachTaskOfAWorkerOnce(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		obs := &eventLog{byTask: map[string][]heddle.Event{}}
+		obs := &eventLog{byTask: map[string][]heddle.Event{}, seen: make(chan struct{}, 1)}
 		w, err := worker.New(connect(), "observed", func(_ context.Context, in workerEchoIn) (workerEchoOut, error) {
 			return workerEchoOut{Echo: in.Text}, nil
 		}, worker.Config{}, heddle.WithLogger(slog.New(slog.DiscardHandler)), heddle.WithObserver(obs))
@@ -47,6 +65,9 @@ func TestAnObserverSeesEachTaskOfAWorkerOnce(t *testing.T) {
 		if err != nil || res.Status != heddle.StatusCompleted {
 			t.Fatalf("Request = %+v, %v", res, err)
 		}
+		// The worker reports completion once the result is out: the caller
+		// may hold the result first.
+		obs.wait(t, task.TaskID, 2)
 		var names []string
 		for _, e := range obs.events(task.TaskID) {
 			names = append(names, e.Name)
