@@ -32,6 +32,17 @@ func foreignResult(taskID, parentTaskID, workerType string) []byte {
 		`"processing_time_ms": 0, "completed_at": "2026-12-01T21:54:28.041662Z"}`, taskID, parent, workerType)
 }
 
+// mixedBus connects natsbus to url for the test.
+func mixedBus(t *testing.T, url string) *natsbus.Bus {
+	t.Helper()
+	b, err := natsbus.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
 // mixedConn connects plain nats.go, as a foreign SDK does.
 func mixedConn(t *testing.T, url string) *nats.Conn {
 	t.Helper()
@@ -71,14 +82,7 @@ func TestAGoWorkerAndAForeignProcessorShareEachTaskOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	connect := func() *natsbus.Bus {
-		b, err := natsbus.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
+	connect := func() *natsbus.Bus { return mixedBus(t, url) }
 	w, err := worker.NewDynamic(connect(), workerType, func(_ context.Context, in map[string]any) (map[string]any, error) {
 		return map[string]any{"by": "go"}, nil
 	}, worker.Config{})
@@ -132,14 +136,7 @@ func TestAGoPipelineAndAForeignOneShareEachGoalOnce(t *testing.T) {
 	url := contracttest.RunServer(t)
 	workerType := "mixed-stage-" + uuid.NewString()[:8]
 	ctx := testkit.Context(t)
-	connect := func() *natsbus.Bus {
-		b, err := natsbus.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
+	connect := func() *natsbus.Bus { return mixedBus(t, url) }
 
 	var foreign atomic.Int64
 	nc := mixedConn(t, url)
