@@ -1,9 +1,9 @@
 package worker
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,6 +14,10 @@ import (
 // carries on without that handler.
 const overdueGrace = 100 * time.Millisecond
 
+// maxWatchPeriod bounds how often the watch looks for overdue handlers;
+// a task fails at most overdueGrace plus one period after its deadline.
+const maxWatchPeriod = time.Second
+
 // The states of a run.
 const (
 	runRunning int32 = iota
@@ -23,6 +27,8 @@ const (
 
 // slot is one goroutine of the pool.
 type slot struct {
+	// cur is the run the goroutine is on, nil between tasks.
+	cur atomic.Pointer[run]
 	// detached: the pool no longer counts this goroutine (its handler was
 	// given up on or called runtime.Goexit); set once, by whoever frees
 	// its place in the pool.
@@ -31,18 +37,60 @@ type slot struct {
 	replaced bool
 }
 
-// run is one task on a pool goroutine, shared with the watch over its
-// attempts.
+// run is one task on a pool goroutine, shared with the watch.
 type run struct {
 	job   *workerJob
 	slot  *slot
 	start time.Time
 	state atomic.Int32
+	// due is when the running attempt's handler is overdue (its deadline
+	// plus overdueGrace), in Unix nanoseconds; 0 between attempts.
+	due atomic.Int64
+}
+
+// slots is the set of the pool's goroutines the watch looks at.
+type slots struct {
+	mu  sync.Mutex
+	all map[*slot]struct{}
+}
+
+func (ss *slots) add(s *slot) {
+	ss.mu.Lock()
+	if ss.all == nil {
+		ss.all = map[*slot]struct{}{}
+	}
+	ss.all[s] = struct{}{}
+	ss.mu.Unlock()
+}
+
+func (ss *slots) remove(s *slot) {
+	ss.mu.Lock()
+	delete(ss.all, s)
+	ss.mu.Unlock()
+}
+
+// overdue returns the runs whose attempt is overdue at now (all running
+// attempts when force is set).
+func (ss *slots) overdue(now int64, force bool) []*run {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var out []*run
+	for s := range ss.all {
+		r := s.cur.Load()
+		if r == nil {
+			continue
+		}
+		if due := r.due.Load(); due != 0 && (force || now >= due) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // startSlot starts a pool goroutine.
 func (w *Worker) startSlot() {
 	s := new(slot)
+	w.slots.add(s)
 	w.pool.Add(1)
 	go func() {
 		defer w.freeSlot(s)
@@ -55,6 +103,7 @@ func (w *Worker) freeSlot(s *slot) bool {
 	if !s.detached.CompareAndSwap(false, true) {
 		return false
 	}
+	w.slots.remove(s)
 	w.pool.Done()
 	return true
 }
@@ -94,34 +143,51 @@ func (w *Worker) leave(s *slot) {
 	}
 }
 
-// watch gives up on the handler of r's attempt when it has not returned
-// overdueGrace after ctx ended, so that a handler ignoring its context
-// neither delays the task's result nor keeps a place in the pool. It
-// returns the function that stops the watch when the handler returns.
-func (w *Worker) watch(ctx context.Context, r *run) (stop func()) {
-	w.watches.Add(1)
-	stopped := context.AfterFunc(ctx, func() {
-		defer w.watches.Done()
-		t := time.NewTimer(overdueGrace)
-		defer t.Stop()
-		<-t.C
-		var f *handlerError
-		if w.handlerCtx.Err() != nil {
+// watch gives up, until stop is closed, on every handler still running
+// overdueGrace after its context ended (TaskTimeout passed, or force was
+// closed: the drain timeout cancelled the handlers), so that a handler
+// ignoring its context neither delays its task's result nor keeps a place
+// in the pool. It looks every quarter of TaskTimeout, at most every
+// maxWatchPeriod: one goroutine for the worker, and two atomic stores per
+// attempt (see attempt).
+func (w *Worker) watch(force, stop <-chan struct{}) {
+	period := min(max(w.taskTimeout/4, time.Millisecond), maxWatchPeriod)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	var forced <-chan time.Time
+	for {
+		select {
+		case <-stop:
+			return
+		case <-force:
+			force = nil
+			t := time.NewTimer(overdueGrace)
+			defer t.Stop()
+			forced = t.C
+			continue
+		case <-forced:
+			w.giveUp(w.slots.overdue(0, true), true)
+			forced = nil
+		case now := <-tick.C:
+			w.giveUp(w.slots.overdue(now.UnixNano(), false), w.handlerCtx.Err() != nil)
+		}
+	}
+}
+
+// giveUp fails the tasks of overdue handlers and replaces them in the
+// pool.
+func (w *Worker) giveUp(runs []*run, shutdown bool) {
+	for _, r := range runs {
+		f := &handlerError{reason: reasonTimeout, permanent: true,
+			err: fmt.Errorf("%w after %s (Config.TaskTimeout) and its handler did not return", ErrTaskTimeout, w.taskTimeout)}
+		if shutdown {
 			f = &handlerError{reason: reasonShutdown, permanent: true,
 				err: fmt.Errorf("%w (Config.DrainTimeout %s expired) and its handler did not return", ErrWorkerShutdown, w.drainTimeout)}
-		} else {
-			f = &handlerError{reason: reasonTimeout, permanent: true,
-				err: fmt.Errorf("%w after %s (Config.TaskTimeout) and its handler did not return", ErrTaskTimeout, w.taskTimeout)}
 		}
 		if w.claim(r, f) {
 			w.stats.abandoned.Add(1)
 			w.logTask(slog.LevelError, "worker.abandoned", &r.job.task, slog.String("reason", f.reason),
 				slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))
-		}
-	})
-	return func() {
-		if stopped() {
-			w.watches.Done()
 		}
 	}
 }
@@ -142,7 +208,7 @@ func (w *Worker) goexited(r *run) {
 
 // discard accounts for a handler given up on that returned at last: its
 // output is dropped, and its goroutine ends (another took its place) or,
-// when none did, takes its place back.
+// when none did, a goroutine takes its place back.
 func (w *Worker) discard(r *run) {
 	w.stats.discarded.Add(1)
 	w.hung.Add(-1)

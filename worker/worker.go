@@ -203,8 +203,12 @@ type Worker struct {
 	// hung counts the handlers given up on and still running; at most
 	// Concurrency of them get a goroutine in their place.
 	hung atomic.Int64
-	// watches counts the watches over attempts still to end (see watch).
-	watches sync.WaitGroup
+	// slots are the pool's goroutines, for the watch.
+	slots slots
+	// force is closed when the drain timeout cancels the handlers;
+	// stopWatch ends the watch.
+	force, stopWatch chan struct{}
+	watchDone        chan struct{}
 
 	// resultSize is the length of the last result encoded, to size the
 	// next one's buffer.
@@ -420,6 +424,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.handlerCtx, w.cancelHandlers = context.WithCancel(w.values)
 	defer w.cancelHandlers()
 	w.jobs = make(chan *workerJob)
+	w.force, w.stopWatch, w.watchDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(w.watchDone)
+		w.watch(w.force, w.stopWatch)
+	}()
 	for range w.concurrency {
 		w.startSlot()
 	}
@@ -447,7 +456,10 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) drain(subs []bus.Subscription) error {
 	dctx, cancel := context.WithTimeout(w.values, w.drainTimeout)
 	defer cancel()
-	stopForce := context.AfterFunc(dctx, w.cancelHandlers)
+	stopForce := context.AfterFunc(dctx, func() {
+		w.cancelHandlers()
+		close(w.force)
+	})
 
 	// All at once, so no subscription keeps taking tasks while another
 	// drains. Past the drain timeout the tasks the bus still holds are
@@ -469,7 +481,8 @@ func (w *Worker) drain(subs []bus.Subscription) error {
 	w.tasks.Wait()
 	close(w.jobs)
 	w.pool.Wait()
-	w.watches.Wait()
+	close(w.stopWatch)
+	<-w.watchDone
 
 	if !stopForce() {
 		return fmt.Errorf("heddle: worker %q: drain did not finish within %s (Config.DrainTimeout); in-flight handlers were cancelled: %w",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/lazyctx"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -119,7 +120,9 @@ func (w *Worker) abandoned() *handlerError {
 // up on): the goroutine then leaves the pool.
 func (w *Worker) process(job *workerJob, s *slot) bool {
 	r := &run{job: job, slot: s, start: time.Now()}
+	s.cur.Store(r)
 	out, rep, failure := w.execute(r)
+	s.cur.Store(nil)
 	if !r.state.CompareAndSwap(runRunning, runDone) {
 		w.discard(r)
 		return false
@@ -201,14 +204,16 @@ func (w *Worker) wait(d time.Duration) bool {
 // returns, when TaskTimeout passes and when the worker cancels its
 // handlers.
 func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
-	a := &attemptValue{task: *task}
-	rep = &a.report
-	ctx, cancel := context.WithTimeout(context.WithValue(w.handlerCtx, taskKey{}, a), w.taskTimeout)
-	defer cancel()
-	stop := w.watch(ctx, r)
+	// The handler's context: lazyctx makes the timer of its deadline only
+	// if the handler waits on it (see internal/lazyctx for the cost).
+	ctx := lazyctx.New(w.handlerCtx, time.Now().Add(w.taskTimeout), taskKey{}, attemptValue{task: *task})
+	defer ctx.Cancel()
+	rep = &ctx.Value(taskKey{}).(*attemptValue).report
+	// The watch gives up on the handler once it is overdue.
+	r.due.Store(time.Now().Add(w.taskTimeout + overdueGrace).UnixNano())
 	returned := false
 	defer func() {
-		stop()
+		r.due.Store(0)
 		if rec := recover(); rec != nil {
 			w.stats.panics.Add(1)
 			out, f = nil, &handlerError{reason: reasonPanic, permanent: true,
