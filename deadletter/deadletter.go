@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,8 +180,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 	d, err := heddle.DecodeDeadLetter(msg.Data)
 	if err != nil {
-		c.stats.parseErrors.Add(1)
-		c.log.Warn("dead_letter.parse_error", "error", err.Error(), "size", len(msg.Data),
+		c.log.Count(context.Background(), &c.stats.parseErrors, slog.LevelWarn, "dead_letter.parse_error", "error", err.Error(), "size", len(msg.Data),
 			"data", preview(msg.Data))
 		return nil
 	}
@@ -210,8 +210,7 @@ func (c *Consumer) evictLocked() []Entry {
 
 func (c *Consumer) logEvicted(evicted []Entry) {
 	for _, e := range evicted {
-		c.stats.evicted.Add(1)
-		c.log.Warn("dead_letter.evicted", "id", e.ID, "reason", e.DeadLetter.Reason, "task_id", e.DeadLetter.TaskID,
+		c.log.Count(context.Background(), &c.stats.evicted, slog.LevelWarn, "dead_letter.evicted", "id", e.ID, "reason", e.DeadLetter.Reason, "task_id", e.DeadLetter.TaskID,
 			"worker_type", e.DeadLetter.WorkerType, "capacity", c.cfg.Capacity)
 	}
 }

@@ -65,8 +65,7 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		// by the goal's submitter, other callers' results) are ignored
 		// without decoding them.
 		if relevant, _, log := t.expects(id); !relevant {
-			n.ignored.Add(1)
-			log.Debug("result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
+			log.Count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
 			return
 		}
 	}
@@ -75,40 +74,34 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		id := peekTaskID(msg.Data)
 		_, waiting, log := t.expects(id)
 		if id != "" && !waiting {
-			n.ignored.Add(1)
-			log.Debug("result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			log.Count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
 			return
 		}
-		n.parseErrors.Add(1)
-		log.Warn("result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
+		log.Count(ctx, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
 		return
 	}
 	o := t.take(&res, msg.Data)
 	switch o.verdict {
 	case verdictIgnored:
-		n.ignored.Add(1)
-		logResult(ctx, o.log, slog.LevelDebug, "result_stream.ignored", subject, &res, "reason", o.reason)
+		logResult(ctx, o.log, &n.ignored, slog.LevelDebug, "result_stream.ignored", subject, &res, "reason", o.reason)
 	case verdictDuplicate:
-		n.duplicates.Add(1)
-		logResult(ctx, o.log, slog.LevelInfo, "result_stream.duplicate", subject, &res, "", "")
+		logResult(ctx, o.log, &n.duplicates, slog.LevelInfo, "result_stream.duplicate", subject, &res, "", "")
 	case verdictLate:
-		n.late.Add(1)
-		logResult(ctx, o.log, slog.LevelWarn, "result_stream.late", subject, &res, "reason", o.reason)
+		logResult(ctx, o.log, &n.late, slog.LevelWarn, "result_stream.late", subject, &res, "reason", o.reason)
 	case verdictParseError:
-		n.parseErrors.Add(1)
-		logResult(ctx, o.log, slog.LevelWarn, "result_stream.parse_error", subject, &res, "error", o.err.Error())
+		logResult(ctx, o.log, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", subject, &res, "error", o.err.Error())
 	case verdictCollected:
-		n.collected.Add(1)
-		logResult(ctx, o.log, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
+		logResult(ctx, o.log, &n.collected, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
 		o.deliver()
 	}
 }
 
-// logResult reports event about res, a result on subject, building the
-// attributes only when someone listens. A non-empty key adds the
-// attribute key=value.
-func logResult(ctx context.Context, log *observe.Emitter, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
+// logResult counts and reports event about res, a result on subject, in
+// one call (one count, one event), building the attributes only when
+// someone listens. A non-empty key adds the attribute key=value.
+func logResult(ctx context.Context, log *observe.Emitter, count *atomic.Uint64, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
 	if !log.Enabled(ctx, level) {
+		count.Add(1)
 		return
 	}
 	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
@@ -116,7 +109,7 @@ func logResult(ctx context.Context, log *observe.Emitter, level slog.Level, even
 	if key != "" {
 		attrs = append(attrs, slog.String(key, value))
 	}
-	log.LogAttrs(ctx, level, event, attrs...)
+	log.CountAttrs(ctx, count, level, event, attrs...)
 }
 
 // fastTaskID reads the task_id of a result written as Go and Python

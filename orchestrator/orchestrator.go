@@ -231,9 +231,8 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 // goal: logged and counted, and answered with a failed final result when
 // it names a usable goal_id, so its caller does not wait in vain.
 func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
-	o.stats.parseErrors.Add(1)
 	id := goals.PeekGoalID(data)
-	o.log.Warn("orchestrator.parse_error", "goal_id", id, "error", err.Error())
+	o.log.Count(ctx, &o.stats.parseErrors, slog.LevelWarn, "orchestrator.parse_error", "goal_id", id, "error", err.Error())
 	if id == "" || bus.ValidatePublishSubject(heddle.ResultSubject(id)) != nil {
 		return
 	}

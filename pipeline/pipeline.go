@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -292,7 +293,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // rejectGoal handles a message on SubjectGoalsIncoming that is not a valid
 // goal.
 func (p *Pipeline) rejectGoal(ctx context.Context, data []byte, err error) {
-	p.stats.parseErrors.Add(1)
 	id := goals.PeekGoalID(data)
 	attrs := []any{"pipeline", p.plan.cfg.Name, "goal_id", id, "error", err.Error()}
 	if id != "" && bus.ValidatePublishSubject(heddle.ResultSubject(id)) == nil {
@@ -302,7 +302,7 @@ func (p *Pipeline) rejectGoal(ctx context.Context, data []byte, err error) {
 			attrs = append(attrs, "publish_error", perr.Error())
 		}
 	}
-	p.log.Warn("pipeline.parse_error", attrs...)
+	p.log.Count(ctx, &p.stats.parseErrors, slog.LevelWarn, "pipeline.parse_error", attrs...)
 }
 
 func (p *Pipeline) publishFinal(ctx context.Context, res heddle.TaskResult) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,8 +93,7 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 	if !ok {
 		// Beyond the window: the task was lost unseen, as any task
 		// published to a subject nobody serves.
-		r.stats.noWorkerUnknown.Add(1)
-		r.log.Warn("router.no_worker_unknown", "subject", msg.Subject,
+		r.log.Count(ctx, &r.stats.noWorkerUnknown, slog.LevelWarn, "router.no_worker_unknown", "subject", msg.Subject,
 			"reason", "a no-responders status for a task no longer remembered")
 		return nil
 	}

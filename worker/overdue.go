@@ -185,9 +185,8 @@ func (w *Worker) giveUp(runs []*run, shutdown bool) {
 				err: fmt.Errorf("%w (Config.DrainTimeout %s expired) and its handler did not return", ErrWorkerShutdown, w.drainTimeout)}
 		}
 		if w.claim(r, f) {
-			w.stats.abandoned.Add(1)
-			w.logTask(slog.LevelError, "worker.abandoned", &r.job.task, slog.String("reason", f.reason),
-				slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))
+			w.log.CountAttrs(w.values, &w.stats.abandoned, slog.LevelError, "worker.abandoned", taskAttrs(&r.job.task,
+				slog.String("reason", f.reason), slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))...)
 		}
 	}
 }
@@ -210,10 +209,9 @@ func (w *Worker) goexited(r *run) {
 // output is dropped, and its goroutine ends (another took its place) or,
 // when none did, a goroutine takes its place back.
 func (w *Worker) discard(r *run) {
-	w.stats.discarded.Add(1)
 	w.hung.Add(-1)
-	w.logTask(slog.LevelWarn, "worker.discarded", &r.job.task,
-		slog.String("reason", "the handler returned after its task had been failed for it"))
+	w.log.CountAttrs(w.values, &w.stats.discarded, slog.LevelWarn, "worker.discarded", taskAttrs(&r.job.task,
+		slog.String("reason", "the handler returned after its task had been failed for it"))...)
 	w.mu.Lock()
 	if !w.closed && !r.slot.replaced {
 		w.startSlot()

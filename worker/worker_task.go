@@ -381,39 +381,42 @@ func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
 // task_id (and parent_task_id) can be read, a failed result is published
 // so the caller does not wait for an answer that will never come.
 func (w *Worker) reject(data []byte, reason string, cause error) {
-	w.stats.malformed.Add(1)
-	var ids struct {
-		TaskID       any `json:"task_id"`
-		ParentTaskID any `json:"parent_task_id"`
+	// Keys read exactly, the last of a repeated one counting, as the
+	// decoder reads them.
+	var ids map[string]json.RawMessage
+	var taskID, parentID string
+	if json.Unmarshal(data, &ids) == nil {
+		_ = json.Unmarshal(ids["task_id"], &taskID)
+		_ = json.Unmarshal(ids["parent_task_id"], &parentID)
 	}
-	_ = json.Unmarshal(data, &ids)
-	taskID, _ := ids.TaskID.(string)
-	parentID, _ := ids.ParentTaskID.(string)
 	published := false
 	if taskID != "" {
 		r := heddle.NewTaskResult(taskID, w.workerType, heddle.StatusFailed)
 		r.ParentTaskID = parentID
 		r.Error = fmt.Sprintf("task rejected by worker %q: %v", w.workerType, cause)
 		if b, err := r.Encode(); err == nil {
-			ctx, cancel := context.WithTimeout(w.values, publishTimeout)
-			published = w.bus.Publish(ctx, &bus.Msg{Subject: r.Subject(), Data: b}) == nil
-			cancel()
+			published = w.publish(r.Subject(), b) == nil
 		}
 	}
-	w.log.LogAttrs(w.values, slog.LevelWarn, "worker.failed",
+	w.log.CountAttrs(w.values, &w.stats.malformed, slog.LevelWarn, "worker.failed",
 		slog.String("task_id", taskID), slog.String("parent_task_id", parentID),
 		slog.String("reason", reason), slog.String("error", cause.Error()),
 		slog.Bool("result_published", published), slog.Int("bytes", len(data)))
+}
+
+// taskAttrs returns the attributes naming task, then attrs.
+func taskAttrs(task *heddle.TaskMessage, attrs ...slog.Attr) []slog.Attr {
+	all := make([]slog.Attr, 0, 3+len(attrs))
+	all = append(all, slog.String("task_id", task.TaskID), slog.String("parent_task_id", task.ParentTaskID),
+		slog.String("model_tier", string(task.ModelTier)))
+	return append(all, attrs...)
 }
 
 func (w *Worker) logTask(level slog.Level, event string, task *heddle.TaskMessage, attrs ...slog.Attr) {
 	if !w.log.Enabled(w.values, level) {
 		return
 	}
-	all := make([]slog.Attr, 0, 3+len(attrs))
-	all = append(all, slog.String("task_id", task.TaskID), slog.String("parent_task_id", task.ParentTaskID),
-		slog.String("model_tier", string(task.ModelTier)))
-	w.log.LogAttrs(w.values, level, event, append(all, attrs...)...)
+	w.log.LogAttrs(w.values, level, event, taskAttrs(task, attrs...)...)
 }
 
 // inputDecoder returns how a typed worker reads its In: the decoded

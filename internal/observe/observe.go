@@ -7,6 +7,7 @@ package observe
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -105,6 +106,22 @@ func (e *Emitter) LogAttrs(ctx context.Context, level slog.Level, name string, a
 	for _, o := range e.obs {
 		o.Observe(ctx, ev)
 	}
+}
+
+// Count reports an outcome that is counted, such as something dropped,
+// refused or given up on (a malformed message, an evicted dead letter, a
+// late result, ...): it adds one to count and emits one event, in one
+// call, so that every drop has exactly one event and one count. args are
+// slog's key-value pairs.
+func (e *Emitter) Count(ctx context.Context, count *atomic.Uint64, level slog.Level, name string, args ...any) {
+	count.Add(1)
+	e.Log(ctx, level, name, args...)
+}
+
+// CountAttrs is Count with attributes.
+func (e *Emitter) CountAttrs(ctx context.Context, count *atomic.Uint64, level slog.Level, name string, attrs ...slog.Attr) {
+	count.Add(1)
+	e.LogAttrs(ctx, level, name, attrs...)
 }
 
 // argsToAttrs turns slog's alternating key-value arguments into attrs, as

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +78,22 @@ func TestTheDefaultLoggerIsSlogDefault(t *testing.T) {
 	observe.New().Info("actor.subscribed", "subject", "heddle.tasks.incoming")
 	if got := logs.All("actor.subscribed"); len(got) != 1 {
 		t.Errorf("slog.Default() got %d records, want 1", len(got))
+	}
+}
+
+func TestCountAddsOneAndEmitsOneEventEvenWhenTheLoggerIsSilent(t *testing.T) {
+	var c collector
+	quiet := slog.New(slog.DiscardHandler)
+	var n atomic.Uint64
+	e := observe.New(heddle.WithLogger(quiet), heddle.WithObserver(&c))
+	e.Count(context.Background(), &n, slog.LevelWarn, "dead_letter.evicted", "task_id", "t-9")
+	e.CountAttrs(context.Background(), &n, slog.LevelDebug, "result_stream.late", slog.String("task_id", "t-10"))
+	if n.Load() != 2 || len(c.events) != 2 || c.events[0].TaskID != "t-9" || c.events[1].Name != "result_stream.late" {
+		t.Errorf("count %d, events %+v; want 2 and the two events", n.Load(), c.events)
+	}
+	silent := observe.New(heddle.WithLogger(quiet))
+	silent.Count(context.Background(), &n, slog.LevelDebug, "result_stream.ignored")
+	if n.Load() != 3 {
+		t.Errorf("count %d after an event nobody listens to, want 3: the count never depends on the logger", n.Load())
 	}
 }
