@@ -413,8 +413,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		if overridden {
 			r.stats.overridden.Add(^uint64(0))
 		}
-		r.stats.publishErrors.Add(1)
-		r.log.Error("router.publish_failed", "subject", subject, "task_id", m.TaskID,
+		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", subject, "task_id", m.TaskID,
 			"worker_type", m.WorkerType, "model_tier", string(tier), "error", err.Error())
 		return
 	}
@@ -466,8 +465,7 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	if err != nil {
 		r.stats.deadLettered.Add(^uint64(0))
 		byReason.Add(^uint64(0))
-		r.stats.publishErrors.Add(1)
-		r.log.Error("router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
+		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
 			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
 		return
 	}
@@ -510,8 +508,7 @@ func (r *Router) answer(ctx context.Context, msg *bus.Msg, d heddle.DeadLetter, 
 		return
 	}
 	if err := r.b.Publish(ctx, &bus.Msg{Subject: res.Subject(), Data: data}); err != nil {
-		r.stats.answerErrors.Add(1)
-		r.log.Error("router.publish_failed", "subject", res.Subject(), "task_id", d.TaskID,
+		r.log.Count(ctx, &r.stats.answerErrors, slog.LevelError, "router.publish_failed", "subject", res.Subject(), "task_id", d.TaskID,
 			"worker_type", d.WorkerType, "reason", d.Reason, "error", err.Error())
 		return
 	}

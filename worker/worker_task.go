@@ -330,13 +330,12 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	}
 	if err != nil {
 		outcome.Add(^uint64(0))
-		w.stats.publishErrors.Add(1)
-		attrs := []slog.Attr{slog.String("reason", reasonPublish), slog.String("subject", r.Subject()),
-			slog.String("status", string(r.Status)), slog.String("error", err.Error())}
+		attrs := taskAttrs(task, slog.String("reason", reasonPublish), slog.String("subject", r.Subject()),
+			slog.String("status", string(r.Status)), slog.String("error", err.Error()))
 		if f != nil {
 			attrs = append(attrs, slog.String("cause", f.reason))
 		}
-		w.logTask(slog.LevelError, "worker.failed", task, attrs...)
+		w.log.CountAttrs(w.values, &w.stats.publishErrors, slog.LevelError, "worker.failed", attrs...)
 		return
 	}
 	if f == nil {
