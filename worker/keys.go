@@ -15,7 +15,7 @@ import (
 // field of In only by case is an input contract violation.
 type keyCheck struct {
 	mu    sync.Mutex
-	types map[reflect.Type]map[string]bool // JSON field names by struct type
+	types map[reflect.Type]map[string]reflect.Type // JSON field names and types by struct type
 }
 
 // check walks v, the decoded payload, beside t, the type it decodes into,
@@ -33,11 +33,9 @@ func (k *keyCheck) check(t reflect.Type, v any, path string) error {
 		}
 		fields := k.fields(t)
 		for key, val := range obj {
-			if fields[key] {
-				if ft, ok := fieldType(t, key); ok {
-					if err := k.check(ft, val, path+"/"+key); err != nil {
-						return err
-					}
+			if ft, ok := fields[key]; ok {
+				if err := k.check(ft, val, path+"/"+key); err != nil {
+					return err
 				}
 				continue
 			}
@@ -68,34 +66,25 @@ func (k *keyCheck) check(t reflect.Type, v any, path string) error {
 }
 
 // fields returns the JSON names of t's fields, as encoding/json sees
-// them (embedded structs' fields included).
-func (k *keyCheck) fields(t reflect.Type) map[string]bool {
+// them (embedded structs' fields included), with their types; computed
+// once per type.
+func (k *keyCheck) fields(t reflect.Type) map[string]reflect.Type {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if f, ok := k.types[t]; ok {
 		return f
 	}
-	f := map[string]bool{}
+	f := map[string]reflect.Type{}
 	for _, sf := range reflect.VisibleFields(t) {
 		if name, ok := jsonName(sf); ok {
-			f[name] = true
+			f[name] = sf.Type
 		}
 	}
 	if k.types == nil {
-		k.types = map[reflect.Type]map[string]bool{}
+		k.types = map[reflect.Type]map[string]reflect.Type{}
 	}
 	k.types[t] = f
 	return f
-}
-
-// fieldType returns the type of t's field named key in JSON.
-func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
-	for _, sf := range reflect.VisibleFields(t) {
-		if name, ok := jsonName(sf); ok && name == key {
-			return sf.Type, true
-		}
-	}
-	return nil, false
 }
 
 // jsonName is the name encoding/json gives sf, and whether it encodes it.

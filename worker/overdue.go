@@ -35,6 +35,8 @@ type slot struct {
 	detached atomic.Bool
 	// replaced: another goroutine took its place when it was detached.
 	replaced bool
+	// pub is the goroutine's context for publishing results.
+	pub publishContext
 }
 
 // run is one task on a pool goroutine, shared with the watch.
@@ -94,6 +96,7 @@ func (w *Worker) startSlot() {
 	w.pool.Add(1)
 	go func() {
 		defer w.freeSlot(s)
+		defer s.pub.stop()
 		w.serve(s)
 	}()
 }
@@ -115,7 +118,7 @@ func (w *Worker) claim(r *run, f *handlerError) bool {
 	if !r.state.CompareAndSwap(runRunning, runClaimed) {
 		return false
 	}
-	w.finish(&r.job.task, r.start, nil, nil, f)
+	w.finish(&r.job.task, r.start, nil, nil, f, nil)
 	w.tasks.Done()
 	w.leave(r.slot)
 	return true

@@ -74,19 +74,22 @@ func (r *report) add(u Usage) {
 func (rep *report) apply(r *heddle.TaskResult) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
+	if !rep.given {
+		r.TokenUsage = pythonTokenUsage
+		return
+	}
 	r.ModelUsed = rep.usage.Model
 	if len(rep.usage.Tokens) > 0 {
 		r.TokenUsage = maps.Clone(rep.usage.Tokens)
 	} else {
-		r.TokenUsage = defaultTokenUsage()
+		r.TokenUsage = pythonTokenUsage
 	}
 	if len(rep.usage.Metadata) > 0 {
 		r.Metadata = maps.Clone(rep.usage.Metadata)
 	}
 }
 
-// defaultTokenUsage is the token_usage of a result whose handler reported
-// none, as the Python processor workers write it.
-func defaultTokenUsage() map[string]int {
-	return map[string]int{"prompt_tokens": 0, "completion_tokens": 0}
-}
+// pythonTokenUsage is the token_usage of a result whose handler reported
+// none, as the Python processor workers write it. It is shared by the
+// results the worker encodes and never written to.
+var pythonTokenUsage = map[string]int{"prompt_tokens": 0, "completion_tokens": 0}

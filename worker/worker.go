@@ -35,8 +35,11 @@ const (
 	// the end of Run's context until in-flight handlers are cancelled.
 	DefaultDrainTimeout = heddle.DefaultDrainTimeout
 
-	// publishTimeout bounds the publish of one result.
+	// publishTimeout bounds the publish of one result. The pool
+	// goroutines renew their publish context when less than
+	// publishTimeout-publishRenew is left on it (see publishContext).
 	publishTimeout = 10 * time.Second
+	publishRenew   = time.Second
 )
 
 // Errors returned by the Worker constructors and Run, and matched by the
