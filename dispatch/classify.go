@@ -35,9 +35,11 @@ type outcome struct {
 	log     *observe.Emitter // where the event goes
 	reason  string           // why it was ignored or late
 	err     error            // why it is a parse_error
-	// deliver hands a collected result over; classify calls it after the
-	// result is counted and reported, so a consumer holding it sees both.
-	deliver func()
+	// A collected result is handed over after it is counted and reported,
+	// so a consumer holding it sees both: sent to a Caller's waiter on to,
+	// or announced to a Stream's readers.
+	to     chan<- heddle.TaskResult
+	stream *Stream
 }
 
 // tracker is the state of a Stream or a Caller.
@@ -92,7 +94,12 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		logResult(ctx, o.log, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", subject, &res, "error", o.err.Error())
 	case verdictCollected:
 		logResult(ctx, o.log, &n.collected, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
-		o.deliver()
+		if o.to != nil {
+			o.to <- res
+		}
+		if o.stream != nil {
+			o.stream.notify()
+		}
 	}
 }
 

@@ -551,7 +551,7 @@ func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 			s.timer.Stop()
 		}
 	}
-	return outcome{verdict: verdictCollected, log: s.log, deliver: s.notify}
+	return outcome{verdict: verdictCollected, log: s.log, stream: s}
 }
 
 func (s *Stream) isPending(id string) bool {

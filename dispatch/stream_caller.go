@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,8 +43,11 @@ type Caller struct {
 	subject string
 	sub     bus.Subscription
 	status  bus.Subscription // the bus's no-responders reports
-	inbox   string           // their subject prefix: inbox + task_id
-	closing chan struct{}
+	// defaultLog is the emitter of calls given no With, for the
+	// slog.Default() it was made with: calls share it while that stays.
+	defaultLog atomic.Pointer[defaultEmitter]
+	inbox      string // their subject prefix: inbox + task_id
+	closing    chan struct{}
 	// shared: the Caller serves Request function calls, each with
 	// its own logger, and log follows the latest call's.
 	shared bool
@@ -175,7 +180,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, raw: o.raw,
 		noResponders: make(chan struct{})}
 	if c.shared || o.actor != nil {
-		w.log = o.emitter()
+		w.log = c.emitterFor(o)
 	}
 	c.mu.Lock()
 	switch {
@@ -348,5 +353,26 @@ func (t callerTracker) take(res *heddle.TaskResult, raw []byte) outcome {
 	if w.raw != nil {
 		*w.raw = bytes.Clone(raw)
 	}
-	return outcome{verdict: verdictCollected, log: w.log, deliver: func() { w.result <- *res }}
+	return outcome{verdict: verdictCollected, log: w.log, to: w.result}
+}
+
+// defaultEmitter is an emitter made for one slog.Default().
+type defaultEmitter struct {
+	logger  *slog.Logger
+	emitter *observe.Emitter
+}
+
+// emitterFor returns where a call's events go: the settings its With
+// gave, or the default logger's emitter, made once per slog.Default().
+func (c *Caller) emitterFor(o *dispatchOptions) *observe.Emitter {
+	if len(o.actor) > 0 {
+		return o.emitter()
+	}
+	l := slog.Default()
+	if d := c.defaultLog.Load(); d != nil && d.logger == l {
+		return d.emitter
+	}
+	e := observe.New(heddle.WithLogger(l))
+	c.defaultLog.Store(&defaultEmitter{logger: l, emitter: e})
+	return e
 }
