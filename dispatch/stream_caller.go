@@ -92,12 +92,15 @@ type callerRecent struct {
 // Caller for tasks whose results are published there. When it returns the
 // subscription is live. ctx bounds the subscribe call only.
 func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...heddle.Option) (*Caller, error) {
-	return newCaller(ctx, b, subject, observe.New(opts...), false)
+	return newCaller(ctx, b, subject, observe.New(opts...), false, true)
 }
 
 // newCaller is NewCaller with the logger given; shared makes a Caller
 // for the Request function (see Caller.shared).
-func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emitter, shared bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
+//
+// unserved subscribes the status inbox through which the bus reports a
+// task nothing was subscribed to receive (see handleStatus).
+func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emitter, shared, unserved bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
 	c := &Caller{
 		b:       b,
 		subject: subject,
@@ -112,6 +115,9 @@ func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emit
 		return nil, fmt.Errorf("heddle: caller subscribing to %s: %w", subject, err)
 	}
 	c.sub = sub
+	if !unserved {
+		return c, nil
+	}
 	// The bus's reports on the tasks this Caller publishes: a task nothing
 	// was subscribed to receive fails at once.
 	c.inbox = "_INBOX.heddle.caller." + strings.ReplaceAll(uuid.NewString(), "-", "") + "."
@@ -202,7 +208,11 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	c.waiting[task.TaskID] = w
 	c.mu.Unlock()
 
-	if err := c.b.Publish(ctx, &bus.Msg{Subject: subject, Reply: c.inbox + task.TaskID, Data: data}); err != nil {
+	msg := &bus.Msg{Subject: subject, Data: data}
+	if c.status != nil {
+		msg.Reply = c.inbox + task.TaskID
+	}
+	if err := c.b.Publish(ctx, msg); err != nil {
 		c.mu.Lock()
 		delete(c.waiting, task.TaskID)
 		c.mu.Unlock()
@@ -295,7 +305,9 @@ func (c *Caller) Close() error {
 	c.closed = true
 	close(c.closing)
 	c.mu.Unlock()
-	_ = c.status.Unsubscribe()
+	if c.status != nil {
+		_ = c.status.Unsubscribe()
+	}
 	if err := c.sub.Unsubscribe(); err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: caller unsubscribing from %s: %w", c.subject, err)
 	}

@@ -19,7 +19,7 @@ import (
 func TestCallerRemembersTheLatestTaskIDs(t *testing.T) {
 	b := membus.New()
 	defer b.Close()
-	c, err := newCaller(context.Background(), b, heddle.SubjectResultsDefault, observe.New(heddle.WithLogger(slog.New(slog.DiscardHandler))), false)
+	c, err := newCaller(context.Background(), b, heddle.SubjectResultsDefault, observe.New(heddle.WithLogger(slog.New(slog.DiscardHandler))), false, true)
 	if err != nil {
 		t.Fatal(err)
 	}

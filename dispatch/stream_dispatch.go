@@ -106,8 +106,9 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // goroutine is the bus's, so a test checking for leaked goroutines
 // (goleak) should close b before the check, as for any subscription.
 //
-// On any other bus each call subscribes and unsubscribes, and a result
-// arriving after the call returned is not seen.
+// On any other bus each call subscribes and unsubscribes, a result
+// arriving after the call returned is not seen, and a task nothing serves
+// is not reported at once (the call times out).
 func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
 	o := newDispatchOptions(opts)
 	data, err := o.prepare(&task)
@@ -120,7 +121,7 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 	subject := task.ResultSubject()
 	k, ok := b.(bus.Keeper)
 	if !ok {
-		c, err := newCaller(ctx, b, subject, o.emitter(), false, bus.LocalInterest())
+		c, err := newCaller(ctx, b, subject, o.emitter(), false, false, bus.LocalInterest())
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +189,7 @@ func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatch
 	// The task is published on the same bus after this, so the interest
 	// only has to precede the bus's own publishes: on NATS that spares a
 	// round trip to the server.
-	c, err := newCaller(ctx, s.b, subject, observe.New(), true, bus.LocalInterest())
+	c, err := newCaller(ctx, s.b, subject, observe.New(), true, true, bus.LocalInterest())
 	if err != nil {
 		return nil, err
 	}
