@@ -16,7 +16,7 @@ import (
 // bubble, time.Sleep returns once every other goroutine of the bubble is
 // blocked and the clock has moved by d: it moves time, it synchronises
 // nothing. Call it only inside synctest.Test.
-func advance(d time.Duration) { time.Sleep(d) }
+func advance(d time.Duration) { time.Sleep(d) } // sleep-ok: synctest fake clock; advances time
 
 // testContext bounds a test that waits on goroutines outside a bubble, so a
 // bug fails the test instead of hanging it.

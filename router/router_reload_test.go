@@ -264,7 +264,7 @@ func TestRouterBucketKeptByAReloadRefills(t *testing.T) {
 		testkit.Publish(t, caller, heddle.SubjectTasksIncoming, b, nil)
 		testkit.Recv(t, dead, "the second local task's dead letter")
 
-		time.Sleep(60 * time.Second) // fake time: one token per minute
+		time.Sleep(60 * time.Second) // sleep-ok: synctest fake clock; one token per minute
 		testkit.Publish(t, caller, heddle.SubjectTasksIncoming, b, nil)
 		if got := testkit.Recv(t, routed, "the task after the refill"); !bytes.Equal(got.Data, b) {
 			t.Fatalf("worker got %s, want the task sent after the refill", got.Data)

@@ -88,14 +88,14 @@ func TestContextEnds(t *testing.T) {
 			return context.Canceled, context.Canceled
 		}},
 		{"Cancel after the deadline has passed leaves DeadlineExceeded", func(t *testing.T, c *Context[pairKey, string], _ context.CancelCauseFunc) (error, error) {
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			c.Cancel()
 			return context.DeadlineExceeded, context.DeadlineExceeded
 		}},
 		{"Err after the deadline gives DeadlineExceeded without Done", func(t *testing.T, c *Context[pairKey, string], _ context.CancelCauseFunc) (error, error) {
-			time.Sleep(timeout - time.Nanosecond)
+			time.Sleep(timeout - time.Nanosecond) // sleep-ok: synctest fake clock
 			requireLive(t, c)
-			time.Sleep(time.Nanosecond)
+			time.Sleep(time.Nanosecond) // sleep-ok: synctest fake clock
 			if err := c.Err(); err != context.DeadlineExceeded {
 				t.Fatalf("Err() = %v, want DeadlineExceeded", err)
 			}
@@ -110,18 +110,18 @@ func TestContextEnds(t *testing.T) {
 			if err := c.Err(); err != context.Canceled {
 				t.Fatalf("Err() = %v, want Canceled", err)
 			}
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			c.Cancel()
 			return context.Canceled, errParent
 		}},
 		{"the deadline comes first when it passed and the parent was cancelled since the context was last asked", func(t *testing.T, c *Context[pairKey, string], cancelParent context.CancelCauseFunc) (error, error) {
 			requireLive(t, c)
 			cancelParent(errParent)
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			return context.DeadlineExceeded, context.DeadlineExceeded
 		}},
 		{"parent cancelled after the deadline passed does not change DeadlineExceeded", func(t *testing.T, c *Context[pairKey, string], cancelParent context.CancelCauseFunc) (error, error) {
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			if err := c.Err(); err != context.DeadlineExceeded {
 				t.Fatalf("Err() = %v, want DeadlineExceeded", err)
 			}
@@ -131,7 +131,7 @@ func TestContextEnds(t *testing.T) {
 		{"parent cancelled after Cancel does not change Canceled", func(t *testing.T, c *Context[pairKey, string], cancelParent context.CancelCauseFunc) (error, error) {
 			c.Cancel()
 			cancelParent(errParent)
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			return context.Canceled, context.Canceled
 		}},
 		{"Done makes a standard context that its timer ends at the deadline", func(t *testing.T, c *Context[pairKey, string], _ context.CancelCauseFunc) (error, error) {
@@ -146,7 +146,7 @@ func TestContextEnds(t *testing.T) {
 		{"Done after the parent was cancelled gives parent's verdict", func(t *testing.T, c *Context[pairKey, string], cancelParent context.CancelCauseFunc) (error, error) {
 			cancelParent(errParent)
 			<-c.Done()
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			return context.Canceled, errParent
 		}},
 		{"Done after Cancel is closed at once", func(t *testing.T, c *Context[pairKey, string], _ context.CancelCauseFunc) (error, error) {
@@ -155,7 +155,7 @@ func TestContextEnds(t *testing.T) {
 			return context.Canceled, context.Canceled
 		}},
 		{"Done after the deadline passed is closed at once", func(t *testing.T, c *Context[pairKey, string], cancelParent context.CancelCauseFunc) (error, error) {
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			<-c.Done()
 			cancelParent(errParent)
 			return context.DeadlineExceeded, context.DeadlineExceeded
@@ -170,7 +170,7 @@ func TestContextEnds(t *testing.T) {
 			done := c.Done()
 			c.Cancel()
 			<-done
-			time.Sleep(timeout)
+			time.Sleep(timeout) // sleep-ok: synctest fake clock
 			return context.Canceled, context.Canceled
 		}},
 	}
@@ -198,9 +198,9 @@ func TestDeadlineComesFirstWhereAStandardContextWouldSayTheParentCameFirst(t *te
 		defer c.Cancel()
 		std, cancel := context.WithDeadline(parent, deadline)
 		defer cancel()
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // sleep-ok: synctest fake clock
 		cancelParent(errParent)
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // sleep-ok: synctest fake clock
 		requireEnded(t, std, context.Canceled, errParent)
 		requireEnded(t, c, context.DeadlineExceeded, context.DeadlineExceeded)
 	})
@@ -226,8 +226,8 @@ func TestParentDeadlineEarlierThanTheDeadlineIsTheContextsAndEndsItWithParentsCa
 		if d, ok := c.Deadline(); !ok || !d.Equal(due) {
 			t.Fatalf("Deadline() = %v, %v; want parent's, %v, true", d, ok, due)
 		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait() // the parent's timer fires at the instant Sleep returns
+		time.Sleep(10 * time.Second) // sleep-ok: synctest fake clock
+		synctest.Wait()              // the parent's timer fires at the instant Sleep returns
 		requireEnded(t, c, context.DeadlineExceeded, errParentDue)
 	})
 }
@@ -296,8 +296,8 @@ func TestDerivedContextsEndWhenTheContextEnds(t *testing.T) {
 		shorter, cancel4 := context.WithTimeout(c, time.Second)
 		defer cancel4()
 
-		time.Sleep(time.Second)
-		synctest.Wait() // the timer fires at the instant Sleep returns
+		time.Sleep(time.Second) // sleep-ok: synctest fake clock
+		synctest.Wait()         // the timer fires at the instant Sleep returns
 		requireEnded(t, shorter, context.DeadlineExceeded, context.DeadlineExceeded)
 		requireLive(t, c)
 		requireLive(t, withCancel)
@@ -318,7 +318,7 @@ func TestDerivedContextsOfAnEndedContextEndAtOnce(t *testing.T) {
 		parent, _ := setup(t)
 		c := New(parent, time.Now().Add(time.Minute), pairKey{}, "pair")
 		defer c.Cancel()
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // sleep-ok: synctest fake clock
 		// No Done yet: the verdict is given without a standard context.
 		child, cancel := context.WithTimeout(c, time.Hour)
 		defer cancel()
@@ -630,7 +630,7 @@ func (r *fuzzRun) step(op, arg byte) {
 			r.ref, r.refCancel = context.WithDeadline(
 				context.WithValue(context.WithoutCancel(r.parent), pairKey{}, &r.refVal), r.deadline)
 		}
-		time.Sleep(d)
+		time.Sleep(d) // sleep-ok: synctest fake clock
 	case opStopAfter:
 		if len(r.afterFns) > 0 {
 			a := r.afterFns[int(arg)%len(r.afterFns)]
