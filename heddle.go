@@ -577,13 +577,8 @@ func NewDeadLetter(reason string, original []byte) DeadLetter {
 		ReceivedAt: now(),
 		original:   append([]byte{}, original...),
 	}
-	// Keys read exactly, the last of a repeated one counting, as the
-	// decoder reads them.
-	var ids map[string]json.RawMessage
-	if json.Unmarshal(original, &ids) == nil {
-		_ = json.Unmarshal(ids["task_id"], &d.TaskID)
-		_ = json.Unmarshal(ids["worker_type"], &d.WorkerType)
-	}
+	d.TaskID, _ = wire.PeekString(original, "task_id")
+	d.WorkerType, _ = wire.PeekString(original, "worker_type")
 	return d
 }
 

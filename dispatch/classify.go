@@ -3,13 +3,13 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/internal/observe"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // Every message on a result subject is classified exactly once, by
@@ -145,16 +145,8 @@ func fastTaskID(data []byte) (string, bool) {
 }
 
 // peekTaskID reads task_id from a message that failed to decode, if it is
-// a JSON object holding one as a string. It reads keys as the decoder
-// does: exactly, the last of a repeated key counting.
+// a JSON object holding one as a string.
 func peekTaskID(data []byte) string {
-	var v map[string]json.RawMessage
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	var id string
-	if json.Unmarshal(v["task_id"], &id) != nil {
-		return ""
-	}
+	id, _ := wire.PeekString(data, "task_id")
 	return id
 }

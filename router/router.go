@@ -16,6 +16,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/internal/observe"
+	"github.com/heddle-go/heddle/internal/wire"
 	"github.com/heddle-go/heddle/ratelimit"
 )
 
@@ -485,22 +486,17 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 // the reason. It needs the task's task_id and a usable parent_task_id
 // from the original; without them nobody can be waiting for this answer.
 func (r *Router) answer(ctx context.Context, msg *bus.Msg, d heddle.DeadLetter, kind string) {
-	var ids map[string]json.RawMessage
-	if d.TaskID == "" || json.Unmarshal(msg.Data, &ids) != nil {
+	var members map[string]json.RawMessage
+	if d.TaskID == "" || json.Unmarshal(msg.Data, &members) != nil {
 		return
 	}
-	var parent string
-	_ = json.Unmarshal(ids["parent_task_id"], &parent)
+	parent, _ := wire.PeekString(msg.Data, "parent_task_id")
 	workerType := cmp.Or(d.WorkerType, "router")
 	res := heddle.NewTaskResult(d.TaskID, workerType, heddle.StatusFailed)
 	res.ParentTaskID = parent
 	res.Error = d.Reason
 	res.Metadata = map[string]any{heddle.MetadataDeadLetterReason: kind}
-	for k, v := range ids {
-		if strings.HasPrefix(k, "_") {
-			res.AddExtensions(map[string]json.RawMessage{k: v})
-		}
-	}
+	res.AddExtensions(members) // the task's extensions, as a worker's result has them
 	data, err := res.Encode()
 	if err != nil {
 		// The original's ids cannot make a valid result (a task_id or

@@ -416,14 +416,8 @@ func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
 // task_id (and parent_task_id) can be read, a failed result is published
 // so the caller does not wait for an answer that will never come.
 func (w *Worker) reject(data []byte, reason string, cause error) {
-	// Keys read exactly, the last of a repeated one counting, as the
-	// decoder reads them.
-	var ids map[string]json.RawMessage
-	var taskID, parentID string
-	if json.Unmarshal(data, &ids) == nil {
-		_ = json.Unmarshal(ids["task_id"], &taskID)
-		_ = json.Unmarshal(ids["parent_task_id"], &parentID)
-	}
+	taskID, _ := wire.PeekString(data, "task_id")
+	parentID, _ := wire.PeekString(data, "parent_task_id")
 	published := false
 	if taskID != "" {
 		r := heddle.NewTaskResult(taskID, w.workerType, heddle.StatusFailed)

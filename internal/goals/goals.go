@@ -4,12 +4,12 @@ package goals
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // Server is the goal-serving loop Orchestrator and Pipeline share: a
@@ -79,15 +79,6 @@ func (g Server) Run(ctx context.Context) (subErr, drainErr error, cutShort bool)
 // PeekGoalID reads goal_id from a message that failed to decode as a
 // goal, so its caller can still be answered; "" when it has none.
 func PeekGoalID(data []byte) string {
-	// A map, not a tagged struct: keys match exactly, and the last of a
-	// repeated key counts, as in the decoder.
-	var v map[string]json.RawMessage
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	var id string
-	if json.Unmarshal(v["goal_id"], &id) != nil {
-		return ""
-	}
+	id, _ := wire.PeekString(data, "goal_id")
 	return id
 }

@@ -534,3 +534,22 @@ func (d *Decoder) TimeValue(name string, raw []byte) time.Time {
 	}
 	return t
 }
+
+// PeekString returns the string value of the top-level member key of
+// data, read as the Decoder reads members: keys match exactly and the last
+// of a repeated key counts. ok is false when data is not a JSON object, or
+// the member is absent or not a string. Every reader of one member of a
+// message (a task_id to answer, a goal_id to reply to) uses it, so that
+// all agree with the full decode.
+func PeekString(data []byte, key string) (string, bool) {
+	var d Decoder
+	d.Init(data)
+	if !d.IsObject() {
+		return "", false
+	}
+	raw, ok := d.Take(key)
+	if !ok || KindOf(raw) != kindString {
+		return "", false
+	}
+	return d.StringValue(key, raw)
+}
