@@ -26,7 +26,6 @@ const forwardWindow = 4096
 // went.
 type forwarded struct {
 	seq        uint64
-	subject    string
 	header     bus.Header
 	data       []byte // reused from one task to the next in its slot
 	taskID     string
@@ -57,7 +56,7 @@ func (f *forwardRing) add(msg *bus.Msg, taskID, workerType string, tier heddle.M
 	f.next++
 	seq := f.next
 	s := &f.slots[seq%forwardWindow]
-	s.seq, s.subject, s.header = seq, msg.Subject, msg.Header
+	s.seq, s.header = seq, msg.Header.Clone() // the bus's, like msg.Data
 	s.data = append(s.data[:0], msg.Data...)
 	s.taskID, s.workerType, s.tier, s.overridden = taskID, workerType, tier, overridden
 	f.mu.Unlock()

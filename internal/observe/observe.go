@@ -27,9 +27,6 @@ func New(opts ...heddle.Option) *Emitter {
 	return &Emitter{log: s.Logger, obs: s.Observers}
 }
 
-// Logger returns the emitter's logger.
-func (e *Emitter) Logger() *slog.Logger { return e.log }
-
 // With returns an Emitter whose events carry attrs as well.
 func (e *Emitter) With(args ...any) *Emitter {
 	base := append(append([]slog.Attr(nil), e.base...), argsToAttrs(args)...)
