@@ -9,47 +9,100 @@ import (
 // Actor is what Worker, Router, DeadLetterConsumer, Orchestrator and
 // Pipeline have in common: Run serves until its context ends and returns
 // after draining; Ready is closed once its subscriptions are live.
+//
+// Run also returns, with an error wrapping bus.ErrClosed, when the actor's
+// bus closes for good (a reconnect budget spent, Close called elsewhere,
+// credentials revoked), so that a process never stays up serving nothing.
 type Actor interface {
 	Run(ctx context.Context) error
 	Ready() <-chan struct{}
 }
 
+// Group is a set of actors started together by Start. It behaves like
+// golang.org/x/sync/errgroup: the first actor whose Run fails cancels the
+// others, which drain and return, and Wait reports that first error. A
+// main typically blocks on Wait (or selects on Done beside a signal) and
+// exits non-zero on an error, so that its supervisor restarts it.
+type Group struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.Mutex
+	first error
+	errs  []error
+}
+
 // Start runs each actor on its own goroutine and returns once every one of
 // them is ready, so a task published afterwards finds its subscribers. The
-// actors run until stop is called or ctx ends; stop cancels them, waits
-// for each Run to return after draining, and returns their errors joined.
-// Call stop exactly once.
+// actors run until Stop is called, ctx ends, or one of them fails.
 //
 // If an actor's Run fails before every actor is ready, or ctx ends first,
-// Start stops the others and returns that error with a nil stop.
-func Start(ctx context.Context, actors ...Actor) (stop func() error, err error) {
+// Start stops the others, waits for them, and returns that error with a
+// nil Group.
+func Start(ctx context.Context, actors ...Actor) (*Group, error) {
 	runCtx, cancel := context.WithCancel(ctx)
+	g := &Group{cancel: cancel, done: make(chan struct{}), errs: make([]error, len(actors))}
 	var wg sync.WaitGroup
-	errs := make([]error, len(actors))
 	failed := make(chan error, len(actors))
 	for i, a := range actors {
 		wg.Go(func() {
 			if err := a.Run(runCtx); err != nil {
-				errs[i] = err
+				g.mu.Lock()
+				g.errs[i] = err
+				if g.first == nil {
+					g.first = err
+				}
+				g.mu.Unlock()
+				cancel()
 				failed <- err
 			}
 		})
 	}
-	stop = func() error {
-		cancel()
+	go func() {
 		wg.Wait()
-		return errors.Join(errs...)
-	}
+		cancel()
+		close(g.done)
+	}()
 	for _, a := range actors {
 		select {
 		case <-a.Ready():
 		case err := <-failed:
-			_ = stop()
+			_ = g.Stop()
 			return nil, err
 		case <-ctx.Done():
-			_ = stop()
+			_ = g.Stop()
 			return nil, ctx.Err()
 		}
 	}
-	return stop, nil
+	return g, nil
+}
+
+// Stop cancels every actor, waits for each Run to return after draining,
+// and returns their errors joined. It may be called more than once and
+// from several goroutines; each call returns the same errors.
+func (g *Group) Stop() error {
+	g.cancel()
+	<-g.done
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
+// Done returns a channel that is closed once every actor's Run has
+// returned: after Stop, after the Start context ended, or after one actor
+// failed and the others drained.
+func (g *Group) Done() <-chan struct{} { return g.done }
+
+// Wait blocks until every actor's Run has returned and returns the first
+// error one of them returned, or nil.
+func (g *Group) Wait() error {
+	<-g.done
+	return g.Err()
+}
+
+// Err returns the first error an actor's Run returned so far, or nil.
+func (g *Group) Err() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.first
 }

@@ -26,7 +26,7 @@ func TestStartReturnsOnceEveryActorIsReadyAndStopDrainsThem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop, err := heddle.Start(ctx, rt, wk)
+		g, err := heddle.Start(ctx, rt, wk)
 		if err != nil {
 			t.Fatalf("Start: %v", err)
 		}
@@ -36,8 +36,8 @@ func TestStartReturnsOnceEveryActorIsReadyAndStopDrainsThem(t *testing.T) {
 		if err != nil || res.Output["upper"] != "READY" {
 			t.Fatalf("DispatchAndWait = %+v, %v", res, err)
 		}
-		if err := stop(); err != nil {
-			t.Fatalf("stop: %v", err)
+		if err := g.Stop(); err != nil {
+			t.Fatalf("Stop: %v", err)
 		}
 	})
 }
@@ -71,9 +71,9 @@ func TestStartFailsAndStopsTheOthersWhenAnActorCannotRun(t *testing.T) {
 		}
 		broken := errors.New("subscription refused")
 		watched := &actorTestWatched{Actor: rt, returned: make(chan error, 1)}
-		stop, err := heddle.Start(ctx, watched, actorTestBroken{err: broken})
-		if !errors.Is(err, broken) || stop != nil {
-			t.Fatalf("Start = stop %v, %v; want the actor's error and no stop", stop != nil, err)
+		g, err := heddle.Start(ctx, watched, actorTestBroken{err: broken})
+		if !errors.Is(err, broken) || g != nil {
+			t.Fatalf("Start = group %v, %v; want the actor's error and no group", g != nil, err)
 		}
 		// The router was stopped, and its Run had returned, before Start
 		// did (with nil or the cancelled subscribe: it may be cut short).

@@ -129,14 +129,14 @@ func startMesh(t *testing.T) *meshFixture {
 	}
 	m.caller = meshBus(t, m.cluster, nodeC, m.callerLog)
 
-	stop, err := heddle.Start(t.Context(), m.router, m.worker)
+	g, err := heddle.Start(t.Context(), m.router, m.worker)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
 	m.stop = func() error {
 		var err error
-		once.Do(func() { err = stop() })
+		once.Do(func() { err = g.Stop() })
 		return err
 	}
 	t.Cleanup(func() { _ = m.stop() })

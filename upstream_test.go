@@ -223,12 +223,12 @@ func emittedResults(t *testing.T) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, err := heddle.Start(t.Context(), double, orch, pipe)
+	g, err := heddle.Start(t.Context(), double, orch, pipe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := stop(); err != nil {
+		if err := g.Stop(); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -11,7 +11,7 @@
 // NewExec for an external command.
 //
 //	w, err := worker.New(b, "summarize", summarize, worker.Config{})
-//	stop, err := heddle.Start(ctx, w)
+//	group, err := heddle.Start(ctx, w)
 //
 // Guarantees: every task that decodes gets exactly one result (unless the
 // publish itself fails, which is reported and counted), including on

@@ -104,11 +104,11 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		actors = append(actors, w)
 	}
 
-	stop, err := heddle.Start(ctx, actors...)
+	group, err := heddle.Start(ctx, actors...)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer group.Stop()
 
 	goal := heddle.NewOrchestratorGoal("count the words of each sentence", map[string]any{"text": text})
 	// SubmitGoal subscribes to heddle.results.{goal_id} before it publishes

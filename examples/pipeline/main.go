@@ -166,11 +166,11 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		return err
 	}
 
-	stop, err := heddle.Start(ctx, actors...)
+	group, err := heddle.Start(ctx, actors...)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer group.Stop()
 
 	fmt.Fprintf(out, "plan: %v\n", pl.Levels())
 	for _, ref := range []string{"inv-042.txt", "note-7.txt"} {

@@ -87,11 +87,11 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	}
 
 	// Start returns once every actor is subscribed; stop drains them.
-	stop, err := heddle.Start(ctx, greeter, adder, rt)
+	group, err := heddle.Start(ctx, greeter, adder, rt)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer group.Stop()
 
 	// The stream subscribes to the results subject before anything is
 	// dispatched, so no result can be missed.

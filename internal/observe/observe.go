@@ -6,32 +6,59 @@ package observe
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/heddle-go/heddle"
 )
 
+// PanicLogInterval is the least time between two log records of observer
+// panics from one actor: a broken observer is usually broken for every
+// event, and one record per interval (with the running count) says so
+// without flooding the log.
+const PanicLogInterval = 10 * time.Second
+
+// EventObserverPanicked is logged when an observer panics; the actor goes
+// on. Its attributes are observer_panics (the actor's count so far) and
+// error (the panic value).
+const EventObserverPanicked = "observer.panicked"
+
 // Emitter writes events to a logger and to observers. The zero value is
 // not usable; make one with New. It is safe for concurrent use.
 type Emitter struct {
-	log  *slog.Logger
-	obs  []heddle.Observer
-	base []slog.Attr // from With, for the observers (the logger has them)
+	log    *slog.Logger
+	obs    []heddle.Observer
+	base   []slog.Attr // from With, for the observers (the logger has them)
+	panics *panics     // shared by an Emitter and those With makes of it
+}
+
+// panics counts the observer panics of one actor and paces their logging.
+type panics struct {
+	n   atomic.Uint64
+	log rate.Sometimes
 }
 
 // New returns an Emitter for the settings opts make.
 func New(opts ...heddle.Option) *Emitter {
 	s := heddle.NewSettings(opts...)
-	return &Emitter{log: s.Logger, obs: s.Observers}
+	return &Emitter{log: s.Logger, obs: s.Observers, panics: &panics{log: rate.Sometimes{First: 1, Interval: PanicLogInterval}}}
 }
 
 // With returns an Emitter whose events carry attrs as well.
 func (e *Emitter) With(args ...any) *Emitter {
 	base := append(append([]slog.Attr(nil), e.base...), argsToAttrs(args)...)
-	return &Emitter{log: e.log.With(args...), obs: e.obs, base: base}
+	return &Emitter{log: e.log.With(args...), obs: e.obs, base: base, panics: e.panics}
 }
+
+// ObserverPanics returns how many times an observer of this Emitter (or of
+// one With made from it, or it from) panicked. Each panic was recovered:
+// the event went on to the other observers and the actor went on.
+func (e *Emitter) ObserverPanics() uint64 { return e.panics.n.Load() }
 
 // Enabled reports whether an event at level would reach anyone: the
 // logger at that level, or any observer. Callers use it to skip building
@@ -101,8 +128,29 @@ func (e *Emitter) LogAttrs(ctx context.Context, level slog.Level, name string, a
 		}
 	}
 	for _, o := range e.obs {
-		o.Observe(ctx, ev)
+		e.observe(ctx, o, ev)
 	}
+}
+
+// observe hands ev to o, recovering a panic so that a broken observer can
+// neither crash the process nor cut short the actor's work. A
+// runtime.Goexit in an observer is not stopped here: it ends the calling
+// goroutine as it would anywhere, and the actors guard their goroutines
+// against it where a task's outcome is at stake.
+func (e *Emitter) observe(ctx context.Context, o heddle.Observer, ev heddle.Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			n := e.panics.n.Add(1)
+			e.panics.log.Do(func() {
+				e.log.LogAttrs(ctx, slog.LevelError, EventObserverPanicked,
+					slog.String("event", ev.Name),
+					slog.Uint64("observer_panics", n),
+					slog.String("error", fmt.Sprint(v)),
+					slog.String("stack", string(debug.Stack())))
+			})
+		}
+	}()
+	o.Observe(ctx, ev)
 }
 
 // Count reports an outcome that is counted, such as something dropped,
