@@ -20,9 +20,17 @@
 //     every plain subscription.
 //   - Headers are multi-valued and case-preserving; payloads are opaque
 //     bytes.
+//   - A subscription's pending buffer is bounded; beyond it messages are
+//     dropped, reported as ErrSlowConsumer, and counted exactly by
+//     Subscription.Dropped.
 //   - Drain stops new deliveries, lets handlers finish what is pending and
 //     then closes; after Close every call returns ErrClosed and no goroutine
 //     of the bus is left running.
+//   - A bus that closes, for any reason, says so through Closer: Done is
+//     closed and Err says why. natsbus reconnects for ever unless told
+//     otherwise, so it closes by itself only when given a reconnect budget
+//     or when NATS refuses it for good; the actors of the SDK watch Done
+//     and return from Run with an error wrapping ErrClosed.
 //
 // # Subjects and queue groups
 //
@@ -191,7 +199,9 @@ type Subscription interface {
 	// Queue returns the queue group name, or "" for a plain subscription.
 	Queue() string
 	// Dropped returns how many messages this subscription has dropped
-	// because its pending limits were reached.
+	// because its pending limits were reached: every drop, counted
+	// exactly. The count never decreases, and after the subscription or
+	// its bus is closed it keeps its final value.
 	Dropped() int
 	// Unsubscribe removes the interest at once, discarding pending
 	// messages. It waits for a running handler to return.

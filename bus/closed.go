@@ -9,7 +9,9 @@ package bus
 // membus and natsbus implement it. A Bus that wraps another should
 // forward both methods to the wrapped bus.
 type Closer interface {
-	// Done returns a channel that is closed once the bus has closed.
+	// Done returns a channel that is closed once the bus has closed. When
+	// Close or Drain closes the bus, it is closed by the time that call
+	// returns.
 	Done() <-chan struct{}
 	// Err returns nil while the bus is open; once Done is closed it returns
 	// an error that wraps ErrClosed and says why the bus closed.

@@ -72,6 +72,18 @@ func PublishTakesBuffers() BusOption {
 //   - Header values are compared exactly; the suite only uses values
 //     without leading or trailing white space or line breaks, which NATS
 //     cannot carry.
+//   - Subscription.Dropped counts every dropped message exactly, never
+//     decreases, and keeps its final value after the subscription is
+//     drained, alone or with its connection. The flood subtests that check
+//     it publish and subscribe on one connection and rely on Flush: when
+//     it returns, every message the connection published before has
+//     reached the connection's own matching subscriptions (handled,
+//     pending or dropped).
+//   - bus.Closer is optional: its subtest ("a bus.Closer says the
+//     connection is open ...") is skipped for a bus that does not
+//     implement it. A bus that does has Err() == nil and Done() open until
+//     Close or Drain, and by the time either returns, Done() is closed and
+//     Err() returns an error wrapping bus.ErrClosed.
 //   - bus.Keeper is optional: its subtest ("a bus.Keeper keeps one value
 //     per key for the connection") is skipped for a bus that does not
 //     implement it. A bus that does keeps values per connection: each
@@ -121,6 +133,8 @@ func TestBus(t *testing.T, newBus BusFactory, opts ...BusOption) {
 		// limits
 		{"a payload at the maximum is delivered and a larger one is rejected with ErrMaxPayload", busTestMaxPayload},
 		{"a slow consumer drops beyond its pending limit and reports ErrSlowConsumer", busTestSlowConsumer},
+		{"a flooded subscription counts every drop exactly, also after Subscription.Drain", busTestFloodSubscriptionDrain},
+		{"a flooded subscription counts every drop exactly, also after the connection's Drain", busTestFloodConnectionDrain},
 		// handlers
 		{"a handler error is reported to the error handler", busTestHandlerError},
 		{"a panicking handler is recovered, reported, and the subscription goes on", busTestHandlerPanic},
@@ -133,6 +147,7 @@ func TestBus(t *testing.T, newBus BusFactory, opts ...BusOption) {
 		{"Drain returns the context's error when a handler outlasts it", busTestDrainDeadline},
 		{"Close cancels running handlers and waits for them", busTestCloseCancelsHandlers},
 		{"every call after Close returns ErrClosed and Close is idempotent", busTestAfterClose},
+		{"a bus.Closer says the connection is open until Close or Drain returns, and closed with ErrClosed after", busTestCloser},
 		// optional interfaces
 		{"a bus.Keeper keeps one value per key for the connection", busTestKeeper},
 	}

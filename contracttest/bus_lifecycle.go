@@ -258,3 +258,53 @@ func busCheckClosed(h *busHarness, c *busConn, sub bus.Subscription) {
 		}
 	}
 }
+
+func busTestCloser(h *busHarness) {
+	closed, drained := h.connect(), h.connect()
+	for _, c := range []*busConn{closed, drained} {
+		cl, ok := c.Bus.(bus.Closer)
+		if !ok {
+			h.t.Skip("the bus does not implement bus.Closer")
+		}
+		if err := cl.Err(); err != nil {
+			h.t.Errorf("Err() on an open connection: got %v, want nil", err)
+		}
+		select {
+		case <-cl.Done():
+			h.t.Error("Done() is closed on an open connection")
+		default:
+		}
+	}
+	h.subscribe(closed, h.subject("closer"), func(context.Context, *bus.Msg) error { return nil })
+	h.subscribe(drained, h.subject("closer"), func(context.Context, *bus.Msg) error { return nil })
+
+	if err := closed.Close(); err != nil {
+		h.t.Fatalf("Close: %v", err)
+	}
+	busCheckCloser(h, "Close", closed)
+	h.drain(drained)
+	busCheckCloser(h, "Drain", drained)
+}
+
+// busCheckCloser checks that c, which implements bus.Closer, says it is
+// closed as soon as the call named by how has returned.
+func busCheckCloser(h *busHarness, how string, c *busConn) {
+	h.t.Helper()
+	cl := c.Bus.(bus.Closer)
+	select {
+	case <-cl.Done():
+	default:
+		h.t.Errorf("Done() is not closed when %s has returned", how)
+	}
+	err := cl.Err()
+	if !errors.Is(err, bus.ErrClosed) {
+		h.t.Errorf("Err() after %s: got %v, want an error wrapping bus.ErrClosed", how, err)
+	}
+	if again := bus.Err(c.Bus); again != err {
+		h.t.Errorf("Err() after %s changed from %v to %v", how, err, again)
+	}
+	if bus.Done(c.Bus) != cl.Done() {
+		h.t.Errorf("bus.Done does not return the connection's Done channel")
+	}
+	h.t.Logf("Err() after %s: %v", how, err)
+}

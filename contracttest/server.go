@@ -1,7 +1,9 @@
 package contracttest
 
 import (
+	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,4 +99,105 @@ func startServer(t testing.TB, o *server.Options) *server.Server {
 		t.Fatalf("contracttest: embedded NATS server on %s:%d not ready for connections after %v", o.Host, o.Port, ServerReadyTimeout)
 	}
 	return s
+}
+
+// RestartableServer is an embedded nats-server that a test stops and
+// starts again on the same loopback port, to put the clients connected to
+// it through an outage: they lose their connection at Stop and, if they
+// are still reconnecting, find the server again at Start, at the URL they
+// were given.
+//
+// ClientURL and Running may be called from any goroutine. Stop and Start
+// must be called from the test's goroutine, one at a time: Start fails the
+// test with t.Fatalf.
+type RestartableServer struct {
+	t    testing.TB
+	opts server.Options
+	url  string
+
+	mu sync.Mutex
+	s  *server.Server // nil while stopped
+}
+
+// StartRestartableServer starts an embedded nats-server as StartServer
+// does (opts may be nil; zero fields get the same defaults) and returns it
+// running. The port it gets, random unless opts names one, is kept for
+// every later Start, and so is a JetStream store directory. The server is
+// shut down, and waited for, when the test ends.
+func StartRestartableServer(t testing.TB, opts *server.Options) *RestartableServer {
+	t.Helper()
+	var o server.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	o.NoLog = true
+	o.NoSigs = true
+	if o.JetStream && o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	first := o
+	s := startServer(t, &first)
+	addr, ok := s.Addr().(*net.TCPAddr)
+	if !ok {
+		t.Fatalf("contracttest: embedded NATS server has no TCP listener")
+	}
+	o.Port = addr.Port
+	return &RestartableServer{t: t, opts: o, url: s.ClientURL(), s: s}
+}
+
+// ClientURL returns the server's client URL, such as
+// nats://127.0.0.1:40321. It does not change across Stop and Start.
+func (r *RestartableServer) ClientURL() string { return r.url }
+
+// Port returns the loopback port the server listens on, for a test that
+// starts a server of its own in its place (with other options) while it is
+// stopped.
+func (r *RestartableServer) Port() int { return r.opts.Port }
+
+// Running reports whether the server is running: it was not stopped, or
+// was started again since.
+func (r *RestartableServer) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.s != nil
+}
+
+// Stop shuts the server down and returns once it has stopped; its clients
+// see the connection closed, as when the process is killed. Stopping a
+// stopped server does nothing.
+func (r *RestartableServer) Stop() {
+	r.mu.Lock()
+	s := r.s
+	r.s = nil
+	r.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// Start starts a new server with the same options on the same port and
+// returns once it accepts connections. Starting a running server does
+// nothing. The port was free when the server first started; if another
+// process took it while the server was stopped, Start fails the test.
+func (r *RestartableServer) Start() {
+	r.t.Helper()
+	r.mu.Lock()
+	running := r.s != nil
+	r.mu.Unlock()
+	if running {
+		return
+	}
+	o := r.opts
+	s := startServer(r.t, &o)
+	r.mu.Lock()
+	r.s = s
+	r.mu.Unlock()
 }

@@ -81,3 +81,43 @@ func TestStartServerMayBeShutDownBeforeCleanup(t *testing.T) {
 		t.Fatal("server still running after Shutdown")
 	}
 }
+
+func TestRestartableServerComesBackOnItsPortAndItsClientsReconnect(t *testing.T) {
+	s := contracttest.StartRestartableServer(t, nil)
+	reconnected := make(chan struct{}, 1)
+	nc, err := nats.Connect(s.ClientURL(),
+		nats.MaxReconnects(-1), nats.ReconnectWait(10*time.Millisecond), nats.ReconnectJitter(0, 0),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("contracttest.restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s.Stop()
+	if s.Running() {
+		t.Fatal("Running() after Stop")
+	}
+	if _, err := nats.Connect(s.ClientURL(), nats.NoReconnect()); err == nil {
+		t.Fatalf("a new client reached %s after Stop", s.ClientURL())
+	}
+	s.Start()
+	if !s.Running() {
+		t.Fatal("not Running() after Start")
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(contracttest.ServerReadyTimeout):
+		t.Fatalf("the client did not reconnect to %s", s.ClientURL())
+	}
+	if err := nc.Publish("contracttest.restart", []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil || string(m.Data) != "back" {
+		t.Fatalf("after the restart: %v, %v", m, err)
+	}
+}

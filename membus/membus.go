@@ -72,7 +72,9 @@
 // Publish still works while it waits, so handlers can publish their
 // results. Close discards pending messages, cancels handler contexts and
 // waits for running handlers to return. Neither may be called from one of
-// the connection's own handlers, since they wait for those handlers.
+// the connection's own handlers, since they wait for those handlers. Once
+// either has closed the connection, Done is closed and Err says which
+// (bus.Closer), so actors on the connection return from Run.
 package membus
 
 import (
@@ -112,11 +114,18 @@ type Bus struct {
 
 	stats counters
 	kept  bus.Values
+
+	// done is closed once the connection has closed; why is written just
+	// before and says how (bus.Closer).
+	done     chan struct{}
+	doneOnce sync.Once
+	why      error
 }
 
 var (
 	_ bus.Bus    = (*Bus)(nil)
 	_ bus.Keeper = (*Bus)(nil)
+	_ bus.Closer = (*Bus)(nil)
 )
 
 // Keep implements bus.Keeper: each connection keeps its own values.
@@ -144,7 +153,33 @@ func newConn(br *broker, opts []Option) *Bus {
 		maxPayload: o.maxPayload,
 		zeroCopy:   o.zeroCopy,
 		subs:       map[*subscription]struct{}{},
+		done:       make(chan struct{}),
 	}
+}
+
+// Done implements bus.Closer: the channel is closed once Close or Drain
+// has closed the connection.
+func (b *Bus) Done() <-chan struct{} { return b.done }
+
+// Err implements bus.Closer: nil while the connection is open or
+// draining; once Done is closed, an error wrapping bus.ErrClosed that says
+// which call closed it.
+func (b *Bus) Err() error {
+	select {
+	case <-b.done:
+		return b.why
+	default:
+		return nil
+	}
+}
+
+// markClosed records that the connection has closed and how, once.
+func (b *Bus) markClosed(how string) {
+	b.doneOnce.Do(func() {
+		b.why = fmt.Errorf("membus: connection closed by %s: %w", how, bus.ErrClosed)
+		b.log.LogAttrs(context.Background(), slog.LevelDebug, "bus.closed", slog.Any("error", b.why))
+		close(b.done)
+	})
 }
 
 // Publish implements bus.Bus. It routes msg to every matching subscription
@@ -292,18 +327,21 @@ func (b *Bus) Drain(ctx context.Context) error {
 		case <-s.done:
 		case <-ctx.Done():
 			b.shutdown(subs)
+			b.markClosed("Drain, whose context ended before its handlers had finished")
 			return ctx.Err()
 		}
 	}
 	b.state.Store(stateClosed)
 	b.wg.Wait()
+	b.markClosed("Drain")
 	return nil
 }
 
 // Close implements bus.Bus: pending messages are discarded, handler
 // contexts are cancelled, and Close returns when every handler of the
-// connection has returned and every goroutine it started has stopped.
-// Close is idempotent: it returns nil every time, also after Drain.
+// connection has returned and every goroutine it started has stopped; Done
+// is closed by then. Close is idempotent: it returns nil every time, also
+// after Drain.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	b.state.Store(stateClosed)
@@ -311,6 +349,7 @@ func (b *Bus) Close() error {
 	b.mu.Unlock()
 	b.shutdown(subs)
 	b.wg.Wait()
+	b.markClosed("Close")
 	return nil
 }
 

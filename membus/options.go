@@ -26,16 +26,21 @@ func newOptions(opts []Option) options {
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+		o.logger = slog.Default()
 	}
 	return o
 }
 
 // WithLogger sets the logger for the connection's events: bus.slow_consumer
-// (warn, once per episode), bus.no_subscriber (debug), bus.handler_panic
-// (error, with the stack) and bus.handler_error (warn, only when no error
-// handler is set). Each carries the attribute subject. The default, and
-// nil, discard them.
+// (warn, once per episode, with the subscription's drop count so far as
+// dropped), bus.no_subscriber (debug), bus.handler_panic (error, with the
+// stack), bus.handler_error (warn, only when no error handler is set),
+// each with the attribute subject, and bus.closed (debug, with the
+// attribute error) when Close or Drain closes the connection. An
+// in-process connection is never lost, so there is no bus.disconnected or
+// bus.reconnected. The default, and nil, is slog.Default() as it is when
+// New or Connect is called; pass slog.New(slog.DiscardHandler) to silence
+// the connection.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }

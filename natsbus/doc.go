@@ -21,24 +21,42 @@
 //
 //   - no subscription matches its subject when the server routes it (the
 //     server drops it; natsbus cannot see or count this);
-//   - a subscription's pending buffer is full (the slow-consumer case: the
-//     drop is counted in Subscription.Dropped, logged as bus.slow_consumer
-//     and reported to the error handler, once per run of consecutive drops,
-//     which is how nats.go signals it);
+//   - a subscription's pending buffer is full (the slow-consumer case: every
+//     drop is counted in Subscription.Dropped, which is exact and keeps its
+//     value after the subscription closes; the drops are logged as
+//     bus.slow_consumer and reported to the error handler once per run of
+//     consecutive drops, which is how nats.go signals them);
 //   - the connection to the server breaks. Messages in flight in either
 //     direction are lost, and messages other clients publish while this one
 //     is reconnecting are not delivered to it. Publishes made while
-//     reconnecting are buffered by nats.go and sent after the reconnect;
-//     when that buffer is full Publish returns an error, and when
-//     reconnecting finally fails (after WithMaxReconnects attempts) the
-//     buffered messages are discarded and the bus closes itself;
+//     reconnecting are buffered by nats.go (nats.ReconnectBufSize, 8 MiB
+//     unless set) and sent after the reconnect; when that buffer is full
+//     Publish returns an error. If reconnecting finally fails (only when
+//     WithMaxReconnects sets a budget) the buffered messages are discarded
+//     and the bus closes itself;
 //   - Close is called: messages still pending for a handler are discarded
 //     (Drain delivers them first).
 //
-// Subscriptions are re-established automatically after a reconnect.
 // Publish returns once the message is buffered for the server, not when it
 // is delivered; Flush waits for the server to have processed everything
 // published before it.
+//
+// # Outages
+//
+// The bus reconnects for ever unless WithMaxReconnects sets a budget, so a
+// mesh outlasts a NATS outage of any length. The outage is logged once, as
+// bus.disconnected at warn level when it begins and bus.reconnected at
+// info level when it ends, however many attempts it takes; events go to
+// slog.Default() unless WithLogger says otherwise. Subscriptions are
+// re-established automatically after a reconnect.
+//
+// When the bus closes, for whatever reason, its Done channel is closed and
+// Err returns an error wrapping bus.ErrClosed that says why (bus.Closer):
+// Close or Drain called, the reconnect budget spent, reconnecting
+// disabled, credentials refused. A bus that closes without Close or Drain
+// also logs bus.closed at error level. The actors of the SDK watch Done
+// and return from Run with that error, so that a process whose bus is gone
+// exits and its supervisor can restart it.
 //
 // # Handlers
 //

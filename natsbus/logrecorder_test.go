@@ -17,6 +17,7 @@ type logRecorder struct {
 }
 
 type logRecord struct {
+	level slog.Level
 	msg   string
 	attrs map[string]string
 }
@@ -58,6 +59,32 @@ func (r *logRecorder) wait(t *testing.T, msg string) map[string]string {
 	}
 }
 
+// atLeast returns the records logged at level or above.
+func (r *logRecorder) atLeast(level slog.Level) []logRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []logRecord
+	for _, rec := range r.records {
+		if rec.level >= level {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// find returns the records whose message is msg.
+func (r *logRecorder) find(msg string) []logRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []logRecord
+	for _, rec := range r.records {
+		if rec.msg == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
 func (r *logRecorder) count(msg string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -80,7 +107,7 @@ func (h recordingHandler) Handle(_ context.Context, rec slog.Record) error {
 		attrs[a.Key] = a.Value.String()
 		return true
 	})
-	h.r.add(logRecord{msg: rec.Message, attrs: attrs})
+	h.r.add(logRecord{level: rec.Level, msg: rec.Message, attrs: attrs})
 	return nil
 }
 

@@ -52,6 +52,30 @@ type Bus struct {
 	// drainTimedOut records that nats.go gave up draining (its
 	// DrainTimeout), so Drain can say so.
 	drainTimedOut atomic.Bool
+	// draining is set when Drain begins: from then on every handler call
+	// records its subscription's drop count, which nats.go forgets once
+	// the drain has closed the subscription.
+	draining atomic.Bool
+
+	// done is closed once Close has finished, whoever called it; why is
+	// written just before and says how the bus closed (bus.Closer).
+	done chan struct{}
+	why  error
+	// servers is the server list the bus was given, passwords redacted,
+	// for the error that says why it closed.
+	servers string
+	// countsAttempts says that failed reconnect attempts reach
+	// onReconnectErr: Connect installs it, New cannot.
+	countsAttempts bool
+
+	// reasonMu guards the fields below.
+	reasonMu sync.Mutex
+	// reason, set once, is why the bus is closing; deliberate says it was
+	// Close or Drain, not NATS giving up the connection.
+	reason     error
+	deliberate bool
+	// outage is the connection outage in progress, if any.
+	outage outage
 
 	mu   sync.Mutex // guards subs
 	subs map[*nats.Subscription]*subscription
@@ -59,9 +83,20 @@ type Bus struct {
 	kept bus.Values
 }
 
+// outage is what the bus knows of a lost connection while nats.go tries to
+// win it back.
+type outage struct {
+	down     bool
+	since    time.Time
+	cause    error // the error the connection was lost with
+	attempts int   // failed reconnect attempts so far
+	lastErr  error // why the last attempt failed
+}
+
 var (
 	_ bus.Bus    = (*Bus)(nil)
 	_ bus.Keeper = (*Bus)(nil)
+	_ bus.Closer = (*Bus)(nil)
 )
 
 // Keep implements bus.Keeper: each Bus keeps its own values.
@@ -82,7 +117,7 @@ func Connect(url string, opts ...Option) (*Bus, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	b := newBus(o)
+	b := newBus(o, redactURLs(strings.Join(splitURLs(url), ",")))
 
 	no := nats.GetDefaultOptions()
 	no.Servers = splitURLs(url)
@@ -109,6 +144,8 @@ func Connect(url string, opts ...Option) (*Bus, error) {
 	}
 	no.DisconnectedCB = nil
 	no.ReconnectedCB = chainConn(b.onReconnect, no.ReconnectedCB)
+	no.ReconnectErrCB = chainConnErr(b.onReconnectErr, no.ReconnectErrCB)
+	b.countsAttempts = true
 	no.ClosedCB = chainConn(b.onClosed, no.ClosedCB)
 	no.AsyncErrorCB = chainErr(b.onAsyncError, no.AsyncErrorCB)
 
@@ -126,7 +163,10 @@ func Connect(url string, opts ...Option) (*Bus, error) {
 //
 // New installs the bus's disconnect, reconnect, closed and async-error
 // handlers on nc; handlers already set on nc are kept and called after the
-// bus's own. Options that configure dialling (WithReconnectWait,
+// bus's own. nats.go offers no way to add a handler for failed reconnect
+// attempts to a dialled connection, so a bus made by New does not count
+// them: its bus.reconnected and bus.closed events and Err leave the number
+// of attempts out. Options that configure dialling (WithReconnectWait,
 // WithMaxReconnects, WithConnectTimeout, WithName, WithNATSOptions) are
 // rejected, since nc is already dialled. nc must not have been created with
 // nats.NoCallbacksAfterClientClose, because Drain waits for the closed
@@ -148,27 +188,59 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 	if nc.IsClosed() || nc.IsDraining() {
 		return nil, fmt.Errorf("natsbus: New: connection is closed or draining: %w", bus.ErrClosed)
 	}
-	b := newBus(o)
+	b := newBus(o, redactURLs(strings.Join(nc.Servers(), ",")))
 	b.nc = nc
 	nc.SetDisconnectErrHandler(chainConnErr(b.onDisconnect, nc.DisconnectErrHandler()))
 	nc.SetReconnectHandler(chainConn(b.onReconnect, nc.ReconnectHandler()))
 	nc.SetClosedHandler(chainConn(b.onClosed, nc.ClosedHandler()))
 	nc.SetErrorHandler(chainErr(b.onAsyncError, nc.ErrorHandler()))
 	if nc.IsClosed() {
-		// Closed before the handler was installed: the callback will not
-		// come.
-		b.markConnClosed()
+		// Closed before the handler was installed, so the callback may
+		// never come; onClosed may run twice, which it allows.
+		b.onClosed(nc)
 	}
 	return b, nil
 }
 
-func newBus(o options) *Bus {
+func newBus(o options, servers string) *Bus {
 	return &Bus{
 		log:        o.logger,
 		errh:       o.errorHandler,
 		prefix:     o.subjectPrefix,
+		servers:    servers,
 		connClosed: make(chan struct{}),
+		done:       make(chan struct{}),
 		subs:       make(map[*nats.Subscription]*subscription),
+	}
+}
+
+// Done implements bus.Closer: the channel is closed once the bus has
+// closed, by Close or Drain or because NATS closed the connection for good
+// (see WithMaxReconnects), and every call on the bus returns an error
+// wrapping bus.ErrClosed.
+func (b *Bus) Done() <-chan struct{} { return b.done }
+
+// Err implements bus.Closer: nil while the bus is open (reconnecting
+// included); once Done is closed, an error wrapping bus.ErrClosed that
+// says why, such as
+//
+//	natsbus: connection closed after 60 reconnect attempts to nats://127.0.0.1:4222: dial tcp 127.0.0.1:4222: connect: connection refused: bus: closed
+func (b *Bus) Err() error {
+	select {
+	case <-b.done:
+		return b.why
+	default:
+		return nil
+	}
+}
+
+// closeReason records why the bus is closing; the first reason given
+// stands.
+func (b *Bus) closeReason(err error, deliberate bool) {
+	b.reasonMu.Lock()
+	defer b.reasonMu.Unlock()
+	if b.reason == nil {
+		b.reason, b.deliberate = err, deliberate
 	}
 }
 
@@ -343,11 +415,14 @@ func (b *Bus) Drain(ctx context.Context) error {
 	if b.closed.Load() {
 		return fmt.Errorf("natsbus: drain: %w", bus.ErrClosed)
 	}
+	b.closeReason(fmt.Errorf("natsbus: connection closed by Drain: %w", bus.ErrClosed), true)
 	if err := ctx.Err(); err != nil {
 		b.Close()
 		return err
 	}
 	b.closing.Store(true)
+	b.draining.Store(true)
+	b.recordDrops()
 	if err := b.nc.Drain(); err != nil {
 		b.Close()
 		if errors.Is(err, nats.ErrConnectionClosed) {
@@ -371,11 +446,17 @@ func (b *Bus) Drain(ctx context.Context) error {
 
 // Close closes the connection at once: messages pending for handlers are
 // discarded, handler contexts are cancelled, and Close returns when no
-// handler is running any more. Every later call returns an error wrapping
-// bus.ErrClosed. Close is idempotent; concurrent calls all wait. It must not
-// be called from a handler of this bus.
-func (b *Bus) Close() error {
+// handler is running any more, with Done closed. Every later call returns
+// an error wrapping bus.ErrClosed. Close is idempotent; concurrent calls
+// all wait. It must not be called from a handler of this bus.
+func (b *Bus) Close() error { return b.close(b.nc) }
+
+// close closes the bus and nc, its connection. nats.go's callbacks pass
+// the connection they were given rather than read b.nc, which Connect
+// writes after nats.go has started the goroutine they run on.
+func (b *Bus) close(nc *nats.Conn) error {
 	b.closeOnce.Do(func() {
+		b.closeReason(fmt.Errorf("natsbus: connection closed by Close: %w", bus.ErrClosed), true)
 		b.closing.Store(true)
 		b.mu.Lock()
 		b.closed.Store(true)
@@ -387,15 +468,43 @@ func (b *Bus) Close() error {
 		b.mu.Unlock()
 
 		for _, s := range subs {
-			s.snapshotDropped()
+			s.finalDrops()
 		}
-		b.nc.Close()
+		nc.Close()
 		b.markConnClosed()
 		for _, s := range subs {
 			s.stop()
 		}
+
+		b.reasonMu.Lock()
+		b.why = b.reason
+		deliberate, attempts := b.deliberate, b.outage.attempts
+		b.reasonMu.Unlock()
+		if deliberate {
+			b.log.LogAttrs(context.Background(), slog.LevelDebug, "bus.closed", slog.Any("error", b.why))
+		} else {
+			attrs := []slog.Attr{slog.Any("error", b.why), slog.String("url", b.servers)}
+			if b.countsAttempts {
+				attrs = append(attrs, slog.Int("reconnect_attempts", attempts))
+			}
+			b.log.LogAttrs(context.Background(), slog.LevelError, "bus.closed", attrs...)
+		}
+		close(b.done)
 	})
 	return nil
+}
+
+// recordDrops has every subscription record its drop count.
+func (b *Bus) recordDrops() {
+	b.mu.Lock()
+	subs := make([]*subscription, 0, len(b.subs))
+	for _, s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.Dropped()
+	}
 }
 
 func (b *Bus) markConnClosed() {

@@ -377,46 +377,6 @@ func TestLostServerIsLoggedAndTheBusReconnects(t *testing.T) {
 	}
 }
 
-func TestABusWhoseServerIsGoneForGoodClosesItself(t *testing.T) {
-	ctx := testContext(t)
-	s := contracttest.StartServer(t, nil)
-	closed := make(chan struct{})
-	logs := newLogRecorder()
-	b := connect(t, s.ClientURL(),
-		natsbus.WithLogger(logs.logger()),
-		natsbus.WithMaxReconnects(0),
-		natsbus.WithNATSOptions(nats.ClosedHandler(func(*nats.Conn) { close(closed) })))
-
-	handlerDone := make(chan error, 1)
-	started := make(chan struct{})
-	if _, err := b.Subscribe(ctx, "natsbus.gone", func(ctx context.Context, _ *bus.Msg) error {
-		close(started)
-		<-ctx.Done()
-		handlerDone <- ctx.Err()
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, &bus.Msg{Subject: "natsbus.gone"}); err != nil {
-		t.Fatal(err)
-	}
-	recv(t, started, "the handler to start")
-
-	s.Shutdown()
-	// The bus's own closed callback runs before the one set here, and it
-	// closes the bus.
-	recv(t, closed, "the connection to close")
-	if err := recv(t, handlerDone, "the handler's context to end"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("handler context ended with %v", err)
-	}
-	if err := b.Publish(ctx, &bus.Msg{Subject: "natsbus.gone"}); !errors.Is(err, bus.ErrClosed) {
-		t.Fatalf("Publish after the connection closed = %v, want ErrClosed", err)
-	}
-	if rec := logs.wait(t, "bus.disconnected"); rec["error"] == "" || rec["error"] == "<nil>" {
-		t.Fatalf("bus.disconnected without an error: %v", rec)
-	}
-}
-
 func TestDeliberateCloseIsNotLoggedAsADisconnect(t *testing.T) {
 	url := contracttest.RunServer(t)
 	logs := newLogRecorder()

@@ -11,9 +11,13 @@ import (
 	"github.com/heddle-go/heddle/bus"
 )
 
-// Defaults used by Connect when the matching option is not given. They are
-// the nats.go defaults, which are also what Python Heddle's NATS adapter
-// runs with, so a mixed Go/Python mesh reconnects on the same schedule.
+// Defaults used by Connect when the matching option is not given. The
+// timings are the nats.go defaults, which are also what Python Heddle's
+// NATS adapter runs with, so a mixed Go/Python mesh reconnects on the same
+// schedule. The reconnect budget is not: nats.go gives up after 60
+// attempts (two minutes at the default wait) and closes the connection for
+// good, and a mesh of long-running processes must outlast a longer NATS
+// outage than that.
 const (
 	// DefaultURL is dialled when Connect is given an empty URL.
 	DefaultURL = nats.DefaultURL
@@ -24,8 +28,9 @@ const (
 	// same server.
 	DefaultReconnectWait = nats.DefaultReconnectWait
 	// DefaultMaxReconnects is how many reconnect attempts are made after a
-	// disconnect before the bus gives up and closes.
-	DefaultMaxReconnects = nats.DefaultMaxReconnect
+	// disconnect before the bus gives up and closes; negative means
+	// without end.
+	DefaultMaxReconnects = -1
 )
 
 // Option configures Connect or New.
@@ -48,13 +53,15 @@ type options struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:         slog.New(slog.DiscardHandler),
 		reconnectWait:  DefaultReconnectWait,
 		maxReconnects:  DefaultMaxReconnects,
 		connectTimeout: DefaultConnectTimeout,
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
 	}
 	return o
 }
@@ -72,18 +79,33 @@ func (o options) validate() error {
 	return nil
 }
 
-// WithLogger sets the logger the bus writes its events to: bus.disconnected
-// (attribute error), bus.reconnected (url), bus.slow_consumer (subject,
-// queue, dropped), bus.handler_panic (subject, queue, panic, stack),
-// bus.error (subject, error) for other asynchronous errors the server or
-// client reports, and, when no error handler is set, bus.handler_error
-// (subject, queue, error). The default discards everything.
+// WithLogger sets the logger the bus writes its events to:
+//
+//   - bus.disconnected (warn; attribute error): the connection was lost
+//     and the bus is reconnecting. It is logged once per outage, however
+//     many attempts the outage takes.
+//   - bus.reconnected (info; url, disconnected_for, reconnect_attempts):
+//     the outage is over; subscriptions are live again.
+//   - bus.closed (error; error, url, reconnect_attempts): the bus closed
+//     itself because NATS closed the connection for good (the reconnect
+//     budget of WithMaxReconnects spent, reconnecting disabled,
+//     credentials refused). After Close or Drain it is logged at debug
+//     level with the attribute error only. Either way Bus.Err says why.
+//     reconnect_attempts counts the attempts of the outage, the
+//     successful one included in bus.reconnected; a bus made by New
+//     leaves it out (see New).
+//   - bus.slow_consumer (warn; subject, queue, dropped): a subscription
+//     began to drop messages; dropped is its count so far
+//     (Subscription.Dropped), logged once per run of consecutive drops.
+//   - bus.handler_panic (error; subject, queue, panic, stack), bus.error
+//     (error; subject, error) for other asynchronous errors the server or
+//     client reports, and, when no error handler is set, bus.handler_error
+//     (warn; subject, queue, error).
+//
+// The default, and nil, is slog.Default() as it is when Connect or New is
+// called; pass slog.New(slog.DiscardHandler) to silence the bus.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.logger = l
-		}
-	}
+	return func(o *options) { o.logger = l }
 }
 
 // WithErrorHandler sets the function that receives asynchronous errors:
@@ -97,8 +119,10 @@ func WithErrorHandler(h bus.ErrorHandler) Option {
 	return func(o *options) { o.errorHandler = h }
 }
 
-// WithReconnectWait sets the pause between reconnect attempts. Connect
-// only.
+// WithReconnectWait sets the pause between reconnect attempts to the same
+// server (DefaultReconnectWait unless set). nats.go adds a random jitter of
+// up to 100 ms to it, which nats.ReconnectJitter, passed with
+// WithNATSOptions, changes. Connect only.
 func WithReconnectWait(d time.Duration) Option {
 	return func(o *options) {
 		o.connectOnly = append(o.connectOnly, "WithReconnectWait")
@@ -109,8 +133,10 @@ func WithReconnectWait(d time.Duration) Option {
 }
 
 // WithMaxReconnects sets how many reconnect attempts are made after a
-// disconnect before the bus closes itself; a negative n retries forever and
-// zero disables reconnecting. Connect only.
+// disconnect before the bus closes itself; a negative n, the default
+// (DefaultMaxReconnects), retries forever and zero disables reconnecting.
+// A bus that closes itself says why in Bus.Err and logs bus.closed, and
+// every actor on it returns from Run. Connect only.
 func WithMaxReconnects(n int) Option {
 	return func(o *options) {
 		o.connectOnly = append(o.connectOnly, "WithMaxReconnects")
@@ -143,7 +169,8 @@ func WithName(name string) Option {
 // (nats.Secure, nats.RootCAs, nats.ClientCert) and anything else natsbus
 // does not wrap. They are applied after the natsbus options, so on a
 // conflict they win. Connection event handlers set here (disconnect,
-// reconnect, closed, async error) are kept and called after the bus's own.
+// reconnect, failed reconnect attempt, closed, async error) are kept and
+// called after the bus's own.
 // NoCallbacksAfterClientClose is overridden: the bus needs the closed
 // callback to finish Drain. Connect only.
 func WithNATSOptions(opts ...nats.Option) Option {

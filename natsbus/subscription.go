@@ -117,12 +117,15 @@ type subscription struct {
 	mu      sync.Mutex
 	stopped bool // guarded by mu
 
-	// dropped keeps the last count read from nats.go, which forgets it
-	// once the subscription is closed.
+	// dropped is the highest drop count read from nats.go, which forgets
+	// its count once the subscription is closed; see finalDrops and
+	// deliver for how the last one is read in time.
 	dropped  atomic.Int64
 	stopOnce sync.Once
 	// ended is set by the first Unsubscribe or Drain.
 	ended atomic.Bool
+	// draining is set when Drain begins; see deliver.
+	draining atomic.Bool
 }
 
 var _ bus.Subscription = (*subscription)(nil)
@@ -138,7 +141,16 @@ func (s *subscription) deliver(m *nats.Msg) {
 	if m.Reply != "" {
 		msg.Reply = s.b.logical(m.Reply)
 	}
-	if err := s.call(msg); err != nil {
+	err := s.call(msg)
+	if s.draining.Load() || s.b.draining.Load() {
+		// A message is dropped only while others are pending (one larger
+		// than the byte limit aside), and nats.go counts the message whose
+		// handler runs as pending until the handler returns, so it cannot
+		// close a draining subscription before this read: the last read
+		// of a drain comes after its last drop.
+		s.Dropped()
+	}
+	if err != nil {
 		s.b.stats.handlerErrors.Add(1)
 		err = fmt.Errorf("natsbus: handler for %q: %w", s.subject, err)
 		if s.b.errh == nil {
@@ -173,17 +185,38 @@ func (s *subscription) Subject() string { return s.subject }
 func (s *subscription) Queue() string   { return s.queue }
 
 // Dropped returns how many messages the subscription dropped because its
-// pending limits were reached. After the subscription or the bus is
-// closed it returns the last count observed.
+// pending limits were reached. The count never goes down, and after the
+// subscription or the bus is closed it stays readable with its final
+// value.
 func (s *subscription) Dropped() int {
 	if n, err := s.ns.Dropped(); err == nil {
-		s.dropped.Store(int64(n))
-		return n
+		return s.recordDropped(int64(n))
 	}
 	return int(s.dropped.Load())
 }
 
-func (s *subscription) snapshotDropped() { s.Dropped() }
+// recordDropped keeps n if it is the highest count read so far, so that
+// of two concurrent reads the older cannot overwrite the newer.
+func (s *subscription) recordDropped(n int64) int {
+	for {
+		old := s.dropped.Load()
+		if n <= old {
+			return int(old)
+		}
+		if s.dropped.CompareAndSwap(old, n) {
+			return int(n)
+		}
+	}
+}
+
+// finalDrops reads the drop count for the last time before the
+// subscription is closed at once. Lifting the pending limits first means
+// nothing can be dropped between this read and the close; what arrives in
+// between is discarded with the rest of the pending messages.
+func (s *subscription) finalDrops() {
+	_ = s.ns.SetPendingLimits(-1, -1)
+	s.Dropped()
+}
 
 // Unsubscribe removes the interest at once, discards pending messages,
 // cancels the handler's context and waits for a running handler to
@@ -218,6 +251,8 @@ func (s *subscription) Drain(ctx context.Context) error {
 		s.remove()
 		return err
 	}
+	s.draining.Store(true)
+	s.Dropped()
 	if err := s.ns.Drain(); err != nil {
 		s.remove()
 		switch {
@@ -232,7 +267,6 @@ func (s *subscription) Drain(ctx context.Context) error {
 		s.remove()
 		return ctx.Err()
 	}
-	s.snapshotDropped()
 	s.stop()
 	s.b.unregister(s)
 	return nil
@@ -242,7 +276,7 @@ func (s *subscription) Drain(ctx context.Context) error {
 // subscription (discarding what is pending), waits for a running handler
 // and forgets the subscription.
 func (s *subscription) remove() error {
-	s.snapshotDropped()
+	s.finalDrops()
 	err := s.ns.Unsubscribe()
 	s.stop()
 	s.b.unregister(s)
