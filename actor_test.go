@@ -3,13 +3,17 @@ package heddle_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/orchestrator"
+	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -86,4 +90,71 @@ func TestStartFailsAndStopsTheOthersWhenAnActorCannotRun(t *testing.T) {
 			t.Fatal("Start returned while the router was still running")
 		}
 	})
+}
+
+func TestEveryActorsRunReturnsErrClosedWhenItsBusCloses(t *testing.T) {
+	quiet := heddle.WithLogger(slog.New(slog.DiscardHandler))
+	actors := []struct {
+		name string
+		make func(t *testing.T, b bus.Bus) heddle.Actor
+	}{
+		{"router", func(t *testing.T, b bus.Bus) heddle.Actor {
+			a, err := router.New(b, router.Config{}, quiet)
+			must(t, err)
+			return a
+		}},
+		{"worker", func(t *testing.T, b bus.Bus) heddle.Actor {
+			a, err := worker.New(b, "upper", flowUpper, worker.Config{}, quiet)
+			must(t, err)
+			return a
+		}},
+		{"orchestrator", func(t *testing.T, b bus.Bus) heddle.Actor {
+			a, err := orchestrator.New(b, orchestrator.Config{
+				Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) { return nil, nil },
+			}, quiet)
+			must(t, err)
+			return a
+		}},
+		{"pipeline", func(t *testing.T, b bus.Bus) heddle.Actor {
+			a, err := pipeline.New(b, pipeline.Config{Name: "p", Stages: []pipeline.Stage{{Name: "s", WorkerType: "upper"}}}, quiet)
+			must(t, err)
+			return a
+		}},
+		{"dead-letter consumer", func(t *testing.T, b bus.Bus) heddle.Actor {
+			a, err := deadletter.New(b, deadletter.Config{}, quiet)
+			must(t, err)
+			return a
+		}},
+	}
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		for _, tt := range actors {
+			t.Run(tt.name, func(t *testing.T) {
+				b := connect()
+				g, err := heddle.Start(t.Context(), tt.make(t, b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The bus closes under the actor, as when NATS gives up
+				// reconnecting; nobody cancels the actor's context.
+				if err := b.Close(); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-g.Done():
+				case <-time.After(20 * time.Second):
+					t.Fatal("the actor kept running on a closed bus")
+				}
+				if err := g.Wait(); !errors.Is(err, bus.ErrClosed) {
+					t.Fatalf("Wait = %v, want an error wrapping bus.ErrClosed", err)
+				}
+			})
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -18,9 +18,9 @@ import (
 type CheckpointState struct {
 	// GoalID is the goal the orchestrator works on. Required.
 	GoalID string
-	// OriginalInstruction is the goal's instruction. Required.
+	// OriginalInstruction is the goal's instruction. Required (absent or null is invalid; empty is valid).
 	OriginalInstruction string
-	// ExecutiveSummary condenses the history. Required.
+	// ExecutiveSummary condenses the history. Required (absent or null is invalid; empty is valid).
 	ExecutiveSummary string
 	// CompletedTasks and PendingTasks describe tasks, one object each.
 	CompletedTasks []map[string]any
@@ -68,8 +68,8 @@ func (c *CheckpointState) decode(data []byte) error {
 	}
 	*c = CheckpointState{
 		GoalID:              d.Str("goal_id", wire.Required, nil),
-		OriginalInstruction: d.Str("original_instruction", wire.Required, nil),
-		ExecutiveSummary:    d.Str("executive_summary", wire.Required, nil),
+		OriginalInstruction: d.Str("original_instruction", wire.RequiredText, nil),
+		ExecutiveSummary:    d.Str("executive_summary", wire.RequiredText, nil),
 		CompletedTasks:      checkpointList[map[string]any](&d, "completed_tasks", "objects"),
 		PendingTasks:        checkpointList[map[string]any](&d, "pending_tasks", "objects"),
 		OpenIssues:          checkpointList[string](&d, "open_issues", "strings"),
@@ -119,9 +119,10 @@ func checkpointInt(d *wire.Decoder, name string) int {
 	return n
 }
 
-// Validate reports every invalid field of c: an empty goal_id,
-// original_instruction or executive_summary, negative counts, a zero
-// created_at.
+// Validate reports every invalid field of c: an empty goal_id, negative
+// counts, a zero created_at. An empty original_instruction or
+// executive_summary is valid, as schema v1 and the Python Heddle have it
+// (absent or null is not).
 func (c CheckpointState) Validate() error {
 	p := problems{typ: "CheckpointState"}
 	c.validate(&p)
@@ -131,12 +132,6 @@ func (c CheckpointState) Validate() error {
 func (c CheckpointState) validate(p *problems) {
 	if c.GoalID == "" {
 		p.add("goal_id", "required")
-	}
-	if c.OriginalInstruction == "" {
-		p.add("original_instruction", "required")
-	}
-	if c.ExecutiveSummary == "" {
-		p.add("executive_summary", "required")
 	}
 	if c.ContextTokenCount < 0 {
 		p.add("context_token_count", "must not be negative, got %d", c.ContextTokenCount)

@@ -42,7 +42,10 @@ func TestCheckpointStateRoundTripsAndNamesEveryBadField(t *testing.T) {
 	if !errors.As(err, &ve) || !errors.Is(err, heddle.ErrInvalidMessage) {
 		t.Fatalf("error %v, want a *ValidationError", err)
 	}
-	for _, field := range []string{"original_instruction", "executive_summary", "completed_tasks", "open_issues",
+	if ve.Has("executive_summary") {
+		t.Errorf("error %v names executive_summary, whose empty value schema v1 accepts", err)
+	}
+	for _, field := range []string{"original_instruction", "completed_tasks", "open_issues",
 		"context_token_count", "checkpoint_number"} {
 		if !ve.Has(field) {
 			t.Errorf("error %v does not name %s", err, field)
@@ -50,5 +53,31 @@ func TestCheckpointStateRoundTripsAndNamesEveryBadField(t *testing.T) {
 	}
 	if ve.Has("created_at") {
 		t.Errorf("error %v names created_at, which defaults to now when absent", err)
+	}
+}
+
+func TestEmptyTextFieldsThatSchemaV1AcceptsDecodeAndRoundTrip(t *testing.T) {
+	cp := `{"goal_id":"g","original_instruction":"","executive_summary":"","completed_tasks":[],"pending_tasks":[],` +
+		`"open_issues":[],"decisions_made":[],"context_token_count":0,"checkpoint_number":0,"created_at":"2026-12-01T10:00:00Z"}`
+	got, err := heddle.DecodeCheckpointState([]byte(cp))
+	if err != nil {
+		t.Fatalf("a checkpoint with an empty original_instruction and executive_summary: %v", err)
+	}
+	if data, err := got.Encode(); err != nil || string(data) != cp {
+		t.Errorf("re-encoded\n got %s, %v\nwant %s", data, err, cp)
+	}
+	for _, null := range []string{`"original_instruction":null`, `"executive_summary":null`} {
+		bad := `{"goal_id":"g","original_instruction":"","executive_summary":"",` + null + `}`
+		if _, err := heddle.DecodeCheckpointState([]byte(bad)); err == nil {
+			t.Errorf("%s decoded without error; null is not text", null)
+		}
+	}
+
+	goal, err := heddle.DecodeOrchestratorGoal([]byte(`{"goal_id":"g","instruction":""}`))
+	if err != nil || goal.Instruction != "" {
+		t.Fatalf("a goal with an empty instruction: %+v, %v", goal, err)
+	}
+	if _, err := heddle.DecodeOrchestratorGoal([]byte(`{"goal_id":"g"}`)); err == nil {
+		t.Error("a goal without an instruction decoded without error")
 	}
 }

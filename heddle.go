@@ -524,9 +524,6 @@ func (g OrchestratorGoal) validate(p *problems) {
 	} else if err := bus.ValidatePublishSubject(ResultSubject(g.GoalID)); err != nil {
 		p.add("goal_id", "%q cannot be used in a result subject", g.GoalID)
 	}
-	if g.Instruction == "" {
-		p.add("instruction", "required")
-	}
 	if !g.Priority.Valid() {
 		p.add("priority", "%s", wire.EnumProblem(string(g.Priority), priorities))
 	}

@@ -313,7 +313,7 @@ func TestValidateReportsEveryBadFieldOfAGoValue(t *testing.T) {
 		{"a zero TaskResult", heddle.TaskResult{}.Validate(),
 			`invalid TaskResult: task_id: required; worker_type: required; status: required; completed_at: required`},
 		{"a zero OrchestratorGoal", heddle.OrchestratorGoal{}.Validate(),
-			`invalid OrchestratorGoal: goal_id: required; instruction: required; priority: "" is not one of low, normal, high, critical; created_at: required`},
+			`invalid OrchestratorGoal: goal_id: required; priority: "" is not one of low, normal, high, critical; created_at: required`},
 		{"a zero DeadLetter", heddle.DeadLetter{}.Validate(),
 			`invalid DeadLetter: reason: required; original_task: required`},
 		{"a parent id with a wildcard", func() error {

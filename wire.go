@@ -44,8 +44,8 @@ import (
 //
 // Two checks go beyond pydantic: worker_type, parent_task_id and goal_id
 // must be usable in a subject (no whitespace, wildcard tokens or empty
-// tokens), and task_id, worker_type, goal_id and instruction must not be
-// empty.
+// tokens), and task_id, worker_type and goal_id must not be empty. An
+// empty instruction is accepted, as schema v1 and pydantic accept it.
 func DecodeTaskMessage(data []byte) (TaskMessage, error) {
 	var m TaskMessage
 	err := m.decode(data)
@@ -221,7 +221,7 @@ func (g *OrchestratorGoal) decode(data []byte) error {
 	}
 	*g = OrchestratorGoal{
 		GoalID:      d.Str("goal_id", wire.Optional, uuid.NewString),
-		Instruction: d.Str("instruction", wire.Required, nil),
+		Instruction: d.Str("instruction", wire.RequiredText, nil),
 		Context:     d.Object("context", wire.Optional, map[string]any{}),
 		RequestID:   d.Str("request_id", wire.Nullable, nil),
 		Priority:    Priority(d.Enum("priority", string(DefaultPriority), priorityNames)),

@@ -46,22 +46,26 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// Entry is one stored dead letter and the id this consumer gave
-// it. (The envelope is a named field, not embedded, so that DeadLetter's
-// JSON methods are not promoted to the entry.)
+// Entry is one stored dead letter and the id this consumer gave it. It
+// encodes to JSON with every field (the envelope under "dead_letter", in
+// its wire form) and decodes back to an equal Entry, so a list of entries
+// can be served or saved as it is. (encoding/json compacts the envelope,
+// so an original task sent with white space between its tokens comes back
+// equal as JSON but not byte for byte; Replay publishes the bytes the
+// consumer stored.)
 type Entry struct {
 	// ID identifies the entry in this consumer (a UUID assigned on
 	// receipt); Replay and Get take it.
-	ID string
+	ID string `json:"id"`
 	// DeadLetter is the envelope: the router's Reason, the TaskID and
 	// WorkerType read from the original (empty when they could not be), the
 	// router's ReceivedAt, and Original(), the exact bytes Replay publishes.
-	heddle.DeadLetter
+	DeadLetter heddle.DeadLetter `json:"dead_letter"`
 	// Header holds the headers the envelope arrived with (the original
 	// task's, for a Go router); Replay publishes them with the task.
-	Header bus.Header
+	Header bus.Header `json:"header,omitempty"`
 	// StoredAt is when this consumer received the envelope (UTC).
-	StoredAt time.Time
+	StoredAt time.Time `json:"stored_at"`
 }
 
 // Stats counts what a Consumer did.
@@ -168,13 +172,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.log.Info("actor.subscribed", "subject", heddle.SubjectDeadLetter, "queue", "")
 	c.readyOnce.Do(func() { close(c.ready) })
-	<-ctx.Done()
+	var closed error
+	select {
+	case <-ctx.Done():
+	case <-bus.Done(c.b):
+		closed = fmt.Errorf("heddle: dead-letter consumer stopped: its bus closed: %w", bus.Err(c.b))
+	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(c.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
 	defer cancel()
 	if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: dead-letter consumer draining %s: %w", heddle.SubjectDeadLetter, err)
 	}
-	return nil
+	return closed
 }
 
 func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {

@@ -311,3 +311,47 @@ func TestDeadLetterConsumerRefusesANegativeDrainTimeout(t *testing.T) {
 		}
 	})
 }
+
+func TestAnEntryEncodesToJSONWithEveryFieldAndDecodesBackEqual(t *testing.T) {
+	env, original := deadLetterEnvelope(t, "no_worker: no worker serves 'echo' at tier 'standard'", "t-json")
+	d, err := heddle.DecodeDeadLetter(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := deadletter.Entry{
+		ID:         "5f0c6c1e-0000-4000-8000-000000000001",
+		DeadLetter: d,
+		Header:     bus.Header{"Traceparent": {"00-abc-def-01"}, "X-Many": {"a", "b"}},
+		StoredAt:   time.Date(2026, 12, 7, 12, 0, 0, 123456000, time.UTC),
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "dead_letter", "header", "stored_at"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("json.Marshal(entry) = %s: no %q", data, k)
+		}
+	}
+	var out deadletter.Entry
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("decoding %s: %v", data, err)
+	}
+	if out.ID != in.ID || !out.StoredAt.Equal(in.StoredAt) || !slices.Equal(out.Header["X-Many"], in.Header["X-Many"]) ||
+		out.Header.Get("Traceparent") != "00-abc-def-01" {
+		t.Errorf("round trip = %+v, want %+v", out, in)
+	}
+	// encoding/json compacts what a MarshalJSON method returns, so the
+	// original comes back equal as JSON, white space aside.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, original); err != nil {
+		t.Fatal(err)
+	}
+	if out.DeadLetter.Reason != d.Reason || out.DeadLetter.TaskID != "t-json" || !bytes.Equal(out.DeadLetter.Original(), compact.Bytes()) {
+		t.Errorf("round trip envelope = %+v (original %s), want %+v (original %s)", out.DeadLetter, out.DeadLetter.Original(), d, original)
+	}
+}

@@ -201,7 +201,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	if !o.running.CompareAndSwap(false, true) {
 		return heddle.ErrStarted
 	}
-	subErr, err, cutShort := goals.Server{
+	out := goals.Server{
 		Bus:           o.b,
 		Queue:         o.cfg.QueueGroup,
 		MaxConcurrent: o.cfg.MaxConcurrentGoals,
@@ -209,22 +209,42 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		Shutdown:      ErrShutdown,
 		Reject:        o.rejectGoal,
 		Handle:        o.process,
+		Refuse:        o.refuseGoal,
 		Subscribed: func() {
 			o.log.Info("actor.subscribed", "subject", heddle.SubjectGoalsIncoming, "queue", o.cfg.QueueGroup)
 			close(o.ready)
 		},
 	}.Run(ctx)
-	if subErr != nil {
-		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", heddle.SubjectGoalsIncoming, subErr)
+	if out.Subscribe != nil {
+		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", heddle.SubjectGoalsIncoming, out.Subscribe)
 	}
-	if cutShort {
+	if out.Closed != nil {
+		return fmt.Errorf("heddle: orchestrator stopped: its bus closed: %w", out.Closed)
+	}
+	if out.CutShort {
 		return fmt.Errorf("heddle: orchestrator drain did not finish within %s (Config.DrainTimeout); goals in progress were cancelled: %w",
 			o.cfg.DrainTimeout, context.DeadlineExceeded)
 	}
-	if err != nil && !errors.Is(err, bus.ErrClosed) {
+	if err := out.Drain; err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: orchestrator draining %s: %w", heddle.SubjectGoalsIncoming, err)
 	}
 	return nil
+}
+
+// refuseGoal answers a goal received while shutting down with a failed
+// final result, counted and reported as any failed goal.
+func (o *Orchestrator) refuseGoal(ctx context.Context, goal heddle.OrchestratorGoal, err error) {
+	o.stats.received.Add(1)
+	res := heddle.NewTaskResult(goal.GoalID, WorkerType, heddle.StatusFailed)
+	res.AddExtensions(goal.Extra)
+	res.Error = err.Error()
+	o.stats.failed.Add(1)
+	attrs := []any{"goal_id", goal.GoalID, "request_id", goal.RequestID, "status", string(res.Status),
+		"collected_count", 0, "processing_time_ms", 0, "error", res.Error}
+	if perr := o.publishFinal(ctx, res); perr != nil {
+		attrs = append(attrs, "publish_error", perr.Error())
+	}
+	o.log.Warn("orchestrator.goal_completed", attrs...)
 }
 
 // rejectGoal handles a message on SubjectGoalsIncoming that is not a valid
@@ -351,16 +371,29 @@ func (o *Orchestrator) publishFinal(ctx context.Context, res heddle.TaskResult) 
 // orchestratorGuard runs one of the user's functions: its error, or a
 // panic, becomes an error prefixed with what was running, so the goal
 // still gets a failed final result.
-func orchestratorGuard(what string, f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s panicked: %v", what, p)
+//
+// f runs on a goroutine of its own, so that neither a panic nor a
+// runtime.Goexit in the user's code can end the goroutine that owes the
+// goal its final result.
+func orchestratorGuard(what string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if p := recover(); p != nil {
+				errc <- fmt.Errorf("%s panicked: %v", what, p)
+			} else if !returned {
+				errc <- fmt.Errorf("%s called runtime.Goexit before returning", what)
+			}
+		}()
+		err := f()
+		returned = true
+		if err != nil {
+			err = fmt.Errorf("%s: %w", what, err)
 		}
+		errc <- err
 	}()
-	if err := f(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
+	return <-errc
 }
 
 // orchestratorWithTimeout returns output with metadata.timeout set; a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -378,6 +379,36 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 				t.Fatalf("final result %+v, want failed naming the panic", res)
 			}
 		})
+		for _, tt := range []struct {
+			name      string
+			decompose orchestrator.DecomposeFunc
+			synth     orchestrator.SynthesizeFunc
+			want      string
+		}{
+			{"runtime.Goexit in Decompose", func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) {
+				runtime.Goexit()
+				return nil, nil
+			}, nil, "decompose called runtime.Goexit before returning"},
+			{"runtime.Goexit in Synthesize", func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) { return nil, nil },
+				func(context.Context, heddle.OrchestratorGoal, []heddle.TaskResult) (map[string]any, error) {
+					runtime.Goexit()
+					return nil, nil
+				}, "synthesize called runtime.Goexit before returning"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				o := newTestOrchestrator(t, connect(), orchestrator.Config{Decompose: tt.decompose, Synthesize: tt.synth}, nil)
+				orchestratorRun(t, o)
+				for i := range 2 { // and the orchestrator goes on serving
+					res := submitTestGoal(t, connect(), heddle.NewOrchestratorGoal("goexit", nil))
+					if res.Status != heddle.StatusFailed || res.Error != tt.want {
+						t.Fatalf("goal %d: final result %+v, want failed with %q", i, res, tt.want)
+					}
+				}
+				if s := o.Stats(); s.GoalsReceived != 2 || s.GoalsFailed != 2 {
+					t.Errorf("Stats = %+v, want 2 received and 2 failed", s)
+				}
+			})
+		}
 		t.Run("a subtask that cannot be dispatched", func(t *testing.T) {
 			o := newTestOrchestrator(t, connect(), orchestrator.Config{
 				Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) {
@@ -404,12 +435,12 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := testkit.Context(t)
-			if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectGoalsIncoming, Data: []byte(`{"goal_id":"goal-bad","instruction":""}`)}); err != nil {
+			if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectGoalsIncoming, Data: []byte(`{"goal_id":"goal-bad","instruction":"x","priority":"asap"}`)}); err != nil {
 				t.Fatal(err)
 			}
 			results, err := s.Collect(ctx)
-			if err != nil || len(results) != 1 || results[0].Status != heddle.StatusFailed || !strings.Contains(results[0].Error, "instruction") {
-				t.Fatalf("Collect = %+v, %v; want a failed final result naming instruction", results, err)
+			if err != nil || len(results) != 1 || results[0].Status != heddle.StatusFailed || !strings.Contains(results[0].Error, "priority") {
+				t.Fatalf("Collect = %+v, %v; want a failed final result naming priority", results, err)
 			}
 			recs := rec.Wait(t, "orchestrator.parse_error", 1)
 			if recs[0].Attrs["goal_id"] != "goal-bad" || o.Stats().ParseErrors != 1 || o.Stats().GoalsReceived != 0 {
@@ -491,6 +522,68 @@ func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
 				t.Fatalf("Collect = %+v, %v; want a failed result naming the shutdown", results, err)
 			}
 		})
+	})
+}
+
+func TestEveryGoalReceivedBeforeShutdownGetsAFinalResultEvenIfItNeverStarted(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		rec := testlog.New()
+		started := make(chan struct{}, 1)
+		o := newTestOrchestrator(t, connect(), orchestrator.Config{
+			// One goal at a time, and it holds its slot until the drain
+			// timeout cancels it: the others wait for a slot that never
+			// frees in time.
+			MaxConcurrentGoals: 1,
+			DrainTimeout:       testkit.ShortTimeout,
+			Decompose: func(ctx context.Context, _ heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) {
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+				<-ctx.Done()
+				return nil, context.Cause(ctx)
+			},
+		}, rec.Logger())
+		stop, _ := orchestratorRun(t, o)
+		caller := connect()
+		const n = 4
+		goals := make([]heddle.OrchestratorGoal, n)
+		streams := make([]*dispatch.Stream, n)
+		ctx := testkit.Context(t)
+		for i := range goals {
+			goals[i] = heddle.NewOrchestratorGoal(fmt.Sprintf("goal %d", i), nil)
+			s, err := dispatch.NewStream(ctx, caller, goals[i].ResultSubject(), dispatch.StreamConfig{Timeout: testkit.Wait})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			if err := s.Expect(goals[i].GoalID); err != nil {
+				t.Fatal(err)
+			}
+			streams[i] = s
+			data, _ := goals[i].Encode()
+			if err := caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectGoalsIncoming, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := caller.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		_ = stop()
+		for i, s := range streams {
+			results, err := s.Collect(ctx)
+			if err != nil || len(results) != 1 || results[0].Status != heddle.StatusFailed ||
+				!strings.Contains(results[0].Error, orchestrator.ErrShutdown.Error()) {
+				t.Errorf("goal %d: Collect = %+v, %v; want a failed result naming the shutdown", i, results, err)
+			}
+		}
+		if st := o.Stats(); st.GoalsReceived != n || st.GoalsFailed != n {
+			t.Errorf("Stats = %+v, want %d received and %d failed", st, n, n)
+		}
+		if got := len(rec.All("orchestrator.goal_completed")); got != n {
+			t.Errorf("%d orchestrator.goal_completed events, want one per goal (%d)", got, n)
+		}
 	})
 }
 

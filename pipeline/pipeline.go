@@ -265,7 +265,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// then they are cancelled and still publish a failed final result,
 	// since their callers wait for one.
 	queue := p.plan.cfg.QueueGroup
-	subErr, err, _ := goals.Server{
+	out := goals.Server{
 		Bus:           p.b,
 		Queue:         queue,
 		MaxConcurrent: p.plan.cfg.MaxConcurrentGoals,
@@ -276,15 +276,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			res, _ := p.execute(ctx, goal)
 			p.goalCompleted(goal, res, p.publishFinal(context.WithoutCancel(ctx), res))
 		},
+		Refuse: func(ctx context.Context, goal heddle.OrchestratorGoal, err error) {
+			p.stats.received.Add(1)
+			res := heddle.NewTaskResult(goal.GoalID, p.plan.cfg.Name, heddle.StatusFailed)
+			res.AddExtensions(goal.Extra)
+			res.Error = err.Error()
+			p.goalCompleted(goal, res, p.publishFinal(ctx, res))
+		},
 		Subscribed: func() {
 			p.log.Info("actor.subscribed", "subject", heddle.SubjectGoalsIncoming, "queue", queue, "pipeline", p.plan.cfg.Name)
 			close(p.ready)
 		},
 	}.Run(ctx)
-	if subErr != nil {
-		return fmt.Errorf("heddle: pipeline %q subscribing to %s: %w", p.plan.cfg.Name, heddle.SubjectGoalsIncoming, subErr)
+	if out.Subscribe != nil {
+		return fmt.Errorf("heddle: pipeline %q subscribing to %s: %w", p.plan.cfg.Name, heddle.SubjectGoalsIncoming, out.Subscribe)
 	}
-	if err != nil && !errors.Is(err, bus.ErrClosed) {
+	if out.Closed != nil {
+		return fmt.Errorf("heddle: pipeline %q stopped: its bus closed: %w", p.plan.cfg.Name, out.Closed)
+	}
+	if err := out.Drain; err != nil && !errors.Is(err, bus.ErrClosed) {
 		return fmt.Errorf("heddle: pipeline %q draining %s: %w", p.plan.cfg.Name, heddle.SubjectGoalsIncoming, err)
 	}
 	return nil
@@ -341,9 +351,11 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 		"request_id", goal.RequestID, "priority", string(goal.Priority))
 	res := heddle.NewTaskResult(goal.GoalID, p.plan.cfg.Name, heddle.StatusCompleted)
 	res.AddExtensions(goal.Extra)
+	// completed_at is when the goal's work ended, as Python writes it.
 	fail := func(err error) (heddle.TaskResult, error) {
 		res.Status, res.Error = heddle.StatusFailed, err.Error()
 		res.ProcessingTimeMS = int(time.Since(start).Milliseconds())
+		res.CompletedAt = completedNow()
 		return res, err
 	}
 	if err := goal.Validate(); err != nil {
@@ -376,8 +388,13 @@ func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 		return fail(fatal)
 	}
 	res.ProcessingTimeMS = int(time.Since(start).Milliseconds())
+	res.CompletedAt = completedNow()
 	return res, nil
 }
+
+// completedNow is the time a result's completed_at records: UTC, to the
+// microsecond, as the wire carries it.
+func completedNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // jSONObject returns m in its JSON form (map[string]any, []any,
 // float64, ...), so paths and typed conditions see what a worker would.

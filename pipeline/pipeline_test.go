@@ -355,3 +355,41 @@ func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
 		}
 	})
 }
+
+func TestAPipelinesFinalResultIsStampedWhenItsLastStageEnded(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		var mu sync.Mutex
+		var lastEnd time.Time
+		pipelineStartWorker(t, connect(), "stamp-stage", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			lastEnd = time.Now()
+			return map[string]any{"ok": true}, nil
+		})
+		p := pipelineNew(t, connect(), pipeline.Config{Name: "stamped", Stages: []pipeline.Stage{
+			{Name: "first", WorkerType: "stamp-stage"},
+			{Name: "second", WorkerType: "stamp-stage", InputMapping: map[string]string{"ok": "first.output.ok"}},
+		}}, heddle.WithLogger(testlog.New().Logger()))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		<-p.Ready()
+		res, err := dispatch.SubmitGoal(pipelineContext(t), connect(), heddle.NewOrchestratorGoal("stamp", nil), dispatch.Timeout(pipelineTestTimeout))
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("SubmitGoal = %+v, %v", res, err)
+		}
+		mu.Lock()
+		end := lastEnd.UTC().Truncate(time.Microsecond)
+		mu.Unlock()
+		if res.CompletedAt.Before(end) {
+			t.Errorf("completed_at %s is before the last stage ended (%s): it must say when the goal's work ended",
+				res.CompletedAt.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
+		}
+	})
+}

@@ -4,6 +4,7 @@ package goals
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -28,15 +29,30 @@ type Server struct {
 	Reject func(ctx context.Context, data []byte, err error)
 	// handle runs one goal to its final result.
 	Handle func(ctx context.Context, goal heddle.OrchestratorGoal)
+	// Refuse answers a goal that was received but will not be run, because
+	// the server is shutting down (err wraps Shutdown) or the subscription
+	// was closed under it: its caller still gets a final result.
+	Refuse func(ctx context.Context, goal heddle.OrchestratorGoal, err error)
 	// subscribed is called once the subscription is live.
 	Subscribed func()
 }
 
-// Run serves goals until ctx ends, then drains. subErr is the subscribe
-// error when it could not start; drainErr the subscription's drain error;
-// cutShort reports that the drain timeout expired and cancelled goals.
-// Goals' contexts carry ctx's values but are not cancelled when it ends.
-func (g Server) Run(ctx context.Context) (subErr, drainErr error, cutShort bool) {
+// Outcome is how a Server's Run ended.
+type Outcome struct {
+	// Subscribe is the subscribe error when Run could not start.
+	Subscribe error
+	// Drain is the subscription's drain error.
+	Drain error
+	// Closed wraps bus.ErrClosed when Run ended because the bus closed.
+	Closed error
+	// CutShort reports that the drain timeout expired and cancelled goals.
+	CutShort bool
+}
+
+// Run serves goals until ctx ends or the bus closes, then drains. Goals'
+// contexts carry ctx's values but are not cancelled when it ends. Every
+// goal received gets one call of Handle or Refuse.
+func (g Server) Run(ctx context.Context) Outcome {
 	values := context.WithoutCancel(ctx)
 	goalCtx, cancelGoals := context.WithCancelCause(values)
 	defer cancelGoals(nil)
@@ -51,7 +67,11 @@ func (g Server) Run(ctx context.Context) (subErr, drainErr error, cutShort bool)
 		select {
 		case slots <- struct{}{}:
 		case <-hctx.Done():
-			return hctx.Err()
+			g.Refuse(values, goal, fmt.Errorf("%w: the goal subscription closed before the goal could start", g.Shutdown))
+			return nil
+		case <-goalCtx.Done():
+			g.Refuse(values, goal, fmt.Errorf("%w: the drain timeout expired before the goal could start", g.Shutdown))
+			return nil
 		}
 		goals.Go(func() {
 			defer func() { <-slots }()
@@ -60,20 +80,33 @@ func (g Server) Run(ctx context.Context) (subErr, drainErr error, cutShort bool)
 		return nil
 	}, bus.Queue(g.Queue))
 	if err != nil {
-		return err, nil, false
+		return Outcome{Subscribe: err}
 	}
 	g.Subscribed()
-	<-ctx.Done()
+	var out Outcome
+	select {
+	case <-ctx.Done():
+	case <-bus.Done(g.Bus):
+		out.Closed = bus.Err(g.Bus)
+	}
 
+	// Goals have DrainTimeout to finish; then they are cancelled. The
+	// subscription has as long again to hand over the goals it still
+	// holds, which are refused at once from then on, so that every goal
+	// the bus delivered gets its final result.
 	dctx, cancel := values, context.CancelFunc(func() {})
+	sctx, scancel := values, context.CancelFunc(func() {})
 	if g.DrainTimeout > 0 {
 		dctx, cancel = context.WithTimeout(values, g.DrainTimeout)
+		sctx, scancel = context.WithTimeout(values, 2*g.DrainTimeout)
 	}
 	defer cancel()
+	defer scancel()
 	stopForce := context.AfterFunc(dctx, func() { cancelGoals(g.Shutdown) })
-	drainErr = sub.Drain(dctx)
+	out.Drain = sub.Drain(sctx)
 	goals.Wait()
-	return nil, drainErr, !stopForce()
+	out.CutShort = !stopForce()
+	return out
 }
 
 // PeekGoalID reads goal_id from a message that failed to decode as a

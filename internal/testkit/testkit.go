@@ -130,6 +130,13 @@ func (b FailingBus) Publish(ctx context.Context, msg *bus.Msg) error {
 	return b.Bus.Publish(ctx, msg)
 }
 
+// Done forwards to the wrapped bus, so actors on a FailingBus still see
+// it close (bus.Closer).
+func (b FailingBus) Done() <-chan struct{} { return bus.Done(b.Bus) }
+
+// Err forwards to the wrapped bus (bus.Closer).
+func (b FailingBus) Err() error { return bus.Err(b.Bus) }
+
 // Responder serves workerType on conn (in queue group queue when not
 // empty): for each task it publishes, in order, the messages reply returns
 // to the task's result subject.

@@ -19,6 +19,10 @@ const (
 	Required Presence = iota // absent is an error; null is an error
 	Optional                 // absent takes the default; null is an error
 	Nullable                 // absent and null both mean empty
+	// RequiredText is Required for a string that may be empty: absent and
+	// null are errors, "" is a value (a goal's instruction, as schema v1
+	// and pydantic have it).
+	RequiredText
 )
 
 // Problem is one finding about one field; Field is empty when it concerns
@@ -298,7 +302,7 @@ func (d *Decoder) Extra() map[string]json.RawMessage {
 }
 
 func (d *Decoder) Missing(name string, pr Presence) {
-	if pr == Required {
+	if pr == Required || pr == RequiredText {
 		d.Fail(name, "required")
 	}
 }
@@ -318,7 +322,7 @@ func (d *Decoder) Str(name string, pr Presence, def func() string) string {
 		return ""
 	}
 	s, ok := d.StringValue(name, raw)
-	if ok && s == "" && pr != Nullable {
+	if ok && s == "" && pr != Nullable && pr != RequiredText {
 		d.Fail(name, "must not be empty")
 	}
 	return s
