@@ -48,6 +48,7 @@ const (
 	PipelineQueueGroup = "pipelines"
 
 	subjectTasksPrefix   = "heddle.tasks."
+	subjectGoalsToPrefix = "heddle.goals.to."
 	subjectResultsPrefix = "heddle.results."
 	workerQueuePrefix    = "processors-"
 	llmWorkerQueuePrefix = "workers-"
@@ -95,6 +96,23 @@ func ValidateWorkerType(workerType string) error {
 		return fmt.Errorf("%w: %q cannot be used in the queue group %s: %w", ErrWorkerType, workerType, WorkerQueueGroup(workerType), err)
 	}
 	return nil
+}
+
+// GoalSubject is where goals addressed to the pipeline or orchestrator
+// called name are published: heddle.goals.to.{name}. Only the actors
+// given that name serve it (in their usual queue group, so replicas of
+// one share the goals), while SubjectGoalsIncoming stays shared by every
+// goal-serving actor, as in the Python Heddle, which knows no addressed
+// goals. The error names the subject when name cannot be used in it.
+func GoalSubject(name string) (string, error) {
+	subject := subjectGoalsToPrefix + name
+	if name == "" {
+		return "", fmt.Errorf("%w: the goal server's name is empty", ErrConfig)
+	}
+	if err := bus.ValidatePublishSubject(subject); err != nil {
+		return "", fmt.Errorf("%w: the name %q cannot be used in the goal subject %s: %w", ErrConfig, name, subject, err)
+	}
+	return subject, nil
 }
 
 // ResultSubject is where results for children of parentTaskID are

@@ -51,6 +51,15 @@ type SynthesizeFunc func(ctx context.Context, goal heddle.OrchestratorGoal, resu
 type Config struct {
 	// Decompose splits each goal into subtasks. Required.
 	Decompose DecomposeFunc
+	// Name, when set, makes Run also serve the goals addressed to this
+	// orchestrator (heddle.GoalSubject(Name); dispatch.To(Name) on
+	// SubmitGoal). Empty serves only the shared SubjectGoalsIncoming.
+	Name string
+	// AddressedOnly stops Run from serving the shared
+	// SubjectGoalsIncoming: only goals addressed to Name reach it, so a
+	// goal meant for another goal server on the mesh is never taken.
+	// It requires Name.
+	AddressedOnly bool
 	// Synthesize builds the goal's output from the results. Nil means
 	// {"results": [{task_id, worker_type, status, output, error}, ...]}.
 	Synthesize SynthesizeFunc
@@ -123,8 +132,9 @@ type Stats struct {
 // orchestrator.parse_error, and the result_stream.* events of each goal's
 // stream.
 type Orchestrator struct {
-	b     bus.Bus
-	cfg   Config
+	b        bus.Bus
+	cfg      Config
+	subjects []string
 	log   *observe.Emitter
 	opts  []heddle.Option
 	ready chan struct{}
@@ -148,6 +158,10 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Orchestrator, error) {
 	if cfg.Timeout < 0 || cfg.MaxConcurrentGoals < 0 || cfg.MaxConcurrentSubtasks < 0 || cfg.DrainTimeout < 0 {
 		return nil, fmt.Errorf("%w: Timeout, MaxConcurrentGoals, MaxConcurrentSubtasks and DrainTimeout must not be negative", heddle.ErrConfig)
 	}
+	subjects, err := goals.Subjects(cfg.Name, cfg.AddressedOnly)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: Config.Name: %w", err)
+	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
@@ -166,7 +180,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Orchestrator, error) {
 	if err := bus.ValidateQueue(cfg.QueueGroup); err != nil {
 		return nil, fmt.Errorf("%w: QueueGroup %q: %w", heddle.ErrConfig, cfg.QueueGroup, err)
 	}
-	return &Orchestrator{b: b, cfg: cfg, log: observe.New(opts...), opts: opts, ready: make(chan struct{})}, nil
+	return &Orchestrator{b: b, cfg: cfg, subjects: subjects, log: observe.New(opts...), opts: opts, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once Run's subscription to SubjectGoalsIncoming is live:
@@ -203,6 +217,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	}
 	out := goals.Server{
 		Bus:           o.b,
+		Subjects:      o.subjects,
 		Queue:         o.cfg.QueueGroup,
 		MaxConcurrent: o.cfg.MaxConcurrentGoals,
 		DrainTimeout:  o.cfg.DrainTimeout,
@@ -211,12 +226,14 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		Handle:        o.process,
 		Refuse:        o.refuseGoal,
 		Subscribed: func() {
-			o.log.Info("actor.subscribed", "subject", heddle.SubjectGoalsIncoming, "queue", o.cfg.QueueGroup)
+			for _, subject := range o.subjects {
+				o.log.Info("actor.subscribed", "subject", subject, "queue", o.cfg.QueueGroup)
+			}
 			close(o.ready)
 		},
 	}.Run(ctx)
 	if out.Subscribe != nil {
-		return fmt.Errorf("heddle: orchestrator subscribing to %s: %w", heddle.SubjectGoalsIncoming, out.Subscribe)
+		return fmt.Errorf("heddle: orchestrator %w", out.Subscribe)
 	}
 	if out.Closed != nil {
 		return fmt.Errorf("heddle: orchestrator stopped: its bus closed: %w", out.Closed)
@@ -226,7 +243,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			o.cfg.DrainTimeout, context.DeadlineExceeded)
 	}
 	if err := out.Drain; err != nil && !errors.Is(err, bus.ErrClosed) {
-		return fmt.Errorf("heddle: orchestrator draining %s: %w", heddle.SubjectGoalsIncoming, err)
+		return fmt.Errorf("heddle: orchestrator %w", err)
 	}
 	return nil
 }

@@ -587,13 +587,56 @@ func TestEveryGoalReceivedBeforeShutdownGetsAFinalResultEvenIfItNeverStarted(t *
 	})
 }
 
+func TestAnAddressedOnlyOrchestratorServesItsGoalsAndLeavesTheSharedOnes(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		o := newTestOrchestrator(t, connect(), orchestrator.Config{Name: "planner", AddressedOnly: true,
+			Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) { return nil, nil }}, nil)
+		orchestratorRun(t, o)
+		caller := connect()
+		ctx := testkit.Context(t)
+		send := func(subject string, timeout time.Duration) ([]heddle.TaskResult, error) {
+			goal := heddle.NewOrchestratorGoal("plan", nil)
+			s, err := dispatch.NewStream(ctx, caller, goal.ResultSubject(), dispatch.StreamConfig{Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Expect(goal.GoalID); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := goal.Encode()
+			if err := caller.Publish(ctx, &bus.Msg{Subject: subject, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			return s.Collect(ctx)
+		}
+		addressed, err := heddle.GoalSubject("planner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := send(addressed, testkit.Wait); err != nil || len(res) != 1 || res[0].Status != heddle.StatusCompleted {
+			t.Fatalf("addressed goal: %+v, %v; want completed", res, err)
+		}
+		// A shared goal is not this orchestrator's: nobody answers it.
+		var te *dispatch.TimeoutError
+		if res, err := send(heddle.SubjectGoalsIncoming, testkit.ShortTimeout); !errors.As(err, &te) || len(res) != 0 {
+			t.Fatalf("shared goal: %+v, %v; want no answer (a timeout)", res, err)
+		}
+		if st := o.Stats(); st.GoalsReceived != 1 {
+			t.Errorf("Stats = %+v, want exactly the addressed goal received", st)
+		}
+	})
+}
+
 func TestOrchestratorRejectsBadConfigAndASecondRun(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		for name, cfg := range map[string]orchestrator.Config{
-			"without Decompose":      {},
-			"with a negative limit":  {Decompose: orchestratorTasks("x", 1), MaxConcurrentGoals: -1},
-			"with a bad queue group": {Decompose: orchestratorTasks("x", 1), QueueGroup: "two words"},
+			"without Decompose":                 {},
+			"with a negative limit":             {Decompose: orchestratorTasks("x", 1), MaxConcurrentGoals: -1},
+			"with a bad queue group":            {Decompose: orchestratorTasks("x", 1), QueueGroup: "two words"},
+			"addressed only, without a name":    {Decompose: orchestratorTasks("x", 1), AddressedOnly: true},
+			"with a name unusable in a subject": {Decompose: orchestratorTasks("x", 1), Name: "two words"},
 		} {
 			if _, err := orchestrator.New(b, cfg); !errors.Is(err, heddle.ErrConfig) {
 				t.Errorf("NewOrchestrator %s: %v, want ErrOrchestratorConfig", name, err)

@@ -265,8 +265,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// then they are cancelled and still publish a failed final result,
 	// since their callers wait for one.
 	queue := p.plan.cfg.QueueGroup
+	subjects, _ := goals.Subjects(p.plan.cfg.Name, p.plan.cfg.AddressedOnly) // checked by New
 	out := goals.Server{
 		Bus:           p.b,
+		Subjects:      subjects,
 		Queue:         queue,
 		MaxConcurrent: p.plan.cfg.MaxConcurrentGoals,
 		DrainTimeout:  cmp.Or(p.plan.cfg.DrainTimeout, heddle.DefaultDrainTimeout),
@@ -284,18 +286,20 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.goalCompleted(goal, res, p.publishFinal(ctx, res))
 		},
 		Subscribed: func() {
-			p.log.Info("actor.subscribed", "subject", heddle.SubjectGoalsIncoming, "queue", queue, "pipeline", p.plan.cfg.Name)
+			for _, subject := range subjects {
+				p.log.Info("actor.subscribed", "subject", subject, "queue", queue, "pipeline", p.plan.cfg.Name)
+			}
 			close(p.ready)
 		},
 	}.Run(ctx)
 	if out.Subscribe != nil {
-		return fmt.Errorf("heddle: pipeline %q subscribing to %s: %w", p.plan.cfg.Name, heddle.SubjectGoalsIncoming, out.Subscribe)
+		return fmt.Errorf("heddle: pipeline %q %w", p.plan.cfg.Name, out.Subscribe)
 	}
 	if out.Closed != nil {
 		return fmt.Errorf("heddle: pipeline %q stopped: its bus closed: %w", p.plan.cfg.Name, out.Closed)
 	}
 	if err := out.Drain; err != nil && !errors.Is(err, bus.ErrClosed) {
-		return fmt.Errorf("heddle: pipeline %q draining %s: %w", p.plan.cfg.Name, heddle.SubjectGoalsIncoming, err)
+		return fmt.Errorf("heddle: pipeline %q %w", p.plan.cfg.Name, err)
 	}
 	return nil
 }

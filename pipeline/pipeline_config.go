@@ -108,6 +108,12 @@ type Config struct {
 	// subject, WorkerSubject(worker_type, tier), instead of through the
 	// Router on SubjectTasksIncoming.
 	DispatchDirect bool
+	// AddressedOnly stops Run from serving the shared
+	// SubjectGoalsIncoming: only goals addressed to the pipeline
+	// (heddle.GoalSubject(Name); dispatch.To(Name) on SubmitGoal) reach
+	// it, so a goal meant for another pipeline or an orchestrator is never
+	// taken. A pipeline always serves its addressed goals.
+	AddressedOnly bool
 }
 
 // Problem is one problem found in a Config.
@@ -252,6 +258,8 @@ func (c *checker) checkPipeline() {
 	if cfg.Name == "" {
 		c.add("", "name", "required")
 	} else if err := bus.ValidatePublishSubject(cfg.Name); err != nil {
+		c.add("", "name", "%q cannot be used as a name: %v", cfg.Name, err)
+	} else if _, err := heddle.GoalSubject(cfg.Name); err != nil {
 		c.add("", "name", "%q cannot be used as a name: %v", cfg.Name, err)
 	}
 	if cfg.DrainTimeout < 0 {

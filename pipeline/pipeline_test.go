@@ -393,3 +393,54 @@ func TestAPipelinesFinalResultIsStampedWhenItsLastStageEnded(t *testing.T) {
 		}
 	})
 }
+
+func TestTwoPipelinesOnOneMeshEachServeOnlyTheGoalsAddressedToThem(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		pipelineStartWorker(t, connect(), "addr-stage", func(_ context.Context, in map[string]any) (map[string]any, error) {
+			return map[string]any{"ok": true}, nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		var runs sync.WaitGroup
+		defer func() {
+			cancel()
+			runs.Wait()
+		}()
+		for _, name := range []string{"alpha", "beta"} {
+			// Both in the default queue group, as two kinds of pipeline on
+			// one mesh are: only addressing keeps their goals apart.
+			p := pipelineNew(t, connect(), pipeline.Config{Name: name, AddressedOnly: true,
+				Stages: []pipeline.Stage{{Name: "s", WorkerType: "addr-stage"}}}, heddle.WithLogger(testlog.New().Logger()))
+			runs.Go(func() {
+				if err := p.Run(ctx); err != nil {
+					t.Errorf("pipeline %s Run: %v", name, err)
+				}
+			})
+			<-p.Ready()
+		}
+		caller := connect()
+		for i := range 6 {
+			name := []string{"alpha", "beta"}[i%2]
+			goal := heddle.NewOrchestratorGoal("addressed", nil)
+			s, err := dispatch.NewStream(pipelineContext(t), caller, goal.ResultSubject(), dispatch.StreamConfig{Timeout: pipelineTestTimeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Expect(goal.GoalID); err != nil {
+				t.Fatal(err)
+			}
+			subject, err := heddle.GoalSubject(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := goal.Encode()
+			if err := caller.Publish(pipelineContext(t), &bus.Msg{Subject: subject, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			results, err := s.Collect(pipelineContext(t))
+			_ = s.Close()
+			if err != nil || len(results) != 1 || results[0].WorkerType != name || results[0].Status != heddle.StatusCompleted {
+				t.Fatalf("goal %d for %s: %+v, %v; want completed by pipeline %s", i, name, results, err, name)
+			}
+		}
+	})
+}

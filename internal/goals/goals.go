@@ -4,6 +4,7 @@ package goals
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,12 +14,15 @@ import (
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
-// Server is the goal-serving loop Orchestrator and Pipeline share: a
-// queue subscription on SubjectGoalsIncoming, goals decoded on delivery
+// Server is the goal-serving loop Orchestrator and Pipeline share: queue
+// subscriptions on the goal subjects (SubjectGoalsIncoming, the actor's
+// addressed subject, or both), goals decoded on delivery
 // and run concurrently up to a bound, and a drain when the context ends
 // that lets every goal in progress publish its final result.
 type Server struct {
-	Bus           bus.Bus
+	Bus bus.Bus
+	// Subjects are the goal subjects served, each in Queue.
+	Subjects      []string
 	Queue         string
 	MaxConcurrent int
 	// drainTimeout bounds the drain; when it expires the goals' contexts
@@ -58,7 +62,7 @@ func (g Server) Run(ctx context.Context) Outcome {
 	defer cancelGoals(nil)
 	slots := make(chan struct{}, g.MaxConcurrent)
 	var goals sync.WaitGroup
-	sub, err := g.Bus.Subscribe(ctx, heddle.SubjectGoalsIncoming, func(hctx context.Context, msg *bus.Msg) error {
+	handle := func(hctx context.Context, msg *bus.Msg) error {
 		goal, err := heddle.DecodeOrchestratorGoal(msg.Data)
 		if err != nil {
 			g.Reject(values, msg.Data, err)
@@ -78,9 +82,17 @@ func (g Server) Run(ctx context.Context) Outcome {
 			g.Handle(goalCtx, goal)
 		})
 		return nil
-	}, bus.Queue(g.Queue))
-	if err != nil {
-		return Outcome{Subscribe: err}
+	}
+	subs := make([]bus.Subscription, 0, len(g.Subjects))
+	for _, subject := range g.Subjects {
+		sub, err := g.Bus.Subscribe(ctx, subject, handle, bus.Queue(g.Queue))
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			return Outcome{Subscribe: fmt.Errorf("subscribing to %s: %w", subject, err)}
+		}
+		subs = append(subs, sub)
 	}
 	g.Subscribed()
 	var out Outcome
@@ -103,10 +115,37 @@ func (g Server) Run(ctx context.Context) Outcome {
 	defer cancel()
 	defer scancel()
 	stopForce := context.AfterFunc(dctx, func() { cancelGoals(g.Shutdown) })
-	out.Drain = sub.Drain(sctx)
+	var drains []error
+	for _, sub := range subs {
+		if err := sub.Drain(sctx); err != nil && !errors.Is(err, bus.ErrClosed) {
+			drains = append(drains, fmt.Errorf("draining %s: %w", sub.Subject(), err))
+		}
+	}
+	out.Drain = errors.Join(drains...)
 	goals.Wait()
 	out.CutShort = !stopForce()
 	return out
+}
+
+// Subjects returns the goal subjects a goal server called name serves:
+// SubjectGoalsIncoming unless addressedOnly, and GoalSubject(name) when
+// name is set. addressedOnly without a name is a configuration error.
+func Subjects(name string, addressedOnly bool) ([]string, error) {
+	var subjects []string
+	if !addressedOnly {
+		subjects = append(subjects, heddle.SubjectGoalsIncoming)
+	}
+	if name == "" {
+		if addressedOnly {
+			return nil, fmt.Errorf("%w: AddressedOnly needs a Name to be addressed by", heddle.ErrConfig)
+		}
+		return subjects, nil
+	}
+	subject, err := heddle.GoalSubject(name)
+	if err != nil {
+		return nil, err
+	}
+	return append(subjects, subject), nil
 }
 
 // PeekGoalID reads goal_id from a message that failed to decode as a
