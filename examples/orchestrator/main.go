@@ -4,11 +4,14 @@
 // a typed worker, collects every result on heddle.results.{goal_id}, and
 // publishes the goal's final result there, which SubmitGoal returns.
 //
-//	go run ./examples/orchestrator                      # in-process membus
-//	go run ./examples/orchestrator -nats nats://127.0.0.1:4222
+//	go run ./examples/orchestrator                                  # in one process, on membus
+//	go run ./examples/orchestrator -nats nats://127.0.0.1:4222      # the same, over NATS
+//	go run ./examples/orchestrator -nats nats://127.0.0.1:4222 -serve
 //
-// With -nats every actor talks through that NATS server; run the same
-// actors in separate processes to scale past one machine.
+// With -serve it only runs the router, the orchestrator and the word
+// counters, until SIGINT or SIGTERM: run as many such processes as you
+// like and submit goals from another (the command without -serve, or any
+// caller of dispatch.SubmitGoal, Go or Python).
 package main
 
 import (
@@ -19,7 +22,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"time"
@@ -52,36 +54,48 @@ type CountOut struct {
 }
 
 func main() {
-	natsURL := flag.String("nats", "", "NATS server URL; empty runs everything in process on membus")
+	natsURL := flag.String("nats", "", "NATS server URL; empty runs every actor in this process on membus")
+	serve := flag.Bool("serve", false, "only run the router, the orchestrator and the workers, until SIGINT or SIGTERM (needs -nats)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-
-	var b bus.Bus
-	if *natsURL == "" {
-		b = membus.New()
-	} else {
-		nb, err := natsbus.Connect(*natsURL)
-		if err != nil {
-			log.Fatal(err)
-		}
-		b = nb
+	if *serve && *natsURL == "" {
+		log.Fatal("-serve needs -nats: on the in-process bus no other process can reach the actors")
 	}
-	defer b.Close()
-	if err := run(ctx, b, os.Stdout); err != nil {
+	b, err := connect(*natsURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *serve {
+		err = serveActors(context.Background(), b)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = run(ctx, b, os.Stdout)
+		cancel()
+	}
+	b.Close()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run starts the router, three word counters and the orchestrator on b,
-// submits one goal, prints its final result to out, and stops every actor
-// before it returns.
-func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+// connect returns the in-process bus when natsURL is empty and a
+// connection to that NATS server otherwise.
+func connect(natsURL string) (bus.Bus, error) {
+	if natsURL == "" {
+		return membus.New(), nil
+	}
+	nb, err := natsbus.Connect(natsURL)
+	if err != nil {
+		return nil, err
+	}
+	return nb, nil
+}
+
+// newActors makes the router, the orchestrator and three word counters
+// on b.
+func newActors(b bus.Bus) ([]heddle.Actor, error) {
 	rt, err := router.New(b, router.Config{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	orch, err := orchestrator.New(b, orchestrator.Config{
 		Decompose:  decompose,
@@ -93,23 +107,47 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		MaxConcurrentSubtasks: 8,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	actors := []heddle.Actor{rt, orch}
 	for range 3 {
 		w, err := worker.New(b, "word_counter", countWords, worker.Config{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		actors = append(actors, w)
 	}
+	return actors, nil
+}
 
+// serveActors runs the actors on b until SIGINT or SIGTERM, ctx ends or
+// one of them fails.
+func serveActors(ctx context.Context, b bus.Bus) error {
+	actors, err := newActors(b)
+	if err != nil {
+		return err
+	}
+	return heddle.Serve(ctx, actors...)
+}
+
+// run starts every actor on b, submits one goal, prints its final result
+// to out, and stops every actor before it returns.
+func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+	actors, err := newActors(b)
+	if err != nil {
+		return err
+	}
 	group, err := heddle.Start(ctx, actors...)
 	if err != nil {
 		return err
 	}
 	defer group.Stop()
+	return submit(ctx, b, out)
+}
 
+// submit is the caller's side: it submits one goal and prints its final
+// result to out.
+func submit(ctx context.Context, b bus.Bus, out io.Writer) error {
 	goal := heddle.NewOrchestratorGoal("count the words of each sentence", map[string]any{"text": text})
 	// SubmitGoal subscribes to heddle.results.{goal_id} before it publishes
 	// the goal, and returns the result whose task_id is the goal_id.

@@ -10,11 +10,18 @@ import (
 
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
 
 func TestMain(m *testing.M) {
+	exampletest.RunMain(main)
 	goleak.VerifyTestMain(m)
 }
+
+const wantOutput = `goal completed
+words per sentence: [5 6 11 3]
+total words: 25
+`
 
 func TestOrchestratorExampleFansOutAndSynthesizes(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
@@ -24,12 +31,49 @@ func TestOrchestratorExampleFansOutAndSynthesizes(t *testing.T) {
 		if err := run(ctx, connect(), &out); err != nil {
 			t.Fatalf("run: %v", err)
 		}
-		want := `goal completed
-words per sentence: [5 6 11 3]
-total words: 25
-`
-		if got := out.String(); got != want {
-			t.Errorf("output:\n%s\nwant:\n%s", got, want)
+		if got := out.String(); got != wantOutput {
+			t.Errorf("output:\n%s\nwant:\n%s", got, wantOutput)
 		}
 	})
+}
+
+func TestOrchestratorExampleServesGoalsFromAnotherConnectionUntilStopped(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		actors, err := newActors(connect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := exampletest.Serve(t, ctx, actors...)
+		var out strings.Builder
+		if err := submit(ctx, connect(), &out); err != nil {
+			t.Fatalf("submit: %v", err)
+		}
+		if got := out.String(); got != wantOutput {
+			t.Errorf("output:\n%s\nwant:\n%s", got, wantOutput)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Serve = %v, want nil after a clean stop", err)
+		}
+	})
+}
+
+func TestOrchestratorExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
+	// the process uses the mesh's own subjects, in no namespace of its own.
+	srv := contracttest.StartServer(t, nil)
+	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
+	if err := proc.Wait(); err != nil {
+		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
+	}
+	if got := proc.Stdout.String(); got != wantOutput {
+		t.Errorf("output:\n%s\nwant:\n%s", got, wantOutput)
+	}
+	// The mesh ran on the server, not on an in-process bus.
+	if v, err := srv.Varz(nil); err != nil || v.InMsgs == 0 {
+		t.Errorf("the server saw no message (%v): the example did not use it", err)
+	}
 }

@@ -1,6 +1,5 @@
-// Command pipeline runs a document pipeline in one process on the
-// in-memory bus: a router, five typed workers and a Pipeline that sends
-// each goal through
+// Command pipeline runs a document pipeline: a router, five typed workers
+// and a Pipeline that sends each goal through
 //
 //	extract -> (summarize, classify) -> report, plus flag_invoice when classify says "invoice"
 //
@@ -8,16 +7,21 @@
 // parallel. Two goals are submitted (an invoice and a letter) and their
 // final results printed.
 //
-//	go run ./examples/pipeline
+//	go run ./examples/pipeline                                  # in one process, on membus
+//	go run ./examples/pipeline -nats nats://127.0.0.1:4222      # the same, over NATS
+//	go run ./examples/pipeline -nats nats://127.0.0.1:4222 -serve
 //
-// It needs no NATS server. Swap membus.New() for natsbus.Connect(url) and
-// run each actor in its own process to scale past one machine.
+// With -serve it only runs the router, the pipeline and the workers, until
+// SIGINT or SIGTERM: run as many such processes as you like and submit
+// goals from another (the command without -serve, or any caller of
+// dispatch.SubmitGoal, Go or Python).
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -30,6 +34,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/natsbus"
 	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
@@ -124,29 +129,56 @@ type ReportOut struct {
 }
 
 func main() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b := membus.New()
-	defer b.Close()
-	if err := run(ctx, b, os.Stdout); err != nil {
+	natsURL := flag.String("nats", "", "NATS server URL; empty runs every actor in this process on membus")
+	serve := flag.Bool("serve", false, "only run the router, the pipeline and the workers, until SIGINT or SIGTERM (needs -nats)")
+	flag.Parse()
+	if *serve && *natsURL == "" {
+		log.Fatal("-serve needs -nats: on the in-process bus no other process can reach the actors")
+	}
+	b, err := connect(*natsURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *serve {
+		err = serveActors(context.Background(), b)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = run(ctx, b, os.Stdout)
+		cancel()
+	}
+	b.Close()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run starts the mesh on b, submits two goals, prints their final results
-// to out, and stops every actor before it returns.
-func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+// connect returns the in-process bus when natsURL is empty and a
+// connection to that NATS server otherwise.
+func connect(natsURL string) (bus.Bus, error) {
+	if natsURL == "" {
+		return membus.New(), nil
+	}
+	nb, err := natsbus.Connect(natsURL)
+	if err != nil {
+		return nil, err
+	}
+	return nb, nil
+}
+
+// newActors makes the pipeline, the router and the five workers on b; the
+// actors include the pipeline.
+func newActors(b bus.Bus) (*pipeline.Pipeline, []heddle.Actor, error) {
 	cfg, err := pipeline.ParseConfig([]byte(pipelineYAML))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	pl, err := pipeline.New(b, cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	rt, err := router.New(b, router.Config{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	actors := []heddle.Actor{rt, pl}
 	var errs []error
@@ -160,19 +192,44 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 	add(worker.New(b, "extractor", extract, worker.Config{}))
 	add(worker.New(b, "summarizer", summarize, worker.Config{}))
 	add(worker.New(b, "classifier", classify, worker.Config{}))
-	add(worker.New(b, "invoice_flagger", flag, worker.Config{}))
+	add(worker.New(b, "invoice_flagger", flagInvoice, worker.Config{}))
 	add(worker.New(b, "reporter", report, worker.Config{}))
 	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return pl, actors, nil
+}
+
+// serveActors runs the actors on b until SIGINT or SIGTERM, ctx ends or
+// one of them fails.
+func serveActors(ctx context.Context, b bus.Bus) error {
+	_, actors, err := newActors(b)
+	if err != nil {
 		return err
 	}
+	return heddle.Serve(ctx, actors...)
+}
 
+// run starts every actor on b, prints the pipeline's plan, submits two
+// goals, prints their final results to out, and stops every actor before
+// it returns.
+func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+	pl, actors, err := newActors(b)
+	if err != nil {
+		return err
+	}
 	group, err := heddle.Start(ctx, actors...)
 	if err != nil {
 		return err
 	}
 	defer group.Stop()
-
 	fmt.Fprintf(out, "plan: %v\n", pl.Levels())
+	return submit(ctx, b, out)
+}
+
+// submit is the caller's side: it submits two goals and prints their
+// final results to out.
+func submit(ctx context.Context, b bus.Bus, out io.Writer) error {
 	for _, ref := range []string{"inv-042.txt", "note-7.txt"} {
 		goal := heddle.NewOrchestratorGoal("file and summarize "+ref, map[string]any{"file_ref": ref})
 		// SubmitGoal subscribes to heddle.results.{goal_id} before it
@@ -235,7 +292,7 @@ func classify(_ context.Context, in TextIn) (ClassifyOut, error) {
 	return ClassifyOut{Kind: "letter"}, nil
 }
 
-func flag(_ context.Context, in TextIn) (FlagOut, error) {
+func flagInvoice(_ context.Context, in TextIn) (FlagOut, error) {
 	_, due, found := strings.Cut(in.Text, "Total due: ")
 	amount, _, _ := strings.Cut(due, " by")
 	return FlagOut{Flagged: found, Reason: "amount due " + amount}, nil

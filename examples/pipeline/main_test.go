@@ -10,22 +10,19 @@ import (
 
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
 
 func TestMain(m *testing.M) {
+	exampletest.RunMain(main)
 	goleak.VerifyTestMain(m)
 }
 
-func TestPipelineExamplePrintsEachGoalsStages(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var out strings.Builder
-		if err := run(ctx, connect(), &out); err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		want := `plan: [[extract] [classify summarize] [flag_invoice report]]
-inv-042.txt: completed
+// wantResults are the goals' results as submit prints them; run prints
+// the plan first.
+const (
+	wantPlan    = "plan: [[extract] [classify summarize] [flag_invoice report]]\n"
+	wantResults = `inv-042.txt: completed
   classify: {"kind":"invoice"}
   extract: {"text":"Invoice 42 from Acme Corp. Total due: 1200 EUR by March 31. Thank you for your business.","words":17}
   flag_invoice: {"flagged":true,"reason":"amount due 1200 EUR"}
@@ -38,8 +35,59 @@ note-7.txt: completed
   summarize: {"summary":"Dear team, the office is closed on Friday."}
   skipped: [flag_invoice]
 `
-		if got := out.String(); got != want {
+)
+
+func TestPipelineExamplePrintsEachGoalsStages(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var out strings.Builder
+		if err := run(ctx, connect(), &out); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if got, want := out.String(), wantPlan+wantResults; got != want {
 			t.Errorf("output:\n%s\nwant:\n%s", got, want)
 		}
 	})
+}
+
+func TestPipelineExampleServesGoalsFromAnotherConnectionUntilStopped(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, actors, err := newActors(connect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := exampletest.Serve(t, ctx, actors...)
+		var out strings.Builder
+		if err := submit(ctx, connect(), &out); err != nil {
+			t.Fatalf("submit: %v", err)
+		}
+		if got := out.String(); got != wantResults {
+			t.Errorf("output:\n%s\nwant:\n%s", got, wantResults)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Serve = %v, want nil after a clean stop", err)
+		}
+	})
+}
+
+func TestPipelineExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
+	// the process uses the mesh's own subjects, in no namespace of its own.
+	srv := contracttest.StartServer(t, nil)
+	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
+	if err := proc.Wait(); err != nil {
+		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
+	}
+	if got, want := proc.Stdout.String(), wantPlan+wantResults; got != want {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+	// The mesh ran on the server, not on an in-process bus.
+	if v, err := srv.Varz(nil); err != nil || v.InMsgs == 0 {
+		t.Errorf("the server saw no message (%v): the example did not use it", err)
+	}
 }

@@ -1,18 +1,22 @@
-// Command quickstart runs a whole Heddle mesh in one process on the
-// in-memory bus: a router, two typed workers and a caller that dispatches
-// three tasks through the router and prints their results, then makes a
-// typed call and shows a task nobody serves failing at once with its
-// reason.
+// Command quickstart runs a whole Heddle mesh: a router, two typed
+// workers and a caller that dispatches three tasks through the router and
+// prints their results, then makes a typed call and shows a task nobody
+// serves failing at once with its reason.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart                              # in one process, on membus
+//	go run ./examples/quickstart -nats nats://127.0.0.1:4222  # the same, over NATS
 //
-// It needs no NATS server. Swap membus.New() for natsbus.Connect(url) and
-// run each actor in its own process to scale past one machine.
+// With -serve it only runs the router and the workers, until SIGINT or
+// SIGTERM: start it so in one or more terminals, then run the caller
+// without -serve in another, and the tasks spread over every copy.
+//
+//	go run ./examples/quickstart -nats nats://127.0.0.1:4222 -serve
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -25,6 +29,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/natsbus"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -52,29 +57,55 @@ type AddOut struct {
 }
 
 func main() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b := membus.New()
-	defer b.Close()
-	if err := run(ctx, b, os.Stdout); err != nil {
+	natsURL := flag.String("nats", "", "NATS server URL; empty runs every actor in this process on membus")
+	serve := flag.Bool("serve", false, "only run the router and the workers, until SIGINT or SIGTERM (needs -nats)")
+	flag.Parse()
+	if *serve && *natsURL == "" {
+		log.Fatal("-serve needs -nats: on the in-process bus no other process can reach the actors")
+	}
+	b, err := connect(*natsURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *serve {
+		err = serveActors(context.Background(), b)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = run(ctx, b, os.Stdout)
+		cancel()
+	}
+	b.Close()
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run starts the mesh on b, dispatches the tasks, prints the results to
-// out, and stops every actor before it returns.
-func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+// connect returns the in-process bus when natsURL is empty and a
+// connection to that NATS server otherwise.
+func connect(natsURL string) (bus.Bus, error) {
+	if natsURL == "" {
+		return membus.New(), nil
+	}
+	nb, err := natsbus.Connect(natsURL)
+	if err != nil {
+		return nil, err
+	}
+	return nb, nil
+}
+
+// newActors makes the mesh's router and workers on b.
+func newActors(b bus.Bus) ([]heddle.Actor, error) {
 	greeter, err := worker.New(b, "greeter", func(ctx context.Context, in GreetIn) (GreetOut, error) {
 		return GreetOut{Greeting: "Hello, " + in.Name + "!"}, nil
 	}, worker.Config{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	adder, err := worker.New(b, "adder", func(ctx context.Context, in AddIn) (AddOut, error) {
 		return AddOut{Sum: in.A + in.B}, nil
 	}, worker.Config{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The adder is cheap: the router sends all its tasks to the local tier.
 	rt, err := router.New(b, router.Config{
@@ -83,16 +114,40 @@ func run(ctx context.Context, b bus.Bus, out io.Writer) error {
 		}),
 	})
 	if err != nil {
+		return nil, err
+	}
+	return []heddle.Actor{greeter, adder, rt}, nil
+}
+
+// serveActors runs the mesh's actors on b until SIGINT or SIGTERM, ctx
+// ends or one of them fails.
+func serveActors(ctx context.Context, b bus.Bus) error {
+	actors, err := newActors(b)
+	if err != nil {
 		return err
 	}
+	return heddle.Serve(ctx, actors...)
+}
 
-	// Start returns once every actor is subscribed; stop drains them.
-	group, err := heddle.Start(ctx, greeter, adder, rt)
+// run starts the mesh on b, dispatches the tasks, prints the results to
+// out, and stops every actor before it returns.
+func run(ctx context.Context, b bus.Bus, out io.Writer) error {
+	actors, err := newActors(b)
+	if err != nil {
+		return err
+	}
+	// Start returns once every actor is subscribed; Stop drains them.
+	group, err := heddle.Start(ctx, actors...)
 	if err != nil {
 		return err
 	}
 	defer group.Stop()
+	return call(ctx, b, out)
+}
 
+// call is the caller's side: it dispatches the tasks through the router,
+// prints the results to out, and makes the typed calls.
+func call(ctx context.Context, b bus.Bus, out io.Writer) error {
 	// The stream subscribes to the results subject before anything is
 	// dispatched, so no result can be missed.
 	goal := heddle.NewOrchestratorGoal("quickstart", nil)

@@ -10,9 +10,11 @@ import (
 
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
 
 func TestMain(m *testing.M) {
+	exampletest.RunMain(main)
 	goleak.VerifyTestMain(m)
 }
 
@@ -24,20 +26,61 @@ func TestQuickstartPrintsEveryResult(t *testing.T) {
 		if err := run(ctx, connect(), &out); err != nil {
 			t.Fatalf("run: %v", err)
 		}
-		got := out.String()
-		for _, want := range []string{
-			"adder completed: map[sum:42]",
-			"greeter completed: map[greeting:Hello, Ada!]",
-			"greeter failed:",
-			"typed call: Hello, Grace!",
-			"dead-lettered at once: no_worker: no worker serves 'greeterr' at tier 'standard'",
-		} {
-			if !strings.Contains(got, want) {
-				t.Errorf("output lacks %q:\n%s", want, got)
-			}
+		checkOutput(t, out.String())
+	})
+}
+
+func TestQuickstartServesItsActorsForACallerOnAnotherConnectionUntilStopped(t *testing.T) {
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		actors, err := newActors(connect())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(got, "name") {
-			t.Errorf("the contract failure does not name the field 'name':\n%s", got)
+		stop := exampletest.Serve(t, ctx, actors...)
+		var out strings.Builder
+		if err := call(ctx, connect(), &out); err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		checkOutput(t, out.String())
+		if err := stop(); err != nil {
+			t.Fatalf("Serve = %v, want nil after a clean stop", err)
 		}
 	})
+}
+
+func checkOutput(t *testing.T, got string) {
+	t.Helper()
+	for _, want := range []string{
+		"adder completed: map[sum:42]",
+		"greeter completed: map[greeting:Hello, Ada!]",
+		"greeter failed:",
+		"typed call: Hello, Grace!",
+		"dead-lettered at once: no_worker: no worker serves 'greeterr' at tier 'standard'",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if !strings.Contains(got, "name") {
+		t.Errorf("the contract failure does not name the field 'name':\n%s", got)
+	}
+}
+
+func TestQuickstartExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
+	// the process uses the mesh's own subjects, in no namespace of its own.
+	srv := contracttest.StartServer(t, nil)
+	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
+	if err := proc.Wait(); err != nil {
+		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
+	}
+	checkOutput(t, proc.Stdout.String())
+	// The mesh ran on the server, not on an in-process bus.
+	if v, err := srv.Varz(nil); err != nil || v.InMsgs == 0 {
+		t.Errorf("the server saw no message (%v): the example did not use it", err)
+	}
 }
