@@ -12,7 +12,12 @@
 // beside Go routers routes each task once more.
 //
 // Guarantees: every message on the incoming subject is counted exactly
-// once (routed, dead-lettered by reason, or lost to a failed publish, each
-// reported as one event); the router never coerces bad input; Run returns
-// after a drain bounded by Config.DrainTimeout.
+// once, when its fate is known (routed, dead-lettered by reason, or lost to
+// a failed forward, each reported as one event), and the counters only
+// increase; every task nothing serves is dead-lettered and its caller
+// answered, however many come at once; what the router keeps of forwarded
+// tasks is bounded in bytes (Config.ForwardBudget) and let go when their
+// fate is known; the router never coerces bad input; Run returns after a
+// drain bounded by Config.DrainTimeout, or at once with an error wrapping
+// bus.ErrClosed when its bus closes.
 package router

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
@@ -41,6 +44,20 @@ type Config struct {
 	// dead-letters the task as no_worker (heddle.ReasonNoWorker) and
 	// answers its caller. The Python router does not check.
 	SkipWorkerCheck bool
+	// ForwardBudget bounds, in bytes, what the worker check keeps of the
+	// forwarded tasks whose fate the router does not know yet: each one's
+	// bytes, header and ids, plus a fixed overhead. (On membus a kept
+	// payload of up to 8 KiB also keeps the 64 KiB chunk its copy was
+	// carved from, as any kept message does; the tasks kept are the
+	// latest, whose chunks are mostly still in use.) A task is kept from
+	// its forward until the bus reports its worker subject unserved or the
+	// router learns it was delivered, about a round trip to the server
+	// later. When the budget is spent the next task waits for room before
+	// it is forwarded (the tasks behind it wait in the incoming
+	// subscription, within its pending limits); a task larger than the
+	// whole budget waits until nothing else is kept. Zero means
+	// DefaultForwardBudget; it must not be negative.
+	ForwardBudget int
 	// NoDeadLetterResults turns off the failed TaskResult the router
 	// publishes, beside the dead letter, for each task it dead-letters
 	// (on the task's result subject, its Error the dead-letter reason),
@@ -54,32 +71,55 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// Stats counts what a Router did with each message. Every message
-// on SubjectTasksIncoming is counted exactly once: in Routed, in one of
-// the three dead-letter counters, or in PublishErrors.
+// Stats counts what a Router did with each message. Every message on
+// SubjectTasksIncoming is counted exactly once, when its fate is known: in
+// Routed, in DeadLettered and one of the counters by reason, or in
+// PublishErrors. Each counter only ever increases, and each equals the
+// number of its events (router.routed, router.dead_lettered,
+// router.publish_failed with the subject at fault, ...): one event per
+// outcome, emitted after the count.
 type Stats struct {
-	// Routed counts tasks published to their worker subject.
+	// Routed counts tasks delivered to their worker subject. With the
+	// worker check on (see Config.SkipWorkerCheck) a task is counted, and
+	// router.routed emitted, once the bus has had the chance to report
+	// its worker subject unserved and did not: about a round trip after
+	// the forward. Tasks still awaiting that when Run returns are counted
+	// then. With the check off a task is counted once its publish returns.
 	Routed uint64
-	// Overridden counts the routed tasks whose tier came from
-	// tier_overrides and differed from their model_tier.
+	// Overridden counts the tasks forwarded with the tier of their
+	// tier_overrides entry, where it differed from their model_tier. It
+	// describes the routing, not a fate: a task is counted once its
+	// forward's publish returns, before its result can come back, and
+	// also when it is then dead-lettered as no_worker.
 	Overridden uint64
-	// DeadLettered counts dead letters published, of every reason.
+	// DeadLettered counts the tasks dead-lettered, of every reason. Each
+	// is counted when the router decides, before its answer and its dead
+	// letter are published, so whoever sees either sees it counted.
 	DeadLettered uint64
-	// InvalidMessages, UnknownTiers and RateLimited count the dead letters
-	// published by reason.
+	// InvalidMessages, UnknownTiers and RateLimited count the dead-lettered
+	// tasks by reason.
 	InvalidMessages uint64
 	UnknownTiers    uint64
 	RateLimited     uint64
-	// NoWorker counts the dead letters of tasks nothing served (see
-	// Config.SkipWorkerCheck); such a task is not counted in Routed.
+	// NoWorker counts the tasks dead-lettered because nothing served their
+	// worker subject (see Config.SkipWorkerCheck); such a task is not
+	// counted in Routed.
 	NoWorker uint64
-	// NoWorkerUnknown counts the bus's reports of an unserved task that
-	// the router no longer remembered (beyond its window of 4,096
-	// forwarded tasks): lost, as any task nothing serves.
+	// NoWorkerUnknown counts the bus's reports of an unserved task the
+	// router had already counted as routed (logged as
+	// router.no_worker_unknown). It stays zero on membus and natsbus,
+	// which keep the order the check relies on; a bus that does not loses
+	// such a task, as any task nothing serves.
 	NoWorkerUnknown uint64
-	// PublishErrors counts messages lost because publishing the task or
-	// its dead letter failed (logged as router.publish_failed).
+	// PublishErrors counts tasks lost because forwarding them failed: the
+	// publish to the worker subject, or the wait for room in
+	// Config.ForwardBudget, which ends with Run or the bus (logged as
+	// router.publish_failed).
 	PublishErrors uint64
+	// DeadLetterErrors counts dead letters lost because their publish
+	// failed (logged as router.publish_failed); their tasks are counted by
+	// reason above, and their callers were answered.
+	DeadLetterErrors uint64
 	// Answered counts the failed results published for dead-lettered
 	// tasks (see Config.NoDeadLetterResults); AnswerErrors those whose
 	// publish failed (logged as router.publish_failed). The tasks
@@ -117,9 +157,21 @@ type Stats struct {
 //     unless the tier changed or the message had no task_id: then the
 //     task is re-encoded with the resolved model_tier and the task_id the
 //     Router assigned, so the worker sees what the Router logged.
+//  5. Unless Config.SkipWorkerCheck, it is kept (within
+//     Config.ForwardBudget) until the bus has had the chance to report its
+//     worker subject unserved: then it is dead-lettered with "no_worker:
+//     no worker serves 'X' at tier 'Y'"; otherwise it counts as routed.
+//
+// A task_id, parent_task_id or worker_type that is not valid UTF-8 in the
+// original bytes is an invalid message naming the field: decoding would
+// replace the bad bytes with U+FFFD and route the task under a name its
+// sender never wrote.
 //
 // A dead letter (see DeadLetter) keeps the original bytes exactly and is
-// published on SubjectDeadLetter with the original headers.
+// published on SubjectDeadLetter with the original headers, after the
+// failed result that answers its caller: a dead letter can be replayed as
+// soon as it is out, and the replay's caller must not collect the stale
+// answer.
 //
 // Logs: router.routed (debug; task_id, worker_type, model_tier, subject),
 // router.dead_lettered (warn; reason, task_id, worker_type),
@@ -139,11 +191,13 @@ type Router struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	forwards *forwardRing // nil with Config.SkipWorkerCheck
+	forwards  *forwardTable // nil with Config.SkipWorkerCheck
+	quit      chan struct{} // closed when Run ends
+	markRetry time.Duration // markRetry; tests shorten it
 
 	stats struct {
 		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, noWorker, noWorkerUnknown,
-		answered, answerErrors, publishErrors, reloads, reloadErrors atomic.Uint64
+		answered, answerErrors, publishErrors, deadLetterErrors, reloads, reloadErrors atomic.Uint64
 	}
 }
 
@@ -183,6 +237,9 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	if cfg.DrainTimeout < 0 {
 		return nil, fmt.Errorf("%w: router: Config.DrainTimeout must not be negative, got %v", heddle.ErrConfig, cfg.DrainTimeout)
 	}
+	if cfg.ForwardBudget < 0 {
+		return nil, fmt.Errorf("%w: router: Config.ForwardBudget must not be negative, got %d", heddle.ErrConfig, cfg.ForwardBudget)
+	}
 	if cfg.ReloadTimeout == 0 {
 		cfg.ReloadTimeout = DefaultReloadTimeout
 	}
@@ -195,9 +252,12 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 		log:     observe.New(opts...),
 		limiter: ratelimit.NewTierLimiter(nil),
 		ready:   make(chan struct{}),
+		quit:    make(chan struct{}),
+
+		markRetry: markRetry,
 	}
 	if !cfg.SkipWorkerCheck {
-		r.forwards = newForwardRing()
+		r.forwards = newForwardTable(cmp.Or(cfg.ForwardBudget, DefaultForwardBudget))
 	}
 	return r, nil
 }
@@ -210,19 +270,20 @@ func (r *Router) Ready() <-chan struct{} { return r.ready }
 func (r *Router) Stats() Stats {
 	s := &r.stats
 	return Stats{
-		Routed:          s.routed.Load(),
-		Overridden:      s.overridden.Load(),
-		DeadLettered:    s.deadLettered.Load(),
-		InvalidMessages: s.invalid.Load(),
-		UnknownTiers:    s.unknownTier.Load(),
-		RateLimited:     s.rateLimited.Load(),
-		NoWorker:        s.noWorker.Load(),
-		NoWorkerUnknown: s.noWorkerUnknown.Load(),
-		PublishErrors:   s.publishErrors.Load(),
-		Answered:        s.answered.Load(),
-		AnswerErrors:    s.answerErrors.Load(),
-		Reloads:         s.reloads.Load(),
-		ReloadErrors:    s.reloadErrors.Load(),
+		Routed:           s.routed.Load(),
+		Overridden:       s.overridden.Load(),
+		DeadLettered:     s.deadLettered.Load(),
+		InvalidMessages:  s.invalid.Load(),
+		UnknownTiers:     s.unknownTier.Load(),
+		RateLimited:      s.rateLimited.Load(),
+		NoWorker:         s.noWorker.Load(),
+		NoWorkerUnknown:  s.noWorkerUnknown.Load(),
+		PublishErrors:    s.publishErrors.Load(),
+		DeadLetterErrors: s.deadLetterErrors.Load(),
+		Answered:         s.answered.Load(),
+		AnswerErrors:     s.answerErrors.Load(),
+		Reloads:          s.reloads.Load(),
+		ReloadErrors:     s.reloadErrors.Load(),
 	}
 }
 
@@ -238,23 +299,41 @@ func (r *Router) Rules() Rules {
 // Run loads the rules (returning the error if that fails), subscribes to
 // SubjectTasksIncoming in RouterQueueGroup and to SubjectControlReload (a
 // plain subscription, so every replica reloads), and routes tasks until
-// ctx ends. Then it drains both subscriptions, routing the tasks already
-// delivered to it within Config.DrainTimeout, and returns nil. It returns heddle.ErrStarted while
-// another Run of the same Router is in progress.
+// ctx ends or the bus closes.
+//
+// When ctx ends it drains, within Config.DrainTimeout: it routes the tasks
+// already delivered to it, then waits for the bus's reports on every task
+// it forwarded (a flush, then its status inbox drained), and returns nil,
+// or what went wrong while draining. When the bus closes (see bus.Closer)
+// it returns at once with an error wrapping bus.ErrClosed that says why,
+// so that a supervisor can restart the process. It returns
+// heddle.ErrStarted while another Run of the same Router is in progress,
+// or after one.
 func (r *Router) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return heddle.ErrStarted
 	}
+	// Last: a task handler still waiting for room gives up.
+	defer close(r.quit)
 	if err := r.load(ctx, false); err != nil {
 		return fmt.Errorf("heddle: router: initial rules: %w", err)
 	}
 	var status bus.Subscription
 	if r.forwards != nil {
+		// Room for a status and a mark per remembered task, so that the
+		// budget, not the pending limits, bounds what the inbox holds.
+		n := 2*r.forwards.maxEntries() + 1024
 		var err error
-		status, err = r.b.Subscribe(ctx, r.forwards.inbox+">", r.handleStatus, bus.LocalInterest())
+		status, err = r.b.Subscribe(ctx, r.forwards.inbox+">", r.handleStatus, bus.LocalInterest(),
+			bus.PendingLimits(max(n, bus.DefaultPendingMsgs), max(64*n, bus.DefaultPendingBytes)))
 		if err != nil {
 			return fmt.Errorf("heddle: router subscribing to its status inbox: %w", err)
 		}
+		marks, stop := context.WithCancel(context.WithoutCancel(ctx))
+		var wg sync.WaitGroup
+		wg.Go(func() { r.marker(marks, r.markRetry) })
+		defer wg.Wait()
+		defer stop()
 	}
 	tasks, err := r.b.Subscribe(ctx, heddle.SubjectTasksIncoming, r.handleTask, bus.Queue(heddle.RouterQueueGroup))
 	if err != nil {
@@ -275,24 +354,48 @@ func (r *Router) Run(ctx context.Context) error {
 	r.log.Info("actor.subscribed", "subject", heddle.SubjectControlReload, "queue", "")
 	r.readyOnce.Do(func() { close(r.ready) })
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-bus.Done(r.b):
+		for _, sub := range []bus.Subscription{tasks, control, status} {
+			if sub != nil {
+				_ = sub.Unsubscribe() // gone with the bus; a wrapper's may not be
+			}
+		}
+		r.confirmRest(ctx)
+		return fmt.Errorf("heddle: router: %w", cmp.Or(bus.Err(r.b), bus.ErrClosed))
+	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(r.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
 	defer cancel()
 	var errs []error
-	subs := []bus.Subscription{tasks, control}
-	if status != nil {
-		// Last: the statuses of the tasks forwarded while draining.
-		if err := r.b.Flush(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
-			errs = append(errs, fmt.Errorf("heddle: router flushing: %w", err))
-		}
-		subs = append(subs, status)
-	}
-	for _, sub := range subs {
+	drainSub := func(sub bus.Subscription) {
 		if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
 			errs = append(errs, fmt.Errorf("heddle: router draining %s: %w", sub.Subject(), err))
 		}
 	}
+	drainSub(tasks)
+	drainSub(control)
+	if status != nil {
+		// Every task is forwarded by now. After the flush the bus has sent
+		// each one's no-responders status, if any, and draining the inbox
+		// handles them all; the tasks still remembered were delivered.
+		if err := r.b.Flush(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
+			errs = append(errs, fmt.Errorf("heddle: router flushing: %w", err))
+		}
+		drainSub(status)
+		r.confirmRest(ctx)
+	}
 	return errors.Join(errs...)
+}
+
+// confirmRest counts as routed the tasks still remembered when Run ends:
+// they were forwarded, and the bus did not report them unserved.
+func (r *Router) confirmRest(ctx context.Context) {
+	if r.forwards == nil {
+		return
+	}
+	routed, done, _ := r.forwards.confirm(^uint64(0), r.log.Enabled(ctx, slog.LevelDebug))
+	r.countRouted(routed, done)
 }
 
 // Reload asks the rules source for new rules and applies them. Rules that
@@ -346,13 +449,17 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 	return nil
 }
 
-// route handles one message on SubjectTasksIncoming; see Router.
+// route handles one message on SubjectTasksIncoming; see Router. It runs
+// on the task subscription's one goroutine.
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	data := msg.Data
 	set := r.rules.Load()
 	// The envelope alone is decoded: the payload and metadata are checked
 	// but not built, as the original bytes are usually forwarded.
 	m, err := heddle.DecodeTaskEnvelope(data)
+	if hasReplacement(m.TaskID) || hasReplacement(m.ParentTaskID) || hasReplacement(m.WorkerType) {
+		err = checkUTF8(data, err)
+	}
 	tierOK := true
 	if err != nil {
 		var ve *heddle.ValidationError
@@ -399,29 +506,109 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		}
 	}
 	subject := heddle.WorkerSubject(m.WorkerType, tier)
-	// Counted before the publish, so whoever sees the task (or its result)
-	// sees it counted; a failed publish moves it to PublishErrors.
-	r.stats.routed.Add(1)
-	if overridden {
-		r.stats.overridden.Add(1)
-	}
 	fwd := &bus.Msg{Subject: subject, Header: msg.Header, Data: out}
+	var seq uint64
 	if r.forwards != nil {
-		fwd.Reply = r.forwards.add(msg, m.TaskID, m.WorkerType, tier, overridden)
+		// Remembered before the publish: the bus's status may come before
+		// Publish returns.
+		if seq, err = r.remember(ctx, msg, m.TaskID, m.WorkerType, subject, tier); err != nil {
+			r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", subject, "task_id", m.TaskID,
+				"worker_type", m.WorkerType, "model_tier", string(tier),
+				"error", fmt.Sprintf("waiting for room in the forward budget: %v", err))
+			return
+		}
+		var reply [96]byte // spares an allocation for the usual inbox
+		fwd.Reply = string(strconv.AppendUint(append(reply[:0], r.forwards.inbox...), seq, 10))
 	}
 	if err := r.b.Publish(ctx, fwd); err != nil {
-		r.stats.routed.Add(^uint64(0))
-		if overridden {
-			r.stats.overridden.Add(^uint64(0))
+		if r.forwards != nil && !r.forwards.drop(seq) {
+			return // counted as routed when Run ended
 		}
 		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", subject, "task_id", m.TaskID,
 			"worker_type", m.WorkerType, "model_tier", string(tier), "error", err.Error())
 		return
 	}
+	if overridden {
+		r.stats.overridden.Add(1)
+	}
+	if r.forwards != nil {
+		// Counted when its fate is known (see handleStatus).
+		if mark := r.forwards.sent(seq); mark != 0 {
+			r.sendMark(ctx, mark)
+		}
+		return
+	}
+	r.stats.routed.Add(1)
 	if r.log.Enabled(ctx, slog.LevelDebug) { // spares the arguments' allocations
 		r.log.Debug("router.routed", "task_id", m.TaskID, "worker_type", m.WorkerType,
 			"model_tier", string(tier), "subject", subject)
 	}
+}
+
+// hasReplacement reports whether s holds U+FFFD, which the decoder writes
+// for each byte that is not valid UTF-8 (and which a sender may also have
+// written itself).
+func hasReplacement(s string) bool { return strings.ContainsRune(s, utf8.RuneError) }
+
+// utf8Fields are the members whose raw bytes checkUTF8 checks, in the
+// order ValidationError names fields: the ids and the worker type, which
+// name subjects and tasks.
+var utf8Fields = []string{"task_id", "parent_task_id", "worker_type"}
+
+// checkUTF8 adds to err (the envelope's verdict, nil or a
+// *heddle.ValidationError) a problem for each of utf8Fields whose string
+// in data is not valid UTF-8, in place of any other problem of that field:
+// the decoded value is not what the sender wrote.
+func checkUTF8(data []byte, err error) error {
+	var d wire.Decoder
+	d.Init(data)
+	if !d.IsObject() {
+		return err
+	}
+	var bad []heddle.FieldError
+	for _, name := range utf8Fields {
+		raw, ok := d.Take(name)
+		if !ok || len(raw) < 2 || raw[0] != '"' {
+			continue
+		}
+		inner := raw[1 : len(raw)-1]
+		if at := invalidUTF8At(inner); at >= 0 {
+			bad = append(bad, heddle.FieldError{Field: name,
+				Problem: fmt.Sprintf("not valid UTF-8: byte 0x%02X at offset %d of the string", inner[at], at)})
+		}
+	}
+	if len(bad) == 0 {
+		return err
+	}
+	var ve *heddle.ValidationError
+	if errors.As(err, &ve) {
+		for _, f := range ve.Fields {
+			if !slices.ContainsFunc(bad, func(b heddle.FieldError) bool { return b.Field == f.Field }) {
+				bad = append(bad, f)
+			}
+		}
+	}
+	rank := func(f heddle.FieldError) int {
+		if i := slices.Index(utf8Fields, f.Field); i >= 0 {
+			return i
+		}
+		return len(utf8Fields)
+	}
+	slices.SortStableFunc(bad, func(a, b heddle.FieldError) int { return rank(a) - rank(b) })
+	return &heddle.ValidationError{Type: "TaskMessage", Fields: bad}
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// valid UTF-8, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // unknownTierOnly reports whether the message's only problem is a
@@ -433,11 +620,11 @@ func unknownTierOnly(ve *heddle.ValidationError) bool {
 }
 
 // deadLetter publishes the original message, untouched, in a DeadLetter
-// envelope on SubjectDeadLetter, with reason "<kind>: <detail>".
+// envelope on SubjectDeadLetter, with reason "<kind>: <detail>", after the
+// failed result that answers its caller (see Router).
 func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail string) {
 	reason := kind + ": " + detail
 	d := heddle.NewDeadLetter(reason, msg.Data)
-	// Counted before the publish, like a routed task.
 	byReason := &r.stats.invalid
 	switch kind {
 	case heddle.ReasonNoWorker:
@@ -449,6 +636,9 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	}
 	r.stats.deadLettered.Add(1)
 	byReason.Add(1)
+	if !r.cfg.NoDeadLetterResults {
+		r.answer(ctx, msg, d, kind)
+	}
 	env, err := d.Encode()
 	if err == nil {
 		err = r.b.Publish(ctx, &bus.Msg{Subject: heddle.SubjectDeadLetter, Header: msg.Header, Data: env})
@@ -464,14 +654,8 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 		}
 	}
 	if err != nil {
-		r.stats.deadLettered.Add(^uint64(0))
-		byReason.Add(^uint64(0))
-		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
+		r.log.Count(ctx, &r.stats.deadLetterErrors, slog.LevelError, "router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
 			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
-		return
-	}
-	if !r.cfg.NoDeadLetterResults {
-		r.answer(ctx, msg, d, kind)
 	}
 	if truncated {
 		r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType,
