@@ -173,8 +173,9 @@ type Stats struct {
 // soon as it is out, and the replay's caller must not collect the stale
 // answer.
 //
-// Logs: router.routed (debug; task_id, worker_type, model_tier, subject),
-// router.dead_lettered (warn; reason, task_id, worker_type),
+// Logs: router.routed (debug; task_id, worker_type, model_tier, subject;
+// when the task's fate is known, see Stats.Routed), router.dead_lettered
+// (warn; reason, task_id, worker_type), router.no_worker_unknown (warn),
 // router.publish_failed (error), router.rules_loaded and router.reloaded
 // (info; overrides and rate_limits counts), router.reload_failed (error),
 // router.rules_warning (warn), actor.subscribed.
