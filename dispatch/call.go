@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/keycase"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // ErrTaskFailed is matched (errors.Is) by the *TaskError of a typed call
@@ -38,20 +42,27 @@ func (e *TaskError) Is(target error) bool { return target == ErrTaskFailed }
 // same contract worker.New generates, so a payload the worker would
 // refuse is refused here), then works as Request does with opts.
 //
+// Out is decoded from exactly the keys the output contract checked: a
+// completed result whose output violates the contract, holds a key that
+// names a field of Out only by case ({"N":999} for the field "n"), or does
+// not decode into Out is rejected as result_stream.parse_error, and the
+// call goes on waiting for a valid result; if none comes, the
+// *TimeoutError lists each rejected one, when it arrived and why.
+//
 // Numbers travel as their JSON text, so integers of any size come back
 // exactly. The error is a *contracts.ValidationError for an input
 // violating the contract, a *TaskError (errors.Is ErrTaskFailed) for a
 // failed result, a *DeadLetterError for a task the router dead-lettered,
 // a *TimeoutError, or the errors of Request.
 func Call[In, Out any](ctx context.Context, b bus.Bus, workerType string, in In, opts ...Option) (Out, error) {
-	var out Out
 	task, err := typedTask[In, Out](b, workerType, in)
 	if err != nil {
-		return out, err
+		var zero Out
+		return zero, err
 	}
-	var raw []byte
-	res, err := Request(ctx, b, task, append(opts, contractOf[In, Out](b), rawInto(&raw))...)
-	return typedOutput[Out](res, raw, err)
+	var out Out
+	res, err := Request(ctx, b, task, append(slices.Clip(opts), contractOf[In, Out](b), decodeInto(&out))...)
+	return typedOutput(res, out, err)
 }
 
 // CallWith is Call on a Caller: many typed calls on one result
@@ -65,9 +76,8 @@ func CallWith[In, Out any](ctx context.Context, c *Caller, workerType string, in
 	if c.subject != task.ResultSubject() {
 		return out, fmt.Errorf("%w: a typed task's results go to %s, the Caller listens on %s", ErrResultSubjectMismatch, task.ResultSubject(), c.subject)
 	}
-	var raw []byte
-	res, err := c.Request(ctx, task, append(opts, contractOf[In, Out](c.b), rawInto(&raw))...)
-	return typedOutput[Out](res, raw, err)
+	res, err := c.Request(ctx, task, append(slices.Clip(opts), contractOf[In, Out](c.b), decodeInto(&out))...)
+	return typedOutput(res, out, err)
 }
 
 // CallAll is Call for many inputs at once, to workers of workerType,
@@ -183,28 +193,81 @@ func contractOf[In, Out any](b bus.Bus) Option {
 	}
 }
 
-// rawInto asks for a copy of the result's message.
-func rawInto(raw *[]byte) Option {
-	return func(o *dispatchOptions) { o.raw = raw }
+// decodeInto makes the call accept only a completed result whose output
+// decodes into an Out, and sets *out to it when it is handed over. A
+// result refused here is a parse_error, as one violating the contract: the
+// wait goes on for a valid one, and a timeout names it.
+func decodeInto[Out any](out *Out) Option {
+	return func(o *dispatchOptions) {
+		o.accept = func(res *heddle.TaskResult, raw []byte) (func(), error) {
+			v, err := decodeOutput[Out](res, raw)
+			if err != nil {
+				return nil, err
+			}
+			return func() { *out = v }, nil
+		}
+	}
 }
 
-// typedOutput turns a call's result into Out or a typed error.
-func typedOutput[Out any](res *heddle.TaskResult, raw []byte, err error) (Out, error) {
+// decodeOutput decodes the output of res, whose message is raw, into an
+// Out, reading exactly the keys the contract checked (contracts are checked
+// on exactly what the caller gets). encoding/json would read more: a key
+// that names a field only by case fills that field ({"n":1,"N":999} gives
+// N == 999 where the contract saw n == 1), and a repeated key whose value
+// is an object fills the same struct twice, merging what the contract saw
+// (the last) with what it did not. So a key naming a field only by case is
+// refused, as the worker refuses one in its input, and the output is
+// decoded from its members as the decoder read them (the last of a
+// repeated key, integers of any size kept as their text).
+func decodeOutput[Out any](res *heddle.TaskResult, raw []byte) (Out, error) {
 	var out Out
+	t := reflect.TypeFor[Out]()
+	var d wire.Decoder
+	d.Init(raw)
+	data, ok := d.Take("output")
+	if !ok || wire.KindName(data) != "object" {
+		return out, &contracts.ValidationError{Side: "output", Violations: []contracts.Violation{
+			{Message: fmt.Sprintf("expected an object to decode as %v, got %s", t, outputKind(data, ok))}}}
+	}
+	tree, err := wire.DecodeExact(data)
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
+	}
+	if ms := keycase.Find(t, tree); len(ms) > 0 {
+		ve := &contracts.ValidationError{Side: "output"}
+		for _, m := range ms {
+			ve.Violations = append(ve.Violations, contracts.Violation{Path: m.Path, Message: m.Message()})
+		}
+		return out, ve
+	}
+	canonical, err := json.Marshal(tree)
+	if err != nil {
+		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
+	}
+	if err := json.Unmarshal(canonical, &out); err != nil {
+		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
+	}
+	return out, nil
+}
+
+// outputKind names what a result has for its output.
+func outputKind(data []byte, present bool) string {
+	if !present {
+		return "none"
+	}
+	return wire.KindName(data)
+}
+
+// typedOutput turns a call's result into Out or a typed error; out is
+// the output decodeInto decoded.
+func typedOutput[Out any](res *heddle.TaskResult, out Out, err error) (Out, error) {
+	if err != nil {
+		var zero Out
+		return zero, err
 	}
 	if res.Status != heddle.StatusCompleted {
-		return out, &TaskError{Result: res}
-	}
-	// The output's own bytes, read with exact keys (the last of a repeated
-	// key counting, as the decoder reads them).
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return out, fmt.Errorf("heddle: reading the result of task %s: %w", res.TaskID, err)
-	}
-	if err := json.Unmarshal(members["output"], &out); err != nil {
-		return out, fmt.Errorf("heddle: the output of task %s does not decode as %T: %w", res.TaskID, out, err)
+		var zero Out
+		return zero, &TaskError{Result: res}
 	}
 	return out, nil
 }

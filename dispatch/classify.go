@@ -5,10 +5,11 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -32,14 +33,24 @@ const (
 // outcome is a tracker's decision about one decoded result.
 type outcome struct {
 	verdict verdict
-	log     *observe.Emitter // where the event goes
-	reason  string           // why it was ignored or late
-	err     error            // why it is a parse_error
+	log     emitter // where the event goes
+	reason  string  // why it was ignored or late
+	err     error   // why it is a parse_error
 	// A collected result is handed over after it is counted and reported,
 	// so a consumer holding it sees both: sent to a Caller's waiter on to,
 	// or announced to a Stream's readers.
 	to     chan<- heddle.TaskResult
 	stream *Stream
+}
+
+// handOver gives a collected result to whoever waits for it.
+func (o *outcome) handOver(res *heddle.TaskResult) {
+	if o.to != nil {
+		o.to <- *res
+	}
+	if o.stream != nil {
+		o.stream.notify()
+	}
 }
 
 // tracker is the state of a Stream or a Caller.
@@ -49,10 +60,14 @@ type tracker interface {
 	// whether someone waits for it now (waiting: a malformed message
 	// naming it is that waiter's parse_error), with the emitter for the
 	// event.
-	expects(id string) (relevant, waiting bool, log *observe.Emitter)
+	expects(id string) (relevant, waiting bool, log emitter)
 	// take decides about a decoded result, whose message is raw, and
 	// updates the state. raw is the bus's: a tracker keeping it copies it.
 	take(res *heddle.TaskResult, raw []byte) outcome
+	// reject records that a result for id, a task someone may wait for,
+	// arrived at at and was rejected for err (a parse_error): the wait
+	// goes on, and its timeout will name the result.
+	reject(id string, at time.Time, err error)
 }
 
 // counters are the verdicts counted.
@@ -67,7 +82,7 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		// by the goal's submitter, other callers' results) are ignored
 		// without decoding them.
 		if relevant, _, log := t.expects(id); !relevant {
-			log.Count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
+			log.count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
 			return
 		}
 	}
@@ -76,10 +91,13 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		id := peekTaskID(msg.Data)
 		_, waiting, log := t.expects(id)
 		if id != "" && !waiting {
-			log.Count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			log.count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
 			return
 		}
-		log.Count(ctx, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
+		if id != "" {
+			t.reject(id, time.Now(), err)
+		}
+		log.count(ctx, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
 		return
 	}
 	o := t.take(&res, msg.Data)
@@ -91,23 +109,22 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 	case verdictLate:
 		logResult(ctx, o.log, &n.late, slog.LevelWarn, "result_stream.late", subject, &res, "reason", o.reason)
 	case verdictParseError:
+		t.reject(res.TaskID, time.Now(), o.err)
 		logResult(ctx, o.log, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", subject, &res, "error", o.err.Error())
 	case verdictCollected:
+		// Deferred, so that the result is handed over even if emitting its
+		// event never returns (a runtime.Goexit in the logger's handler):
+		// the call waiting for it must not wait out its timeout.
+		defer o.handOver(&res)
 		logResult(ctx, o.log, &n.collected, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
-		if o.to != nil {
-			o.to <- res
-		}
-		if o.stream != nil {
-			o.stream.notify()
-		}
 	}
 }
 
 // logResult counts and reports event about res, a result on subject, in
 // one call (one count, one event), building the attributes only when
 // someone listens. A non-empty key adds the attribute key=value.
-func logResult(ctx context.Context, log *observe.Emitter, count *atomic.Uint64, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
-	if !log.Enabled(ctx, level) {
+func logResult(ctx context.Context, log emitter, count *atomic.Uint64, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
+	if !log.enabled(ctx, level) {
 		count.Add(1)
 		return
 	}
@@ -116,14 +133,18 @@ func logResult(ctx context.Context, log *observe.Emitter, count *atomic.Uint64, 
 	if key != "" {
 		attrs = append(attrs, slog.String(key, value))
 	}
-	log.CountAttrs(ctx, count, level, event, attrs...)
+	log.countAttrs(ctx, count, level, event, attrs...)
 }
 
 // fastTaskID reads the task_id of a result written as Go and Python
 // Heddle write them, task_id first and without escapes:
 // {"task_id":"...", or {"task_id": "...",. It reports false for any other
-// shape, which is then decoded in full, and for a document that may
-// repeat the key, since the decoder takes the last one.
+// shape, which is then decoded in full (as for a task_id holding an escape
+// or invalid UTF-8, which the decoder rewrites), and for a document in which a
+// later key may be task_id too, since the decoder (as encoding/json) takes
+// the last: a key written plainly, or spelled with \u escapes
+// ("task\u005fid"). Where it reports true, wire.PeekString reads the same
+// task_id from any document that is a JSON object (FuzzFastTaskID).
 func fastTaskID(data []byte) (string, bool) {
 	rest, ok := bytes.CutPrefix(data, []byte(`{"task_id":`))
 	if !ok {
@@ -135,13 +156,33 @@ func fastTaskID(data []byte) (string, bool) {
 		return "", false
 	}
 	end := bytes.IndexByte(rest, '"')
-	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 || !utf8.Valid(rest[:end]) {
+		// An escape, or bytes the decoder would replace with U+FFFD.
 		return "", false
 	}
-	if bytes.Contains(rest[end:], []byte(`"task_id"`)) {
+	if tail := rest[end:]; bytes.Contains(tail, []byte(`"task_id"`)) || mayEscapeTaskID(tail) {
 		return "", false
 	}
 	return string(rest[:end]), true
+}
+
+// mayEscapeTaskID reports whether b holds a \u escape that may stand for a
+// letter of task_id: all of them (_ a d i k s t) lie between U+0050 and
+// U+007F. Other escapes, such as Python's \u00e9 for é, leave the fast
+// path open.
+func mayEscapeTaskID(b []byte) bool {
+	for {
+		i := bytes.Index(b, []byte(`\u00`))
+		switch {
+		case i < 0:
+			return false
+		case i+4 >= len(b):
+			return true // cut short: not a valid document, so not sure
+		case b[i+4] >= '5' && b[i+4] <= '7':
+			return true
+		}
+		b = b[i+4:]
+	}
 }
 
 // peekTaskID reads task_id from a message that failed to decode, if it is

@@ -12,6 +12,8 @@
 // exactly once as collected, ignored (another task's), duplicate,
 // parse_error (the wait goes on) or late (after the wait ended), counted,
 // and reported as one result_stream.* event. A wait that times out
-// returns a *TimeoutError naming the pending task_ids; it never returns a
-// silent nil.
+// returns a *TimeoutError naming the pending task_ids and the results
+// rejected for them; it never returns a silent nil. A wait also ends when
+// its context ends or its bus closes (an error wrapping bus.ErrClosed),
+// and no observer can keep it from returning.
 package dispatch

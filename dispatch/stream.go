@@ -12,7 +12,6 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // DefaultTimeout is how long a Stream, Request or an
@@ -38,6 +37,14 @@ var (
 	// parent_task_id points elsewhere), so its result could never arrive.
 	ErrResultSubjectMismatch = errors.New("heddle: task's result subject is not the stream's subject")
 )
+
+// busErr is why b closed, wrapping bus.ErrClosed.
+func busErr(b bus.Bus) error {
+	if err := bus.Err(b); err != nil {
+		return err
+	}
+	return bus.ErrClosed
+}
 
 // StreamConfig configures a Stream. The zero value collects every
 // expected result, through the Router, with DefaultTimeout.
@@ -131,9 +138,10 @@ type Stream struct {
 	b       bus.Bus
 	subject string
 	cfg     StreamConfig
-	log     *observe.Emitter
+	log     emitter
 	sub     bus.Subscription
-	signal  chan struct{} // capacity 1: "state changed"
+	busDone <-chan struct{} // closed when b has closed, if b says so
+	signal  chan struct{}   // capacity 1: "state changed"
 
 	mu        sync.Mutex
 	expected  map[string]bool     // task_id -> collected
@@ -153,6 +161,11 @@ type Stream struct {
 	timeout     *TimeoutError
 	timer       *time.Timer
 	closed      bool
+	// rejected holds the results rejected for pending tasks, for the
+	// timeout error; at most maxRejectedListed, the others counted in
+	// moreRejected.
+	rejected     []RejectedResult
+	moreRejected int
 
 	counts counters
 }
@@ -178,12 +191,12 @@ func NewStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig,
 			return nil, fmt.Errorf("heddle: result stream DispatchSubject %q: %w", cfg.DispatchSubject, err)
 		}
 	}
-	o := observe.New(opts...)
 	s := &Stream{
 		b:        b,
 		subject:  subject,
 		cfg:      cfg,
-		log:      o,
+		log:      newEmitter(opts...),
+		busDone:  bus.Done(b),
 		signal:   make(chan struct{}, 1),
 		expected: map[string]bool{},
 	}
@@ -374,14 +387,16 @@ func (s *Stream) Close() error {
 // every expected result is collected, the Quorum is reached or Progress
 // returns false (no error yielded); when the timeout fires with tasks
 // pending (a final zero TaskResult with a *TimeoutError); when ctx ends (a
-// final ctx.Err(), leaving the stream able to continue); or when the
-// stream is closed (ErrClosed). Breaking out of the loop leaves the
-// remaining results for a later call.
+// final ctx.Err(), leaving the stream able to continue); when the
+// stream is closed (ErrClosed); or when the bus closes under it (an error
+// wrapping bus.ErrClosed, after the results collected before). Breaking
+// out of the loop leaves the remaining results for a later call.
 func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error] {
 	return func(yield func(heddle.TaskResult, error) bool) {
 		s.mu.Lock()
 		s.startTimerLocked()
 		s.mu.Unlock()
+		busGone := false
 		for {
 			s.mu.Lock()
 			var next []streamQueued
@@ -421,12 +436,19 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 			case closed:
 				yield(heddle.TaskResult{}, fmt.Errorf("%w while waiting on %s", ErrClosed, s.subject))
 				return
+			case busGone:
+				yield(heddle.TaskResult{}, fmt.Errorf("heddle: waiting for results on %s: %w", s.subject, busErr(s.b)))
+				return
 			}
 			select {
 			case <-s.signal:
 			case <-ctx.Done():
 				yield(heddle.TaskResult{}, ctx.Err())
 				return
+			case <-s.busDone:
+				// Once more round the loop first: a result collected just
+				// before the bus closed is still yielded.
+				busGone = true
 			}
 		}
 	}
@@ -484,19 +506,22 @@ func (s *Stream) fireTimeout() {
 			Timeout:        s.cfg.Timeout,
 			WorkerTypes:    s.pendingTypesLocked(),
 			Results:        slices.Clone(s.results),
+			Rejected:       slices.Clone(s.rejected),
+			MoreRejected:   s.moreRejected,
 		}
 		s.timeout = te
 	}
 	s.mu.Unlock()
 	// Counted and logged before the consumer is woken, so a caller that
-	// has the outcome sees them.
+	// has the outcome sees them; woken even if the event's emission never
+	// returns.
+	defer s.notify()
 	if te != nil {
 		s.counts.timeouts.Add(1)
-		s.log.Warn("result_stream.timeout", "subject", s.subject,
+		s.log.warn("result_stream.timeout", "subject", s.subject,
 			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
 			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
 	}
-	s.notify()
 }
 
 // handle classifies one message on the stream's subject; it never blocks
@@ -509,7 +534,7 @@ func (s *Stream) handle(ctx context.Context, msg *bus.Msg) error {
 // streamTracker is the Stream's state as classify sees it.
 type streamTracker struct{ s *Stream }
 
-func (t streamTracker) expects(id string) (relevant, waiting bool, log *observe.Emitter) {
+func (t streamTracker) expects(id string) (relevant, waiting bool, log emitter) {
 	s := t.s
 	s.mu.Lock()
 	_, known := s.expected[id]
@@ -537,6 +562,10 @@ func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 	}
 	s.expected[res.TaskID] = true
 	s.pending--
+	if len(s.rejected) > 0 {
+		// The task has its result: its rejected ones explain no timeout.
+		s.rejected = slices.DeleteFunc(s.rejected, func(r RejectedResult) bool { return r.TaskID == res.TaskID })
+	}
 	if _, ok := s.queued[res.TaskID]; ok {
 		// Answered before the stream published it (dispatched by other
 		// means too): never publish it now.
@@ -552,6 +581,20 @@ func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 		}
 	}
 	return outcome{verdict: verdictCollected, log: s.log, stream: s}
+}
+
+func (t streamTracker) reject(id string, at time.Time, err error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if collected, known := s.expected[id]; !known || collected || s.end != streamOpen {
+		return
+	}
+	if len(s.rejected) == maxRejectedListed {
+		s.moreRejected++
+		return
+	}
+	s.rejected = append(s.rejected, RejectedResult{TaskID: id, Arrived: at, Err: err})
 }
 
 func (s *Stream) isPending(id string) bool {

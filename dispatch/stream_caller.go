@@ -1,11 +1,11 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +15,6 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // callerRecentTaskIDs bounds how many answered or abandoned task_ids a
@@ -46,8 +45,13 @@ type Caller struct {
 	// defaultLog is the emitter of calls given no With, for the
 	// slog.Default() it was made with: calls share it while that stays.
 	defaultLog atomic.Pointer[defaultEmitter]
-	inbox      string // their subject prefix: inbox + task_id
-	closing    chan struct{}
+	// inbox is the status subscription's subject prefix. A task's reply
+	// subject is inbox and a token of the Caller's own, never the task_id,
+	// which may hold anything TaskMessage.Validate accepts (spaces, dots,
+	// wildcards) and could not be a subject token.
+	inbox   string
+	closing chan struct{}
+	busDone <-chan struct{} // closed when b has closed, if b says so
 	// shared: the Caller serves Request function calls, each with
 	// its own logger, and log follows the latest call's.
 	shared bool
@@ -55,9 +59,13 @@ type Caller struct {
 	mu sync.Mutex
 	// log gets the events no waiting call owns: unknown task_ids and
 	// malformed results naming no awaited task.
-	log     *observe.Emitter
+	log     emitter
 	waiting map[string]*callerWait
-	recent  map[string]callerRecent
+	// replies holds the waits by the token of their reply subject, while
+	// they are in waiting.
+	replies   map[uint64]*callerWait
+	lastToken uint64
+	recent    map[string]callerRecent
 	// order holds recent's keys as a ring once full: order[next] is the
 	// oldest, replaced by the next task_id remembered.
 	order  []string
@@ -70,20 +78,29 @@ type Caller struct {
 type callerWait struct {
 	result   chan heddle.TaskResult // capacity 1; sent to once
 	contract *contracts.Contract
-	log      *observe.Emitter // the call's events go there
-	// raw, when not nil, receives a copy of the result's message, for a
-	// typed call that decodes the output from its bytes.
-	raw *[]byte
+	accept   acceptFunc // a typed call's check and decode, or nil
+	log      emitter    // the call's events go there
+	token    uint64     // its key in Caller.replies, when the Caller has an inbox
 	// noResponders is closed when the bus reports that nothing was
 	// subscribed to the subject the task was published to.
 	noResponders chan struct{}
 	unserved     sync.Once
+	// Guarded by Caller.mu: the results rejected so far, for the timeout
+	// error.
+	rejected     []RejectedResult
+	moreRejected int
 }
+
+// acceptFunc is a typed call's last check of a completed result that
+// passed the contract, given the bytes of its message: an error rejects
+// the result (a parse_error; the wait goes on); otherwise commit, run
+// only if the result is handed to the call, keeps what was decoded.
+type acceptFunc func(res *heddle.TaskResult, raw []byte) (commit func(), err error)
 
 // callerRecent is a task_id the Caller stopped waiting for.
 type callerRecent struct {
-	answered bool             // collected (true) or abandoned (false)
-	log      *observe.Emitter // the logger of the call that waited
+	answered bool    // collected (true) or abandoned (false)
+	log      emitter // the logger of the call that waited
 }
 
 // NewCaller subscribes to subject, a result subject such as
@@ -92,7 +109,7 @@ type callerRecent struct {
 // Caller for tasks whose results are published there. When it returns the
 // subscription is live. ctx bounds the subscribe call only.
 func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...heddle.Option) (*Caller, error) {
-	return newCaller(ctx, b, subject, observe.New(opts...), false, true)
+	return newCaller(ctx, b, subject, newEmitter(opts...), false, true)
 }
 
 // newCaller is NewCaller with the logger given; shared makes a Caller
@@ -100,13 +117,14 @@ func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...heddle.Op
 //
 // unserved subscribes the status inbox through which the bus reports a
 // task nothing was subscribed to receive (see handleStatus).
-func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emitter, shared, unserved bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
+func newCaller(ctx context.Context, b bus.Bus, subject string, log emitter, shared, unserved bool, subOpts ...bus.SubscribeOption) (*Caller, error) {
 	c := &Caller{
 		b:       b,
 		subject: subject,
 		shared:  shared,
 		log:     log,
 		closing: make(chan struct{}),
+		busDone: bus.Done(b),
 		waiting: map[string]*callerWait{},
 		recent:  map[string]callerRecent{},
 	}
@@ -121,7 +139,8 @@ func newCaller(ctx context.Context, b bus.Bus, subject string, log *observe.Emit
 	// The bus's reports on the tasks this Caller publishes: a task nothing
 	// was subscribed to receive fails at once.
 	c.inbox = "_INBOX.heddle.caller." + strings.ReplaceAll(uuid.NewString(), "-", "") + "."
-	status, err := b.Subscribe(ctx, c.inbox+">", c.handleStatus, bus.LocalInterest())
+	c.replies = map[uint64]*callerWait{}
+	status, err := b.Subscribe(ctx, c.inbox+"*", c.handleStatus, bus.LocalInterest())
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("heddle: caller subscribing to its status inbox: %w", err)
@@ -136,9 +155,12 @@ func (c *Caller) handleStatus(_ context.Context, msg *bus.Msg) error {
 	if !bus.NoResponders(msg) {
 		return nil
 	}
-	id := strings.TrimPrefix(msg.Subject, c.inbox)
+	token, err := strconv.ParseUint(strings.TrimPrefix(msg.Subject, c.inbox), 36, 64)
+	if err != nil {
+		return nil
+	}
 	c.mu.Lock()
-	w, ok := c.waiting[id]
+	w, ok := c.replies[token]
 	c.mu.Unlock()
 	if ok {
 		w.unserved.Do(func() { close(w.noResponders) })
@@ -151,9 +173,11 @@ func (c *Caller) handleStatus(_ context.Context, msg *bus.Msg) error {
 // result with a nil error), over the Caller's subscription. The task's
 // result subject must be the Caller's (ErrResultSubjectMismatch) and its
 // task_id must not be one the Caller is waiting for or recently saw
-// (ErrDuplicateTaskID). After Close it returns ErrClosed. With
-// Logger the call's events go to that logger instead of the
-// Caller's.
+// (ErrDuplicateTaskID); any other task_id TaskMessage.Validate accepts
+// will do, spaces, dots and wildcards included. After Close it returns
+// ErrClosed, and when the bus closes while it waits an error wrapping
+// bus.ErrClosed. With With the call's events go to the logger and
+// observers given there instead of the Caller's.
 func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
 	o := newDispatchOptions(opts)
 	data, err := o.prepare(&task)
@@ -183,7 +207,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		timeout = DefaultTimeout
 	}
 
-	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, raw: o.raw,
+	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, accept: o.accept,
 		noResponders: make(chan struct{})}
 	if c.shared || o.actor != nil {
 		w.log = c.emitterFor(o)
@@ -192,7 +216,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	switch {
 	case c.shared:
 		c.log = w.log
-	case w.log == nil:
+	case w.log.e == nil:
 		w.log = c.log
 	}
 	_, waiting := c.waiting[task.TaskID]
@@ -206,15 +230,21 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		return nil, fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, task.TaskID, c.subject)
 	}
 	c.waiting[task.TaskID] = w
+	if c.replies != nil {
+		c.lastToken++
+		w.token = c.lastToken
+		c.replies[w.token] = w
+	}
 	c.mu.Unlock()
 
 	msg := &bus.Msg{Subject: subject, Data: data}
-	if c.status != nil {
-		msg.Reply = c.inbox + task.TaskID
+	if c.replies != nil {
+		var buf [80]byte
+		msg.Reply = string(strconv.AppendUint(append(buf[:0], c.inbox...), w.token, 36))
 	}
 	if err := c.b.Publish(ctx, msg); err != nil {
 		c.mu.Lock()
-		delete(c.waiting, task.TaskID)
+		c.forgetLocked(task.TaskID, w)
 		c.mu.Unlock()
 		return nil, fmt.Errorf("heddle: dispatching task %s to %s: %w", task.TaskID, subject, err)
 	}
@@ -231,14 +261,16 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		} else {
 			stopErr = fmt.Errorf("%w: task %s was published to %s, where nothing is subscribed", ErrNoWorker, task.TaskID, subject)
 		}
-		w.log.Warn("result_stream.unserved", "subject", subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+		w.log.warn("result_stream.unserved", "subject", subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 			"reason", "nothing subscribed")
 	case <-ctx.Done():
 		stopErr = ctx.Err()
 	case <-c.closing:
 		stopErr = fmt.Errorf("%w while waiting for task %s on %s", ErrClosed, task.TaskID, c.subject)
+	case <-c.busDone:
+		stopErr = fmt.Errorf("heddle: waiting for task %s on %s: %w", task.TaskID, c.subject, busErr(c.b))
 	}
-	if !c.abandon(task.TaskID) {
+	if !c.abandon(task.TaskID, w) {
 		// The result won the race: it is in the channel.
 		res := <-w.result
 		return &res, nil
@@ -248,24 +280,35 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	}
 	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout,
 		WorkerTypes: []string{task.WorkerType}}
+	c.mu.Lock()
+	// No result is handed to w any more; its rejections are complete.
+	te.Rejected, te.MoreRejected = w.rejected, w.moreRejected
+	c.mu.Unlock()
 	c.counts.timeouts.Add(1)
-	w.log.Warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
+	w.log.warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
 	return nil, te
 }
 
-// abandon stops waiting for id; it reports false when the result was
-// already delivered.
-func (c *Caller) abandon(id string) bool {
+// abandon stops waiting for id, which w waited for; it reports false when
+// the result was already delivered.
+func (c *Caller) abandon(id string, w *callerWait) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.waiting[id]; !ok {
+	if c.waiting[id] != w {
 		return false
 	}
-	w := c.waiting[id]
-	delete(c.waiting, id)
+	c.forgetLocked(id, w)
 	c.rememberLocked(id, callerRecent{answered: false, log: w.log})
 	return true
+}
+
+// forgetLocked ends the wait w for id.
+func (c *Caller) forgetLocked(id string, w *callerWait) {
+	delete(c.waiting, id)
+	if c.replies != nil {
+		delete(c.replies, w.token)
+	}
 }
 
 func (c *Caller) rememberLocked(id string, r callerRecent) {
@@ -322,7 +365,7 @@ func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
 // callerTracker is the Caller's state as classify sees it.
 type callerTracker struct{ c *Caller }
 
-func (t callerTracker) expects(id string) (relevant, waiting bool, log *observe.Emitter) {
+func (t callerTracker) expects(id string) (relevant, waiting bool, log emitter) {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -349,9 +392,18 @@ func (t callerTracker) take(res *heddle.TaskResult, raw []byte) outcome {
 	case !waiting:
 		return outcome{verdict: verdictIgnored, log: log, reason: "unknown task_id"}
 	}
-	if w.contract != nil && res.Status == heddle.StatusCompleted {
-		if err := w.contract.ValidateOutput(res.Output); err != nil {
-			return outcome{verdict: verdictParseError, log: w.log, err: err}
+	var commit func()
+	if res.Status == heddle.StatusCompleted {
+		if w.contract != nil {
+			if err := w.contract.ValidateOutput(res.Output); err != nil {
+				return outcome{verdict: verdictParseError, log: w.log, err: err}
+			}
+		}
+		if w.accept != nil {
+			var err error
+			if commit, err = w.accept(res, raw); err != nil {
+				return outcome{verdict: verdictParseError, log: w.log, err: err}
+			}
 		}
 	}
 	c.mu.Lock()
@@ -360,23 +412,37 @@ func (t callerTracker) take(res *heddle.TaskResult, raw []byte) outcome {
 		// Abandoned meanwhile.
 		return outcome{verdict: verdictLate, log: w.log, reason: "the caller stopped waiting"}
 	}
-	delete(c.waiting, res.TaskID)
+	c.forgetLocked(res.TaskID, w)
 	c.rememberLocked(res.TaskID, callerRecent{answered: true, log: w.log})
-	if w.raw != nil {
-		*w.raw = bytes.Clone(raw)
+	if commit != nil {
+		commit()
 	}
 	return outcome{verdict: verdictCollected, log: w.log, to: w.result}
+}
+
+func (t callerTracker) reject(id string, at time.Time, err error) {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.waiting[id]
+	switch {
+	case !ok:
+	case len(w.rejected) == maxRejectedListed:
+		w.moreRejected++
+	default:
+		w.rejected = append(w.rejected, RejectedResult{TaskID: id, Arrived: at, Err: err})
+	}
 }
 
 // defaultEmitter is an emitter made for one slog.Default().
 type defaultEmitter struct {
 	logger  *slog.Logger
-	emitter *observe.Emitter
+	emitter emitter
 }
 
 // emitterFor returns where a call's events go: the settings its With
 // gave, or the default logger's emitter, made once per slog.Default().
-func (c *Caller) emitterFor(o *dispatchOptions) *observe.Emitter {
+func (c *Caller) emitterFor(o *dispatchOptions) emitter {
 	if len(o.actor) > 0 {
 		return o.emitter()
 	}
@@ -384,7 +450,7 @@ func (c *Caller) emitterFor(o *dispatchOptions) *observe.Emitter {
 	if d := c.defaultLog.Load(); d != nil && d.logger == l {
 		return d.emitter
 	}
-	e := observe.New(heddle.WithLogger(l))
+	e := newEmitter(heddle.WithLogger(l))
 	c.defaultLog.Store(&defaultEmitter{logger: l, emitter: e})
 	return e
 }

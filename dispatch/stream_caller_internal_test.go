@@ -8,7 +8,6 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/membus"
 )
 
@@ -19,7 +18,7 @@ import (
 func TestCallerRemembersTheLatestTaskIDs(t *testing.T) {
 	b := membus.New()
 	defer b.Close()
-	c, err := newCaller(context.Background(), b, heddle.SubjectResultsDefault, observe.New(heddle.WithLogger(slog.New(slog.DiscardHandler))), false, true)
+	c, err := newCaller(context.Background(), b, heddle.SubjectResultsDefault, newEmitter(heddle.WithLogger(slog.New(slog.DiscardHandler))), false, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,10 +28,10 @@ func TestCallerRemembersTheLatestTaskIDs(t *testing.T) {
 	id := func(i int) string { return fmt.Sprintf("task-%05d", i) }
 	c.mu.Lock()
 	for i := range callerRecentTaskIDs + extra {
-		c.rememberLocked(id(i), callerRecent{answered: true, log: observe.New(heddle.WithLogger(slog.New(slog.DiscardHandler)))})
+		c.rememberLocked(id(i), callerRecent{answered: true, log: newEmitter(heddle.WithLogger(slog.New(slog.DiscardHandler)))})
 	}
 	// Remembering a task_id again changes nothing else.
-	c.rememberLocked(id(extra), callerRecent{answered: true, log: observe.New(heddle.WithLogger(slog.New(slog.DiscardHandler)))})
+	c.rememberLocked(id(extra), callerRecent{answered: true, log: newEmitter(heddle.WithLogger(slog.New(slog.DiscardHandler)))})
 	remembered, kept := len(c.recent), len(c.order)
 	c.mu.Unlock()
 	if remembered != callerRecentTaskIDs || kept != callerRecentTaskIDs {

@@ -10,7 +10,6 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // Option configures Request.
@@ -20,7 +19,7 @@ type dispatchOptions struct {
 	cfg      StreamConfig
 	contract *contracts.Contract
 	actor    []heddle.Option // set by With
-	raw      *[]byte         // set by the typed calls: the result's bytes
+	accept   acceptFunc      // set by the typed calls
 	err      error           // an option that could not apply
 }
 
@@ -89,7 +88,8 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // (errors.Is heddle.ErrDeadLettered) when the router dead-lettered the
 // task and said so, a *TimeoutError (errors.Is ErrTimeout) naming the
 // task, ErrDuplicateTaskID when another call on b is waiting for the same
-// task_id, or ctx.Err().
+// task_id, an error wrapping bus.ErrClosed when b closes while the call
+// waits, or ctx.Err().
 //
 // The result_stream.* events of Caller go where With says (the
 // logger and observers), with the same meanings.
@@ -153,7 +153,7 @@ const MaxIdle = 4
 
 // emitter is where the call's events go: the settings With gave, or the
 // defaults (slog.Default()).
-func (o *dispatchOptions) emitter() *observe.Emitter { return observe.New(o.actor...) }
+func (o *dispatchOptions) emitter() emitter { return newEmitter(o.actor...) }
 
 // dispatchKeeperKey is the bus.Keeper key of a bus's dispatchShared.
 type dispatchKeeperKey struct{}
@@ -189,7 +189,7 @@ func (s *dispatchShared) acquire(ctx context.Context, subject string) (*dispatch
 	// The task is published on the same bus after this, so the interest
 	// only has to precede the bus's own publishes: on NATS that spares a
 	// round trip to the server.
-	c, err := newCaller(ctx, s.b, subject, observe.New(), true, true, bus.LocalInterest())
+	c, err := newCaller(ctx, s.b, subject, newEmitter(), true, true, bus.LocalInterest())
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +285,6 @@ func (s *dispatchShared) close(e *dispatchEntry) {
 		e.c.mu.Lock()
 		log := e.c.log
 		e.c.mu.Unlock()
-		log.Warn("result_stream.error", "subject", e.subject, "error", err.Error())
+		log.warn("result_stream.error", "subject", e.subject, "error", err.Error())
 	}
 }

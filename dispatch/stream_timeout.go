@@ -32,7 +32,34 @@ type TimeoutError struct {
 	// Results holds the results collected before the timeout, in arrival
 	// order.
 	Results []heddle.TaskResult
+	// Rejected lists results that did arrive for pending tasks and were
+	// rejected (malformed, or an output the contract or the typed call's
+	// output type refused), in arrival order, at most maxRejectedListed
+	// (16) of them. The wait went on for a valid result, which never came.
+	Rejected []RejectedResult
+	// MoreRejected counts the rejected results beyond those listed (for a
+	// Stream, some may be for tasks collected afterwards).
+	MoreRejected int
 }
+
+// RejectedResult is a result for an awaited task that arrived and was
+// rejected.
+type RejectedResult struct {
+	// TaskID is the task the result was for.
+	TaskID string
+	// Arrived is when the result arrived.
+	Arrived time.Time
+	// Err says why it was rejected: a *contracts.ValidationError (errors.Is
+	// contracts.ErrViolation) for an output violating the contract or
+	// holding a key that names a field of the typed call's output type
+	// only by case, a *heddle.ValidationError for a malformed message, or
+	// the error of decoding the output into that type.
+	Err error
+}
+
+// maxRejectedListed bounds the rejected results a wait keeps for its
+// timeout error; the others are counted.
+const maxRejectedListed = 16
 
 // timeoutErrorListedIDs bounds how many pending task_ids the error text
 // lists; PendingTaskIDs always holds them all.
@@ -49,6 +76,21 @@ func (e *TimeoutError) Error() string {
 	b.WriteString(strings.Join(ids, ", "))
 	if n := len(e.PendingTaskIDs) - len(ids); n > 0 {
 		fmt.Fprintf(&b, " and %d more", n)
+	}
+	answered := make(map[string]bool, len(e.Rejected))
+	for _, r := range e.Rejected {
+		answered[r.TaskID] = true
+		fmt.Fprintf(&b, "; a result for task %s arrived at %s and was rejected: %v",
+			r.TaskID, r.Arrived.Format("2006-01-02T15:04:05.000000Z07:00"), r.Err)
+	}
+	if e.MoreRejected > 0 {
+		fmt.Fprintf(&b, "; %d more results were rejected", e.MoreRejected)
+	}
+	if len(answered) > 0 && len(answered) == len(e.PendingTaskIDs) {
+		// Every pending task was answered: the router and the workers
+		// work, their answers do not.
+		b.WriteString("; check the workers' output against the contract")
+		return b.String()
 	}
 	// The likely causes, most likely first: what the runbook "Debug
 	// missing worker results" checks.
