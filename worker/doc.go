@@ -15,11 +15,15 @@
 //
 // Guarantees: every task that decodes gets exactly one result (unless the
 // publish itself fails, which is reported and counted), including on
-// contract violations, handler errors, panics and timeouts; at most
-// Config.Concurrency handlers run at once; Run returns after a drain
-// bounded by Config.DrainTimeout and leaves no goroutine behind. Every
-// event (worker.received, worker.completed, worker.failed, worker.retry)
-// goes to the logger and observers given with heddle.WithLogger and
-// heddle.WithObserver. Delivery is at-most-once, as in core NATS: a task
-// published while no worker is subscribed is lost.
+// contract violations, handler errors, panics, timeouts and Observers that
+// panic or call runtime.Goexit; at most Config.Concurrency handlers run at
+// once, and the pool keeps that size whatever its handlers do; Run returns
+// within twice Config.DrainTimeout of its context's end and leaves no
+// goroutine behind, and returns an error wrapping bus.ErrClosed when its
+// bus closes under it. Every event (worker.received, worker.completed,
+// worker.failed, worker.retry, ...) goes to the logger and observers
+// given with heddle.WithLogger and heddle.WithObserver; the Stats
+// counters only increase. Delivery is at-most-once, as in core NATS: a
+// task published while no worker is subscribed is lost, and one dropped
+// by a full subscription is counted in Stats.Dropped.
 package worker

@@ -30,13 +30,13 @@ type boundedOut struct {
 	N    int    `json:"n"`
 }
 
-// startWorker runs w until the test ends.
-func startWorker(t *testing.T, w *worker.Worker, err error) {
+// startWorker runs w until the test ends, or until stop is called.
+func startWorker(t *testing.T, w *worker.Worker, err error) (stop func()) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.StartActor(t, w.Run, w.Ready())
+	return testkit.StartActor(t, w.Run, w.Ready())
 }
 
 func TestATypedWorkersContractCannotBeBypassedByAKeysCase(t *testing.T) {
@@ -79,7 +79,7 @@ func TestAnOutputTooLargeToPublishBecomesASmallFailedResult(t *testing.T) {
 		w, err := worker.NewDynamic(connect(), "huge", func(context.Context, map[string]any) (map[string]any, error) {
 			return map[string]any{"blob": strings.Repeat("x", 2<<20)}, nil
 		}, worker.Config{})
-		startWorker(t, w, err)
+		stop := startWorker(t, w, err)
 		task := heddle.NewTaskMessage("huge", nil)
 		res, err := dispatch.Request(testkit.Context(t), connect(), task, dispatch.Direct())
 		if err != nil {
@@ -88,6 +88,7 @@ func TestAnOutputTooLargeToPublishBecomesASmallFailedResult(t *testing.T) {
 		if res.Status != heddle.StatusFailed || !strings.Contains(res.Error, "too large to publish") || res.Output != nil {
 			t.Errorf("result %s %q, want failed saying the output was too large", res.Status, res.Error)
 		}
+		stop() // the counts are final once Run has returned
 		if s := w.Stats(); s.Failed != 1 || s.Completed != 0 || s.PublishErrors != 0 {
 			t.Errorf("Stats() = %+v, want one failed task and no publish error", s)
 		}

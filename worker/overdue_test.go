@@ -43,6 +43,7 @@ func TestATaskFailsAtItsTimeoutEvenWhenTheHandlerIgnoresItsContext(t *testing.T)
 			t.Fatalf("the next task: %+v, %v; want completed by the replacement goroutine", res, err)
 		}
 		logs.Wait(t, "worker.abandoned", 1)
+		logs.Wait(t, "worker.completed", 1) // each follows its count
 		if s := w.Stats(); s.Abandoned != 1 || s.Failed != 1 || s.Completed != 1 {
 			t.Errorf("Stats() = %+v, want 1 abandoned and failed, 1 completed", s)
 		}
@@ -65,7 +66,7 @@ func TestAHandlerCallingGoexitFailsItsTaskAndThePoolGoesOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		testkit.StartActor(t, w.Run, w.Ready())
+		stop := testkit.StartActor(t, w.Run, w.Ready())
 		b := connect()
 		for range 3 {
 			res, err := dispatch.Request(testkit.Context(t), b, heddle.NewTaskMessage("goexit", map[string]any{"exit": true}), dispatch.Direct())
@@ -77,6 +78,7 @@ func TestAHandlerCallingGoexitFailsItsTaskAndThePoolGoesOn(t *testing.T) {
 		if err != nil || res.Status != heddle.StatusCompleted {
 			t.Fatalf("after the Goexits: %+v, %v; want the pool of one still serving", res, err)
 		}
+		stop() // the counts are final once Run has returned
 		if s := w.Stats(); s.Goexits != 3 || s.Failed != 3 || s.Completed != 1 {
 			t.Errorf("Stats() = %+v, want 3 Goexits failed and 1 completed", s)
 		}

@@ -93,8 +93,9 @@ type Config struct {
 	MaxRetryBackoff time.Duration
 	// DrainTimeout bounds shutdown once Run's context ends: pending tasks
 	// are still handled and in-flight handlers finish until then, after
-	// which their contexts are cancelled. Zero means
-	// DefaultDrainTimeout.
+	// which their contexts are cancelled, no task starts and those still
+	// delivered fail at once; Run returns within twice DrainTimeout. Zero
+	// means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// Contract replaces the schemas New generates from In and Out; a
 	// nil side of it leaves that side unchecked. NewDynamic and
@@ -103,17 +104,21 @@ type Config struct {
 	// PendingMsgs and PendingBytes bound the tasks each subscription holds
 	// while every handler slot is busy (see bus.PendingLimits); zero means
 	// the bus default. Tasks beyond them are dropped by the bus as a slow
-	// consumer.
+	// consumer, counted in Stats.Dropped.
 	PendingMsgs  int
 	PendingBytes int
 }
 
-// Stats counts what a Worker did. Every task for this worker that
-// decodes is Received, then, once finished, counted in exactly one of
-// Completed (a completed result published), Failed (a failed result
-// published, whatever the cause) or PublishErrors (its result could not be
-// published). Malformed counts messages dropped as not a task for this
-// worker. Retried counts retries and Panics panicking attempts.
+// Stats counts what a Worker did. Every counter only increases.
+//
+// Every task for this worker that decodes is Received (once a pool
+// goroutine has taken it, or when it is failed without one at shutdown),
+// then, once finished, counted in exactly one of Completed (a completed
+// result published), Failed (a failed result published, whatever the
+// cause) or PublishErrors (its result could not be published). Malformed
+// counts messages dropped as not a task for this worker. Retried counts
+// retries and Panics panicking attempts. Each of these has one event per
+// count.
 type Stats struct {
 	Received      uint64
 	Completed     uint64
@@ -129,9 +134,21 @@ type Stats struct {
 	// output dropped; Abandoned minus Discarded are still running.
 	Abandoned uint64
 	Discarded uint64
-	// Goexits counts handlers that called runtime.Goexit; their tasks
-	// failed (counted in Failed) and their places in the pool were filled.
+	// Goexits counts pool goroutines ended by runtime.Goexit, in a
+	// handler or in an Observer (worker.goexit). A task whose handler
+	// called it failed (counted in Failed); another goroutine took the
+	// ended one's place.
 	Goexits uint64
+	// Dropped counts the tasks the worker's subscriptions dropped as a slow
+	// consumer, before the worker saw them: the exact sum of the
+	// subscriptions' bus.Subscription.Dropped. The worker reports them in
+	// worker.slow_consumer events (their "dropped" attributes add up to
+	// it once Run has returned); it stays readable after Run returns.
+	Dropped uint64
+	// ObserverPanics counts the panics of the worker's Observers. Each was
+	// recovered and the worker went on; they are logged as
+	// observer.panicked at most once per observe.PanicLogInterval.
+	ObserverPanics uint64
 }
 
 type workerCounters struct {
@@ -156,19 +173,30 @@ type handleFunc func(ctx context.Context, task *heddle.TaskMessage, payload []by
 //   - a panicking handler, or one calling runtime.Goexit (t.FailNow in a
 //     test's handler), fails its task and the worker goes on with as many
 //     goroutines as before;
+//   - Observers cannot break the worker: a panic in one is recovered and
+//     counted (Stats.ObserverPanics); a runtime.Goexit in one, on a pool
+//     goroutine, ends that goroutine only (worker.goexit; Stats.Goexits):
+//     its task still gets its one result and another goroutine takes its
+//     place. A task's events come after its hand-off to the pool, so that
+//     nothing done to worker.received keeps the task from running;
 //   - a task fails with ErrTaskTimeout at its TaskTimeout even when its
 //     handler ignores its context: a moment later (overdueGrace) the
 //     worker publishes the failure, gives up on the handler and starts
 //     another goroutine in its place (worker.abandoned; Stats.Abandoned).
 //     The handler's goroutine is left to finish alone and what it returns
-//     is dropped (worker.discarded). At most Concurrency such goroutines
-//     get a replacement; past that the pool shrinks (worker.pool_shrunk)
-//     until they return;
+//     is dropped (worker.discarded). The pool's size is decided from its
+//     counts each time a goroutine leaves it or a given-up one ends:
+//     Concurrency goroutines, less those given up on beyond Concurrency
+//     (worker.pool_shrunk), so that stuck handlers never hold more than
+//     2 × Concurrency goroutines; it is back to Concurrency once they
+//     return;
 //   - at most Concurrency handlers that honour their context run at once;
-//   - Run returns after a drain bounded by DrainTimeout (twice that when
-//     the bus still holds tasks: each then gets a failed result at once),
-//     and every task received gets its result; it leaves no goroutine
-//     behind but those of handlers that ignore their context.
+//   - Run returns within 2 × DrainTimeout of its context's end, whatever
+//     the backlog: no task starts once DrainTimeout has expired, and every
+//     task received gets its result; it leaves no goroutine behind but
+//     those of handlers that ignore their context;
+//   - the tasks its subscriptions drop as a slow consumer are counted
+//     exactly (Stats.Dropped) and reported (worker.slow_consumer).
 //
 // The result of a task that was retried carries "retry_count" as an extra
 // top-level field: Go decoders keep it in TaskResult.Extra, pydantic
@@ -197,21 +225,28 @@ type Worker struct {
 	ready   chan struct{}
 	stats   workerCounters
 
-	// jobs hands tasks from the deliveries to the Concurrency goroutines of
-	// the pool; unbuffered, so a delivery waits while every one is busy.
-	// Long-lived goroutines keep the stacks they grew, which a goroutine
-	// per task would grow again for every task.
+	// jobs hands tasks from the deliveries to the pool's goroutines;
+	// unbuffered, so a delivery waits while every one is busy. Long-lived
+	// goroutines keep the stacks they grew, which a goroutine per task
+	// would grow again for every task.
 	jobs chan *workerJob
+	// pool counts the live goroutines of the pool, for the drain.
 	pool sync.WaitGroup
-	// hung counts the handlers given up on and still running; at most
-	// Concurrency of them get a goroutine in their place.
-	hung atomic.Int64
-	// slots are the pool's goroutines, for the watch.
+	// slots are the pool's live goroutines, for the watch.
 	slots slots
-	// force is closed when the drain timeout cancels the handlers;
-	// stopWatch ends the watch.
+	// force is closed when the drain timeout cancels the handlers (forced
+	// is set just before); stopWatch ends the watch.
 	force, stopWatch chan struct{}
+	forced           atomic.Bool
+	forceOnce        sync.Once
 	watchDone        chan struct{}
+
+	// subs are Run's subscriptions, for their drop counts; droppedSeen is
+	// the highest sum of them read, droppedReported the part of it
+	// reported in worker.slow_consumer events.
+	subs            atomic.Pointer[[]bus.Subscription]
+	droppedSeen     atomic.Uint64
+	droppedReported atomic.Uint64
 
 	// resultSize is the length of the last result encoded, to size the
 	// next one's buffer.
@@ -222,10 +257,13 @@ type Worker struct {
 	handlerCtx     context.Context // parent of handler contexts
 	cancelHandlers context.CancelFunc
 
-	// mu guards closed and orders tasks.Add against tasks.Wait.
-	mu     sync.Mutex
-	closed bool
-	tasks  sync.WaitGroup
+	// mu guards closed and the pool's counts, and orders tasks.Add
+	// against tasks.Wait. live counts the pool's goroutines serving tasks,
+	// hung those whose handler was given up on and still runs.
+	mu         sync.Mutex
+	closed     bool
+	live, hung int
+	tasks      sync.WaitGroup
 }
 
 // New returns a Worker for workerType whose handler takes In and
@@ -395,17 +433,57 @@ func (w *Worker) Ready() <-chan struct{} { return w.ready }
 func (w *Worker) Stats() Stats {
 	s := &w.stats
 	return Stats{
-		Received:      s.received.Load(),
-		Completed:     s.completed.Load(),
-		Failed:        s.failed.Load(),
-		Retried:       s.retried.Load(),
-		Malformed:     s.malformed.Load(),
-		Panics:        s.panics.Load(),
-		PublishErrors: s.publishErrors.Load(),
-		Abandoned:     s.abandoned.Load(),
-		Discarded:     s.discarded.Load(),
-		Goexits:       s.goexits.Load(),
+		Received:       s.received.Load(),
+		Completed:      s.completed.Load(),
+		Failed:         s.failed.Load(),
+		Retried:        s.retried.Load(),
+		Malformed:      s.malformed.Load(),
+		Panics:         s.panics.Load(),
+		PublishErrors:  s.publishErrors.Load(),
+		Abandoned:      s.abandoned.Load(),
+		Discarded:      s.discarded.Load(),
+		Goexits:        s.goexits.Load(),
+		Dropped:        w.dropped(),
+		ObserverPanics: w.log.ObserverPanics(),
 	}
+}
+
+// dropped returns how many tasks the worker's subscriptions dropped: the
+// highest sum of their counts read so far, so that it never decreases
+// whatever a bus reports once a subscription is gone.
+func (w *Worker) dropped() uint64 {
+	var n uint64
+	if subs := w.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			n += uint64(max(sub.Dropped(), 0))
+		}
+	}
+	for {
+		seen := w.droppedSeen.Load()
+		if n <= seen {
+			return seen
+		}
+		if w.droppedSeen.CompareAndSwap(seen, n) {
+			return n
+		}
+	}
+}
+
+// reportDropped reports the tasks dropped since the last report in one
+// worker.slow_consumer event. Only the watch calls it while Run runs, and
+// the drain once the watch has ended.
+func (w *Worker) reportDropped() {
+	total := w.dropped()
+	prev := w.droppedReported.Load()
+	if total <= prev {
+		return
+	}
+	w.droppedReported.Store(total)
+	w.log.LogAttrs(w.values, slog.LevelWarn, "worker.slow_consumer",
+		slog.Uint64("dropped", total-prev), slog.Uint64("dropped_total", total),
+		slog.Int("pending_msgs_limit", cmpOr(w.pendingMsgs, bus.DefaultPendingMsgs)),
+		slog.Int("pending_bytes_limit", cmpOr(w.pendingBytes, bus.DefaultPendingBytes)),
+		slog.String("reason", "the worker's subscriptions held their pending limit of tasks; the bus dropped the rest"))
 }
 
 // Run subscribes to the worker's subjects, serves tasks until ctx ends,
@@ -414,6 +492,17 @@ func (w *Worker) Stats() Stats {
 // values but are not cancelled when ctx ends; they are cancelled when
 // DrainTimeout expires, and a handler still running a moment later is given
 // up on: its task fails with ErrWorkerShutdown and Run does not wait for it.
+// From then on no task starts: each task still delivered gets a failed
+// result at once, until the drain's bound, after which the bus discards
+// what it still holds (never seen by the worker, so never Received). Run
+// returns within 2 × DrainTimeout of ctx's end, whatever the backlog.
+//
+// When the bus closes under the worker (bus.Closer: Close or Drain
+// called, a reconnect budget spent, credentials revoked), Run cancels
+// the handlers at once, fails the tasks it holds (their publishes fail
+// and are counted in PublishErrors) and returns an error wrapping
+// bus.ErrClosed that says why the bus closed, so that a supervisor can
+// restart the process.
 //
 // Run returns nil after a complete drain, an error wrapping
 // context.DeadlineExceeded when the drain timeout cut it short, and a
@@ -428,13 +517,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.cancelHandlers()
 	w.jobs = make(chan *workerJob)
 	w.force, w.stopWatch, w.watchDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(w.watchDone)
-		w.watch(w.force, w.stopWatch)
-	}()
-	for range w.concurrency {
-		w.startSlot()
-	}
+	w.startWatch()
+	w.mu.Lock()
+	w.fillLocked()
+	w.mu.Unlock()
 
 	opts := []bus.SubscribeOption{bus.Queue(w.queue), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
 	subs := make([]bus.Subscription, 0, len(w.tiers))
@@ -442,35 +528,60 @@ func (w *Worker) Run(ctx context.Context) error {
 		subject := heddle.WorkerSubject(w.workerType, tier)
 		sub, err := w.bus.Subscribe(ctx, subject, w.deliver, opts...)
 		if err != nil {
-			_ = w.drain(subs)
+			_ = w.drain(subs, true)
 			return fmt.Errorf("heddle: worker %q: subscribe to %s: %w", w.workerType, subject, err)
 		}
 		subs = append(subs, sub)
+		seen := slices.Clone(subs) // Stats reads it while Run appends
+		w.subs.Store(&seen)
 		w.log.LogAttrs(w.values, slog.LevelInfo, "actor.subscribed",
 			slog.String("subject", subject), slog.String("queue", sub.Queue()))
 	}
 	close(w.ready)
-	<-ctx.Done()
-	return w.drain(subs)
+	select {
+	case <-ctx.Done():
+		return w.drain(subs, false)
+	case <-bus.Done(w.bus):
+	}
+	_ = w.drain(subs, true)
+	cause := bus.Err(w.bus)
+	if cause == nil {
+		cause = bus.ErrClosed
+	}
+	return fmt.Errorf("heddle: worker %q: the bus closed, the worker cannot serve any more: %w", w.workerType, cause)
 }
 
-// drain stops the subscriptions, lets them deliver what they hold, and
-// waits for every task, cancelling handlers when the drain timeout expires.
-func (w *Worker) drain(subs []bus.Subscription) error {
-	dctx, cancel := context.WithTimeout(w.values, w.drainTimeout)
-	defer cancel()
-	stopForce := context.AfterFunc(dctx, func() {
+// forceStop cancels the handlers: the drain gives up on them.
+func (w *Worker) forceStop() {
+	w.forceOnce.Do(func() {
+		w.forced.Store(true)
 		w.cancelHandlers()
 		close(w.force)
 	})
+}
 
-	// All at once, so no subscription keeps taking tasks while another
-	// drains. Past the drain timeout the tasks the bus still holds are
-	// delivered too, each failed at once (the handlers are cancelled),
-	// so that every task received gets its result; the subscriptions have
-	// another DrainTimeout for that.
-	sctx, scancel := context.WithTimeout(w.values, 2*w.drainTimeout)
+// drain stops the subscriptions, lets them deliver what they hold, and
+// waits for every task, cancelling handlers when the drain timeout expires
+// (at once when now is set: the bus is gone, or Run could not start).
+//
+// Its bound: handlers run until DrainTimeout; those still running
+// forcedGrace later are given up on; the subscriptions deliver what the
+// bus still holds, each task failed at once, until drainBound, and the
+// bus discards the rest. What remains (marking the worker closed, waiting
+// for the tasks already settled, stopping the goroutines) does not wait
+// on a handler.
+func (w *Worker) drain(subs []bus.Subscription, now bool) error {
+	var stopForce func() bool
+	if now {
+		w.forceStop()
+		stopForce = func() bool { return false }
+	} else {
+		stopForce = time.AfterFunc(w.drainTimeout, w.forceStop).Stop
+	}
+	sctx, scancel := context.WithTimeout(w.values, w.drainBound())
 	defer scancel()
+	// All at once, so no subscription keeps taking tasks while another
+	// drains.
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup
 	for i, sub := range subs {
@@ -486,6 +597,7 @@ func (w *Worker) drain(subs []bus.Subscription) error {
 	w.pool.Wait()
 	close(w.stopWatch)
 	<-w.watchDone
+	w.reportDropped()
 
 	if !stopForce() {
 		return fmt.Errorf("heddle: worker %q: drain did not finish within %s (Config.DrainTimeout); in-flight handlers were cancelled: %w",
@@ -499,6 +611,15 @@ func (w *Worker) drain(subs []bus.Subscription) error {
 		}
 	}
 	return errors.Join(out...)
+}
+
+// drainBound is how long after the drain began the subscriptions may
+// still deliver: 1.5 × DrainTimeout, which leaves the tasks they hold
+// half a DrainTimeout to be failed once the handlers were cancelled, and
+// what follows (waking the goroutines that end the drain, on a loaded
+// machine too) another half, so that Run returns within 2 × DrainTimeout.
+func (w *Worker) drainBound() time.Duration {
+	return w.drainTimeout + w.drainTimeout/2
 }
 
 // Permanent marks err as not worth retrying: a handler returning it fails

@@ -51,44 +51,49 @@ func (e *handlerError) Unwrap() error { return e.err }
 
 // deliver runs on a subscription's delivery goroutine: it decodes the task
 // and hands it to the pool, waiting while every pool goroutine is busy, so
-// the bus's pending limits apply beyond Concurrency.
+// the bus's pending limits apply beyond Concurrency. Once the drain has
+// given up (or the bus is closing the subscription) a task is failed here
+// at once and never reaches a handler.
+//
+// Each call is counted in tasks from its start, so that the drain waits
+// for it. A call that starts once the drain has ended (a bus may hand over
+// one last message as a drain cut short by its bound returns) takes
+// nothing: that message is discarded unseen, like the rest the bus held,
+// and neither the counts nor the results change after Run returned.
 func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.tasks.Add(1)
+	w.mu.Unlock()
 	job := new(workerJob)
 	decoded, payload, err := heddle.DecodeTaskPayload(msg.Data)
 	job.task = decoded
 	task := &job.task
 	if err != nil {
+		defer w.tasks.Done()
 		w.reject(msg.Data, reasonDecode, err)
 		return nil
 	}
 	job.payload = payload
 	if task.WorkerType != w.workerType {
+		defer w.tasks.Done()
 		w.reject(msg.Data, reasonWrongType, fmt.Errorf("task for worker_type %q was delivered on %s to worker %q",
 			task.WorkerType, msg.Subject, w.workerType))
 		return nil
 	}
-	w.stats.received.Add(1)
-	if w.log.Enabled(w.values, slog.LevelInfo) {
-		w.logTask(slog.LevelInfo, "worker.received", task)
+	if !w.forced.Load() {
+		select {
+		case w.jobs <- job:
+			return nil
+		case <-ctx.Done():
+		case <-w.handlerCtx.Done():
+		}
 	}
-
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		w.finish(task, time.Now(), nil, nil, w.abandoned(), nil)
-		return nil
-	}
-	w.tasks.Add(1)
-	w.mu.Unlock()
-	select {
-	case w.jobs <- job:
-	case <-ctx.Done():
-		w.finish(task, time.Now(), nil, nil, w.abandoned(), nil)
-		w.tasks.Done()
-	case <-w.handlerCtx.Done():
-		w.finish(task, time.Now(), nil, nil, w.abandoned(), nil)
-		w.tasks.Done()
-	}
+	defer w.tasks.Done()
+	w.refuse(job)
 	return nil
 }
 
@@ -97,17 +102,27 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 type workerJob struct {
 	task    heddle.TaskMessage
 	payload []byte
+	// announced: worker.received was emitted (and counted) for it.
+	announced bool
 }
 
-// serve is one goroutine of the pool. It ends when the jobs end, or after
-// a handler the worker gave up on returns (another goroutine took its
-// place), or with a handler that called runtime.Goexit.
-func (w *Worker) serve(s *slot) {
-	for job := range w.jobs {
-		if !w.process(job, s) {
-			return
-		}
+// announce counts the task received and reports it. It runs once the task
+// is in a pool goroutine's hands (or is being failed without one), so that
+// nothing an Observer does to worker.received can keep the task from its
+// result.
+func (w *Worker) announce(job *workerJob) {
+	job.announced = true
+	w.stats.received.Add(1)
+	if w.log.Enabled(w.values, slog.LevelInfo) {
+		w.logTask(slog.LevelInfo, "worker.received", &job.task)
 	}
+}
+
+// refuse fails a task without running it: the worker is stopping.
+func (w *Worker) refuse(job *workerJob) {
+	start := time.Now()
+	w.announce(job)
+	w.finish(&job.task, start, nil, nil, w.abandoned(), nil)
 }
 
 func (w *Worker) abandoned() *handlerError {
@@ -121,14 +136,29 @@ func (w *Worker) abandoned() *handlerError {
 func (w *Worker) process(job *workerJob, s *slot) bool {
 	r := &run{job: job, slot: s, start: time.Now()}
 	s.cur.Store(r)
-	out, rep, failure := w.execute(r)
-	s.cur.Store(nil)
+	if !job.announced {
+		r.announcing = true
+		w.announce(job)
+		r.announcing = false
+	}
+	var (
+		out     map[string]any
+		rep     *report
+		failure *handlerError
+	)
+	if w.forced.Load() {
+		// The drain gave up: no task starts any more.
+		failure = w.abandoned()
+	} else {
+		out, rep, failure = w.execute(r)
+	}
 	if !r.state.CompareAndSwap(runRunning, runDone) {
 		w.discard(r)
 		return false
 	}
+	defer w.tasks.Done()
 	w.finish(&job.task, r.start, out, rep, failure, &s.pub)
-	w.tasks.Done()
+	s.cur.Store(nil)
 	return true
 }
 
@@ -211,23 +241,20 @@ func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out 
 	rep = &ctx.Value(taskKey{}).(*attemptValue).report
 	// The watch gives up on the handler once it is overdue.
 	r.due.Store(time.Now().Add(w.taskTimeout + overdueGrace).UnixNano())
-	returned := false
 	defer func() {
 		r.due.Store(0)
 		if rec := recover(); rec != nil {
+			r.inHandler = false
 			w.stats.panics.Add(1)
 			out, f = nil, &handlerError{reason: reasonPanic, permanent: true,
 				err: fmt.Errorf("handler panicked: %v", rec), stack: debug.Stack()}
-			return
 		}
-		if !returned {
-			// runtime.Goexit: nothing stops it; the goroutine ends once
-			// the deferred calls ran.
-			w.goexited(r)
-		}
+		// A runtime.Goexit goes on past here with inHandler still set:
+		// serve's guard settles the task (see goexited).
 	}()
+	r.inHandler = true
 	out, err := w.handle(ctx, task, payload)
-	returned = true
+	r.inHandler = false
 	if err != nil {
 		return nil, rep, w.classify(ctx, err)
 	}
@@ -305,13 +332,6 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		r.Status, r.Output, r.Error = heddle.StatusFailed, nil, f.err.Error()
 		data, err = w.encodeResult(&r)
 	}
-	// Counted before the publish, so a caller holding the result sees it
-	// counted; a failed publish moves the task to PublishErrors.
-	outcome := &w.stats.completed
-	if f != nil {
-		outcome = &w.stats.failed
-	}
-	outcome.Add(1)
 	if err == nil {
 		err = w.publish(r.Subject(), data, pub)
 	}
@@ -320,16 +340,15 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		// saying why, in its place.
 		f = &handlerError{reason: reasonOutputTooLarge, permanent: true,
 			err: fmt.Errorf("the result (%d bytes) is too large to publish: %w", len(data), err)}
-		outcome.Add(^uint64(0))
-		outcome = &w.stats.failed
-		outcome.Add(1)
 		r.Status, r.Output, r.Metadata, r.Error = heddle.StatusFailed, nil, nil, f.err.Error()
 		if data, err = w.encodeResult(&r); err == nil {
 			err = w.publish(r.Subject(), data, pub)
 		}
 	}
+	// Counted once the outcome is final, with its event, so that every
+	// counter only increases and equals its event count. A caller holding
+	// the result may read Stats a moment before the count.
 	if err != nil {
-		outcome.Add(^uint64(0))
 		attrs := taskAttrs(task, slog.String("reason", reasonPublish), slog.String("subject", r.Subject()),
 			slog.String("status", string(r.Status)), slog.String("error", err.Error()))
 		if f != nil {
@@ -339,12 +358,14 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		return
 	}
 	if f == nil {
+		w.stats.completed.Add(1)
 		if w.log.Enabled(w.values, slog.LevelInfo) {
 			w.logTask(slog.LevelInfo, "worker.completed", task,
 				slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount))
 		}
 		return
 	}
+	w.stats.failed.Add(1)
 	level := slog.LevelWarn
 	attrs := []slog.Attr{slog.String("reason", f.reason), slog.String("error", f.err.Error()),
 		slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount)}

@@ -592,8 +592,12 @@ func TestWorkerBoundsConcurrentHandlers(t *testing.T) {
 		for range limit {
 			<-entered
 		}
-		// The third task has reached the worker, and waits for a slot.
-		logs.WaitFor(t, "worker.received", "", limit+1)
+		// The third task is on its way to the worker, or waits there for a
+		// slot (worker.received comes only once a slot takes it); peak
+		// below is what proves the bound.
+		if err := caller.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case id := <-entered:
 			t.Fatalf("task %s entered the handler while %d others were running", id, limit)
@@ -885,7 +889,11 @@ func TestWorkerDrainTimeoutCancelsHandlersAndStillAnswers(t *testing.T) {
 		workerPublishTask(t, caller, running)
 		workerPublishTask(t, caller, waiting)
 		<-entered
-		logs.WaitFor(t, "worker.received", waiting.TaskID, 1)
+		// Both tasks are with the worker's connection once the server
+		// has them: the drain delivers what was sent before it began.
+		if err := caller.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 
 		if err := run.stop(t); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "DrainTimeout") {
 			t.Errorf("Run = %v, want an error naming the drain timeout", err)
