@@ -52,9 +52,6 @@ const (
 
 var priorities = []Priority{PriorityLow, PriorityNormal, PriorityHigh, PriorityCritical}
 
-// Priorities returns every priority, lowest first.
-func Priorities() []Priority { return append([]Priority(nil), priorities...) }
-
 // Valid reports whether p is one of the priorities.
 func (p Priority) Valid() bool {
 	return p == PriorityLow || p == PriorityNormal || p == PriorityHigh || p == PriorityCritical
@@ -88,9 +85,6 @@ const (
 )
 
 var taskStatuses = []TaskStatus{StatusPending, StatusProcessing, StatusCompleted, StatusFailed, StatusRetry}
-
-// TaskStatuses returns every task status in lifecycle order.
-func TaskStatuses() []TaskStatus { return append([]TaskStatus(nil), taskStatuses...) }
 
 // Valid reports whether s is one of the task statuses.
 func (s TaskStatus) Valid() bool {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/heddle-go/heddle/internal/wire"
+	"github.com/heddle-go/heddle/schemas"
 	"reflect"
 	"slices"
 	"strings"
@@ -137,12 +139,12 @@ func TestEnumsRejectUnknownValues(t *testing.T) {
 			t.Errorf("ParseModelTier(%q) = %q, %v", tier, got, err)
 		}
 	}
-	for _, p := range heddle.Priorities() {
+	for _, p := range []heddle.Priority{heddle.PriorityLow, heddle.PriorityNormal, heddle.PriorityHigh, heddle.PriorityCritical} {
 		if got, err := heddle.ParsePriority(string(p)); err != nil || got != p {
 			t.Errorf("ParsePriority(%q) = %q, %v", p, got, err)
 		}
 	}
-	for _, s := range heddle.TaskStatuses() {
+	for _, s := range []heddle.TaskStatus{heddle.StatusPending, heddle.StatusProcessing, heddle.StatusCompleted, heddle.StatusFailed, heddle.StatusRetry} {
 		if got, err := heddle.ParseTaskStatus(string(s)); err != nil || got != s {
 			t.Errorf("ParseTaskStatus(%q) = %q, %v", s, got, err)
 		}
@@ -435,7 +437,7 @@ func TestDeadLetterKeepsTheOriginalExactly(t *testing.T) {
 		{"a JSON string", []byte(`"just a string"`), "", "", false},
 		{"ids of the wrong type", []byte(`{"task_id":5,"worker_type":["x"]}`), "", "", false},
 	}
-	schema, err := contracts.NewSchema(heddle.DeadLetterSchema())
+	schema, err := contracts.NewSchema(schemas.DeadLetter())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,17 +490,17 @@ func TestTimesAreRFC3339UTCAtMicrosecondPrecision(t *testing.T) {
 		{"2026-02-09 10:15:30.25+00:00", "2026-02-09T10:15:30.250000Z"},
 	}
 	for _, tt := range tests {
-		got, err := heddle.ParseTime(tt.in)
+		got, err := wire.ParseTime(tt.in)
 		if err != nil {
 			t.Errorf("ParseTime(%q): %v", tt.in, err)
 			continue
 		}
-		if s := heddle.FormatTime(got); s != tt.want {
+		if s := wire.FormatTime(got); s != tt.want {
 			t.Errorf("FormatTime(ParseTime(%q)) = %q, want %q", tt.in, s, tt.want)
 		}
 	}
 	for _, bad := range []string{"", "yesterday", "2026-02-30T10:00:00Z", "2026-02-09", "10:15:30", "1770632130"} {
-		if _, err := heddle.ParseTime(bad); err == nil {
+		if _, err := wire.ParseTime(bad); err == nil {
 			t.Errorf("ParseTime(%q) accepted", bad)
 		}
 	}
@@ -511,13 +513,13 @@ func TestEnvelopeSchemasCompileAndDescribeTheWireFields(t *testing.T) {
 		required []string
 		fields   []string
 	}{
-		{"TaskMessage", heddle.TaskMessageSchema(), []string{"worker_type", "payload"},
+		{"TaskMessage", schemas.TaskMessage(), []string{"worker_type", "payload"},
 			[]string{"task_id", "parent_task_id", "worker_type", "payload", "model_tier", "priority", "max_retries", "retry_count", "created_at", "request_id", "metadata"}},
-		{"TaskResult", heddle.TaskResultSchema(), []string{"task_id", "worker_type", "status"},
+		{"TaskResult", schemas.TaskResult(), []string{"task_id", "worker_type", "status"},
 			[]string{"task_id", "parent_task_id", "worker_type", "status", "output", "error", "model_used", "token_usage", "processing_time_ms", "completed_at"}},
-		{"OrchestratorGoal", heddle.OrchestratorGoalSchema(), []string{"instruction"},
+		{"OrchestratorGoal", schemas.OrchestratorGoal(), []string{"instruction"},
 			[]string{"goal_id", "instruction", "context", "request_id", "priority", "created_at"}},
-		{"DeadLetter", heddle.DeadLetterSchema(), []string{"reason"},
+		{"DeadLetter", schemas.DeadLetter(), []string{"reason"},
 			[]string{"reason", "original_task", "original_raw", "task_id", "worker_type", "received_at"}},
 	}
 	for _, tt := range tests {
@@ -551,7 +553,7 @@ func TestEnvelopeSchemasCompileAndDescribeTheWireFields(t *testing.T) {
 			tt.doc[0] = 'X'
 		})
 	}
-	if heddle.TaskMessageSchema()[0] != '{' {
+	if schemas.TaskMessage()[0] != '{' {
 		t.Errorf("the schema accessors must return a fresh copy")
 	}
 }

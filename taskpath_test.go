@@ -3,6 +3,7 @@ package heddle_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/heddle-go/heddle/internal/wire"
 	"math"
 	"reflect"
 	"strings"
@@ -261,7 +262,7 @@ func taskPathCompareTime(t *testing.T, s string) (answered bool) {
 	if !ok {
 		return false
 	}
-	want, err := heddle.ParseTime(s)
+	want, err := wire.ParseTime(s)
 	if err != nil {
 		t.Fatalf("parseWireTime accepts %q as %v; ParseTime rejects it: %v", s, got, err)
 	}
@@ -302,7 +303,7 @@ func FuzzTaskPathTime(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		answered := taskPathCompareTime(t, s)
-		if _, err := heddle.ParseTime(s); err == nil && !answered {
+		if _, err := wire.ParseTime(s); err == nil && !answered {
 			t.Fatalf("parseWireTime declined %q, which ParseTime reads", s)
 		}
 	})

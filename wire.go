@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -460,14 +459,3 @@ func enumNames[T ~string](vs []T) []string {
 	}
 	return out
 }
-
-// ParseTime reads a wire timestamp: an RFC 3339 date-time (any offset;
-// "T" or a space between date and time; fractional seconds optional), or
-// the same without offset, read as UTC, as a naive Python datetime is
-// written. Every field has its full width. The result is in UTC,
-// truncated to microseconds.
-func ParseTime(s string) (time.Time, error) { return wire.ParseTime(s) }
-
-// FormatTime writes t as the wire does, and as Python's datetime writes
-// an aware UTC time: RFC 3339 in UTC with six fractional digits.
-func FormatTime(t time.Time) string { return string(wire.AppendTimeText(nil, t)) }

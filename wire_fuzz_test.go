@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/heddle-go/heddle/schemas"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func compileEnvelope(f *testing.F, doc []byte) *contracts.Schema {
 // schema, and survives encode → decode unchanged with stable bytes.
 func FuzzDecodeTaskMessage(f *testing.F) {
 	addWireSeeds(f)
-	schema := compileEnvelope(f, heddle.TaskMessageSchema())
+	schema := compileEnvelope(f, schemas.TaskMessage())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := heddle.DecodeTaskMessage(data)
 		if err != nil {
@@ -92,7 +93,7 @@ func FuzzDecodeTaskMessage(f *testing.F) {
 // FuzzDecodeTaskResult is FuzzDecodeTaskMessage for results.
 func FuzzDecodeTaskResult(f *testing.F) {
 	addWireSeeds(f)
-	schema := compileEnvelope(f, heddle.TaskResultSchema())
+	schema := compileEnvelope(f, schemas.TaskResult())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := heddle.DecodeTaskResult(data)
 		if err != nil {
@@ -127,7 +128,7 @@ func FuzzDecodeTaskResult(f *testing.F) {
 // exact bytes for replay.
 func FuzzDeadLetterOriginal(f *testing.F) {
 	addWireSeeds(f)
-	schema := compileEnvelope(f, heddle.DeadLetterSchema())
+	schema := compileEnvelope(f, schemas.DeadLetter())
 	f.Fuzz(func(t *testing.T, original []byte) {
 		d := heddle.NewDeadLetter("invalid_task_message: fuzz", original)
 		b, err := d.Encode()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/schemas"
 	"io/fs"
 	"path"
 	"reflect"
@@ -132,22 +133,22 @@ var wireCodecs = map[string]wireCodec{
 	"TaskMessage": {
 		decode: func(b []byte) (any, error) { return heddle.DecodeTaskMessage(b) },
 		encode: func(v any) ([]byte, error) { return v.(heddle.TaskMessage).Encode() },
-		schema: heddle.TaskMessageSchema,
+		schema: schemas.TaskMessage,
 	},
 	"TaskResult": {
 		decode: func(b []byte) (any, error) { return heddle.DecodeTaskResult(b) },
 		encode: func(v any) ([]byte, error) { return v.(heddle.TaskResult).Encode() },
-		schema: heddle.TaskResultSchema,
+		schema: schemas.TaskResult,
 	},
 	"OrchestratorGoal": {
 		decode: func(b []byte) (any, error) { return heddle.DecodeOrchestratorGoal(b) },
 		encode: func(v any) ([]byte, error) { return v.(heddle.OrchestratorGoal).Encode() },
-		schema: heddle.OrchestratorGoalSchema,
+		schema: schemas.OrchestratorGoal,
 	},
 	"DeadLetter": {
 		decode: func(b []byte) (any, error) { return heddle.DecodeDeadLetter(b) },
 		encode: func(v any) ([]byte, error) { return v.(heddle.DeadLetter).Encode() },
-		schema: heddle.DeadLetterSchema,
+		schema: schemas.DeadLetter,
 	},
 }
 
@@ -161,7 +162,7 @@ var wireCodecs = map[string]wireCodec{
 //   - an invalid fixture is rejected with a *heddle.ValidationError
 //     (matching heddle.ErrInvalidMessage) naming exactly the fixture's
 //     Fields;
-//   - the exported envelope schema (heddle.TaskMessageSchema, ...) accepts
+//   - the exported envelope schema (schemas.TaskMessage, ...) accepts
 //     every valid fixture and its re-encoded form, and rejects every
 //     invalid fixture, reporting each named field by its path.
 func WireFixtures(t *testing.T) {

@@ -135,9 +135,9 @@ type Orchestrator struct {
 	b        bus.Bus
 	cfg      Config
 	subjects []string
-	log   *observe.Emitter
-	opts  []heddle.Option
-	ready chan struct{}
+	log      *observe.Emitter
+	opts     []heddle.Option
+	ready    chan struct{}
 
 	running atomic.Bool
 	stats   struct {

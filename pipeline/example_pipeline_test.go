@@ -86,6 +86,7 @@ func Example() {
 	goal := heddle.NewOrchestratorGoal("count the words of a file", map[string]any{"file_ref": "report.txt"})
 	res, err := dispatch.SubmitGoal(ctx, b, goal, dispatch.Timeout(5*time.Second))
 	if err != nil {
+		stop()
 		fmt.Println(err)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/internal/wire"
 	"sync"
 	"time"
 
@@ -75,8 +76,8 @@ func (r *pipelineRun) level(ctx context.Context, names []string) *StageError {
 				"stage":              name,
 				"task_id":            o.result.TaskID,
 				"worker_type":        o.result.WorkerType,
-				"started_at":         heddle.FormatTime(o.started),
-				"ended_at":           heddle.FormatTime(o.ended),
+				"started_at":         wire.FormatTime(o.started),
+				"ended_at":           wire.FormatTime(o.ended),
 				"wall_time_ms":       int(o.ended.Sub(o.started).Milliseconds()),
 				"processing_time_ms": o.result.ProcessingTimeMS,
 			})

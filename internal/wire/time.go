@@ -181,3 +181,7 @@ func daysIn(month, year int) int {
 	}
 	return 31
 }
+
+// FormatTime writes t as the wire does, and as Python's datetime writes
+// an aware UTC time: RFC 3339 in UTC with six fractional digits.
+func FormatTime(t time.Time) string { return string(AppendTimeText(nil, t)) }
