@@ -236,8 +236,17 @@ func (w *Worker) wait(d time.Duration) bool {
 func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
 	// The handler's context: lazyctx makes the timer of its deadline only
 	// if the handler waits on it (see internal/lazyctx for the cost).
-	ctx := lazyctx.New(w.handlerCtx, time.Now().Add(w.taskTimeout), taskKey{}, attemptValue{task: *task})
-	defer ctx.Cancel()
+	var ctx context.Context
+	if w.stdTaskCtx {
+		v := &attemptValue{task: *task}
+		c, cancel := context.WithDeadline(context.WithValue(w.handlerCtx, taskKey{}, v), time.Now().Add(w.taskTimeout))
+		defer cancel()
+		ctx = c
+	} else {
+		c := lazyctx.New(w.handlerCtx, time.Now().Add(w.taskTimeout), taskKey{}, attemptValue{task: *task})
+		defer c.Cancel()
+		ctx = c
+	}
 	rep = &ctx.Value(taskKey{}).(*attemptValue).report
 	// The watch gives up on the handler once it is overdue.
 	r.due.Store(time.Now().Add(w.taskTimeout + overdueGrace).UnixNano())
