@@ -1,7 +1,8 @@
 // Package ratelimit limits how fast the router dispatches tasks to each
 // model tier. A TierLimiter keeps one token bucket per tier, built on
 // golang.org/x/time/rate; the router calls Allow before it dispatches a
-// task, and replaces the limits with Update when its rules are reloaded.
+// task (or Reserve, for a tier whose tasks may wait for a token), and
+// replaces the limits with Update when its rules are reloaded.
 //
 // A bucket holds up to Burst tokens and refills continuously at
 // RatePerSecond tokens per second; it starts full. FromMaxConcurrent gives
@@ -10,8 +11,9 @@
 // Guarantees:
 //
 //   - Over any window of length t, a bucket grants at most
-//     Burst + RatePerSecond*t tokens, counting both Allow and Wait (to
-//     within float64 rounding).
+//     Burst + RatePerSecond*t tokens, counting Allow, Wait and the
+//     reservations Reserve grants, each at the time it is due (to within
+//     float64 rounding).
 //   - Allow never waits for a token, never allocates, and is safe for
 //     concurrent use. Finding a tier's bucket takes no lock (an atomic
 //     pointer to an immutable table); the bucket is a rate.Limiter, which
@@ -26,6 +28,10 @@
 //     succeed: ErrNeverAvailable when no token will ever come, and an error
 //     wrapping context.DeadlineExceeded when the token is due after ctx's
 //     deadline.
+//   - Reserve never waits: it takes the token a Wait would wait for and
+//     says when it is due, or refuses at once, taking nothing, when that
+//     is beyond the caller's maximum wait. Reservations queue as Wait
+//     callers do, and Cancel hands back a token not yet due.
 //   - Buckets live in this process only. Each router replica has its own, so
 //     N replicas together admit up to N times the configured rate; nothing is
 //     shared across processes.

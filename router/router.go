@@ -68,7 +68,22 @@ type Config struct {
 	// already delivered are routed until then; what is left when it
 	// expires is dropped by the bus and Run returns an error saying so.
 	// Zero means heddle.DefaultDrainTimeout.
+	//
+	// Tasks held for their tier's capacity (see
+	// TierRateLimit.MaxWaitSeconds) are answered within it: those whose
+	// token comes before it expires are forwarded when it comes, the
+	// others are dead-lettered at once with ReasonShutdown, and so is any
+	// still held when it expires.
 	DrainTimeout time.Duration
+	// MaxHeld and HoldBudget bound the tasks held at once, across tiers,
+	// waiting for their tier's capacity (see TierRateLimit.MaxWaitSeconds):
+	// their number, and their bytes (each one's bytes, header and ids,
+	// twice its bytes when it is re-encoded, plus a fixed overhead). A task
+	// that would pass either bound is dead-lettered as rate_limited at
+	// once, as it would be without a maximum wait. Zero means
+	// DefaultMaxHeld and DefaultHoldBudget; they must not be negative.
+	MaxHeld    int
+	HoldBudget int
 }
 
 // Stats counts what a Router did with each message. Every message on
@@ -101,6 +116,13 @@ type Stats struct {
 	InvalidMessages uint64
 	UnknownTiers    uint64
 	RateLimited     uint64
+	// Shutdown counts the held tasks dead-lettered with ReasonShutdown:
+	// the router stopped before their token came.
+	Shutdown uint64
+	// Throttled counts the tasks held for their tier's capacity (logged as
+	// router.throttled, one per task, when it is held). It describes the
+	// routing, not a fate: each is also counted, once, by its outcome.
+	Throttled uint64
 	// NoWorker counts the tasks dead-lettered because nothing served their
 	// worker subject (see Config.SkipWorkerCheck); such a task is not
 	// counted in Routed.
@@ -151,7 +173,7 @@ type Stats struct {
 //     is mapped onto a real one.)
 //  3. One token is taken from the tier's bucket; an empty bucket
 //     dead-letters it with "rate_limited: tier 'X' has no available
-//     capacity".
+//     capacity", unless the tier has a maximum wait (see Throttling).
 //  4. It is published to WorkerSubject(worker_type, tier) with the
 //     original headers. The original bytes are forwarded untouched,
 //     unless the tier changed or the message had no task_id: then the
@@ -161,6 +183,37 @@ type Stats struct {
 //     Config.ForwardBudget) until the bus has had the chance to report its
 //     worker subject unserved: then it is dead-lettered with "no_worker:
 //     no worker serves 'X' at tier 'Y'"; otherwise it counts as routed.
+//
+// # Throttling
+//
+// A tier whose rate limit has a maximum wait (max_wait_seconds, see
+// TierRateLimit) holds a task that finds its bucket empty instead of
+// dead-lettering it: the task reserves the next token, and when that
+// token comes within the maximum wait the task is held until then and
+// forwarded (steps 4 and 5); when it comes later, the reservation is
+// handed back and the task is dead-lettered as rate_limited at once, as
+// without a wait. Held tasks:
+//
+//   - do not hold up the router: the tasks behind them, of their tier or
+//     another, are routed meanwhile, and one goroutine forwards each held
+//     task when its token comes;
+//   - leave in the order they came, per tier: tokens are reserved in
+//     turn, and a task of a tier with tasks held waits behind them even
+//     when its own token is free (after a reload gave the tier a new
+//     bucket), unless the hold is full: then it goes at once;
+//   - are bounded by Config.MaxHeld and Config.HoldBudget: past either,
+//     a task that would wait is dead-lettered as rate_limited;
+//   - are answered when Run ends: a task whose token comes within
+//     Config.DrainTimeout is forwarded when it comes; the others are
+//     dead-lettered with ReasonShutdown as the drain begins, and so is any
+//     still held when the drain ends or the bus closes, each one's caller
+//     answered and its token handed back.
+//
+// Each held task is logged as router.throttled (info; task_id,
+// worker_type, model_tier, wait) and counted in Stats.Throttled when it
+// is held; its outcome is counted as any task's. A reload applies the new
+// maximum waits to the tasks that come after it; the tasks held keep
+// their reserved tokens.
 //
 // A task_id, parent_task_id or worker_type that is not valid UTF-8 in the
 // original bytes is an invalid message naming the field: decoding would
@@ -175,7 +228,8 @@ type Stats struct {
 //
 // Logs: router.routed (debug; task_id, worker_type, model_tier, subject;
 // when the task's fate is known, see Stats.Routed), router.dead_lettered
-// (warn; reason, task_id, worker_type), router.no_worker_unknown (warn),
+// (warn; reason, task_id, worker_type), router.throttled (info; see
+// Throttling), router.no_worker_unknown (warn),
 // router.publish_failed (error), router.rules_loaded and router.reloaded
 // (info; overrides and rate_limits counts), router.reload_failed (error),
 // router.rules_warning (warn), actor.subscribed.
@@ -193,11 +247,12 @@ type Router struct {
 	readyOnce sync.Once
 
 	forwards  *forwardTable // nil with Config.SkipWorkerCheck
+	held      *holder       // the tasks waiting for their tier's capacity
 	quit      chan struct{} // closed when Run ends
 	markRetry time.Duration // markRetry; tests shorten it
 
 	stats struct {
-		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, noWorker, noWorkerUnknown,
+		routed, overridden, deadLettered, invalid, unknownTier, rateLimited, shutdown, throttled, noWorker, noWorkerUnknown,
 		answered, answerErrors, publishErrors, deadLetterErrors, reloads, reloadErrors atomic.Uint64
 	}
 }
@@ -206,6 +261,7 @@ type Router struct {
 type ruleSet struct {
 	rules     Rules
 	overrides map[string]routerOverride
+	waits     map[heddle.ModelTier]time.Duration // the tiers with a maximum wait
 }
 
 type routerOverride struct {
@@ -222,12 +278,20 @@ func newRouterRuleSet(r Rules) *ruleSet {
 		}
 		set.overrides[wt] = o
 	}
+	for tier, l := range r.RateLimits {
+		if w := l.MaxWait(); w > 0 {
+			if set.waits == nil {
+				set.waits = map[heddle.ModelTier]time.Duration{}
+			}
+			set.waits[heddle.ModelTier(tier)] = w
+		}
+	}
 	return set
 }
 
 // New returns a Router on b; it loads no rules and starts nothing
-// until Run. It fails with heddle.ErrConfig when b is nil or ReloadTimeout
-// is negative.
+// until Run. It fails with heddle.ErrConfig when b is nil or a duration
+// or bound of cfg is negative.
 func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: the bus is nil", heddle.ErrConfig)
@@ -241,6 +305,12 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	if cfg.ForwardBudget < 0 {
 		return nil, fmt.Errorf("%w: router: Config.ForwardBudget must not be negative, got %d", heddle.ErrConfig, cfg.ForwardBudget)
 	}
+	if cfg.MaxHeld < 0 {
+		return nil, fmt.Errorf("%w: router: Config.MaxHeld must not be negative, got %d", heddle.ErrConfig, cfg.MaxHeld)
+	}
+	if cfg.HoldBudget < 0 {
+		return nil, fmt.Errorf("%w: router: Config.HoldBudget must not be negative, got %d", heddle.ErrConfig, cfg.HoldBudget)
+	}
 	if cfg.ReloadTimeout == 0 {
 		cfg.ReloadTimeout = DefaultReloadTimeout
 	}
@@ -252,6 +322,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 		cfg:     cfg,
 		log:     observe.New(opts...),
 		limiter: ratelimit.NewTierLimiter(nil),
+		held:    newHolder(cmp.Or(cfg.MaxHeld, DefaultMaxHeld), cmp.Or(cfg.HoldBudget, DefaultHoldBudget)),
 		ready:   make(chan struct{}),
 		quit:    make(chan struct{}),
 
@@ -277,6 +348,8 @@ func (r *Router) Stats() Stats {
 		InvalidMessages:  s.invalid.Load(),
 		UnknownTiers:     s.unknownTier.Load(),
 		RateLimited:      s.rateLimited.Load(),
+		Shutdown:         s.shutdown.Load(),
+		Throttled:        s.throttled.Load(),
 		NoWorker:         s.noWorker.Load(),
 		NoWorkerUnknown:  s.noWorkerUnknown.Load(),
 		PublishErrors:    s.publishErrors.Load(),
@@ -303,11 +376,13 @@ func (r *Router) Rules() Rules {
 // ctx ends or the bus closes.
 //
 // When ctx ends it drains, within Config.DrainTimeout: it routes the tasks
-// already delivered to it, then waits for the bus's reports on every task
-// it forwarded (a flush, then its status inbox drained), and returns nil,
-// or what went wrong while draining. When the bus closes (see bus.Closer)
-// it returns at once with an error wrapping bus.ErrClosed that says why,
-// so that a supervisor can restart the process. It returns
+// already delivered to it, forwards the held tasks whose tokens come in
+// time and dead-letters the others (see Throttling), then waits for the
+// bus's reports on every task it forwarded (a flush, then its status inbox
+// drained), and returns nil, or what went wrong while draining. When the
+// bus closes (see bus.Closer) it returns at once with an error wrapping
+// bus.ErrClosed that says why, so that a supervisor can restart the
+// process. It returns
 // heddle.ErrStarted while another Run of the same Router is in progress,
 // or after one.
 func (r *Router) Run(ctx context.Context) error {
@@ -336,6 +411,18 @@ func (r *Router) Run(ctx context.Context) error {
 		defer wg.Wait()
 		defer stop()
 	}
+	// The releaser stops before the marker: a held task it forwards is
+	// remembered, and the marks confirm it. Whatever is still held when
+	// Run returns is answered.
+	release, stopRelease := context.WithCancel(context.WithoutCancel(ctx))
+	var releasing sync.WaitGroup
+	releasing.Go(func() { r.releaser(release) })
+	stopReleaser := func() {
+		stopRelease()
+		releasing.Wait()
+		r.dropHeld(ctx, r.held.close())
+	}
+	defer stopReleaser()
 	tasks, err := r.b.Subscribe(ctx, heddle.SubjectTasksIncoming, r.handleTask, bus.Queue(heddle.RouterQueueGroup))
 	if err != nil {
 		if status != nil {
@@ -363,11 +450,18 @@ func (r *Router) Run(ctx context.Context) error {
 				_ = sub.Unsubscribe() // gone with the bus; a wrapper's may not be
 			}
 		}
+		// Nothing held can be forwarded now: each is dead-lettered (and
+		// counted so), though the bus will not carry the dead letters.
+		stopReleaser()
 		r.confirmRest(ctx)
 		return fmt.Errorf("heddle: router: %w", cmp.Or(bus.Err(r.b), bus.ErrClosed))
 	}
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(r.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
 	defer cancel()
+	// A held task whose token comes after the drain cannot be forwarded:
+	// it is answered now rather than when the drain ends.
+	deadline, _ := drain.Deadline()
+	r.dropHeld(ctx, r.held.drain(deadline))
 	var errs []error
 	drainSub := func(sub bus.Subscription) {
 		if err := sub.Drain(drain); err != nil && !errors.Is(err, bus.ErrClosed) {
@@ -376,6 +470,12 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	drainSub(tasks)
 	drainSub(control)
+	// The tasks still held are due within the drain; those that are not
+	// forwarded when it ends are dead-lettered by stopReleaser.
+	if err := r.held.waitIdle(drain); err != nil {
+		errs = append(errs, fmt.Errorf("heddle: router releasing held tasks: %w", err))
+	}
+	stopReleaser()
 	if status != nil {
 		// Every task is forwarded by now. After the flush the bus has sent
 		// each one's no-responders status, if any, and draining the inbox
@@ -404,8 +504,10 @@ func (r *Router) confirmRest(ctx context.Context) {
 // logged as router.reload_failed, and the previous rules stay in force.
 // On success router.reloaded is logged. Buckets whose limit is unchanged
 // keep their tokens (a reload hands out no fresh burst); changed or new
-// limits start full. Reloads are serialized; a task routed during one
-// sees the old or the new overrides.
+// limits start full. A new max_wait_seconds applies to the tasks routed
+// after the reload; a task held already keeps the token it reserved.
+// Reloads are serialized; a task routed during one sees the old or the
+// new overrides and maximum waits.
 func (r *Router) Reload(ctx context.Context) error { return r.load(ctx, true) }
 
 func (r *Router) load(ctx context.Context, reload bool) error {
@@ -485,36 +587,66 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		return
 	}
 
-	if !r.limiter.Allow(string(tier)) {
-		r.deadLetter(ctx, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
-		return
+	// A tier without a maximum wait takes its token as the Python router
+	// does; with one, a token due within it is reserved, and the task is
+	// held until it comes. So is a task whose tier has tasks held before
+	// it, to keep the tier's order.
+	var res ratelimit.Reservation
+	held := false
+	if wait := set.waits[tier]; wait == 0 {
+		if !r.limiter.Allow(string(tier)) {
+			r.deadLetter(ctx, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			return
+		}
+	} else {
+		var ok bool
+		if res, ok = r.limiter.Reserve(string(tier), wait); !ok {
+			r.deadLetter(ctx, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			return
+		}
+		held = res.Due().After(time.Now())
 	}
+	held = held || r.held.busy(tier)
 
-	out, overridden := data, tier != m.ModelTier
+	o := outgoing{orig: msg, out: data, taskID: m.TaskID, workerType: m.WorkerType, tier: tier, overridden: tier != m.ModelTier}
 	// A task_id absent from the original was assigned by the decoder; a
 	// fresh UUID cannot occur in the bytes by chance. (The stack buffer
 	// spares an allocation for ids of up to 64 bytes.)
 	var idBuf [64]byte
-	if overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
+	if o.overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
 		// Re-encoding needs the whole task. Its verdict is the envelope's
 		// (at most the model_tier problem, which the tier resolved above
 		// replaces); a task_id it assigns replaces the envelope's.
 		m, _ = heddle.DecodeTaskMessage(data)
 		m.ModelTier = tier
-		if out, err = m.Encode(); err != nil {
+		if o.out, err = m.Encode(); err != nil {
+			res.Cancel()
 			r.deadLetter(ctx, msg, heddle.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
+		o.taskID, o.reencoded = m.TaskID, true
 	}
-	subject := heddle.WorkerSubject(m.WorkerType, tier)
-	fwd := &bus.Msg{Subject: subject, Header: msg.Header, Data: out}
+	o.subject = heddle.WorkerSubject(m.WorkerType, tier)
+	if held {
+		r.hold(ctx, o, res, time.Now())
+		return
+	}
+	r.forward(ctx, o)
+}
+
+// forward publishes a routed task to its worker subject and, with the
+// worker check, keeps it until its fate is known; see Router. It runs on
+// the task subscription's goroutine, or on the releaser's for a held task.
+func (r *Router) forward(ctx context.Context, o outgoing) {
+	fwd := &bus.Msg{Subject: o.subject, Header: o.orig.Header, Data: o.out}
 	var seq uint64
 	if r.forwards != nil {
 		// Remembered before the publish: the bus's status may come before
 		// Publish returns.
-		if seq, err = r.remember(ctx, msg, m.TaskID, m.WorkerType, subject, tier); err != nil {
-			r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", subject, "task_id", m.TaskID,
-				"worker_type", m.WorkerType, "model_tier", string(tier),
+		var err error
+		if seq, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier); err != nil {
+			r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", o.subject, "task_id", o.taskID,
+				"worker_type", o.workerType, "model_tier", string(o.tier),
 				"error", fmt.Sprintf("waiting for room in the forward budget: %v", err))
 			return
 		}
@@ -525,11 +657,11 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		if r.forwards != nil && !r.forwards.drop(seq) {
 			return // counted as routed when Run ended
 		}
-		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", subject, "task_id", m.TaskID,
-			"worker_type", m.WorkerType, "model_tier", string(tier), "error", err.Error())
+		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", o.subject, "task_id", o.taskID,
+			"worker_type", o.workerType, "model_tier", string(o.tier), "error", err.Error())
 		return
 	}
-	if overridden {
+	if o.overridden {
 		r.stats.overridden.Add(1)
 	}
 	if r.forwards != nil {
@@ -541,8 +673,8 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	}
 	r.stats.routed.Add(1)
 	if r.log.Enabled(ctx, slog.LevelDebug) { // spares the arguments' allocations
-		r.log.Debug("router.routed", "task_id", m.TaskID, "worker_type", m.WorkerType,
-			"model_tier", string(tier), "subject", subject)
+		r.log.Debug("router.routed", "task_id", o.taskID, "worker_type", o.workerType,
+			"model_tier", string(o.tier), "subject", o.subject)
 	}
 }
 
@@ -632,6 +764,8 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 		byReason = &r.stats.noWorker
 	case heddle.ReasonRateLimited:
 		byReason = &r.stats.rateLimited
+	case ReasonShutdown:
+		byReason = &r.stats.shutdown
 	case heddle.ReasonUnknownTier:
 		byReason = &r.stats.unknownTier
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,6 +32,7 @@ var ErrInvalidRules = errors.New("heddle: invalid router rules")
 //	  local:
 //	    max_concurrent: 4
 //	    tokens_per_minute: 100000
+//	    max_wait_seconds: 20 # Go only: hold a task up to 20 s for a token
 //
 // The zero value routes every task to its own tier, unlimited.
 type Rules struct {
@@ -56,8 +58,10 @@ type Rules struct {
 // ratelimit.FromMaxConcurrent); a MaxConcurrent of 0 admits nothing.
 // RatePerSecond and Burst are Go extensions: when set (non-zero) they
 // replace the refill rate and the capacity derived from MaxConcurrent.
-// Tokens are counted per dispatched task, not per LLM token, and each
-// Router replica has buckets of its own.
+// MaxWaitSeconds, also a Go extension, makes the Router hold a task that
+// finds the bucket empty until its token comes, instead of dead-lettering
+// it at once. Tokens are counted per dispatched task, not per LLM token,
+// and each Router replica has buckets of its own.
 type TierRateLimit struct {
 	// MaxConcurrent sets the capacity and the refill (MaxConcurrent per
 	// minute). Required in a rules file unless both RatePerSecond and
@@ -72,6 +76,25 @@ type TierRateLimit struct {
 	RatePerSecond float64 `yaml:"rate_per_second,omitempty"`
 	// Burst, when non-zero, is the bucket's capacity.
 	Burst int `yaml:"burst,omitempty"`
+	// MaxWaitSeconds is the longest a task of this tier may be held
+	// waiting for a token when the bucket is empty: a task whose token
+	// comes within it is reserved that token and forwarded when it comes;
+	// one whose token comes later is dead-lettered at once as
+	// rate_limited, as every task over the limit is when MaxWaitSeconds
+	// is zero (the default, the Python router's behaviour). See Router
+	// for how held tasks are bounded and answered at shutdown.
+	MaxWaitSeconds float64 `yaml:"max_wait_seconds,omitempty"`
+}
+
+// maxMaxWaitSeconds is the largest MaxWaitSeconds a time.Duration holds.
+const maxMaxWaitSeconds = float64(math.MaxInt64 / int64(time.Second))
+
+// MaxWait returns MaxWaitSeconds as a time.Duration.
+func (l TierRateLimit) MaxWait() time.Duration {
+	if !(l.MaxWaitSeconds > 0) || l.MaxWaitSeconds > maxMaxWaitSeconds {
+		return 0 // refused by Validate
+	}
+	return time.Duration(l.MaxWaitSeconds * float64(time.Second))
 }
 
 // Limit returns the token bucket l describes.
@@ -107,7 +130,8 @@ func (r Rules) Clone() Rules {
 
 // Validate reports every invalid entry of r in one *RulesError: a
 // worker_type that cannot appear in a subject, a negative or NaN number,
-// an empty tier name, or a rate_per_second without burst (or the reverse)
+// a max_wait_seconds that is infinite or beyond a time.Duration, an empty
+// tier name, or a rate_per_second without burst (or the reverse)
 // where no max_concurrent supplies the missing half. Overrides and limits
 // naming unknown tiers are not errors; see Warnings.
 func (r Rules) Validate() error {
@@ -141,6 +165,9 @@ func (r Rules) validate(p *rulesProblems) {
 		}
 		if l.Burst < 0 {
 			p.add(path+".burst", 0, "must be >= 0, got %d", l.Burst)
+		}
+		if w := l.MaxWaitSeconds; math.IsNaN(w) || w < 0 || w > maxMaxWaitSeconds {
+			p.add(path+".max_wait_seconds", 0, "must be a number of seconds from 0 to %.0f, got %v", maxMaxWaitSeconds, w)
 		}
 		if l.MaxConcurrent == 0 && (l.RatePerSecond > 0) != (l.Burst > 0) {
 			p.add(path, 0, "rate_per_second and burst must be given together when max_concurrent is 0 or absent")
@@ -241,7 +268,8 @@ func (p *rulesProblems) err(source string) error {
 //   - tier_overrides maps worker_type strings to tier strings; rate_limits
 //     maps tier strings to mappings of max_concurrent and
 //     tokens_per_minute (integers >= 0) and, optionally, rate_per_second
-//     (a number >= 0) and burst (an integer >= 0);
+//     (a number >= 0), burst (an integer >= 0) and max_wait_seconds (a
+//     number >= 0);
 //   - a value of the wrong type, a duplicated key, or a limit without
 //     max_concurrent (unless rate_per_second and burst are both given) is
 //     an error naming the entry by its dotted path and line;
@@ -387,8 +415,14 @@ func rulesLimits(p *rulesProblems, r *Rules, n *yaml.Node) map[string]TierRateLi
 				l.Burst = rulesInt(p, path+"."+key, f)
 			case "rate_per_second":
 				l.RatePerSecond = rulesFloat(p, path+"."+key, f)
+			case "max_wait_seconds":
+				l.MaxWaitSeconds = rulesFloat(p, path+"."+key, f)
+				if l.MaxWaitSeconds > maxMaxWaitSeconds {
+					p.add(path+"."+key, f.Line, "must be a number of seconds from 0 to %.0f, got %s", maxMaxWaitSeconds, f.Value)
+					l.MaxWaitSeconds = 0
+				}
 			default:
-				r.warnings = append(r.warnings, fmt.Sprintf("%s.%s: unknown key ignored (line %d); known keys: max_concurrent, tokens_per_minute, rate_per_second, burst", path, key, f.Line))
+				r.warnings = append(r.warnings, fmt.Sprintf("%s.%s: unknown key ignored (line %d); known keys: max_concurrent, tokens_per_minute, rate_per_second, burst, max_wait_seconds", path, key, f.Line))
 			}
 		})
 		if !seen["max_concurrent"] && !(seen["rate_per_second"] && seen["burst"]) {

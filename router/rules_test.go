@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle/ratelimit"
 	"github.com/heddle-go/heddle/router"
@@ -95,6 +96,30 @@ func TestParseRouterRules(t *testing.T) {
 				"frontier": {MaxConcurrent: 3, RatePerSecond: 0.5, Burst: 6},
 				"local":    {RatePerSecond: math.Inf(1), Burst: 1},
 			},
+		},
+		{
+			name: "max_wait_seconds is read as an extension, in seconds",
+			yaml: "rate_limits:\n  local:\n    max_concurrent: 4\n    tokens_per_minute: 100000\n    max_wait_seconds: 20\n" +
+				"  frontier: {max_concurrent: 3, max_wait_seconds: 0.25}\n",
+			wantLimits: map[string]router.TierRateLimit{
+				"local":    {MaxConcurrent: 4, TokensPerMinute: 100000, MaxWaitSeconds: 20},
+				"frontier": {MaxConcurrent: 3, MaxWaitSeconds: 0.25},
+			},
+		},
+		{
+			name:     "a negative max_wait_seconds is rejected",
+			yaml:     "rate_limits:\n  local:\n    max_concurrent: 1\n    max_wait_seconds: -1\n",
+			wantErrs: []string{"rate_limits.local.max_wait_seconds: must be >= 0, got -1 (line 4)"},
+		},
+		{
+			name:     "an infinite max_wait_seconds is rejected: a task is never held for ever",
+			yaml:     "rate_limits:\n  local:\n    max_concurrent: 1\n    max_wait_seconds: .inf\n",
+			wantErrs: []string{"rate_limits.local.max_wait_seconds: must be a number of seconds from 0 to 9223372036, got .inf (line 4)"},
+		},
+		{
+			name:     "a max_wait_seconds that is not a number is rejected",
+			yaml:     "rate_limits:\n  local:\n    max_concurrent: 1\n    max_wait_seconds: 20s\n",
+			wantErrs: []string{`rate_limits.local.max_wait_seconds: expected a number, got string "20s" (line 4)`},
 		},
 		{
 			name:          "anchors and aliases are followed",
@@ -249,6 +274,7 @@ func TestTierRateLimitLimit(t *testing.T) {
 		{"rate_per_second replaces the refill only", router.TierRateLimit{MaxConcurrent: 6, RatePerSecond: 2}, ratelimit.Limit{RatePerSecond: 2, Burst: 6}},
 		{"burst replaces the capacity only", router.TierRateLimit{MaxConcurrent: 6, Burst: 1}, ratelimit.Limit{RatePerSecond: 0.1, Burst: 1}},
 		{"both replace the whole bucket", router.TierRateLimit{RatePerSecond: 5, Burst: 10}, ratelimit.Limit{RatePerSecond: 5, Burst: 10}},
+		{"max_wait_seconds leaves the bucket alone", router.TierRateLimit{MaxConcurrent: 6, MaxWaitSeconds: 30}, ratelimit.Limit{RatePerSecond: 0.1, Burst: 6}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,12 +285,30 @@ func TestTierRateLimitLimit(t *testing.T) {
 	}
 }
 
+func TestTierRateLimitMaxWaitIsMaxWaitSecondsAsADuration(t *testing.T) {
+	for _, tt := range []struct {
+		seconds float64
+		want    time.Duration
+	}{
+		{0, 0},
+		{0.25, 250 * time.Millisecond},
+		{20, 20 * time.Second},
+		{-1, 0},          // refused by Validate
+		{math.Inf(1), 0}, // refused by Validate
+		{math.NaN(), 0},  // refused by Validate
+	} {
+		if got := (router.TierRateLimit{MaxWaitSeconds: tt.seconds}).MaxWait(); got != tt.want {
+			t.Errorf("MaxWaitSeconds %v: MaxWait() = %v, want %v", tt.seconds, got, tt.want)
+		}
+	}
+}
+
 func TestRouterRulesValidateNamesEveryBadEntryOfGoValues(t *testing.T) {
 	rules := router.Rules{
 		TierOverrides: map[string]string{"": "local", "a.*": "local", "ok": "nonsense"},
 		RateLimits: map[string]router.TierRateLimit{
-			"local":    {MaxConcurrent: -1, TokensPerMinute: -2, Burst: -3},
-			"standard": {RatePerSecond: math.NaN()},
+			"local":    {MaxConcurrent: -1, TokensPerMinute: -2, Burst: -3, MaxWaitSeconds: -4},
+			"standard": {RatePerSecond: math.NaN(), MaxWaitSeconds: math.Inf(1)},
 			"frontier": {Burst: 4},
 		},
 	}
@@ -280,8 +324,8 @@ func TestRouterRulesValidateNamesEveryBadEntryOfGoValues(t *testing.T) {
 	}
 	want := []string{"tier_overrides", "tier_overrides.a.*",
 		"rate_limits.frontier",
-		"rate_limits.local.max_concurrent", "rate_limits.local.tokens_per_minute", "rate_limits.local.burst",
-		"rate_limits.standard.rate_per_second"}
+		"rate_limits.local.max_concurrent", "rate_limits.local.tokens_per_minute", "rate_limits.local.burst", "rate_limits.local.max_wait_seconds",
+		"rate_limits.standard.rate_per_second", "rate_limits.standard.max_wait_seconds"}
 	if !slices.Equal(fields, want) {
 		t.Errorf("Validate names %q, want %q", fields, want)
 	}
