@@ -86,7 +86,6 @@ import (
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/internal/slab"
 )
 
 // Connection states; they only move forward.
@@ -110,7 +109,7 @@ type Bus struct {
 	subs  map[*subscription]struct{} // subscriptions whose goroutine runs
 	wg    sync.WaitGroup             // counts those goroutines
 
-	copies slab.Slab // payload copies made by Publish
+	copies payloadCopier // payload copies made by Publish
 
 	stats counters
 	kept  bus.Values
@@ -239,7 +238,7 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	e := envelope{subject: msg.Subject, reply: msg.Reply, header: msg.Header, data: msg.Data, size: int64(size)}
 	if !b.zeroCopy {
 		e.header = msg.Header.Clone()
-		e.data = b.copies.Copy(msg.Data)
+		e.data = b.copies.copy(msg.Data)
 	}
 	for _, s := range r.plain {
 		s.enqueue(&e)

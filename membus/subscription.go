@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/internal/blockqueue"
 )
 
 // msgBatch is the most *bus.Msg values the delivery goroutine allocates at
@@ -74,9 +73,9 @@ type subscription struct {
 	// Publisher side, guarded by mu.
 	mu      sync.Mutex
 	state   int
-	parked  bool                       // the goroutine waits on wake for a message or a state change
-	slow    bool                       // the last message offered was dropped (one report per episode)
-	pending blockqueue.Queue[envelope] // read by the goroutine's blockqueue.Reader
+	parked  bool         // the goroutine waits on wake for a message or a state change
+	slow    bool         // the last message offered was dropped (one report per episode)
+	pending pendingQueue // read by the goroutine's pendingReader
 	// enqMsgs and enqBytes count what was ever enqueued; seenMsgs and
 	// seenBytes are the last reading of handledMsgs and handledBytes.
 	enqMsgs   int64
@@ -254,7 +253,7 @@ func (s *subscription) run() {
 	defer s.conn.wg.Done()
 	defer s.finish()
 	var (
-		queue        blockqueue.Reader[envelope]
+		queue        pendingReader
 		handled      int64
 		handledBytes int64
 		msgs         []bus.Msg // Msg values not yet handed out
