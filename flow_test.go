@@ -171,7 +171,7 @@ func TestARateLimitedTaskReplayedAfterAReloadDeliversItsResult(t *testing.T) {
 		}
 		events.Wait(t, "router.reloaded", 1)
 
-		stream, err := dispatch.NewStream(ctx, caller, second.ResultSubject(), dispatch.StreamConfig{Timeout: 10 * time.Second})
+		stream, err := dispatch.NewStream(ctx, caller, second.ResultSubject(), dispatch.Timeout(10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,7 +92,7 @@ func TestAGoWorkerAndAForeignProcessorShareEachTaskOnce(t *testing.T) {
 	stop := testkit.StartActor(t, w.Run, w.Ready())
 
 	caller := connect()
-	s, err := dispatch.NewStream(ctx, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Direct: true, Timeout: testkit.Wait})
+	s, err := dispatch.NewStream(ctx, caller, heddle.SubjectResultsDefault, dispatch.Direct(), dispatch.Timeout(testkit.Wait))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestAGoPipelineAndAForeignOneShareEachGoalOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(connect(), pipeline.Config{Name: "mixed", DispatchDirect: true,
+	p, err := pipeline.New(connect(), pipeline.Config{Name: "mixed", Direct: true,
 		Stages: []pipeline.Stage{{Name: "only", WorkerType: workerType}}})
 	if err != nil {
 		t.Fatal(err)

@@ -213,12 +213,12 @@ func emittedResults(t *testing.T) map[string][]byte {
 		Synthesize: func(_ context.Context, _ heddle.OrchestratorGoal, rs []heddle.TaskResult) (map[string]any, error) {
 			return map[string]any{"results": len(rs)}, nil
 		},
-		DispatchDirect: true, QueueGroup: "orchestrators-test",
+		Direct: true, QueueGroup: "orchestrators-test",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := pipeline.New(b, pipeline.Config{Name: "upstream", DispatchDirect: true, QueueGroup: "pipelines-test",
+	pipe, err := pipeline.New(b, pipeline.Config{Name: "upstream", Direct: true, QueueGroup: "pipelines-test",
 		Stages: []pipeline.Stage{{Name: "twice", WorkerType: "double", InputMapping: map[string]string{"n": "goal.context.n"}}}})
 	if err != nil {
 		t.Fatal(err)

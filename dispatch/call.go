@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/heddle-go/heddle"
@@ -40,7 +41,10 @@ func (e *TaskError) Is(target error) bool { return target == ErrTaskFailed }
 // as an Out: the typed side of worker.New. It checks in against the
 // contract generated from In and Out before anything is published (the
 // same contract worker.New generates, so a payload the worker would
-// refuse is refused here), then works as Request does with opts.
+// refuse is refused here), then works as Request does. It takes the
+// options Timeout, Direct, With, Tier, Priority and Metadata (the task's
+// model_tier, priority and metadata) and refuses the others
+// (heddle.ErrConfig).
 //
 // Out is decoded from exactly the keys the output contract checked: a
 // completed result whose output violates the contract, holds a key that
@@ -50,45 +54,66 @@ func (e *TaskError) Is(target error) bool { return target == ErrTaskFailed }
 // *TimeoutError lists each rejected one, when it arrived and why.
 //
 // Numbers travel as their JSON text, so integers of any size come back
-// exactly. The error is a *contracts.ValidationError for an input
-// violating the contract, a *TaskError (errors.Is ErrTaskFailed) for a
-// failed result, a *DeadLetterError for a task the router dead-lettered,
-// a *TimeoutError, or the errors of Request.
+// exactly; an integer field also takes an integral number written with a
+// fraction or an exponent (1.0, 2.5e1), as the contract's "integer" does
+// and as a Python worker computing with floats writes it, while 1.5 is
+// refused naming the field. The error is a *contracts.ValidationError for
+// an input violating the contract, a *TaskError (errors.Is ErrTaskFailed)
+// for a failed result, a *DeadLetterError for a task the router
+// dead-lettered, a *TimeoutError, or the errors of Request.
 func Call[In, Out any](ctx context.Context, b bus.Bus, workerType string, in In, opts ...Option) (Out, error) {
-	task, err := typedTask[In, Out](b, workerType, in)
+	o, err := newOptions(opts, forCall)
 	if err != nil {
 		var zero Out
 		return zero, err
 	}
+	return call[In, Out](ctx, b, workerType, in, o)
+}
+
+// call is Call with its options applied; o is a copy of its own.
+func call[In, Out any](ctx context.Context, b bus.Bus, workerType string, in In, o options) (Out, error) {
 	var out Out
-	res, err := Request(ctx, b, task, append(slices.Clip(opts), contractOf[In, Out](b), decodeInto(&out))...)
+	task, err := typedTask[In, Out](b, workerType, in, &o, &out)
+	if err != nil {
+		return out, err
+	}
+	res, err := request(ctx, b, task, &o)
 	return typedOutput(res, out, err)
 }
 
 // CallWith is Call on a Caller: many typed calls on one result
-// subscription.
+// subscription. It takes the options Call takes.
 func CallWith[In, Out any](ctx context.Context, c *Caller, workerType string, in In, opts ...Option) (Out, error) {
 	var out Out
-	task, err := typedTask[In, Out](c.b, workerType, in)
+	o, err := newOptions(opts, forCallWith)
+	if err != nil {
+		return out, err
+	}
+	task, err := typedTask[In, Out](c.b, workerType, in, &o, &out)
 	if err != nil {
 		return out, err
 	}
 	if c.subject != task.ResultSubject() {
 		return out, fmt.Errorf("%w: a typed task's results go to %s, the Caller listens on %s", ErrResultSubjectMismatch, task.ResultSubject(), c.subject)
 	}
-	res, err := c.Request(ctx, task, append(slices.Clip(opts), contractOf[In, Out](c.b), decodeInto(&out))...)
+	res, err := c.request(ctx, task, &o)
 	return typedOutput(res, out, err)
 }
 
 // CallAll is Call for many inputs at once, to workers of workerType,
-// with at most the StreamConfig's MaxInFlight (the MaxInFlight option)
-// waiting at a time, or all of them. The outputs are in the order of ins.
-// When some calls fail, the error is a *CallAllError holding each one's
-// error by index, and the outputs of the others are still returned.
+// with at most MaxInFlight of them waiting at a time (all of them without
+// it). It takes the options Call takes, and MaxInFlight; an option it
+// refuses fails it before any call, with a nil slice. The outputs are in
+// the order of ins. When some calls fail, the error is a *CallAllError
+// holding each one's error by index, and the outputs of the others are
+// still returned.
 func CallAll[In, Out any](ctx context.Context, b bus.Bus, workerType string, ins []In, opts ...Option) ([]Out, error) {
-	o := newDispatchOptions(opts)
-	limit := o.cfg.MaxInFlight
-	if limit <= 0 {
+	o, err := newOptions(opts, forCallAll)
+	if err != nil {
+		return nil, err
+	}
+	limit := o.maxInFlight
+	if limit == 0 {
 		limit = len(ins)
 	}
 	outs := make([]Out, len(ins))
@@ -104,7 +129,7 @@ func CallAll[In, Out any](ctx context.Context, b bus.Bus, workerType string, ins
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			outs[i], errs[i] = Call[In, Out](ctx, b, workerType, in, opts...)
+			outs[i], errs[i] = call[In, Out](ctx, b, workerType, in, o)
 		})
 	}
 	wg.Wait()
@@ -142,14 +167,22 @@ func (e *CallAllError) Error() string {
 // look at each.
 func (e *CallAllError) Unwrap() []error { return e.Errs }
 
-// MaxInFlight bounds how many calls of a CallAll wait at once.
-func MaxInFlight(n int) Option {
-	return func(o *dispatchOptions) { o.cfg.MaxInFlight = n }
-}
-
-// typedTask encodes in as the payload of a task for workerType and checks
-// it against the typed contract.
-func typedTask[In, Out any](b bus.Bus, workerType string, in In) (heddle.TaskMessage, error) {
+// typedTask encodes in as the payload of a task for workerType, and sets
+// o to check it against the typed contract and to decode the output into
+// *out.
+func typedTask[In, Out any](b bus.Bus, workerType string, in In, o *options, out *Out) (heddle.TaskMessage, error) {
+	c, err := contractOf[In, Out](b)
+	if err != nil {
+		return heddle.TaskMessage{}, err
+	}
+	o.contract = c
+	o.accept = func(res *heddle.TaskResult, raw []byte) (func(), error) {
+		v, err := decodeOutput[Out](res, raw)
+		if err != nil {
+			return nil, err
+		}
+		return func() { *out = v }, nil
+	}
 	data, err := json.Marshal(in)
 	if err != nil {
 		return heddle.TaskMessage{}, fmt.Errorf("heddle: encoding the input for worker %q: %w", workerType, err)
@@ -171,9 +204,11 @@ type contractEntry struct {
 	err error
 }
 
-// contractOf returns the option checking against the contract generated
-// from In and Out, compiled once per bus where the bus keeps values.
-func contractOf[In, Out any](b bus.Bus) Option {
+// contractOf returns the contract generated from In and Out, compiled
+// once per bus where the bus keeps values. A result decoded for the call
+// that the contract or Out refuses is a parse_error, as one violating the
+// contract: the wait goes on for a valid one, and a timeout names it.
+func contractOf[In, Out any](b bus.Bus) (*contracts.Contract, error) {
 	compile := func() any {
 		c, err := contracts.For[In, Out]()
 		return contractEntry{c, err}
@@ -184,29 +219,10 @@ func contractOf[In, Out any](b bus.Bus) Option {
 	} else {
 		e = compile().(contractEntry)
 	}
-	return func(o *dispatchOptions) {
-		if e.err != nil {
-			o.err = fmt.Errorf("heddle: the contract of the typed call: %w", e.err)
-			return
-		}
-		o.contract, o.cfg.OutputContract = e.c, e.c
+	if e.err != nil {
+		return nil, fmt.Errorf("heddle: the contract of the typed call: %w", e.err)
 	}
-}
-
-// decodeInto makes the call accept only a completed result whose output
-// decodes into an Out, and sets *out to it when it is handed over. A
-// result refused here is a parse_error, as one violating the contract: the
-// wait goes on for a valid one, and a timeout names it.
-func decodeInto[Out any](out *Out) Option {
-	return func(o *dispatchOptions) {
-		o.accept = func(res *heddle.TaskResult, raw []byte) (func(), error) {
-			v, err := decodeOutput[Out](res, raw)
-			if err != nil {
-				return nil, err
-			}
-			return func() { *out = v }, nil
-		}
-	}
+	return e.c, nil
 }
 
 // decodeOutput decodes the output of res, whose message is raw, into an
@@ -217,8 +233,12 @@ func decodeInto[Out any](out *Out) Option {
 // is an object fills the same struct twice, merging what the contract saw
 // (the last) with what it did not. So a key naming a field only by case is
 // refused, as the worker refuses one in its input, and the output is
-// decoded from its members as the decoder read them (the last of a
-// repeated key, integers of any size kept as their text).
+// decoded from its members as the decoder read them: the last of a
+// repeated key, and every number as its text, so integers of any size
+// stay exact. An integral number written with a fraction or an exponent
+// (1.0, 2.5e1) is written as the integer it is, as the contract's
+// "integer" takes it, so it fills an integer field exactly; 1.5 still
+// does not, and the error names the field.
 func decodeOutput[Out any](res *heddle.TaskResult, raw []byte) (Out, error) {
 	var out Out
 	t := reflect.TypeFor[Out]()
@@ -229,8 +249,10 @@ func decodeOutput[Out any](res *heddle.TaskResult, raw []byte) (Out, error) {
 		return out, &contracts.ValidationError{Side: "output", Violations: []contracts.Violation{
 			{Message: fmt.Sprintf("expected an object to decode as %v, got %s", t, outputKind(data, ok))}}}
 	}
-	tree, err := wire.DecodeExact(data)
-	if err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
 		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
 	}
 	if ms := keycase.Find(t, tree); len(ms) > 0 {
@@ -240,7 +262,7 @@ func decodeOutput[Out any](res *heddle.TaskResult, raw []byte) (Out, error) {
 		}
 		return out, ve
 	}
-	canonical, err := json.Marshal(tree)
+	canonical, err := json.Marshal(integersAsIntegers(tree))
 	if err != nil {
 		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
 	}
@@ -248,6 +270,80 @@ func decodeOutput[Out any](res *heddle.TaskResult, raw []byte) (Out, error) {
 		return out, fmt.Errorf("the output does not decode as %v: %w", t, err)
 	}
 	return out, nil
+}
+
+// integersAsIntegers rewrites, in v, a tree decoded with UseNumber, each
+// integral number written with a fraction or an exponent as its integer
+// text. The text of every other number stays as it was, so a float field
+// gets the same value either way.
+func integersAsIntegers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, ok := integralText(string(v)); ok {
+			return json.Number(i)
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = integersAsIntegers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = integersAsIntegers(e)
+		}
+	}
+	return v
+}
+
+// maxIntegralDigits bounds the integers integralText writes: 20 digits
+// hold every int64 and uint64, and a larger integer fits no integer field
+// anyway, so its text is left to fail there (and 1e999999999 is never
+// written out).
+const maxIntegralDigits = 20
+
+// integralText returns the integer text of num, a valid JSON number,
+// when num is written with a fraction or an exponent and its value is an
+// integer of at most maxIntegralDigits digits: "1.0" gives "1", "2.5e1"
+// "25", "-0.0" "-0". Exact: the digits are moved, never rounded.
+func integralText(num string) (string, bool) {
+	mant, exp := num, 0
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		e, err := strconv.Atoi(num[i+1:])
+		if err != nil || e > 1<<20 || e < -1<<20 {
+			return "", false
+		}
+		mant, exp = num[:i], e
+	} else if !strings.Contains(num, ".") {
+		return "", false // an integer already
+	}
+	sign := ""
+	if strings.HasPrefix(mant, "-") {
+		sign, mant = "-", mant[1:]
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	if len(frac) > 1<<20 {
+		return "", false
+	}
+	// The value is digits × 10^exp.
+	digits := strings.TrimLeft(whole+frac, "0")
+	exp -= len(frac)
+	switch {
+	case digits == "":
+		return sign + "0", true
+	case exp < 0:
+		cut := len(digits) + exp
+		if cut <= 0 || strings.Trim(digits[cut:], "0") != "" {
+			return "", false
+		}
+		digits = digits[:cut]
+	case len(digits)+exp > maxIntegralDigits:
+		return "", false
+	default:
+		digits += strings.Repeat("0", exp)
+	}
+	if len(digits) > maxIntegralDigits {
+		return "", false
+	}
+	return sign + digits, true
 }
 
 // outputKind names what a result has for its output.

@@ -166,7 +166,7 @@ func TestAStreamTimeoutNamesTheRejectedResultsOfItsPendingTasks(t *testing.T) {
 		// slow for that gets a longer one.
 		for timeout := 200 * time.Millisecond; ; timeout *= 2 {
 			s, err := dispatch.NewStream(ctx, b, heddle.SubjectResultsDefault,
-				dispatch.StreamConfig{Direct: true, Timeout: timeout, OutputContract: contract})
+				dispatch.Direct(), dispatch.Timeout(timeout), dispatch.Contract(contract))
 			if err != nil {
 				t.Fatal(err)
 			}

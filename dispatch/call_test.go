@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -171,6 +172,47 @@ func TestACallFailsAtOnceWhenNothingIsSubscribed(t *testing.T) {
 		defer c.Close()
 		if _, err := c.Request(ctx, heddle.NewTaskMessage("summarize", nil), dispatch.Timeout(time.Minute)); !errors.Is(err, dispatch.ErrNoRouter) {
 			t.Errorf("Caller.Request with no router = %v, want dispatch.ErrNoRouter", err)
+		}
+	})
+}
+
+func TestATypedCallTakesIntegralNumbersWrittenAsFloatsAndRefusesFractions(t *testing.T) {
+	type in struct {
+		N string `json:"n"`
+	}
+	type out struct {
+		N int64  `json:"n"`
+		U uint64 `json:"u"`
+	}
+	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		// The worker answers with the numbers of the task's payload,
+		// written as given, as a Python worker computing with floats
+		// writes them.
+		testkit.Responder(t, connect(), "floats", "", func(task heddle.TaskMessage) [][]byte {
+			n, _ := task.Payload["n"].(string)
+			output := map[string]any{"n": json.Number(n), "u": json.Number("12345678901234567890.0")}
+			return [][]byte{testkit.Encode(t, task.Result(heddle.StatusCompleted, output, nil))}
+		})
+		b := connect()
+		for _, tt := range []struct {
+			n    string
+			want int64
+		}{
+			{"1.0", 1},
+			{"2.5e1", 25},
+			{"-3.00", -3},
+			{"9007199254740993.0", 9007199254740993}, // beyond 2^53, where a float64 rounds
+		} {
+			got, err := dispatch.Call[in, out](testkit.Context(t), b, "floats", in{tt.n}, dispatch.Direct(), dispatch.Timeout(testkit.Wait))
+			if err != nil || got.N != tt.want || got.U != 12345678901234567890 {
+				t.Errorf("output {n: %s, u: 12345678901234567890.0} = %+v, %v; want n %d and u exactly", tt.n, got, err, tt.want)
+			}
+		}
+		_, err := dispatch.Call[in, out](testkit.Context(t), b, "floats", in{"1.5"}, dispatch.Direct(), dispatch.Timeout(testkit.ShortTimeout))
+		var te *dispatch.TimeoutError
+		if !errors.As(err, &te) || len(te.Rejected) != 1 || !errors.Is(te.Rejected[0].Err, contracts.ErrViolation) ||
+			!strings.Contains(te.Rejected[0].Err.Error(), "/n: expected integer") {
+			t.Fatalf("Call answered {n: 1.5} = %v, want a timeout naming the rejected result and the field n", err)
 		}
 	})
 }

@@ -32,7 +32,7 @@ func BenchmarkCappedCollection(b *testing.B) {
 				}
 				b.StartTimer()
 				s, err := dispatch.NewStream(b.Context(), broker, heddle.SubjectResultsDefault,
-					dispatch.StreamConfig{Direct: true, MaxInFlight: 100, Timeout: time.Minute})
+					dispatch.Direct(), dispatch.MaxInFlight(100), dispatch.Timeout(time.Minute))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -117,3 +117,47 @@ func ExampleCallAll() {
 	// heddle -> HEDDLE
 	// shuttle -> SHUTTLE
 }
+
+// A typed call chooses its task's tier, priority and metadata through its
+// options. The tier picks the worker subject (heddle.tasks.{type}.{tier})
+// and the router's rate limit; here only a frontier worker runs.
+func ExampleCall_tier() {
+	type AskIn struct {
+		Question string `json:"question"`
+	}
+	type AskOut struct {
+		Answer string `json:"answer"`
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := membus.New()
+	defer b.Close()
+	rt, err := router.New(b, router.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	w, err := worker.New(b, "oracle", func(ctx context.Context, in AskIn) (AskOut, error) {
+		task, _ := worker.TaskFromContext(ctx)
+		return AskOut{Answer: fmt.Sprintf("%s, asked at %s priority by %v on the %s tier",
+			in.Question, task.Priority, task.Metadata["tenant"], task.ModelTier)}, nil
+	}, worker.Config{Tiers: []heddle.ModelTier{heddle.TierFrontier}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	group, err := heddle.Start(ctx, rt, w)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer group.Stop()
+
+	out, err := dispatch.Call[AskIn, AskOut](ctx, b, "oracle", AskIn{Question: "42?"},
+		dispatch.Tier(heddle.TierFrontier),
+		dispatch.Priority(heddle.PriorityHigh),
+		dispatch.Metadata(map[string]any{"tenant": "acme"}),
+		dispatch.Timeout(5*time.Second))
+	fmt.Println(out.Answer, err)
+	// Output: 42?, asked at high priority by acme on the frontier tier <nil>
+}

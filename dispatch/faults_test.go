@@ -100,7 +100,7 @@ func TestAnObserverCannotKeepACallFromReturning(t *testing.T) {
 					t.Fatalf("Request to a silent worker = %v, want a timeout", err)
 				}
 
-				c, err := dispatch.NewCaller(ctx, b, heddle.SubjectResultsDefault, obs)
+				c, err := dispatch.NewCaller(ctx, b, heddle.SubjectResultsDefault, dispatch.With(obs))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +115,7 @@ func TestAnObserverCannotKeepACallFromReturning(t *testing.T) {
 					}
 				}
 
-				s, err := dispatch.NewStream(ctx, b, heddle.SubjectResultsDefault, dispatch.StreamConfig{Direct: true, Timeout: testkit.Wait}, obs)
+				s, err := dispatch.NewStream(ctx, b, heddle.SubjectResultsDefault, dispatch.Direct(), dispatch.Timeout(testkit.Wait), dispatch.With(obs))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -259,7 +259,7 @@ func TestEveryWaitEndsWhenTheBusCloses(t *testing.T) {
 			return err
 		}},
 		{"Stream.Collect", func(ctx context.Context, b bus.Bus) error {
-			s, err := dispatch.NewStream(ctx, b, heddle.SubjectResultsDefault, dispatch.StreamConfig{Direct: true, Timeout: time.Minute})
+			s, err := dispatch.NewStream(ctx, b, heddle.SubjectResultsDefault, dispatch.Direct(), dispatch.Timeout(time.Minute))
 			if err != nil {
 				return err
 			}

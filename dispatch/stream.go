@@ -22,9 +22,10 @@ const DefaultTimeout = 300 * time.Second
 // Errors of the request-reply path. Each is wrapped with %w and the task_id
 // or subject at fault; test with errors.Is.
 var (
-	// ErrClosed is returned by a Stream's methods after Close,
-	// and yielded by Results when Close ends a wait.
-	ErrClosed = errors.New("heddle: result stream closed")
+	// ErrStreamClosed is returned by a Stream's or a Caller's methods
+	// after its Close, and by a wait that its Close ended. (A closed bus
+	// is bus.ErrClosed.)
+	ErrStreamClosed = errors.New("heddle: result stream closed")
 	// ErrStreamEnded is returned by Dispatch and Expect once collection has
 	// ended (timeout, quorum or a stop from the progress callback): no
 	// result for a new task could be collected any more.
@@ -46,38 +47,14 @@ func busErr(b bus.Bus) error {
 	return bus.ErrClosed
 }
 
-// StreamConfig configures a Stream. The zero value collects every
-// expected result, through the Router, with DefaultTimeout.
-type StreamConfig struct {
-	// Timeout bounds the collection, counted from the first Dispatch, or
-	// from the first Results (or Collect) call when that comes first, as
-	// for a stream fed only through Expect. Zero means
-	// DefaultTimeout.
-	Timeout time.Duration
-	// DispatchSubject is where Dispatch publishes tasks. Empty means
-	// SubjectTasksIncoming, through the Router.
-	DispatchSubject string
-	// Direct publishes each task straight to its worker's subject,
-	// TaskMessage.WorkerSubject(), bypassing the Router. It overrides
-	// DispatchSubject.
-	Direct bool
-	// MaxInFlight bounds how many dispatched tasks wait for their result at
-	// once; Dispatch publishes the first MaxInFlight and Results publishes
-	// the others, in order, as results come in. Zero means no bound.
-	MaxInFlight int
-	// Quorum ends the collection, without error, once that many results
-	// are collected. Zero means every expected result.
-	Quorum int
-	// Progress, when set, is called by Results on the caller's goroutine
-	// for each result before it is yielded, with the number of results
-	// yielded so far (this one included) and the number expected.
-	// Returning false ends the collection after this result, without error.
-	Progress func(res heddle.TaskResult, collected, expected int) bool
-	// OutputContract, when set, is the worker's contract: a completed
-	// result whose output violates its output schema is rejected as
-	// result_stream.parse_error naming the field, and the stream keeps
-	// waiting for a valid result for that task.
-	OutputContract *contracts.Contract
+// streamConfig is what a Stream keeps of its options.
+type streamConfig struct {
+	timeout     time.Duration
+	direct      bool
+	maxInFlight int
+	quorum      int
+	progress    func(res heddle.TaskResult, collected, expected int) bool
+	contract    *contracts.Contract
 }
 
 // StreamStats counts what a Stream did with the messages it saw.
@@ -89,7 +66,8 @@ type StreamStats struct {
 	// Duplicates counts repeated results for an already collected task_id.
 	Duplicates uint64
 	// ParseErrors counts messages rejected as malformed: bad JSON, an
-	// invalid TaskResult envelope, or output violating the OutputContract.
+	// invalid TaskResult envelope, or output violating the output schema
+	// of the Contract option.
 	ParseErrors uint64
 	// Late counts results for expected tasks that arrived after the
 	// collection ended (timeout, quorum, stop) and were dropped.
@@ -137,7 +115,7 @@ func (e streamEnd) String() string {
 type Stream struct {
 	b       bus.Bus
 	subject string
-	cfg     StreamConfig
+	cfg     streamConfig
 	log     emitter
 	sub     bus.Subscription
 	busDone <-chan struct{} // closed when b has closed, if b says so
@@ -179,23 +157,29 @@ type streamQueued struct {
 // dispatch tasks whose results are published there (ResultSubject of their
 // parent_task_id). When it returns, the subscription is live. ctx bounds
 // the subscribe call only; the stream lives until Close.
-func NewStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig, opts ...heddle.Option) (*Stream, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+//
+// It takes the options Timeout, Direct, MaxInFlight, Quorum, Progress,
+// Contract (whose output schema a completed result must satisfy, or it is
+// rejected as result_stream.parse_error and the stream keeps waiting for a
+// valid result for that task) and With, and refuses the others
+// (heddle.ErrConfig). Without options it collects every expected result,
+// through the Router, with DefaultTimeout.
+func NewStream(ctx context.Context, b bus.Bus, subject string, opts ...Option) (*Stream, error) {
+	o, err := newOptions(opts, forNewStream)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.DispatchSubject == "" {
-		cfg.DispatchSubject = heddle.SubjectTasksIncoming
-	}
-	if !cfg.Direct {
-		if err := bus.ValidatePublishSubject(cfg.DispatchSubject); err != nil {
-			return nil, fmt.Errorf("heddle: result stream DispatchSubject %q: %w", cfg.DispatchSubject, err)
-		}
-	}
+	return newStream(ctx, b, subject, &o)
+}
+
+// newStream is NewStream with its options applied.
+func newStream(ctx context.Context, b bus.Bus, subject string, o *options) (*Stream, error) {
 	s := &Stream{
-		b:        b,
-		subject:  subject,
-		cfg:      cfg,
-		log:      newEmitter(opts...),
+		b:       b,
+		subject: subject,
+		cfg: streamConfig{timeout: o.timeoutOrDefault(), direct: o.direct, maxInFlight: o.maxInFlight,
+			quorum: o.quorum, progress: o.progress, contract: o.contract},
+		log:      o.emitter(),
 		busDone:  bus.Done(b),
 		signal:   make(chan struct{}, 1),
 		expected: map[string]bool{},
@@ -212,8 +196,8 @@ func NewStream(ctx context.Context, b bus.Bus, subject string, cfg StreamConfig,
 func (s *Stream) Subject() string { return s.subject }
 
 // Dispatch registers every task's task_id as expected, then publishes the
-// tasks in order: to StreamConfig.DispatchSubject, or to each task's worker
-// subject with Direct. With MaxInFlight, tasks beyond the bound are
+// tasks in order: to SubjectTasksIncoming (the Router), or to each task's
+// worker subject with Direct. With MaxInFlight, tasks beyond the bound are
 // published by Results as results come in. The first Dispatch (or Expect)
 // starts the timeout.
 //
@@ -236,8 +220,8 @@ func (s *Stream) Dispatch(ctx context.Context, tasks ...heddle.TaskMessage) erro
 			return fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the stream listens on %s",
 				ErrResultSubjectMismatch, t.TaskID, t.ParentTaskID, rs, s.subject)
 		}
-		subject := s.cfg.DispatchSubject
-		if s.cfg.Direct {
+		subject := heddle.SubjectTasksIncoming
+		if s.cfg.direct {
 			subject = t.WorkerSubject()
 		}
 		items[i] = streamQueued{id: t.TaskID, subject: subject, data: data}
@@ -255,8 +239,8 @@ func (s *Stream) Dispatch(ctx context.Context, tasks ...heddle.TaskMessage) erro
 		s.workerTypes[t.TaskID] = t.WorkerType
 	}
 	n := len(items)
-	if s.cfg.MaxInFlight > 0 {
-		n = min(n, max(0, s.cfg.MaxInFlight-s.inFlight-len(s.queued)))
+	if s.cfg.maxInFlight > 0 {
+		n = min(n, max(0, s.cfg.maxInFlight-s.inFlight-len(s.queued)))
 		s.queue = append(s.queue, items[n:]...)
 		if s.queued == nil {
 			s.queued = make(map[string]struct{})
@@ -284,7 +268,7 @@ func (s *Stream) Expect(taskIDs ...string) error {
 func (s *Stream) expectLocked(ids []string) error {
 	switch {
 	case s.closed:
-		return ErrClosed
+		return ErrStreamClosed
 	case s.end != streamOpen:
 		return fmt.Errorf("%w (%s) on %s", ErrStreamEnded, s.end, s.subject)
 	}
@@ -306,7 +290,7 @@ func (s *Stream) expectLocked(ids []string) error {
 // wait for.
 func (s *Stream) startTimerLocked() {
 	if s.timer == nil && len(s.expected) > 0 && !s.closed {
-		s.timer = time.AfterFunc(s.cfg.Timeout, s.fireTimeout)
+		s.timer = time.AfterFunc(s.cfg.timeout, s.fireTimeout)
 	}
 }
 
@@ -362,7 +346,7 @@ func (s *Stream) Stats() StreamStats {
 }
 
 // Close unsubscribes and stops the timeout. Results arriving afterwards are
-// not seen. A Results call waiting for results returns ErrClosed.
+// not seen. A Results call waiting for results returns ErrStreamClosed.
 // Close is idempotent.
 func (s *Stream) Close() error {
 	s.mu.Lock()
@@ -386,12 +370,23 @@ func (s *Stream) Close() error {
 // Each result is yielded once with a nil error. The iteration ends when
 // every expected result is collected, the Quorum is reached or Progress
 // returns false (no error yielded); when the timeout fires with tasks
-// pending (a final zero TaskResult with a *TimeoutError); when ctx ends (a
-// final ctx.Err(), leaving the stream able to continue); when the
-// stream is closed (ErrClosed); or when the bus closes under it (an error
-// wrapping bus.ErrClosed, after the results collected before). Breaking
-// out of the loop leaves the remaining results for a later call.
+// pending (a final zero TaskResult with a *TimeoutError); when ctx ends
+// (for its deadline, a *TimeoutError naming the pending tasks that also
+// matches context.DeadlineExceeded; otherwise ctx.Err()), leaving the
+// stream able to continue; when the stream is closed (ErrStreamClosed);
+// or when the bus closes under it (an error wrapping bus.ErrClosed,
+// after the results collected before). Breaking out of the loop leaves
+// the remaining results for a later call.
 func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error] {
+	return s.resultsUntil(ctx, nil)
+}
+
+// errUnserved is yielded by resultsUntil when its stop channel is closed.
+var errUnserved = errors.New("heddle: nothing serves the stream's tasks")
+
+// resultsUntil is Results, also ending with errUnserved when stop is
+// closed.
+func (s *Stream) resultsUntil(ctx context.Context, stop <-chan struct{}) iter.Seq2[heddle.TaskResult, error] {
 	return func(yield func(heddle.TaskResult, error) bool) {
 		s.mu.Lock()
 		s.startTimerLocked()
@@ -400,8 +395,8 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 		for {
 			s.mu.Lock()
 			var next []streamQueued
-			if s.cfg.MaxInFlight > 0 && len(s.queued) > 0 && s.end == streamOpen && !s.closed {
-				next = s.dequeueLocked(max(0, s.cfg.MaxInFlight-s.inFlight))
+			if s.cfg.maxInFlight > 0 && len(s.queued) > 0 && s.end == streamOpen && !s.closed {
+				next = s.dequeueLocked(max(0, s.cfg.maxInFlight-s.inFlight))
 			}
 			if len(next) > 0 {
 				s.mu.Unlock()
@@ -416,7 +411,7 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 				s.delivered++
 				n, expected := s.delivered, len(s.expected)
 				s.mu.Unlock()
-				more := s.cfg.Progress == nil || s.cfg.Progress(r, n, expected)
+				more := s.cfg.progress == nil || s.cfg.progress(r, n, expected)
 				if !more {
 					s.stop()
 				}
@@ -434,7 +429,7 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 			case end != streamOpen || pending == 0:
 				return
 			case closed:
-				yield(heddle.TaskResult{}, fmt.Errorf("%w while waiting on %s", ErrClosed, s.subject))
+				yield(heddle.TaskResult{}, fmt.Errorf("%w while waiting on %s", ErrStreamClosed, s.subject))
 				return
 			case busGone:
 				yield(heddle.TaskResult{}, fmt.Errorf("heddle: waiting for results on %s: %w", s.subject, busErr(s.b)))
@@ -443,7 +438,10 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 			select {
 			case <-s.signal:
 			case <-ctx.Done():
-				yield(heddle.TaskResult{}, ctx.Err())
+				yield(heddle.TaskResult{}, s.contextErr(ctx))
+				return
+			case <-stop:
+				yield(heddle.TaskResult{}, errUnserved)
 				return
 			case <-s.busDone:
 				// Once more round the loop first: a result collected just
@@ -452,6 +450,19 @@ func (s *Stream) Results(ctx context.Context) iter.Seq2[heddle.TaskResult, error
 			}
 		}
 	}
+}
+
+// contextErr is the error of a wait ctx ended: for its deadline, a
+// *TimeoutError naming what is pending now (the stream goes on, so it is
+// neither counted nor logged as the stream's timeout); otherwise ctx.Err().
+func (s *Stream) contextErr(ctx context.Context) error {
+	err := ctx.Err()
+	if err != context.DeadlineExceeded {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeoutErrorLocked(err)
 }
 
 // Collect gathers the results as Results does and returns them in arrival
@@ -498,17 +509,7 @@ func (s *Stream) fireTimeout() {
 	s.end = timedOut
 	var te *TimeoutError
 	if s.pending > 0 {
-		te = &TimeoutError{
-			Subject:        s.subject,
-			PendingTaskIDs: s.pendingLocked(),
-			ExpectedCount:  len(s.expected),
-			CollectedCount: len(s.results),
-			Timeout:        s.cfg.Timeout,
-			WorkerTypes:    s.pendingTypesLocked(),
-			Results:        slices.Clone(s.results),
-			Rejected:       slices.Clone(s.rejected),
-			MoreRejected:   s.moreRejected,
-		}
+		te = s.timeoutErrorLocked(nil)
 		s.timeout = te
 	}
 	s.mu.Unlock()
@@ -521,6 +522,23 @@ func (s *Stream) fireTimeout() {
 		s.log.warn("result_stream.timeout", "subject", s.subject,
 			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
 			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
+	}
+}
+
+// timeoutErrorLocked describes the wait's state for a *TimeoutError;
+// cause is what ended the wait, when not the stream's timeout.
+func (s *Stream) timeoutErrorLocked(cause error) *TimeoutError {
+	return &TimeoutError{
+		Subject:        s.subject,
+		PendingTaskIDs: s.pendingLocked(),
+		ExpectedCount:  len(s.expected),
+		CollectedCount: len(s.results),
+		Timeout:        s.cfg.timeout,
+		WorkerTypes:    s.pendingTypesLocked(),
+		Results:        slices.Clone(s.results),
+		Rejected:       slices.Clone(s.rejected),
+		MoreRejected:   s.moreRejected,
+		Cause:          cause,
 	}
 }
 
@@ -544,8 +562,8 @@ func (t streamTracker) expects(id string) (relevant, waiting bool, log emitter) 
 
 func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 	s := t.s
-	if s.cfg.OutputContract != nil && res.Status == heddle.StatusCompleted && s.isPending(res.TaskID) {
-		if err := s.cfg.OutputContract.ValidateOutput(res.Output); err != nil {
+	if s.cfg.contract != nil && res.Status == heddle.StatusCompleted && s.isPending(res.TaskID) {
+		if err := s.cfg.contract.ValidateOutput(res.Output); err != nil {
 			return outcome{verdict: verdictParseError, log: s.log, err: err}
 		}
 	}
@@ -574,7 +592,7 @@ func (t streamTracker) take(res *heddle.TaskResult, _ []byte) outcome {
 		s.inFlight--
 	}
 	s.results = append(s.results, *res)
-	if s.cfg.Quorum > 0 && len(s.results) >= s.cfg.Quorum {
+	if s.cfg.quorum > 0 && len(s.results) >= s.cfg.quorum {
 		s.end = streamQuorum
 		if s.timer != nil {
 			s.timer.Stop()

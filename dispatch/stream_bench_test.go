@@ -438,8 +438,8 @@ func BenchmarkOrchestratorFanOut1000(b *testing.B) {
 				Synthesize: func(_ context.Context, _ heddle.OrchestratorGoal, rs []heddle.TaskResult) (map[string]any, error) {
 					return map[string]any{"count": len(rs)}, nil
 				},
-				Timeout:        time.Minute,
-				DispatchDirect: true,
+				Timeout: time.Minute,
+				Direct:  true,
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -107,9 +107,16 @@ type callerRecent struct {
 // SubjectResultsDefault (for tasks without parent_task_id) or
 // ResultSubject(id) (for tasks whose parent_task_id is id), and returns a
 // Caller for tasks whose results are published there. When it returns the
-// subscription is live. ctx bounds the subscribe call only.
-func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...heddle.Option) (*Caller, error) {
-	return newCaller(ctx, b, subject, newEmitter(opts...), false, true)
+// subscription is live. ctx bounds the subscribe call only. It takes the
+// option With (where the events of calls given no With go) and refuses
+// the others (heddle.ErrConfig): the settings of a call are given to its
+// Request.
+func NewCaller(ctx context.Context, b bus.Bus, subject string, opts ...Option) (*Caller, error) {
+	o, err := newOptions(opts, forNewCaller)
+	if err != nil {
+		return nil, err
+	}
+	return newCaller(ctx, b, subject, o.emitter(), false, true)
 }
 
 // newCaller is NewCaller with the logger given; shared makes a Caller
@@ -175,11 +182,19 @@ func (c *Caller) handleStatus(_ context.Context, msg *bus.Msg) error {
 // task_id must not be one the Caller is waiting for or recently saw
 // (ErrDuplicateTaskID); any other task_id TaskMessage.Validate accepts
 // will do, spaces, dots and wildcards included. After Close it returns
-// ErrClosed, and when the bus closes while it waits an error wrapping
+// ErrStreamClosed, and when the bus closes while it waits an error wrapping
 // bus.ErrClosed. With With the call's events go to the logger and
 // observers given there instead of the Caller's.
 func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
-	o := newDispatchOptions(opts)
+	o, err := newOptions(opts, forCallerRequest)
+	if err != nil {
+		return nil, err
+	}
+	return c.request(ctx, task, &o)
+}
+
+// request is Request with its options applied.
+func (c *Caller) request(ctx context.Context, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	data, err := o.prepare(&task)
 	if err != nil {
 		return nil, err
@@ -188,24 +203,18 @@ func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...O
 		return nil, fmt.Errorf("%w: task %s (parent_task_id %q) has its result published on %s, the caller listens on %s",
 			ErrResultSubjectMismatch, task.TaskID, task.ParentTaskID, rs, c.subject)
 	}
-	return deadLettered(c.wait(ctx, &task, data, &o, false))
+	return deadLettered(c.wait(ctx, &task, data, o, false))
 }
 
 // wait publishes data, the encoded task, and waits for the task's result.
 // again lets it wait for a task_id the Caller recently saw: the
 // Request function, whose calls share a Caller, may repeat a task.
-func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte, o *dispatchOptions, again bool) (*heddle.TaskResult, error) {
-	subject := o.cfg.DispatchSubject
-	switch {
-	case o.cfg.Direct:
+func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte, o *options, again bool) (*heddle.TaskResult, error) {
+	subject := heddle.SubjectTasksIncoming
+	if o.direct {
 		subject = task.WorkerSubject()
-	case subject == "":
-		subject = heddle.SubjectTasksIncoming
 	}
-	timeout := o.cfg.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := o.timeoutOrDefault()
 
 	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, accept: o.accept,
 		noResponders: make(chan struct{})}
@@ -224,7 +233,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	switch {
 	case c.closed:
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, ErrStreamClosed
 	case waiting || seen && !again:
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q on %s", ErrDuplicateTaskID, task.TaskID, c.subject)
@@ -251,6 +260,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var stopErr error
+	deadline := false
 	select {
 	case res := <-w.result:
 		return &res, nil
@@ -264,9 +274,12 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		w.log.warn("result_stream.unserved", "subject", subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 			"reason", "nothing subscribed")
 	case <-ctx.Done():
+		// A deadline is a timeout the caller chose: it names the task as
+		// the dispatch timeout does.
 		stopErr = ctx.Err()
+		deadline = stopErr == context.DeadlineExceeded
 	case <-c.closing:
-		stopErr = fmt.Errorf("%w while waiting for task %s on %s", ErrClosed, task.TaskID, c.subject)
+		stopErr = fmt.Errorf("%w while waiting for task %s on %s", ErrStreamClosed, task.TaskID, c.subject)
 	case <-c.busDone:
 		stopErr = fmt.Errorf("heddle: waiting for task %s on %s: %w", task.TaskID, c.subject, busErr(c.b))
 	}
@@ -275,15 +288,18 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		res := <-w.result
 		return &res, nil
 	}
-	if stopErr != nil {
+	if stopErr != nil && !deadline {
 		return nil, stopErr
 	}
 	te := &TimeoutError{Subject: c.subject, PendingTaskIDs: []string{task.TaskID}, ExpectedCount: 1, Timeout: timeout,
-		WorkerTypes: []string{task.WorkerType}}
+		WorkerTypes: []string{task.WorkerType}, Cause: stopErr}
 	c.mu.Lock()
 	// No result is handed to w any more; its rejections are complete.
 	te.Rejected, te.MoreRejected = w.rejected, w.moreRejected
 	c.mu.Unlock()
+	if deadline {
+		return nil, te
+	}
 	c.counts.timeouts.Add(1)
 	w.log.warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
 		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
@@ -337,7 +353,7 @@ func (c *Caller) Stats() StreamStats {
 	}
 }
 
-// Close unsubscribes; calls still waiting return ErrClosed. It is
+// Close unsubscribes; calls still waiting return ErrStreamClosed. It is
 // idempotent.
 func (c *Caller) Close() error {
 	c.mu.Lock()
@@ -442,7 +458,7 @@ type defaultEmitter struct {
 
 // emitterFor returns where a call's events go: the settings its With
 // gave, or the default logger's emitter, made once per slog.Default().
-func (c *Caller) emitterFor(o *dispatchOptions) emitter {
+func (c *Caller) emitterFor(o *options) emitter {
 	if len(o.actor) > 0 {
 		return o.emitter()
 	}

@@ -19,7 +19,7 @@ import (
 
 func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *testlog.Recorder) *dispatch.Caller {
 	t.Helper()
-	c, err := dispatch.NewCaller(testkit.Context(t), b, subject, heddle.WithLogger(rec.Logger()))
+	c, err := dispatch.NewCaller(testkit.Context(t), b, subject, dispatch.With(heddle.WithLogger(rec.Logger())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +159,10 @@ func TestCallerRoundTrips(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-done; !errors.Is(err, dispatch.ErrClosed) {
+			if err := <-done; !errors.Is(err, dispatch.ErrStreamClosed) {
 				t.Fatalf("waiting call: %v, want ErrStreamClosed", err)
 			}
-			if _, err := c.Request(testkit.Context(t), heddle.NewTaskMessage("w", nil)); !errors.Is(err, dispatch.ErrClosed) {
+			if _, err := c.Request(testkit.Context(t), heddle.NewTaskMessage("w", nil)); !errors.Is(err, dispatch.ErrStreamClosed) {
 				t.Fatalf("call after Close: %v, want ErrStreamClosed", err)
 			}
 		})

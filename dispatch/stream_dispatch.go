@@ -9,61 +9,13 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracts"
 )
 
-// Option configures Request.
-type Option func(*dispatchOptions)
-
-type dispatchOptions struct {
-	cfg      StreamConfig
-	contract *contracts.Contract
-	actor    []heddle.Option // set by With
-	accept   acceptFunc      // set by the typed calls
-	err      error           // an option that could not apply
-}
-
-// Timeout bounds the wait for the result; zero or less means
-// DefaultTimeout.
-func Timeout(d time.Duration) Option {
-	return func(o *dispatchOptions) { o.cfg.Timeout = d }
-}
-
-// Direct publishes the task straight to its worker's subject,
-// TaskMessage.WorkerSubject(), instead of through the Router.
-func Direct() Option {
-	return func(o *dispatchOptions) { o.cfg.Direct = true }
-}
-
-// Contract gives the worker's contract: the payload is checked
-// against its input schema before anything is published, and a completed
-// result whose output violates its output schema is rejected as
-// result_stream.parse_error while the wait goes on.
-func Contract(c *contracts.Contract) Option {
-	return func(o *dispatchOptions) { o.contract = c; o.cfg.OutputContract = c }
-}
-
-// With gives the call the settings every actor takes: where its
-// result_stream.* events go (heddle.WithLogger, heddle.WithObserver).
-func With(opts ...heddle.Option) Option {
-	return func(o *dispatchOptions) { o.actor = append(o.actor, opts...) }
-}
-
-// newDispatchOptions applies opts.
-func newDispatchOptions(opts []Option) dispatchOptions {
-	var o dispatchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
-// prepare checks task, and its payload against the input contract when
-// there is one, and encodes it; nothing is published when it fails.
-func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
-	if o.err != nil {
-		return nil, o.err
-	}
+// prepare applies the task options to task, checks it, and its payload
+// against the input contract when there is one, and encodes it; nothing
+// is published when it fails.
+func (o *options) prepare(task *heddle.TaskMessage) ([]byte, error) {
+	o.applyTask(task)
 	data, err := task.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("heddle: dispatching task %s: %w", task.TaskID, err)
@@ -79,17 +31,22 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // Request publishes one task and waits for its result, on a
 // subscription to task.ResultSubject() made before the task is published.
 // The task goes to SubjectTasksIncoming (the Router) unless Direct
-// is given.
+// is given. It takes the options Timeout, Direct, Contract, With, Tier,
+// Priority and Metadata, and refuses the others (heddle.ErrConfig).
 //
 // It returns the result whatever its status (check Status and Error), or
-// a nil result and an error, never both nil: a *ValidationError for an
-// invalid task, a *contracts.ValidationError for a payload violating the
-// input contract (nothing is published then), a *DeadLetterError
+// a nil result and an error, never both nil: an error matching
+// heddle.ErrConfig for an option that cannot work, a *ValidationError for
+// an invalid task, a *contracts.ValidationError for a payload violating
+// the input contract (nothing is published then), a *DeadLetterError
 // (errors.Is heddle.ErrDeadLettered) when the router dead-lettered the
-// task and said so, a *TimeoutError (errors.Is ErrTimeout) naming the
-// task, ErrDuplicateTaskID when another call on b is waiting for the same
-// task_id, an error wrapping bus.ErrClosed when b closes while the call
-// waits, or ctx.Err().
+// task and said so, an error wrapping ErrNoRouter or ErrNoWorker when
+// nothing was subscribed where the task was published, a *TimeoutError
+// (errors.Is ErrTimeout) naming the task when the timeout or the
+// context's deadline ends the wait (for the deadline it also matches
+// context.DeadlineExceeded), ErrDuplicateTaskID when another call on b is
+// waiting for the same task_id, an error wrapping bus.ErrClosed when b
+// closes while the call waits, or ctx.Err() when ctx is cancelled.
 //
 // The result_stream.* events of Caller go where With says (the
 // logger and observers), with the same meanings.
@@ -97,8 +54,8 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // On a bus implementing bus.Keeper (membus and natsbus do), the calls on b
 // share one subscription per result subject, as nats.go's Request shares
 // one reply inbox per connection: the first call makes it, it lives while
-// calls use it, and it ends Linger after the last one returned, or
-// when b closes; at most MaxIdle of them wait unused. A result
+// calls use it, and it ends a second after the last one returned, or
+// when b closes; at most four of them wait unused. A result
 // arriving after its call stopped waiting is then reported as
 // result_stream.late, to that call's logger; events that belong to no
 // call (a result for an unknown task_id, a malformed result naming none)
@@ -110,7 +67,15 @@ func (o *dispatchOptions) prepare(task *heddle.TaskMessage) ([]byte, error) {
 // arriving after the call returned is not seen, and a task nothing serves
 // is not reported at once (the call times out).
 func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Option) (*heddle.TaskResult, error) {
-	o := newDispatchOptions(opts)
+	o, err := newOptions(opts, forRequest)
+	if err != nil {
+		return nil, err
+	}
+	return request(ctx, b, task, &o)
+}
+
+// request is Request with its options applied.
+func request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	data, err := o.prepare(&task)
 	if err != nil {
 		return nil, err
@@ -126,7 +91,7 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 			return nil, err
 		}
 		defer c.Close()
-		return deadLettered(c.wait(ctx, &task, data, &o, true))
+		return deadLettered(c.wait(ctx, &task, data, o, true))
 	}
 	shared := k.Keep(dispatchKeeperKey{}, func() any {
 		return &dispatchShared{b: b, entries: map[string]*dispatchEntry{}}
@@ -136,24 +101,23 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 		return nil, err
 	}
 	defer shared.release(e)
-	return deadLettered(e.c.wait(ctx, &task, data, &o, true))
+	return deadLettered(e.c.wait(ctx, &task, data, o, true))
 }
 
-// Linger is how long Request keeps a shared result
-// subscription after the last call using it returned, so that calls made
-// one after another reuse it.
-const Linger = time.Second
+// linger is how long Request keeps a shared result subscription after
+// the last call using it returned, so that calls made one after another
+// reuse it.
+const linger = time.Second
 
-// MaxIdle bounds how many shared result subscriptions no call is
-// using Request keeps per bus; beyond it the one idle longest ends
-// at once. Results for a goal's subtasks go to a subject of the goal's
-// own, so a run of goals would otherwise leave a subscription per goal
-// for Linger.
-const MaxIdle = 4
+// maxIdle bounds how many shared result subscriptions no call is using
+// Request keeps per bus; beyond it the one idle longest ends at once.
+// Results for a goal's subtasks go to a subject of the goal's own, so a
+// run of goals would otherwise leave a subscription per goal for linger.
+const maxIdle = 4
 
 // emitter is where the call's events go: the settings With gave, or the
 // defaults (slog.Default()).
-func (o *dispatchOptions) emitter() emitter { return newEmitter(o.actor...) }
+func (o *options) emitter() emitter { return newEmitter(o.actor...) }
 
 // dispatchKeeperKey is the bus.Keeper key of a bus's dispatchShared.
 type dispatchKeeperKey struct{}
@@ -222,7 +186,7 @@ func (s *dispatchShared) removeIdleLocked(e *dispatchEntry) {
 }
 
 // release ends a call's use of e. The last one makes it idle and arms its
-// expiry; with more than MaxIdle idle entries, the oldest ends.
+// expiry; with more than maxIdle idle entries, the oldest ends.
 func (s *dispatchShared) release(e *dispatchEntry) {
 	s.mu.Lock()
 	if e.refs--; e.refs > 0 {
@@ -232,7 +196,7 @@ func (s *dispatchShared) release(e *dispatchEntry) {
 	e.idleSince = time.Now()
 	s.idle = append(s.idle, e)
 	var evicted *dispatchEntry
-	if len(s.idle) > MaxIdle {
+	if len(s.idle) > maxIdle {
 		evicted = s.idle[0]
 		s.idle = slices.Delete(s.idle, 0, 1)
 		delete(s.entries, evicted.subject)
@@ -243,9 +207,9 @@ func (s *dispatchShared) release(e *dispatchEntry) {
 	if !e.armed {
 		e.armed = true
 		if e.timer == nil {
-			e.timer = time.AfterFunc(Linger, func() { s.expire(e) })
+			e.timer = time.AfterFunc(linger, func() { s.expire(e) })
 		} else {
-			e.timer.Reset(Linger)
+			e.timer.Reset(linger)
 		}
 	}
 	s.mu.Unlock()
@@ -254,7 +218,7 @@ func (s *dispatchShared) release(e *dispatchEntry) {
 	}
 }
 
-// expire ends e once it has been idle for Linger.
+// expire ends e once it has been idle for linger.
 func (s *dispatchShared) expire(e *dispatchEntry) {
 	s.mu.Lock()
 	switch {
@@ -268,7 +232,7 @@ func (s *dispatchShared) expire(e *dispatchEntry) {
 		s.mu.Unlock()
 		return
 	}
-	if left := Linger - time.Since(e.idleSince); left > 0 {
+	if left := linger - time.Since(e.idleSince); left > 0 {
 		e.timer.Reset(left)
 		s.mu.Unlock()
 		return

@@ -146,7 +146,7 @@ func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
 			}
 		})
 
-		t.Run("the subscription ends DispatchLinger after the last call, and the next call subscribes again", func(t *testing.T) {
+		t.Run("the subscription ends a linger after the last call, and the next call subscribes again", func(t *testing.T) {
 			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
 			dispatchEchoCall(t, kb, "shared_echo")
 			returned := time.Now()
@@ -159,7 +159,7 @@ func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
 				t.Fatalf("the subscription was still there %s after the last call", dispatch.Linger+testkit.Wait)
 			}
 			if idle := time.Since(returned); idle < dispatch.Linger {
-				t.Fatalf("unsubscribed after %s idle, before DispatchLinger (%s)", idle, dispatch.Linger)
+				t.Fatalf("unsubscribed after %s idle, before the linger (%s)", idle, dispatch.Linger)
 			}
 			dispatchEchoCall(t, kb, "shared_echo")
 			if n := kb.count("subscribe " + heddle.SubjectResultsDefault); n != 2 {
@@ -167,7 +167,7 @@ func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
 			}
 		})
 
-		t.Run("at most DispatchMaxIdle unused subscriptions are kept, the oldest ending first", func(t *testing.T) {
+		t.Run("at most the idle bound of unused subscriptions are kept, the oldest ending first", func(t *testing.T) {
 			kb := &keepingBus{recordingBus: newRecordingBus(connect())}
 			call := func(parent string) {
 				t.Helper()

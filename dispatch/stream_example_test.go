@@ -14,7 +14,7 @@ import (
 	"github.com/heddle-go/heddle/membus"
 )
 
-// A ResultStream subscribes when it is made, so the tasks dispatched
+// A Stream subscribes when it is made, so the tasks dispatched
 // through it cannot be answered before anyone listens. Results come back
 // in arrival order; a timeout names exactly the tasks still missing.
 func ExampleStream() {
@@ -44,7 +44,7 @@ func ExampleStream() {
 	// Results of tasks whose parent_task_id is "job-7" go to
 	// heddle.results.job-7.
 	stream, err := dispatch.NewStream(ctx, b, heddle.ResultSubject("job-7"),
-		dispatch.StreamConfig{Direct: true, Timeout: time.Second})
+		dispatch.Direct(), dispatch.Timeout(time.Second))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -59,9 +59,9 @@ func (s *streamSpy) assertNothingBefore(t *testing.T, pub bus.Bus, subject strin
 	}
 }
 
-func newTestStream(t *testing.T, b bus.Bus, subject string, cfg dispatch.StreamConfig, log *slog.Logger) *dispatch.Stream {
+func newTestStream(t *testing.T, b bus.Bus, subject string, log *slog.Logger, opts ...dispatch.Option) *dispatch.Stream {
 	t.Helper()
-	s, err := dispatch.NewStream(testkit.Context(t), b, subject, cfg, heddle.WithLogger(log))
+	s, err := dispatch.NewStream(testkit.Context(t), b, subject, append(opts, dispatch.With(heddle.WithLogger(log)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestResultStreamNeverMissesAnInstantReply(t *testing.T) {
 		})
 		t.Run("a result published before Dispatch returns is collected, because the stream subscribed first", func(t *testing.T) {
 			ob := streamOrderBus{newRecordingBus(connect())}
-			s := newTestStream(t, ob, heddle.SubjectResultsDefault, dispatch.StreamConfig{Direct: true, Timeout: testkit.Wait}, nil)
+			s := newTestStream(t, ob, heddle.SubjectResultsDefault, nil, dispatch.Direct(), dispatch.Timeout(testkit.Wait))
 			// The bus answers itself; a worker type of its own keeps the
 			// responder of the test above out of it.
 			task := heddle.NewTaskMessage("instant_ordered", nil)
@@ -182,9 +182,7 @@ func TestResultStreamKeepsWaitingAfterAMalformedResult(t *testing.T) {
 					return [][]byte{tt.bad(task), testkit.Encode(t, good)}
 				})
 				rec := testlog.New()
-				s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{
-					Direct: true, Timeout: testkit.Wait, OutputContract: tt.contract,
-				}, rec.Logger())
+				s := newTestStream(t, caller, heddle.SubjectResultsDefault, rec.Logger(), dispatch.Direct(), dispatch.Timeout(testkit.Wait), dispatch.Contract(tt.contract))
 				task := heddle.NewTaskMessage(workerType, nil)
 				if err := s.Dispatch(testkit.Context(t), task); err != nil {
 					t.Fatal(err)
@@ -217,7 +215,7 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
 			subject := heddle.ResultSubject("parent-dup")
-			s := newTestStream(t, caller, subject, dispatch.StreamConfig{Timeout: testkit.Wait}, rec.Logger())
+			s := newTestStream(t, caller, subject, rec.Logger(), dispatch.Timeout(testkit.Wait))
 			if err := s.Expect("task-a", "task-b"); err != nil {
 				t.Fatal(err)
 			}
@@ -252,7 +250,7 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 		})
 		t.Run("a malformed result naming another task_id is ignored, not a parse error", func(t *testing.T) {
 			caller, wk := connect(), connect()
-			s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
+			s := newTestStream(t, caller, heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 			if err := s.Expect("mine"); err != nil {
 				t.Fatal(err)
 			}
@@ -274,8 +272,8 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 		})
 		t.Run("streams sharing heddle.results.default each collect only their own task_ids", func(t *testing.T) {
 			one, two, wk := connect(), connect(), connect()
-			s1 := newTestStream(t, one, heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
-			s2 := newTestStream(t, two, heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
+			s1 := newTestStream(t, one, heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
+			s2 := newTestStream(t, two, heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 			if err := s1.Expect("mine-1"); err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +307,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
 			subject := heddle.ResultSubject("parent-timeout")
-			s := newTestStream(t, caller, subject, dispatch.StreamConfig{Timeout: testkit.ShortTimeout}, rec.Logger())
+			s := newTestStream(t, caller, subject, rec.Logger(), dispatch.Timeout(testkit.ShortTimeout))
 			if err := s.Expect("task-c", "task-a", "task-b"); err != nil {
 				t.Fatal(err)
 			}
@@ -355,7 +353,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 			// result subject from a wrong parent_task_id.
 			caller, wk := connect(), connect()
 			rec := testlog.New()
-			s := newTestStream(t, caller, heddle.ResultSubject("parent-right"), dispatch.StreamConfig{Timeout: testkit.ShortTimeout}, rec.Logger())
+			s := newTestStream(t, caller, heddle.ResultSubject("parent-right"), rec.Logger(), dispatch.Timeout(testkit.ShortTimeout))
 			if err := s.Expect("task-x"); err != nil {
 				t.Fatal(err)
 			}
@@ -378,7 +376,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 			}
 		})
 		t.Run("every task dispatched to a worker nobody serves is pending, sorted", func(t *testing.T) {
-			s := newTestStream(t, connect(), heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.ShortTimeout, Direct: true}, nil)
+			s := newTestStream(t, connect(), heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.ShortTimeout), dispatch.Direct())
 			var ids []string
 			var tasks []heddle.TaskMessage
 			for range 3 {
@@ -403,7 +401,7 @@ func TestResultStreamCountsLateResults(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk := connect(), connect()
 		rec := testlog.New()
-		s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.ShortTimeout}, rec.Logger())
+		s := newTestStream(t, caller, heddle.SubjectResultsDefault, rec.Logger(), dispatch.Timeout(testkit.ShortTimeout))
 		if err := s.Expect("slow-task"); err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +443,7 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 		t.Run("a quorum of 2 of 4 ends the collection after two results without error", func(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
-			s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Quorum: 2, Timeout: testkit.Wait}, rec.Logger())
+			s := newTestStream(t, caller, heddle.SubjectResultsDefault, rec.Logger(), dispatch.Quorum(2), dispatch.Timeout(testkit.Wait))
 			if err := s.Expect("q1", "q2", "q3", "q4"); err != nil {
 				t.Fatal(err)
 			}
@@ -467,13 +465,10 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 				collected, expected int
 			}
 			var calls []call
-			s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{
-				Timeout: testkit.Wait,
-				Progress: func(r heddle.TaskResult, collected, expected int) bool {
-					calls = append(calls, call{r.TaskID, collected, expected})
-					return false
-				},
-			}, rec.Logger())
+			s := newTestStream(t, caller, heddle.SubjectResultsDefault, rec.Logger(), dispatch.Timeout(testkit.Wait), dispatch.Progress(func(r heddle.TaskResult, collected, expected int) bool {
+				calls = append(calls, call{r.TaskID, collected, expected})
+				return false
+			}))
 			if err := s.Expect("p1", "p2", "p3"); err != nil {
 				t.Fatal(err)
 			}
@@ -506,7 +501,7 @@ func TestResultStreamMaxInFlightBoundsTheTasksAwaitingResults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Direct: true, MaxInFlight: 3, Timeout: testkit.Wait}, nil)
+		s := newTestStream(t, caller, heddle.SubjectResultsDefault, nil, dispatch.Direct(), dispatch.MaxInFlight(3), dispatch.Timeout(testkit.Wait))
 		all := make([]heddle.TaskMessage, 10)
 		for i := range all {
 			all[i] = heddle.NewTaskMessage("held", map[string]any{"i": i})
@@ -610,7 +605,7 @@ func TestResultStreamDispatchRejectsTasksBeforePublishing(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				caller, watcher := connect(), connect()
 				spy := newStreamSpy(t, watcher, "heddle.tasks.>")
-				s := newTestStream(t, caller, heddle.ResultSubject("parent-ok"), dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
+				s := newTestStream(t, caller, heddle.ResultSubject("parent-ok"), nil, dispatch.Timeout(testkit.Wait))
 				tt.check(t, s.Dispatch(testkit.Context(t), tt.tasks()...))
 				spy.assertNothingBefore(t, caller, heddle.SubjectTasksIncoming)
 				if p := s.Pending(); len(p) != 0 {
@@ -623,7 +618,7 @@ func TestResultStreamDispatchRejectsTasksBeforePublishing(t *testing.T) {
 
 func TestResultStreamCloseEndsAWait(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		s := newTestStream(t, connect(), heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
+		s := newTestStream(t, connect(), heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 		if err := s.Expect("never"); err != nil {
 			t.Fatal(err)
 		}
@@ -635,10 +630,10 @@ func TestResultStreamCloseEndsAWait(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := <-done; !errors.Is(err, dispatch.ErrClosed) {
+		if err := <-done; !errors.Is(err, dispatch.ErrStreamClosed) {
 			t.Fatalf("Collect error %v, want ErrStreamClosed", err)
 		}
-		if err := s.Expect("more"); !errors.Is(err, dispatch.ErrClosed) {
+		if err := s.Expect("more"); !errors.Is(err, dispatch.ErrStreamClosed) {
 			t.Fatalf("Expect after Close: %v, want ErrStreamClosed", err)
 		}
 		if err := s.Close(); err != nil {
@@ -650,7 +645,7 @@ func TestResultStreamCloseEndsAWait(t *testing.T) {
 func TestResultStreamResultsEndsWhenTheContextEnds(t *testing.T) {
 	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk := connect(), connect()
-		s := newTestStream(t, caller, heddle.SubjectResultsDefault, dispatch.StreamConfig{Timeout: testkit.Wait}, nil)
+		s := newTestStream(t, caller, heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 		if err := s.Expect("later"); err != nil {
 			t.Fatal(err)
 		}

@@ -13,8 +13,10 @@ import (
 var ErrTimeout = errors.New("heddle: timed out waiting for results")
 
 // TimeoutError is the outcome of a collection that timed out with tasks
-// still pending. It names exactly which tasks are missing and carries the
-// results collected before the timeout.
+// still pending: its Timeout expired, or the context's deadline came
+// first (Cause is then context.DeadlineExceeded, which errors.Is finds).
+// It names exactly which tasks are missing and carries the results
+// collected before the timeout.
 type TimeoutError struct {
 	// Subject is the result subject the stream waited on.
 	Subject string
@@ -24,8 +26,12 @@ type TimeoutError struct {
 	ExpectedCount int
 	// CollectedCount is how many results were collected.
 	CollectedCount int
-	// Timeout is the configured timeout.
+	// Timeout is the configured timeout (the Timeout option, or
+	// DefaultTimeout).
 	Timeout time.Duration
+	// Cause is context.DeadlineExceeded when the context's deadline ended
+	// the wait before Timeout did, and nil when Timeout did.
+	Cause error
 	// WorkerTypes lists the worker types of the pending tasks, sorted,
 	// when the wait knew them (tasks it dispatched itself).
 	WorkerTypes []string
@@ -40,6 +46,10 @@ type TimeoutError struct {
 	// MoreRejected counts the rejected results beyond those listed (for a
 	// Stream, some may be for tasks collected afterwards).
 	MoreRejected int
+
+	// goalSubject is where the goal was published, when the wait was a
+	// goal's: what to check is then its server, not a router or workers.
+	goalSubject string
 }
 
 // RejectedResult is a result for an awaited task that arrived and was
@@ -67,8 +77,13 @@ const timeoutErrorListedIDs = 20
 
 func (e *TimeoutError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "heddle: timed out after %v waiting for results on %s: %d of %d collected; pending task_ids: ",
-		e.Timeout, e.Subject, e.CollectedCount, e.ExpectedCount)
+	if e.Cause != nil {
+		fmt.Fprintf(&b, "heddle: %v (the context's, before the timeout of %v) waiting for results on %s: %d of %d collected; pending task_ids: ",
+			e.Cause, e.Timeout, e.Subject, e.CollectedCount, e.ExpectedCount)
+	} else {
+		fmt.Fprintf(&b, "heddle: timed out after %v waiting for results on %s: %d of %d collected; pending task_ids: ",
+			e.Timeout, e.Subject, e.CollectedCount, e.ExpectedCount)
+	}
 	ids := e.PendingTaskIDs
 	if len(ids) > timeoutErrorListedIDs {
 		ids = ids[:timeoutErrorListedIDs]
@@ -92,6 +107,10 @@ func (e *TimeoutError) Error() string {
 		b.WriteString("; check the workers' output against the contract")
 		return b.String()
 	}
+	if e.goalSubject != "" {
+		fmt.Fprintf(&b, "; check that a pipeline or orchestrator serving %s is running and finishes the goal within the timeout", e.goalSubject)
+		return b.String()
+	}
 	// The likely causes, most likely first: what the runbook "Debug
 	// missing worker results" checks.
 	b.WriteString("; check that a router is running (subscribed on " + heddle.SubjectTasksIncoming + ")")
@@ -106,6 +125,9 @@ func (e *TimeoutError) Error() string {
 
 // Is reports whether target is ErrTimeout.
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// Unwrap returns Cause.
+func (e *TimeoutError) Unwrap() error { return e.Cause }
 
 // TimeoutSeconds is Timeout in seconds, as timeout_seconds is on the wire.
 func (e *TimeoutError) TimeoutSeconds() float64 { return e.Timeout.Seconds() }

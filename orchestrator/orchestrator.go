@@ -70,16 +70,16 @@ type Config struct {
 	// wait in the subscription's pending buffer. Zero means
 	// DefaultMaxConcurrentGoals.
 	MaxConcurrentGoals int
-	// MaxConcurrentSubtasks bounds how many of one goal's subtasks are
-	// awaiting their result at once; more are dispatched as results come
-	// in. Zero means no bound.
-	MaxConcurrentSubtasks int
+	// MaxInFlight bounds how many of one goal's subtasks are awaiting
+	// their result at once; more are dispatched as results come in (as
+	// dispatch.MaxInFlight). Zero means no bound.
+	MaxInFlight int
 	// QueueGroup is the queue group on SubjectGoalsIncoming. Empty means
 	// DefaultQueueGroup.
 	QueueGroup string
-	// dispatch.Direct publishes subtasks straight to their worker subjects
-	// instead of through the Router on SubjectTasksIncoming.
-	DispatchDirect bool
+	// Direct publishes subtasks straight to their worker subjects instead
+	// of through the Router on SubjectTasksIncoming (as dispatch.Direct).
+	Direct bool
 	// DrainTimeout bounds shutdown once Run's context ends: goals already
 	// delivered are still processed and goals in progress finish until
 	// then, after which they are cancelled and get a failed final result
@@ -155,8 +155,8 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Orchestrator, error) {
 	if cfg.Decompose == nil {
 		return nil, fmt.Errorf("%w: Decompose is required", heddle.ErrConfig)
 	}
-	if cfg.Timeout < 0 || cfg.MaxConcurrentGoals < 0 || cfg.MaxConcurrentSubtasks < 0 || cfg.DrainTimeout < 0 {
-		return nil, fmt.Errorf("%w: Timeout, MaxConcurrentGoals, MaxConcurrentSubtasks and DrainTimeout must not be negative", heddle.ErrConfig)
+	if cfg.Timeout < 0 || cfg.MaxConcurrentGoals < 0 || cfg.MaxInFlight < 0 || cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("%w: Timeout, MaxConcurrentGoals, MaxInFlight and DrainTimeout must not be negative", heddle.ErrConfig)
 	}
 	subjects, err := goals.Subjects(cfg.Name, cfg.AddressedOnly)
 	if err != nil {
@@ -353,11 +353,11 @@ func (o *Orchestrator) collect(ctx context.Context, goal heddle.OrchestratorGoal
 			tasks[i].RequestID = goal.RequestID
 		}
 	}
-	s, err := dispatch.NewStream(ctx, o.b, goal.ResultSubject(), dispatch.StreamConfig{
-		Timeout:     o.cfg.Timeout,
-		Direct:      o.cfg.DispatchDirect,
-		MaxInFlight: o.cfg.MaxConcurrentSubtasks,
-	}, o.opts...)
+	opts := []dispatch.Option{dispatch.Timeout(o.cfg.Timeout), dispatch.MaxInFlight(o.cfg.MaxInFlight), dispatch.With(o.opts...)}
+	if o.cfg.Direct {
+		opts = append(opts, dispatch.Direct())
+	}
+	s, err := dispatch.NewStream(ctx, o.b, goal.ResultSubject(), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

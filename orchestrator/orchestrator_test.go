@@ -156,8 +156,8 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 				}
 				return map[string]any{"count": len(results), "sum": sum}, nil
 			},
-			DispatchDirect: true,
-			Timeout:        testkit.Wait,
+			Direct:  true,
+			Timeout: testkit.Wait,
 		}, rec.Logger())
 		orchestratorRun(t, o)
 
@@ -220,10 +220,10 @@ func TestOrchestratorLimitsSubtasksInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		o := newTestOrchestrator(t, ob, orchestrator.Config{
-			Decompose:             orchestratorTasks("held", total),
-			MaxConcurrentSubtasks: limit,
-			DispatchDirect:        true,
-			Timeout:               testkit.Wait,
+			Decompose:   orchestratorTasks("held", total),
+			MaxInFlight: limit,
+			Direct:      true,
+			Timeout:     testkit.Wait,
 		}, nil)
 		orchestratorRun(t, o)
 		final := make(chan *heddle.TaskResult, 1)
@@ -298,8 +298,8 @@ func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
 					}
 					return map[string]any{"partial": len(results), "metadata": map[string]any{"model": "none"}}, nil
 				},
-				DispatchDirect: true,
-				Timeout:        orchestratorPartialTimeout,
+				Direct:  true,
+				Timeout: orchestratorPartialTimeout,
 			}, rec.Logger())
 			orchestratorRun(t, o)
 			res := submitTestGoal(t, connect(), heddle.NewOrchestratorGoal("mostly fast", nil))
@@ -330,8 +330,8 @@ func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
 				Synthesize: func(context.Context, heddle.OrchestratorGoal, []heddle.TaskResult) (map[string]any, error) {
 					return nil, errors.New("nothing to summarize")
 				},
-				DispatchDirect: true,
-				Timeout:        testkit.ShortTimeout,
+				Direct:  true,
+				Timeout: testkit.ShortTimeout,
 			}, nil)
 			orchestratorRun(t, o)
 			res := submitTestGoal(t, connect(), heddle.NewOrchestratorGoal("all silent", nil))
@@ -426,7 +426,7 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 			rec := testlog.New()
 			o := newTestOrchestrator(t, connect(), orchestrator.Config{Decompose: orchestratorTasks("x", 1)}, rec.Logger())
 			orchestratorRun(t, o)
-			s, err := dispatch.NewStream(testkit.Context(t), caller, heddle.ResultSubject("goal-bad"), dispatch.StreamConfig{Timeout: testkit.Wait})
+			s, err := dispatch.NewStream(testkit.Context(t), caller, heddle.ResultSubject("goal-bad"), dispatch.Timeout(testkit.Wait))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -461,7 +461,7 @@ func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
 		})
 		t.Run("a goal in progress finishes and publishes its result before Run returns", func(t *testing.T) {
 			o := newTestOrchestrator(t, connect(), orchestrator.Config{
-				Decompose: orchestratorTasks("gated", 1), DispatchDirect: true, Timeout: testkit.Wait,
+				Decompose: orchestratorTasks("gated", 1), Direct: true, Timeout: testkit.Wait,
 			}, nil)
 			stop, runDone := orchestratorRun(t, o)
 			final := make(chan *heddle.TaskResult, 1)
@@ -493,13 +493,13 @@ func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
 		t.Run("a goal still running when DrainTimeout expires gets a failed result", func(t *testing.T) {
 			rec := testlog.New()
 			o := newTestOrchestrator(t, connect(), orchestrator.Config{
-				Decompose: orchestratorTasks("nobody", 1), DispatchDirect: true, Timeout: testkit.Wait,
+				Decompose: orchestratorTasks("nobody", 1), Direct: true, Timeout: testkit.Wait,
 				DrainTimeout: testkit.ShortTimeout,
 			}, rec.Logger())
 			stop, _ := orchestratorRun(t, o)
 			caller := connect()
 			goal := heddle.NewOrchestratorGoal("never answered", nil)
-			s, err := dispatch.NewStream(testkit.Context(t), caller, goal.ResultSubject(), dispatch.StreamConfig{Timeout: testkit.Wait})
+			s, err := dispatch.NewStream(testkit.Context(t), caller, goal.ResultSubject(), dispatch.Timeout(testkit.Wait))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -552,7 +552,7 @@ func TestEveryGoalReceivedBeforeShutdownGetsAFinalResultEvenIfItNeverStarted(t *
 		ctx := testkit.Context(t)
 		for i := range goals {
 			goals[i] = heddle.NewOrchestratorGoal(fmt.Sprintf("goal %d", i), nil)
-			s, err := dispatch.NewStream(ctx, caller, goals[i].ResultSubject(), dispatch.StreamConfig{Timeout: testkit.Wait})
+			s, err := dispatch.NewStream(ctx, caller, goals[i].ResultSubject(), dispatch.Timeout(testkit.Wait))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -596,7 +596,7 @@ func TestAnAddressedOnlyOrchestratorServesItsGoalsAndLeavesTheSharedOnes(t *test
 		ctx := testkit.Context(t)
 		send := func(subject string, timeout time.Duration) ([]heddle.TaskResult, error) {
 			goal := heddle.NewOrchestratorGoal("plan", nil)
-			s, err := dispatch.NewStream(ctx, caller, goal.ResultSubject(), dispatch.StreamConfig{Timeout: timeout})
+			s, err := dispatch.NewStream(ctx, caller, goal.ResultSubject(), dispatch.Timeout(timeout))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,7 +21,7 @@ func TestAPipelineDrainIsBoundedAndTheCutGoalStillGetsItsResult(t *testing.T) {
 			seen <- task
 			return nil
 		})
-		p, err := pipeline.New(connect(), pipeline.Config{Name: "held", DispatchDirect: true, DrainTimeout: testkit.ShortTimeout,
+		p, err := pipeline.New(connect(), pipeline.Config{Name: "held", Direct: true, DrainTimeout: testkit.ShortTimeout,
 			Stages: []pipeline.Stage{{Name: "wait", WorkerType: "held", Timeout: time.Minute}}})
 		if err != nil {
 			t.Fatal(err)

@@ -51,7 +51,7 @@ func BenchmarkPipelineDiamond(b *testing.B) {
 			stageTimeout := 10 * time.Second
 
 			b.Run("pipeline", func(b *testing.B) {
-				p, err := pipeline.New(caller, pipeline.Config{Name: "bench", DispatchDirect: true, Timeout: stageTimeout,
+				p, err := pipeline.New(caller, pipeline.Config{Name: "bench", Direct: true, Timeout: stageTimeout,
 					Stages: []pipeline.Stage{
 						{Name: "A", WorkerType: "bench_a", InputMapping: map[string]string{"f": "goal.context.f"}},
 						{Name: "B", WorkerType: "bench_b", InputMapping: map[string]string{"a": "A.output.f"}},

@@ -104,10 +104,10 @@ type Config struct {
 	// or Python, so that each goal runs once in a mixed mesh. Pipelines
 	// that must each see every goal give each its own group.
 	QueueGroup string
-	// dispatch.Direct publishes stage tasks straight to their worker's
-	// subject, WorkerSubject(worker_type, tier), instead of through the
-	// Router on SubjectTasksIncoming.
-	DispatchDirect bool
+	// Direct publishes stage tasks straight to their worker's subject,
+	// WorkerSubject(worker_type, tier), instead of through the Router on
+	// SubjectTasksIncoming (as dispatch.Direct; dispatch_direct in YAML).
+	Direct bool
 	// AddressedOnly stops Run from serving the shared
 	// SubjectGoalsIncoming: only goals addressed to the pipeline
 	// (heddle.GoalSubject(Name); dispatch.To(Name) on SubmitGoal) reach

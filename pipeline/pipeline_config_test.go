@@ -355,7 +355,7 @@ func TestParsePipelineConfigReadsThePythonShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Name != "docs" || cfg.Timeout != 120*time.Second || cfg.MaxConcurrentGoals != 4 || !cfg.DispatchDirect {
+	if cfg.Name != "docs" || cfg.Timeout != 120*time.Second || cfg.MaxConcurrentGoals != 4 || !cfg.Direct {
 		t.Errorf("pipeline fields: %+v", cfg)
 	}
 	if len(cfg.Stages) != 2 {

@@ -190,13 +190,15 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 		"task_id", task.TaskID, "parent_task_id", task.ParentTaskID, "worker_type", s.WorkerType,
 		"model_tier", string(s.Tier), "attempt", attempt)
 	opts := []dispatch.Option{dispatch.Timeout(s.Timeout), dispatch.With(r.p.opts...)}
-	if cfg.DispatchDirect {
+	if cfg.Direct {
 		opts = append(opts, dispatch.Direct())
 	}
 	res, err := dispatch.Request(ctx, r.p.b, task, opts...)
 	switch {
 	case err == nil:
-	case errors.Is(err, dispatch.ErrTimeout):
+	case errors.Is(err, dispatch.ErrTimeout) && ctx.Err() == nil:
+		// The stage's own timeout; a TimeoutError that ctx's deadline
+		// caused is the goal's end, below.
 		return fail(StageErrTimeout, err)
 	case errors.Is(err, heddle.ErrDeadLettered), errors.Is(err, dispatch.ErrNoWorker), errors.Is(err, dispatch.ErrNoRouter):
 		return fail(StageErrUnserved, err)

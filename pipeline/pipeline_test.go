@@ -72,7 +72,7 @@ func pipelineEcho(out map[string]any) func(context.Context, map[string]any) (map
 
 func pipelineNew(t *testing.T, b bus.Bus, cfg pipeline.Config, opts ...heddle.Option) *pipeline.Pipeline {
 	t.Helper()
-	cfg.DispatchDirect = true
+	cfg.Direct = true
 	p, err := pipeline.New(b, cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
 		// A message that is not a valid goal but names a goal_id is
 		// answered with a failed result, so its caller does not wait.
 		s, err := dispatch.NewStream(pipelineContext(t), caller, heddle.ResultSubject("bad-goal"),
-			dispatch.StreamConfig{Timeout: pipelineTestTimeout})
+			dispatch.Timeout(pipelineTestTimeout))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +421,7 @@ func TestTwoPipelinesOnOneMeshEachServeOnlyTheGoalsAddressedToThem(t *testing.T)
 		for i := range 6 {
 			name := []string{"alpha", "beta"}[i%2]
 			goal := heddle.NewOrchestratorGoal("addressed", nil)
-			s, err := dispatch.NewStream(pipelineContext(t), caller, goal.ResultSubject(), dispatch.StreamConfig{Timeout: pipelineTestTimeout})
+			s, err := dispatch.NewStream(pipelineContext(t), caller, goal.ResultSubject(), dispatch.Timeout(pipelineTestTimeout))
 			if err != nil {
 				t.Fatal(err)
 			}

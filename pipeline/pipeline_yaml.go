@@ -108,7 +108,7 @@ func parseYAML(data []byte, dir string) (Config, error) {
 		Timeout:            pipelineSeconds(&c, "", doc.TimeoutSeconds),
 		MaxConcurrentGoals: doc.MaxConcurrentGoals,
 		QueueGroup:         doc.QueueGroup,
-		DispatchDirect:     doc.DispatchDirect,
+		Direct:             doc.DispatchDirect,
 	}
 	for i, sy := range doc.Stages {
 		label := sy.Name

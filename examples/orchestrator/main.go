@@ -103,8 +103,8 @@ func newActors(b bus.Bus) ([]heddle.Actor, error) {
 		// A goal's subtasks are collected for at most this long; after it
 		// the final result still goes out, with the partial results and
 		// output.metadata.timeout naming the missing subtasks.
-		Timeout:               10 * time.Second,
-		MaxConcurrentSubtasks: 8,
+		Timeout:     10 * time.Second,
+		MaxInFlight: 8,
 	})
 	if err != nil {
 		return nil, err

@@ -151,7 +151,7 @@ func call(ctx context.Context, b bus.Bus, out io.Writer) error {
 	// The stream subscribes to the results subject before anything is
 	// dispatched, so no result can be missed.
 	goal := heddle.NewOrchestratorGoal("quickstart", nil)
-	stream, err := dispatch.NewStream(ctx, b, heddle.ResultSubject(goal.GoalID), dispatch.StreamConfig{Timeout: 10 * time.Second})
+	stream, err := dispatch.NewStream(ctx, b, heddle.ResultSubject(goal.GoalID), dispatch.Timeout(10*time.Second))
 	if err != nil {
 		return err
 	}
