@@ -30,11 +30,10 @@ run contracts go test -run '^$' -bench . -benchmem -count 5 ./contracts
 run ratelimit go test -run '^$' -bench . -benchmem -count 5 ./ratelimit
 # Capped collection
 run capped go test -run '^$' -bench BenchmarkCappedCollection -benchtime=3x -count=5 ./dispatch
-# Task path, router, worker, lazy context
+# Task path, router, worker
 run taskpath go test -run '^$' -bench BenchmarkTaskPath -benchmem -benchtime 2s -count 5 .
 run taskpath go test -run '^$' -bench 'BenchmarkRouterRoute|BenchmarkParseRouterRules|BenchmarkDeadLetterConsumerReceive' -benchmem -benchtime 2s -count 5 ./router
 run taskpath go test -run '^$' -bench BenchmarkWorkerRoundTrip -benchmem -benchtime 2s -count 5 ./worker
-run taskpath go test -run '^$' -bench . -benchmem -count 5 ./internal/lazyctx
 # Fan-out and pipeline
 run fanout go test -run '^$' -bench BenchmarkOrchestratorFanOut1000 -benchmem -benchtime 2s -count 5 ./dispatch
 run fanout go test -run '^$' -bench BenchmarkPipelineDiamond -benchmem -benchtime 2s -count 5 ./pipeline

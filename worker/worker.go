@@ -257,11 +257,6 @@ type Worker struct {
 	handlerCtx     context.Context // parent of handler contexts
 	cancelHandlers context.CancelFunc
 
-	// stdTaskCtx makes each attempt's context with context.WithDeadline
-	// instead of lazyctx: the variant BenchmarkTaskPath (./worker) compares
-	// against. Set before Run, by benchmarks only.
-	stdTaskCtx bool
-
 	// mu guards closed and the pool's counts, and orders tasks.Add
 	// against tasks.Wait. live counts the pool's goroutines serving tasks,
 	// hung those whose handler was given up on and still runs.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/internal/lazyctx"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -234,20 +233,14 @@ func (w *Worker) wait(d time.Duration) bool {
 // returns, when TaskTimeout passes and when the worker cancels its
 // handlers.
 func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
-	// The handler's context: lazyctx makes the timer of its deadline only
-	// if the handler waits on it (see internal/lazyctx for the cost).
-	var ctx context.Context
-	if w.stdTaskCtx {
-		v := &attemptValue{task: *task}
-		c, cancel := context.WithDeadline(context.WithValue(w.handlerCtx, taskKey{}, v), time.Now().Add(w.taskTimeout))
-		defer cancel()
-		ctx = c
-	} else {
-		c := lazyctx.New(w.handlerCtx, time.Now().Add(w.taskTimeout), taskKey{}, attemptValue{task: *task})
-		defer c.Cancel()
-		ctx = c
-	}
-	rep = &ctx.Value(taskKey{}).(*attemptValue).report
+	// The standard context, timer included. A lazy one that made its timer
+	// only when waited on (internal/lazyctx, removed) saved 3-5 % per task
+	// on BenchmarkTaskPath: under the 15 % that hand-written code must
+	// save (BENCHMARKS.md, "The handler's context").
+	av := &attemptValue{task: *task}
+	ctx, cancel := context.WithDeadline(context.WithValue(w.handlerCtx, taskKey{}, av), time.Now().Add(w.taskTimeout))
+	defer cancel()
+	rep = &av.report
 	// The watch gives up on the handler once it is overdue.
 	r.due.Store(time.Now().Add(w.taskTimeout + overdueGrace).UnixNano())
 	defer func() {
