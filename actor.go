@@ -6,7 +6,8 @@ import (
 	"sync"
 )
 
-// Actor is what Worker, Router, DeadLetterConsumer, Orchestrator and
+// Actor is what worker.Worker, router.Router, deadletter.Consumer,
+// orchestrator.Orchestrator and
 // Pipeline have in common: Run serves until its context ends and returns
 // after draining; Ready is closed once its subscriptions are live.
 //

@@ -2,8 +2,8 @@
 // SDK for task meshes over a message bus: the wire messages (TaskMessage,
 // TaskResult, OrchestratorGoal, DeadLetter), their enums, encoders,
 // decoders and validation errors, the subjects and queue groups of the
-// mesh, the dead-letter reasons, the errors every actor shares, Actor and
-// Start, and the observer seam (Event, Observer, WithLogger,
+// mesh, the dead-letter reasons, the errors every actor shares, Actor,
+// Start and Serve, and the observer seam (Event, Observer, WithLogger,
 // WithObserver).
 //
 // The actors live in packages of their own: worker (typed, dynamic and

@@ -11,7 +11,7 @@ import "sync"
 //
 // membus and natsbus implement it. A Bus that does not is still fully
 // usable; code that looks for Keeper falls back to per-call state (for
-// DispatchAndWait, a subscription per call). A Bus that wraps another, to
+// dispatch.Request, a subscription per call). A Bus that wraps another, to
 // trace or count its calls, should therefore implement Keeper too, by
 // forwarding to the wrapped bus when it is a Keeper, or with Values of its
 // own.

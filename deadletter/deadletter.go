@@ -159,7 +159,8 @@ func (c *Consumer) Stats() Stats {
 
 // Run subscribes to heddle.SubjectDeadLetter and stores what arrives until ctx
 // ends; then it drains the subscription, storing what was already
-// delivered within Config.DrainTimeout, and returns nil. It returns heddle.ErrStarted
+// delivered within Config.DrainTimeout, and returns nil (an error wrapping
+// bus.ErrClosed when its bus closed for good). It returns heddle.ErrStarted
 // when Run was called before: a consumer runs once. The store
 // outlives Run: entries can be listed and replayed after it returns.
 func (c *Consumer) Run(ctx context.Context) error {

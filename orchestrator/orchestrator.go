@@ -207,7 +207,8 @@ func (o *Orchestrator) Stats() Stats {
 // they are cancelled when DrainTimeout expires, and their final results
 // (failed, ErrShutdown) are still published before Run returns.
 //
-// Run returns nil after a complete drain, an error wrapping
+// Run returns an error wrapping bus.ErrClosed when its bus closes for
+// good, nil after a complete drain, an error wrapping
 // context.DeadlineExceeded when the drain timeout cut it short, and a
 // subscribe error when it could not start. An Orchestrator runs once; a
 // second call returns heddle.ErrStarted.

@@ -253,7 +253,8 @@ func (p *Pipeline) Execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 // and executes goals, up to MaxConcurrentGoals at once, publishing each
 // final result on ResultSubject(goal_id), until ctx ends. Then it drains:
 // it stops receiving, executes the goals already delivered to it, waits
-// for every goal in progress to publish its final result, and returns nil.
+// for every goal in progress to publish its final result, and returns nil;
+// when its bus closes for good it returns an error wrapping bus.ErrClosed.
 // A message that is not a valid goal is logged (pipeline.parse_error) and,
 // when it names a usable goal_id, answered with a failed final result. Run
 // returns an error if the subscription fails, or heddle.ErrStarted.
