@@ -7,9 +7,9 @@ import (
 )
 
 // Actor is what worker.Worker, router.Router, deadletter.Consumer,
-// orchestrator.Orchestrator and
-// Pipeline have in common: Run serves until its context ends and returns
-// after draining; Ready is closed once its subscriptions are live.
+// orchestrator.Orchestrator and pipeline.Pipeline have in common: Run
+// serves until its context ends and returns after draining; Ready is
+// closed once its subscriptions are live.
 //
 // Run also returns, with an error wrapping bus.ErrClosed, when the actor's
 // bus closes for good (a reconnect budget spent, Close called elsewhere,
