@@ -53,8 +53,8 @@ func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
 // one actor live in its Config.
 type Option func(*Settings)
 
-// Settings are the values Options set; actors read them through
-// NewSettings.
+// Settings are the values Options set, which each actor reads when it is
+// made.
 type Settings struct {
 	// Logger receives each event as a slog record whose message is the
 	// event name. Nil means slog.Default(), read when the actor is made.
@@ -80,16 +80,3 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// NewSettings applies opts in order to the default Settings.
-func NewSettings(opts ...Option) Settings {
-	var s Settings
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&s)
-		}
-	}
-	if s.Logger == nil {
-		s.Logger = slog.Default()
-	}
-	return s
-}

@@ -29,7 +29,8 @@ type emitter struct {
 
 // newEmitter returns the emitter for the settings opts make.
 func newEmitter(opts ...heddle.Option) emitter {
-	return emitter{e: observe.New(opts...), observed: len(heddle.NewSettings(opts...).Observers) > 0}
+	e := observe.New(opts...)
+	return emitter{e: e, observed: e.Observed()}
 }
 
 // enabled reports whether an event at level reaches anyone.

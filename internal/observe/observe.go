@@ -45,9 +45,27 @@ type panics struct {
 
 // New returns an Emitter for the settings opts make.
 func New(opts ...heddle.Option) *Emitter {
-	s := heddle.NewSettings(opts...)
+	s := Settings(opts...)
 	return &Emitter{log: s.Logger, obs: s.Observers, panics: &panics{log: rate.Sometimes{First: 1, Interval: PanicLogInterval}}}
 }
+
+// Settings applies opts in order to the default heddle.Settings: a nil
+// Logger becomes slog.Default().
+func Settings(opts ...heddle.Option) heddle.Settings {
+	var s heddle.Settings
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&s)
+		}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	return s
+}
+
+// Observed reports whether the Emitter has any observer.
+func (e *Emitter) Observed() bool { return len(e.obs) > 0 }
 
 // With returns an Emitter whose events carry attrs as well.
 func (e *Emitter) With(args ...any) *Emitter {
