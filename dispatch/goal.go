@@ -45,12 +45,13 @@ func SubmitGoal(ctx context.Context, b bus.Bus, goal heddle.OrchestratorGoal, op
 	if err != nil {
 		return nil, err
 	}
+	more := o.moreOrNone()
 	subject := heddle.SubjectGoalsIncoming
-	if o.goalSubject != "" {
-		subject = o.goalSubject
+	if more.goalSubject != "" {
+		subject = more.goalSubject
 	}
-	if o.priority != "" {
-		goal.Priority = o.priority
+	if more.priority != "" {
+		goal.Priority = more.priority
 	}
 	data, err := goal.Encode()
 	if err != nil {
@@ -88,7 +89,7 @@ func SubmitGoal(ctx context.Context, b bus.Bus, goal heddle.OrchestratorGoal, op
 		case errors.Is(err, errUnserved):
 			s.log.warn("result_stream.unserved", "subject", subject, "goal_id", goal.GoalID, "reason", "nothing subscribed")
 			return nil, fmt.Errorf("%w: goal %s was published to %s, where nothing is subscribed; %s",
-				ErrNoGoalServer, goal.GoalID, subject, goalServerAdvice(o.goalServer))
+				ErrNoGoalServer, goal.GoalID, subject, goalServerAdvice(more.goalServer))
 		case errors.As(err, &te):
 			te.goalSubject = subject
 			return nil, te

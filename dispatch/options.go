@@ -21,7 +21,7 @@ import (
 // anything is subscribed or published.
 type Option func(*options)
 
-// optionKind is one kind of Option, a bit of an optionSet.
+// optionKind is one kind of Option, one bit: a set of kinds is their OR.
 type optionKind uint16
 
 const (
@@ -49,10 +49,10 @@ type entry struct {
 }
 
 const (
-	callOptions  = optTimeout | optDirect | optWith | optTier | optPriority | optMetadata
-	taskOptions  = callOptions | optContract
-	goalOptions  = optTimeout | optWith | optTo | optPriority
-	streamOption = optTimeout | optDirect | optContract | optWith | optMaxInFlight | optQuorum | optProgress
+	callOptions   = optTimeout | optDirect | optWith | optTier | optPriority | optMetadata
+	taskOptions   = callOptions | optContract
+	goalOptions   = optTimeout | optWith | optTo | optPriority
+	streamOptions = optTimeout | optDirect | optContract | optWith | optMaxInFlight | optQuorum | optProgress
 )
 
 // The entry points. A typed call takes no Contract: it checks the contract
@@ -64,20 +64,28 @@ var (
 	forCallWith      = entry{"CallWith", callOptions}
 	forCallAll       = entry{"CallAll", callOptions | optMaxInFlight}
 	forSubmitGoal    = entry{"SubmitGoal", goalOptions}
-	forNewStream     = entry{"NewStream", streamOption}
+	forNewStream     = entry{"NewStream", streamOptions}
 	forNewCaller     = entry{"NewCaller", optWith}
 	entries          = []entry{forRequest, forCallerRequest, forCall, forCallWith, forCallAll, forSubmitGoal, forNewStream, forNewCaller}
 )
 
-// options are the values Options set.
+// options are the values Options set. Those of the options most calls
+// take are kept in place, the others in more, made when one is given, so
+// that a call's options stay small.
 type options struct {
 	given       optionKind
+	direct      bool
 	err         error // the first option that cannot work
 	timeout     time.Duration
-	direct      bool
 	contract    *contracts.Contract
 	actor       []heddle.Option // set by With
 	maxInFlight int
+	accept      acceptFunc // set by the typed calls
+	more        *moreOptions
+}
+
+// moreOptions are the values of the options fewer calls take.
+type moreOptions struct {
 	quorum      int
 	progress    func(res heddle.TaskResult, collected, expected int) bool
 	tier        heddle.ModelTier
@@ -85,7 +93,22 @@ type options struct {
 	metadata    map[string]any // merged; owned by the options
 	goalServer  string         // To's name
 	goalSubject string         // and its subject
-	accept      acceptFunc     // set by the typed calls
+}
+
+// extra returns o.more, made if need be.
+func (o *options) extra() *moreOptions {
+	if o.more == nil {
+		o.more = new(moreOptions)
+	}
+	return o.more
+}
+
+// moreOrNone returns what o.more holds, or the zero moreOptions.
+func (o *options) moreOrNone() moreOptions {
+	if o.more == nil {
+		return moreOptions{}
+	}
+	return *o.more
 }
 
 // newOptions applies opts for e and refuses those it does not take.
@@ -100,13 +123,13 @@ func newOptions(opts []Option, e entry) (options, error) {
 		return o, o.err
 	}
 	if extra := o.given &^ e.takes; extra != 0 {
-		return o, o.refusal(extra, e)
+		return o, refusal(extra, e)
 	}
 	return o, nil
 }
 
 // refusal is the error for the options in extra, which e does not take.
-func (o *options) refusal(extra optionKind, e entry) error {
+func refusal(extra optionKind, e entry) error {
 	i := bits.TrailingZeros16(uint16(extra))
 	k := optionKind(1) << i
 	var takers []string
@@ -200,7 +223,7 @@ func Quorum(n int) Option {
 			o.fail(fmt.Errorf("%w: dispatch.Quorum(%d): the quorum must not be negative (zero means every result)", heddle.ErrConfig, n))
 			return
 		}
-		o.quorum = n
+		o.extra().quorum = n
 	}
 }
 
@@ -209,7 +232,7 @@ func Quorum(n int) Option {
 // far (this one included) and the number expected. Returning false ends
 // the collection after this result, without error. NewStream takes it.
 func Progress(f func(res heddle.TaskResult, collected, expected int) bool) Option {
-	return func(o *options) { o.given |= optProgress; o.progress = f }
+	return func(o *options) { o.given |= optProgress; o.extra().progress = f }
 }
 
 // Tier sets the task's model_tier, which picks the worker subject
@@ -223,7 +246,7 @@ func Tier(t heddle.ModelTier) Option {
 			o.fail(fmt.Errorf("%w: dispatch.Tier: %w", heddle.ErrConfig, err))
 			return
 		}
-		o.tier = t
+		o.extra().tier = t
 	}
 }
 
@@ -238,7 +261,7 @@ func Priority(p heddle.Priority) Option {
 			o.fail(fmt.Errorf("%w: dispatch.Priority: %w", heddle.ErrConfig, err))
 			return
 		}
-		o.priority = p
+		o.extra().priority = p
 	}
 }
 
@@ -253,10 +276,11 @@ func Metadata(m map[string]any) Option {
 		if len(m) == 0 {
 			return
 		}
-		if o.metadata == nil {
-			o.metadata = make(map[string]any, len(m))
+		more := o.extra()
+		if more.metadata == nil {
+			more.metadata = make(map[string]any, len(m))
 		}
-		maps.Copy(o.metadata, m)
+		maps.Copy(more.metadata, m)
 	}
 }
 
@@ -273,23 +297,27 @@ func To(name string) Option {
 			o.fail(fmt.Errorf("dispatch.To(%q): %w", name, err))
 			return
 		}
-		o.goalServer, o.goalSubject = name, subject
+		o.extra().goalServer, o.extra().goalSubject = name, subject
 	}
 }
 
 // applyTask sets the tier, priority and metadata options on task. The
 // task's metadata map is the caller's: it is copied before it changes.
 func (o *options) applyTask(task *heddle.TaskMessage) {
-	if o.tier != "" {
-		task.ModelTier = o.tier
+	m := o.more
+	if m == nil {
+		return
 	}
-	if o.priority != "" {
-		task.Priority = o.priority
+	if m.tier != "" {
+		task.ModelTier = m.tier
 	}
-	if len(o.metadata) > 0 {
-		md := make(map[string]any, len(task.Metadata)+len(o.metadata))
+	if m.priority != "" {
+		task.Priority = m.priority
+	}
+	if len(m.metadata) > 0 {
+		md := make(map[string]any, len(task.Metadata)+len(m.metadata))
 		maps.Copy(md, task.Metadata)
-		maps.Copy(md, o.metadata)
+		maps.Copy(md, m.metadata)
 		task.Metadata = md
 	}
 }

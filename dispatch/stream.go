@@ -174,11 +174,12 @@ func NewStream(ctx context.Context, b bus.Bus, subject string, opts ...Option) (
 
 // newStream is NewStream with its options applied.
 func newStream(ctx context.Context, b bus.Bus, subject string, o *options) (*Stream, error) {
+	more := o.moreOrNone()
 	s := &Stream{
 		b:       b,
 		subject: subject,
 		cfg: streamConfig{timeout: o.timeoutOrDefault(), direct: o.direct, maxInFlight: o.maxInFlight,
-			quorum: o.quorum, progress: o.progress, contract: o.contract},
+			quorum: more.quorum, progress: more.progress, contract: o.contract},
 		log:      o.emitter(),
 		busDone:  bus.Done(b),
 		signal:   make(chan struct{}, 1),
