@@ -9,7 +9,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/orchestrator"
@@ -19,7 +19,7 @@ import (
 )
 
 func TestStartReturnsOnceEveryActorIsReadyAndStopDrainsThem(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		rt, err := router.New(connect(), router.Config{})
@@ -66,7 +66,7 @@ func (a *actorTestWatched) Run(ctx context.Context) error {
 }
 
 func TestStartFailsAndStopsTheOthersWhenAnActorCannotRun(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		rt, err := router.New(connect(), router.Config{})
@@ -126,7 +126,7 @@ func TestEveryActorsRunReturnsErrClosedWhenItsBusCloses(t *testing.T) {
 			return a
 		}},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range actors {
 			t.Run(tt.name, func(t *testing.T) {
 				b := connect()

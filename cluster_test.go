@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -62,7 +62,7 @@ type meshEchoOut struct {
 // order (DontRandomize), so the bus starts on node and fails over to the
 // others in turn. It reconnects quickly and forever, logs to rec, and is
 // closed when the test ends.
-func meshBus(t *testing.T, c *contracttest.Cluster, node int, rec *testlog.Recorder) *natsbus.Bus {
+func meshBus(t *testing.T, c *natstest.Cluster, node int, rec *testlog.Recorder) *natsbus.Bus {
 	t.Helper()
 	b, err := natsbus.Connect(c.URL(node),
 		natsbus.WithName(fmt.Sprintf("mesh-node-%d", node)),
@@ -91,7 +91,7 @@ func sameServer(a, b string) bool {
 // meshFixture is a router on node A, a worker on node B and a caller's bus
 // on node C of a three-node cluster, each bus given the full server list.
 type meshFixture struct {
-	cluster    *contracttest.Cluster
+	cluster    *natstest.Cluster
 	workerType string
 	caller     *natsbus.Bus
 	// calls sends the tasks and waits for their results, over one
@@ -110,7 +110,7 @@ type meshFixture struct {
 func startMesh(t *testing.T) *meshFixture {
 	t.Helper()
 	m := &meshFixture{
-		cluster:    contracttest.StartCluster(t, 3),
+		cluster:    natstest.StartCluster(t, 3),
 		workerType: "cluster-echo",
 		routerLog:  testlog.New(),
 		workerLog:  testlog.New(),

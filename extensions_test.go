@@ -7,7 +7,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/orchestrator"
@@ -38,7 +38,7 @@ func checkExtensions(t *testing.T, what string, extra map[string]json.RawMessage
 }
 
 func TestExtensionsTravelFromTaskToResultAndFromGoalToSubtasks(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		seen := make(chan heddle.TaskMessage, 4)
 		w, err := worker.NewDynamic(connect(), "traced", func(ctx context.Context, in map[string]any) (map[string]any, error) {
 			task, _ := worker.TaskFromContext(ctx)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
@@ -17,7 +17,7 @@ import (
 // A task the router dead-letters comes back to its caller at once, as an
 // error naming the reason, long before the caller's 30 s timeout.
 func TestADeadLetteredTaskFailsFastWithItsReason(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, err := router.New(connect(), router.Config{Rules: router.StaticRules(router.Rules{
 			RateLimits: map[string]router.TierRateLimit{"local": {}}, // admits nothing
 		})})
@@ -72,7 +72,7 @@ func checkDeadLettered(t *testing.T, res *heddle.TaskResult, err error, taskID, 
 }
 
 func TestARouterCanLeaveDeadLetteredTasksUnanswered(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, err := router.New(connect(), router.Config{NoDeadLetterResults: true, Rules: router.StaticRules(router.Rules{
 			RateLimits: map[string]router.TierRateLimit{"local": {}},
 		})})
@@ -96,7 +96,7 @@ func TestARouterCanLeaveDeadLetteredTasksUnanswered(t *testing.T) {
 // A task routed to a worker type nobody serves comes back at once as a
 // no_worker dead letter, and the dead letter replays the task.
 func TestATaskNobodyServesFailsFastAsNoWorker(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, err := router.New(connect(), router.Config{})
 		if err != nil {
 			t.Fatal(err)

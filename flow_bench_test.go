@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -33,7 +33,7 @@ type flowEcho struct {
 // embedded server; raw_nats_2hop adds a second queue subscriber in between,
 // the same number of hops as router + worker, with no decoding at all.
 func BenchmarkTaskPath(b *testing.B) {
-	for _, tr := range contracttest.Transports() {
+	for _, tr := range natstest.Transports() {
 		b.Run(tr.Name+"/heddle", func(b *testing.B) {
 			flowBenchHeddle(b, tr.Connector(b))
 		})
@@ -91,7 +91,7 @@ func flowBenchHeddle(b *testing.B, connect func() bus.Bus) {
 }
 
 func flowBenchRaw(b *testing.B, hops int) {
-	url := contracttest.RunServer(b)
+	url := natstest.RunServer(b)
 	conn := func() *nats.Conn {
 		nc, err := nats.Connect(url)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/natsbus"
@@ -56,7 +56,7 @@ func mixedConn(t *testing.T, url string) *nats.Conn {
 
 func TestAGoWorkerAndAForeignProcessorShareEachTaskOnce(t *testing.T) {
 	const tasks = 200
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	workerType := "mixed-" + uuid.NewString()[:8]
 	ctx := testkit.Context(t)
 
@@ -133,7 +133,7 @@ func TestAGoWorkerAndAForeignProcessorShareEachTaskOnce(t *testing.T) {
 
 func TestAGoPipelineAndAForeignOneShareEachGoalOnce(t *testing.T) {
 	const goals = 50
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	workerType := "mixed-stage-" + uuid.NewString()[:8]
 	ctx := testkit.Context(t)
 	connect := func() *natsbus.Bus { return mixedBus(t, url) }

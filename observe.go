@@ -79,4 +79,3 @@ func WithObserver(o Observer) Option {
 		}
 	}
 }
-

@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/natsbus"
@@ -29,7 +29,7 @@ const outageMaxWait = 10 * time.Second
 // outageBus connects to srv with quick reconnect attempts, evenly spaced
 // (no jitter), logging to rec; more options follow those. It is closed
 // when the test ends.
-func outageBus(t *testing.T, srv *contracttest.RestartableServer, rec *testlog.Recorder, wait time.Duration, more ...natsbus.Option) *natsbus.Bus {
+func outageBus(t *testing.T, srv *natstest.RestartableServer, rec *testlog.Recorder, wait time.Duration, more ...natsbus.Option) *natsbus.Bus {
 	t.Helper()
 	opts := append([]natsbus.Option{
 		natsbus.WithReconnectWait(wait),
@@ -103,7 +103,7 @@ func outageWait[T any](t *testing.T, ch <-chan T, what string) T {
 func TestOutageLongerThanTheReconnectBudgetEndsEveryActorsRunWithErrClosed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*outageMaxWait)
 	defer cancel()
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	rec := testlog.New()
 	budget := natsbus.WithMaxReconnects(3)
 	routerBus := outageBus(t, srv, rec, 20*time.Millisecond, budget)
@@ -137,7 +137,7 @@ func TestOutageLongerThanTheReconnectBudgetEndsEveryActorsRunWithErrClosed(t *te
 func TestOutageLongerThanNATSDefaultBudgetIsSurvivedAndReportedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*outageMaxWait)
 	defer cancel()
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	// nats.go's own default gives up after 60 attempts; the outage lasts
 	// until the worker's bus has failed one more.
 	const beyond = nats.DefaultMaxReconnect + 1

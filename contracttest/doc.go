@@ -6,11 +6,11 @@
 //   - WireFixtures and WireFixtureFiles: golden TaskMessage, TaskResult,
 //     OrchestratorGoal and dead-letter documents as the Python mesh writes
 //     them, valid and invalid, embedded in the package.
-//   - RunServer and StartServer: an embedded nats-server on a random
-//     loopback port, shut down when the test ends; RunServer returns the
-//     URL in HEDDLE_TEST_NATS_URL instead when that is set.
-//   - EachBus and Transports: run one test body on membus and on natsbus,
-//     so actors are proved on both transports.
+//
+// The embedded NATS server and cluster, and EachBus (one test body on
+// membus and on natsbus), are in the package natstest beside this one, so
+// that running TestBus does not build nats-server: this package imports
+// bus, the wire vocabulary and the standard library only.
 //
 // Production code never imports this package.
 package contracttest

@@ -15,7 +15,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -54,7 +54,7 @@ func deadLetterTaskIDs(entries []deadletter.Entry) []string {
 }
 
 func TestDeadLetterConsumerKeepsTheNewestEntriesWithinCapacity(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt := connect()
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{Capacity: 3})
 		deadLetterFill(t, rt, logs, 5)
@@ -92,7 +92,7 @@ func TestDeadLetterConsumerListPagesNewestFirst(t *testing.T) {
 		{"a limit of zero means every entry after the offset", 1, 0, []string{"t-4", "t-3", "t-2", "t-1"}},
 		{"a negative offset counts as zero", -3, 1, []string{"t-5"}},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt := connect()
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{})
 		deadLetterFill(t, rt, logs, 5)
@@ -116,7 +116,7 @@ func TestDeadLetterConsumerListPagesNewestFirst(t *testing.T) {
 }
 
 func TestDeadLetterConsumerReplayPublishesTheOriginalAndRemovesTheEntry(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, watcher := connect(), connect()
 		incoming, _ := testkit.Subscribe(t, watcher, heddle.SubjectTasksIncoming)
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{})
@@ -166,7 +166,7 @@ func TestDeadLetterConsumerReplayPublishesTheOriginalAndRemovesTheEntry(t *testi
 }
 
 func TestDeadLetterConsumerReplayErrors(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt := connect()
 		failing := testkit.FailingBus{Bus: connect(), Fail: []string{heddle.SubjectTasksIncoming}}
 		consumer, logs, _ := startConsumer(t, failing, deadletter.Config{})
@@ -203,7 +203,7 @@ func TestDeadLetterConsumerLogsMalformedEnvelopesAndGoesOn(t *testing.T) {
 		{"an envelope without reason", `{"original_task": {"worker_type": "echo"}}`, "reason: required"},
 		{"an envelope without the original", `{"reason": "rate_limited: tier 'local' has no available capacity"}`, "original_task: required"},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt := connect()
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{})
 		for i, tt := range tests {
@@ -223,7 +223,7 @@ func TestDeadLetterConsumerLogsMalformedEnvelopesAndGoesOn(t *testing.T) {
 }
 
 func TestDeadLetterConsumerReadsPythonEnvelopes(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, watcher := connect(), connect()
 		incoming, _ := testkit.Subscribe(t, watcher, heddle.SubjectTasksIncoming)
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{})
@@ -252,7 +252,7 @@ func TestDeadLetterConsumerReadsPythonEnvelopes(t *testing.T) {
 }
 
 func TestDeadLetterConsumerRunAndConfigErrors(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		if _, err := deadletter.New(nil, deadletter.Config{}); !errors.Is(err, heddle.ErrConfig) {
 			t.Errorf("NewDeadLetterConsumer(nil) = %v, want ErrDeadLetterConfig", err)
@@ -278,7 +278,7 @@ func TestDeadLetterConsumerRunAndConfigErrors(t *testing.T) {
 }
 
 func TestDeadLetterConsumerDefaultCapacity(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt := connect()
 		consumer, logs, _ := startConsumer(t, connect(), deadletter.Config{})
 		deadLetterFill(t, rt, logs, deadletter.DefaultCapacity+1)
@@ -304,7 +304,7 @@ func startConsumer(t *testing.T, b bus.Bus, cfg deadletter.Config) (*deadletter.
 }
 
 func TestDeadLetterConsumerRefusesANegativeDrainTimeout(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		_, err := deadletter.New(connect(), deadletter.Config{DrainTimeout: -time.Second})
 		if !errors.Is(err, heddle.ErrConfig) || !strings.Contains(err.Error(), "DrainTimeout") {
 			t.Errorf("New = %v, want heddle.ErrConfig naming DrainTimeout", err)

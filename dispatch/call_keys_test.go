@@ -10,7 +10,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 )
@@ -55,7 +55,7 @@ func foreignWorker(t *testing.T, b bus.Bus, workerType string, outputs ...string
 }
 
 func TestATypedCallDecodesOnlyTheKeysItsContractChecked(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wk, b := connect(), connect()
 		ctx := testkit.Context(t)
 
@@ -148,7 +148,7 @@ func TestATypedCallDecodesOnlyTheKeysItsContractChecked(t *testing.T) {
 }
 
 func TestAStreamTimeoutNamesTheRejectedResultsOfItsPendingTasks(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		contract, err := contracts.For[cappedIn, cappedOut]()
 		if err != nil {
 			t.Fatal(err)

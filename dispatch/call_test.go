@@ -12,7 +12,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/worker"
@@ -61,7 +61,7 @@ func invoice(id int64, qty int, cents int64) invoiceIn {
 }
 
 func TestTypedCallsRoundTripStructsAndIntegersExactly(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		w, err := worker.New(connect(), "invoice", total, worker.Config{})
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestTypedCallsRoundTripStructsAndIntegersExactly(t *testing.T) {
 }
 
 func TestATypedCallRefusesAnInputViolatingTheContractBeforePublishing(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		spy, _ := testkit.Subscribe(t, connect(), "heddle.tasks.>")
 		bad := invoice(1, 0, 10) // quantity below its minimum
@@ -127,7 +127,7 @@ func TestATypedCallRefusesAnInputViolatingTheContractBeforePublishing(t *testing
 }
 
 func TestATimeoutSaysWhatToCheck(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// A worker that takes the task and never answers.
 		testkit.Responder(t, connect(), "nobody-serves-this", "", func(heddle.TaskMessage) [][]byte { return nil })
 		task := heddle.NewTaskMessage("nobody-serves-this", nil)
@@ -149,7 +149,7 @@ func TestATimeoutSaysWhatToCheck(t *testing.T) {
 }
 
 func TestACallFailsAtOnceWhenNothingIsSubscribed(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		ctx := testkit.Context(t)
 		// No router: nothing on heddle.tasks.incoming.
@@ -184,7 +184,7 @@ func TestATypedCallTakesIntegralNumbersWrittenAsFloatsAndRefusesFractions(t *tes
 		N int64  `json:"n"`
 		U uint64 `json:"u"`
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// The worker answers with the numbers of the task's payload,
 		// written as given, as a Python worker computing with floats
 		// writes them.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/membus"
@@ -60,7 +60,7 @@ func misbehaving(misbehave func()) heddle.Option {
 }
 
 func TestAnObserverCannotKeepACallFromReturning(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wk := connect()
 		dispatchEcho(t, wk, "observed_echo")
 		testkit.Responder(t, wk, "observed_silent", "", func(heddle.TaskMessage) [][]byte { return nil })
@@ -137,7 +137,7 @@ func TestAnObserverCannotKeepACallFromReturning(t *testing.T) {
 var anyTaskIDs = []string{"order 42", "a..b", ">", "*", "tab\there", "line\nbreak", ".lead", "trail.", "ünïcödé 任务", "_INBOX.x.>"}
 
 func TestAnyValidTaskIDCanBeDispatched(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wk := connect()
 		dispatchEcho(t, wk, "any_id")
 		// A stand-in for the router, answering on heddle.tasks.incoming.
@@ -200,7 +200,7 @@ func TestAnyValidTaskIDCanBeDispatched(t *testing.T) {
 }
 
 func TestAResultRepeatingItsTaskIDUnderAnEscapedKeyIsCollected(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// The last task_id counts, as in encoding/json and Python: this
 		// result is the task's, although it starts with another task_id.
 		testkit.Responder(t, connect(), "escaped_id", "", func(task heddle.TaskMessage) [][]byte {

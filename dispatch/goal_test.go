@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/pipeline"
@@ -35,7 +35,7 @@ func startAddressedPipeline(t *testing.T, b bus.Bus, name string) *pipeline.Pipe
 }
 
 func TestAddressedGoalsReachOnlyTheirPipeline(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		testkit.Responder(t, connect(), "goal_echo", "", func(task heddle.TaskMessage) [][]byte {
 			return [][]byte{testkit.Encode(t, testkit.Echo(task))}
 		})
@@ -68,7 +68,7 @@ func TestAddressedGoalsReachOnlyTheirPipeline(t *testing.T) {
 }
 
 func TestAGoalNothingServesFailsAtOnceNamingItsSubject(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// A pipeline serving only its addressed goals: the shared subject
 		// and every other name are unserved.
 		startAddressedPipeline(t, connect(), "alpha")
@@ -96,7 +96,7 @@ func TestAGoalNothingServesFailsAtOnceNamingItsSubject(t *testing.T) {
 }
 
 func TestAGoalTimeoutSaysToCheckTheGoalServerNotTheRouter(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// Something takes the goals addressed to "mute" and never answers.
 		subject, err := heddle.GoalSubject("mute")
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
@@ -29,7 +29,7 @@ type tieredOut struct {
 }
 
 func TestTypedCallsCarryTheirTierPriorityAndMetadataToTheWorker(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// The worker serves the frontier tier only, and reports what the
 		// task it got says.
 		w, err := worker.New(connect(), "tiered", func(ctx context.Context, _ tieredIn) (tieredOut, error) {
@@ -95,7 +95,7 @@ func TestTypedCallsCarryTheirTierPriorityAndMetadataToTheWorker(t *testing.T) {
 }
 
 func TestRequestTakesTheTaskOptionsWithoutChangingTheCallersTask(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		received := make(chan heddle.TaskMessage, 2)
 		testkit.Responder(t, connect(), "seen", "", func(task heddle.TaskMessage) [][]byte {
 			received <- task
@@ -145,7 +145,7 @@ func TestEveryEntryPointRefusesAnOptionThatDoesNotApplyOrCannotWork(t *testing.T
 	type io struct {
 		N int `json:"n"`
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		ctx := testkit.Context(t)
 		spy, _ := testkit.Subscribe(t, connect(), ">")
@@ -242,7 +242,7 @@ func TestEveryEntryPointRefusesAnOptionThatDoesNotApplyOrCannotWork(t *testing.T
 }
 
 func TestAContextDeadlineEndsAWaitWithATimeoutErrorNamingThePendingTasks(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		// A worker that takes every task and never answers.
 		testkit.Responder(t, connect(), "mute", "", func(heddle.TaskMessage) [][]byte { return nil })
 		b := connect()

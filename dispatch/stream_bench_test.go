@@ -12,7 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/membus"
@@ -115,7 +115,7 @@ func streamBenchRawEcho(b *testing.B, url string) *nats.Conn {
 // after the other, these sub-benchmarks drift with the machine by more
 // than they differ: BenchmarkDispatchAndWaitInterleaved is the comparison.
 func BenchmarkDispatchAndWait(b *testing.B) {
-	url := contracttest.RunServer(b)
+	url := natstest.RunServer(b)
 	ctx := context.Background()
 
 	b.Run("natsbus/heddle", func(b *testing.B) {
@@ -214,7 +214,7 @@ func BenchmarkDispatchAndWait(b *testing.B) {
 // heddle_per_call to raw_old_style. ns/op covers every call of an
 // iteration.
 func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
-	url := contracttest.RunServer(b)
+	url := natstest.RunServer(b)
 	ctx := context.Background()
 	connect := func() *natsbus.Bus {
 		c, err := natsbus.Connect(url)
@@ -343,7 +343,7 @@ func BenchmarkDispatchAndWaitInterleaved(b *testing.B) {
 // subscription, raw nats.go's Request, whose concurrent requests share one
 // reply inbox. ns/op is the time per round trip over all goroutines.
 func BenchmarkDispatchAndWaitParallel(b *testing.B) {
-	url := contracttest.RunServer(b)
+	url := natstest.RunServer(b)
 	ctx := context.Background()
 
 	b.Run("natsbus/heddle", func(b *testing.B) {
@@ -411,7 +411,7 @@ func BenchmarkOrchestratorFanOut1000(b *testing.B) {
 			return func() bus.Bus { c := first.Connect(); b.Cleanup(func() { _ = c.Close() }); return c }
 		}},
 		{"natsbus", func(b *testing.B) func() bus.Bus {
-			url := contracttest.RunServer(b)
+			url := natstest.RunServer(b)
 			return func() bus.Bus {
 				c, err := natsbus.Connect(url)
 				if err != nil {

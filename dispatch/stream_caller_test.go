@@ -11,7 +11,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -28,7 +28,7 @@ func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *testlog.Recorde
 }
 
 func TestCallerRoundTrips(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("concurrent calls over one subscription each get their own result", func(t *testing.T) {
 			wk := connect()
 			for range 2 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -113,7 +113,7 @@ func dispatchEchoCall(t *testing.T, b bus.Bus, workerType string, opts ...dispat
 }
 
 func TestDispatchAndWaitSharesASubscriptionPerBus(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wk := connect()
 		dispatchEcho(t, wk, "shared_echo")
 

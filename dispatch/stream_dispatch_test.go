@@ -10,7 +10,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -23,7 +23,7 @@ func TestDispatchAndWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk, watcher := connect(), connect(), connect()
 		// "measure" answers with the payload's length; "broken" first with
 		// an output violating the contract, then a valid one; "failing"
@@ -101,7 +101,7 @@ func TestDispatchAndWait(t *testing.T) {
 				t.Fatalf("task went through %v, want %v", got, want)
 			}
 		})
-		t.Run("DispatchDirect publishes to the worker subject only", func(t *testing.T) {
+		t.Run("Direct publishes to the worker subject only", func(t *testing.T) {
 			drainSpy(t)
 			task := heddle.NewTaskMessage("measure", map[string]any{"text": "hi"})
 			task.ModelTier = heddle.TierFrontier

@@ -12,7 +12,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -93,7 +93,7 @@ func (o streamOrderBus) Publish(ctx context.Context, m *bus.Msg) error {
 }
 
 func TestResultStreamNeverMissesAnInstantReply(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a worker replying the moment it receives the task loses nothing in 1,000 round trips", func(t *testing.T) {
 			caller, wk := connect(), connect()
 			testkit.Responder(t, wk, "instant", "", func(task heddle.TaskMessage) [][]byte {
@@ -172,7 +172,7 @@ func TestResultStreamKeepsWaitingAfterAMalformedResult(t *testing.T) {
 			wantID:    true,
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				caller, wk := connect(), connect()
@@ -210,7 +210,7 @@ func TestResultStreamKeepsWaitingAfterAMalformedResult(t *testing.T) {
 }
 
 func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a repeat and an unknown task_id are counted and never returned", func(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
@@ -302,7 +302,7 @@ func TestResultStreamIgnoresDuplicatesAndUnknownTaskIDs(t *testing.T) {
 }
 
 func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("two of three results missing", func(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
@@ -398,7 +398,7 @@ func TestResultStreamTimeoutNamesExactlyTheMissingTasks(t *testing.T) {
 }
 
 func TestResultStreamCountsLateResults(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk := connect(), connect()
 		rec := testlog.New()
 		s := newTestStream(t, caller, heddle.SubjectResultsDefault, rec.Logger(), dispatch.Timeout(testkit.ShortTimeout))
@@ -439,7 +439,7 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 			}
 		}
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a quorum of 2 of 4 ends the collection after two results without error", func(t *testing.T) {
 			caller, wk := connect(), connect()
 			rec := testlog.New()
@@ -487,7 +487,7 @@ func TestResultStreamCanStopEarly(t *testing.T) {
 }
 
 func TestResultStreamMaxInFlightBoundsTheTasksAwaitingResults(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk := connect(), connect()
 		tasks := make(chan heddle.TaskMessage, 100)
 		_, err := wk.Subscribe(context.Background(), heddle.WorkerSubjectAllTiers("held"), func(_ context.Context, m *bus.Msg) error {
@@ -600,7 +600,7 @@ func TestResultStreamDispatchRejectsTasksBeforePublishing(t *testing.T) {
 			}
 		}},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				caller, watcher := connect(), connect()
@@ -617,7 +617,7 @@ func TestResultStreamDispatchRejectsTasksBeforePublishing(t *testing.T) {
 }
 
 func TestResultStreamCloseEndsAWait(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		s := newTestStream(t, connect(), heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 		if err := s.Expect("never"); err != nil {
 			t.Fatal(err)
@@ -643,7 +643,7 @@ func TestResultStreamCloseEndsAWait(t *testing.T) {
 }
 
 func TestResultStreamResultsEndsWhenTheContextEnds(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, wk := connect(), connect()
 		s := newTestStream(t, caller, heddle.SubjectResultsDefault, nil, dispatch.Timeout(testkit.Wait))
 		if err := s.Expect("later"); err != nil {

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -21,7 +21,7 @@ const benchPayloadSize = 1024
 // raw_nats case does the same with nats.go alone, as the baseline natsbus
 // is measured against. Pending limits are lifted so nothing is dropped.
 func BenchmarkPublishSubscribe(b *testing.B) {
-	url := contracttest.RunServer(b)
+	url := natstest.RunServer(b)
 	payload := make([]byte, benchPayloadSize)
 
 	b.Run("natsbus", func(b *testing.B) {

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -92,7 +92,7 @@ func TestConnectFailureHidesThePassword(t *testing.T) {
 }
 
 func TestConnectTriesEveryServerOfACommaSeparatedList(t *testing.T) {
-	url := closedPortURL(t) + ", " + contracttest.RunServer(t)
+	url := closedPortURL(t) + ", " + natstest.RunServer(t)
 	b := connect(t, url, natsbus.WithConnectTimeout(time.Second))
 	if err := b.Flush(testContext(t)); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestConnectTriesEveryServerOfACommaSeparatedList(t *testing.T) {
 }
 
 func TestNewWrapsAConnectionAndTakesOwnershipOfIt(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	userClosed := make(chan struct{})
 	nc, err := nats.Connect(url, nats.ClosedHandler(func(*nats.Conn) { close(userClosed) }))
@@ -140,7 +140,7 @@ func TestNewWrapsAConnectionAndTakesOwnershipOfIt(t *testing.T) {
 }
 
 func TestNewRejectsWhatItCannotHonour(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestNewRejectsWhatItCannotHonour(t *testing.T) {
 }
 
 func TestHeadersKeepTheCaseOfTheirKeys(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	b := connect(t, url)
 
@@ -208,7 +208,7 @@ func TestHeadersKeepTheCaseOfTheirKeys(t *testing.T) {
 }
 
 func TestHeadersNATSWouldAlterAreRejected(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	b := connect(t, url)
 	for _, h := range []bus.Header{
@@ -227,7 +227,7 @@ func TestHeadersNATSWouldAlterAreRejected(t *testing.T) {
 }
 
 func TestMaxPayloadErrorNamesSizeAndLimit(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	b := connect(t, url)
 	limit := int(b.Conn().MaxPayload())
@@ -244,7 +244,7 @@ func TestMaxPayloadErrorNamesSizeAndLimit(t *testing.T) {
 }
 
 func TestSlowConsumerIsLoggedCountedAndReported(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	logs := newLogRecorder()
 	errs := make(chan error, 16)
@@ -302,7 +302,7 @@ func TestSlowConsumerIsLoggedCountedAndReported(t *testing.T) {
 }
 
 func TestHandlerPanicIsLoggedWithItsStack(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	logs := newLogRecorder()
 	errs := make(chan error, 1)
@@ -329,12 +329,12 @@ func TestHandlerPanicIsLoggedWithItsStack(t *testing.T) {
 
 // startServerOn starts an embedded server on a given loopback port.
 func startServerOn(t *testing.T, port int) *server.Server {
-	return contracttest.StartServer(t, &server.Options{Port: port})
+	return natstest.StartServer(t, &server.Options{Port: port})
 }
 
 func TestLostServerIsLoggedAndTheBusReconnects(t *testing.T) {
 	ctx := testContext(t)
-	first := contracttest.StartServer(t, nil)
+	first := natstest.StartServer(t, nil)
 	port := first.Addr().(*net.TCPAddr).Port
 	logs := newLogRecorder()
 	b := connect(t, first.ClientURL(),
@@ -378,7 +378,7 @@ func TestLostServerIsLoggedAndTheBusReconnects(t *testing.T) {
 }
 
 func TestDeliberateCloseIsNotLoggedAsADisconnect(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	logs := newLogRecorder()
 	closed := make(chan struct{})
 	b := connect(t, url, natsbus.WithLogger(logs.logger()),
@@ -399,7 +399,7 @@ func TestDeliberateCloseIsNotLoggedAsADisconnect(t *testing.T) {
 
 func TestSubscribeFailsWithTheContextWhenTheServerCannotConfirm(t *testing.T) {
 	ctx := testContext(t)
-	s := contracttest.StartServer(t, nil)
+	s := natstest.StartServer(t, nil)
 	logs := newLogRecorder()
 	b := connect(t, s.ClientURL(), natsbus.WithLogger(logs.logger()),
 		natsbus.WithMaxReconnects(-1), natsbus.WithReconnectWait(time.Hour))
@@ -418,7 +418,7 @@ func TestSubscribeFailsWithTheContextWhenTheServerCannotConfirm(t *testing.T) {
 }
 
 func TestHandlersMayPublishWhileTheBusDrains(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	ctx := testContext(t)
 	worker := connect(t, url)
 	observer := connect(t, url)

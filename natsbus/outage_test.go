@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -42,7 +42,7 @@ func isOpen(b *natsbus.Bus) bool {
 
 func TestByDefaultABusReconnectsForEverAndReportsTheOutageOnce(t *testing.T) {
 	ctx := testContext(t)
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	logs := newLogRecorder()
 	// nats.go's own default gives up after 60 attempts; the test waits for
 	// one more.
@@ -98,7 +98,7 @@ func TestByDefaultABusReconnectsForEverAndReportsTheOutageOnce(t *testing.T) {
 
 func TestABusThatSpendsItsReconnectBudgetClosesItselfAndSaysWhy(t *testing.T) {
 	ctx := testContext(t)
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	logs := newLogRecorder()
 	opts := append(quickReconnects(20*time.Millisecond), natsbus.WithMaxReconnects(3), natsbus.WithLogger(logs.logger()))
 	b := connect(t, srv.ClientURL(), opts...)
@@ -136,7 +136,7 @@ func TestABusThatSpendsItsReconnectBudgetClosesItselfAndSaysWhy(t *testing.T) {
 
 func TestABusWhoseServerIsGoneForGoodClosesItself(t *testing.T) {
 	ctx := testContext(t)
-	s := contracttest.StartServer(t, nil)
+	s := natstest.StartServer(t, nil)
 	closed := make(chan struct{})
 	logs := newLogRecorder()
 	b := connect(t, s.ClientURL(),
@@ -182,7 +182,7 @@ func TestABusWhoseServerIsGoneForGoodClosesItself(t *testing.T) {
 }
 
 func TestCloseAndDrainAreLoggedQuietlyAndErrSaysWhichClosedTheBus(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	for _, how := range []string{"Close", "Drain"} {
 		t.Run(how, func(t *testing.T) {
 			logs := newLogRecorder()
@@ -220,7 +220,7 @@ func TestWithoutALoggerTheBusReportsToTheDefaultLogger(t *testing.T) {
 	slog.SetDefault(logs.logger())
 	t.Cleanup(func() { slog.SetDefault(prev) })
 
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	b := connect(t, srv.ClientURL(), quickReconnects(outageWait)...)
 	srv.Stop()
 	if rec := logs.wait(t, "bus.disconnected"); rec["error"] == "" {
@@ -240,7 +240,7 @@ func TestDropsCountedBeforeTheBusClosesItselfAreKept(t *testing.T) {
 		total = 1000
 	)
 	ctx := testContext(t)
-	srv := contracttest.StartRestartableServer(t, nil)
+	srv := natstest.StartRestartableServer(t, nil)
 	logs := newLogRecorder()
 	slow := make(chan error, 1)
 	opts := append(quickReconnects(20*time.Millisecond), natsbus.WithMaxReconnects(3), natsbus.WithLogger(logs.logger()),
@@ -300,7 +300,7 @@ func TestDropsCountedBeforeTheBusClosesItselfAreKept(t *testing.T) {
 }
 
 func TestABusWhoseCredentialsAreRefusedClosesItselfAndSaysWhy(t *testing.T) {
-	srv := contracttest.StartRestartableServer(t, &server.Options{Authorization: "first"})
+	srv := natstest.StartRestartableServer(t, &server.Options{Authorization: "first"})
 	logs := newLogRecorder()
 	opts := append(quickReconnects(outageWait, nats.Token("first")), natsbus.WithLogger(logs.logger()))
 	b := connect(t, srv.ClientURL(), opts...)
@@ -309,7 +309,7 @@ func TestABusWhoseCredentialsAreRefusedClosesItselfAndSaysWhy(t *testing.T) {
 	// when an operator revokes the application's.
 	srv.Stop()
 	logs.wait(t, "bus.disconnected")
-	contracttest.StartServer(t, &server.Options{Port: srv.Port(), Authorization: "second"})
+	natstest.StartServer(t, &server.Options{Port: srv.Port(), Authorization: "second"})
 	recv(t, b.Done(), "the bus to close once its credentials are refused")
 	err := b.Err()
 	if !errors.Is(err, bus.ErrClosed) || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {

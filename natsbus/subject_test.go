@@ -11,6 +11,7 @@ import (
 
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -70,7 +71,7 @@ func observe(t *testing.T, url string) *nats.Subscription {
 // subscription from another namespace would have arrived before it.
 
 func TestSubjectPrefixesKeepBusesOnOneServerApart(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	wire := observe(t, url)
 	const subject = "natsbus.prefix.task"
 	namespaces := []string{"", "ns-a.", "ns-b.deep."}
@@ -121,7 +122,7 @@ func TestSubjectPrefixesKeepBusesOnOneServerApart(t *testing.T) {
 }
 
 func TestWildcardsMatchWithinTheirNamespaceOnly(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	mine := connect(t, url, natsbus.WithSubjectPrefix("ns-a."))
 	other := connect(t, url, natsbus.WithSubjectPrefix("ns-b."))
 	plain := connect(t, url)
@@ -155,7 +156,7 @@ func TestWildcardsMatchWithinTheirNamespaceOnly(t *testing.T) {
 }
 
 func TestQueueGroupsOfOneNameInTwoNamespacesAreTwoGroups(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	a := connect(t, url, natsbus.WithSubjectPrefix("ns-a."))
 	b := connect(t, url, natsbus.WithSubjectPrefix("ns-b."))
 	got := make(chan string, 4)
@@ -177,7 +178,7 @@ func TestQueueGroupsOfOneNameInTwoNamespacesAreTwoGroups(t *testing.T) {
 }
 
 func TestASubjectPrefixMustBeValidTokensEndingInADot(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	for _, tc := range []struct {
 		name, prefix, why string
 	}{
@@ -228,7 +229,7 @@ func TestASubjectPrefixMustBeValidTokensEndingInADot(t *testing.T) {
 }
 
 func TestErrorsAndReportsNameTheLogicalSubject(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	ctx := testContext(t)
 	errs := make(chan string, 1)
 	b := connect(t, url, natsbus.WithSubjectPrefix("ns-a."), natsbus.WithErrorHandler(func(subject string, err error) {
@@ -256,7 +257,7 @@ func TestErrorsAndReportsNameTheLogicalSubject(t *testing.T) {
 }
 
 func TestSlowConsumersAreReportedUnderTheLogicalSubject(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	ctx := testContext(t)
 	logs := newLogRecorder()
 	errs := make(chan string, 16)
@@ -294,7 +295,7 @@ func TestSlowConsumersAreReportedUnderTheLogicalSubject(t *testing.T) {
 // to every publish subject, subscribe subject and queue group name, and
 // sends nothing when it fails.
 func TestSubjectsTheServerWouldTakeAreCheckedByTheBusRule(t *testing.T) {
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	ctx := testContext(t)
 	wire := observe(t, url)
 	b := connect(t, url)
@@ -327,7 +328,7 @@ func TestSubjectsTheServerWouldTakeAreCheckedByTheBusRule(t *testing.T) {
 // share a subject prefix: the namespace is invisible to code using the
 // bus.
 func TestBusInANamespace(t *testing.T) {
-	url := contracttest.RunServer(t)
+	url := natstest.RunServer(t)
 	contracttest.TestBus(t, func(t *testing.T, errs bus.ErrorHandler) bus.Bus {
 		b, err := natsbus.Connect(url, natsbus.WithErrorHandler(errs), natsbus.WithSubjectPrefix("natsbus-ns.conformance."))
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -132,7 +132,7 @@ func orchestratorTimeoutMeta(t *testing.T, res *heddle.TaskResult) map[string]an
 }
 
 func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers := orchestratorWorkers(t, connect, 4, "square", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			n := in["n"].(float64)
 			return map[string]any{"square": n * n}, nil
@@ -204,7 +204,7 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 }
 
 func TestOrchestratorLimitsSubtasksInFlight(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		const total, limit = 12, 3
 		wk, ob := connect(), connect()
 		tasks := make(chan heddle.TaskMessage, total+1)
@@ -278,7 +278,7 @@ func TestOrchestratorLimitsSubtasksInFlight(t *testing.T) {
 }
 
 func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		testkit.Responder(t, connect(), "fast", "", func(task heddle.TaskMessage) [][]byte {
 			return [][]byte{testkit.Encode(t, testkit.Echo(task))}
 		})
@@ -350,7 +350,7 @@ func TestOrchestratorTimeoutStillPublishesTheFinalResult(t *testing.T) {
 }
 
 func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("a Decompose error", func(t *testing.T) {
 			o := newTestOrchestrator(t, connect(), orchestrator.Config{
 				Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) {
@@ -451,7 +451,7 @@ func TestOrchestratorFailuresStillPublishAFailedFinalResult(t *testing.T) {
 }
 
 func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		received := make(chan struct{}, 10)
 		release := make(chan struct{})
 		testkit.Responder(t, connect(), "gated", "", func(task heddle.TaskMessage) [][]byte {
@@ -526,7 +526,7 @@ func TestOrchestratorRunDrainsOnCancel(t *testing.T) {
 }
 
 func TestEveryGoalReceivedBeforeShutdownGetsAFinalResultEvenIfItNeverStarted(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rec := testlog.New()
 		started := make(chan struct{}, 1)
 		o := newTestOrchestrator(t, connect(), orchestrator.Config{
@@ -588,7 +588,7 @@ func TestEveryGoalReceivedBeforeShutdownGetsAFinalResultEvenIfItNeverStarted(t *
 }
 
 func TestAnAddressedOnlyOrchestratorServesItsGoalsAndLeavesTheSharedOnes(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		o := newTestOrchestrator(t, connect(), orchestrator.Config{Name: "planner", AddressedOnly: true,
 			Decompose: func(context.Context, heddle.OrchestratorGoal) ([]heddle.TaskMessage, error) { return nil, nil }}, nil)
 		orchestratorRun(t, o)
@@ -629,7 +629,7 @@ func TestAnAddressedOnlyOrchestratorServesItsGoalsAndLeavesTheSharedOnes(t *test
 }
 
 func TestOrchestratorRejectsBadConfigAndASecondRun(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		for name, cfg := range map[string]orchestrator.Config{
 			"without Decompose":                 {},

@@ -7,14 +7,14 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/pipeline"
 )
 
 func TestAPipelineDrainIsBoundedAndTheCutGoalStillGetsItsResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		seen := make(chan heddle.TaskMessage, 1)
 		// A worker that takes the stage's task and never answers.
 		testkit.Responder(t, connect(), "held", "", func(task heddle.TaskMessage) [][]byte {

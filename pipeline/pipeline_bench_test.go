@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/pipeline"
@@ -40,7 +40,7 @@ func pipelineBenchResponder(b *testing.B, conn bus.Bus, workerType string) {
 // run: the difference is the Pipeline's own cost (planning, mapping,
 // conditions, the final result).
 func BenchmarkPipelineDiamond(b *testing.B) {
-	for _, tr := range contracttest.Transports() {
+	for _, tr := range natstest.Transports() {
 		b.Run(tr.Name, func(b *testing.B) {
 			connect := tr.Connector(b)
 			workers, caller := connect(), connect()

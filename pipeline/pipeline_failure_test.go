@@ -13,7 +13,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -79,7 +79,7 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 			undispatched: true,
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers, conn := connect(), connect()
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestPipelineFailedStageFailsTheGoalNamingTheStage(t *testing.T) {
 }
 
 func TestPipelineContinueOnErrorLetsTheGoalComplete(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers := connect()
 		pipelineStartWorker(t, workers, "cont-flaky", func(context.Context, map[string]any) (map[string]any, error) {
 			return nil, worker.Permanent(errors.New("model unavailable"))
@@ -169,7 +169,7 @@ func TestPipelineContinueOnErrorLetsTheGoalComplete(t *testing.T) {
 }
 
 func TestPipelineRetriesAStageWhoseWorkerFailed(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var attempts atomic.Int32
 		pipelineStartWorker(t, connect(), "retry-worker", func(context.Context, map[string]any) (map[string]any, error) {
 			if attempts.Add(1) == 1 {
@@ -195,7 +195,7 @@ func TestPipelineRetriesAStageWhoseWorkerFailed(t *testing.T) {
 }
 
 func TestPipelineExecuteStopsWhenItsContextEnds(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		received := make(chan struct{})
 		release := make(chan struct{})
 		pipelineStartWorker(t, connect(), "slow-worker", func(ctx context.Context, _ map[string]any) (map[string]any, error) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/pipeline"
@@ -81,7 +81,7 @@ func pipelineNew(t *testing.T, b bus.Bus, cfg pipeline.Config, opts ...heddle.Op
 }
 
 func TestPipelineRunsTheMiddleStagesOfADiamondInParallel(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers := connect()
 		// B and C each wait until both have received their task: had the
 		// pipeline dispatched them one after the other, the first would
@@ -132,7 +132,7 @@ func TestPipelineRunsTheMiddleStagesOfADiamondInParallel(t *testing.T) {
 }
 
 func TestPipelineMappingReachesTheWorkerPayloadExactly(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers := connect()
 		var mu sync.Mutex
 		payloads := map[string]map[string]any{}
@@ -216,7 +216,7 @@ func TestPipelineMappingReachesTheWorkerPayloadExactly(t *testing.T) {
 }
 
 func TestPipelineSkipsAStageWhoseConditionIsFalse(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers := connect()
 		pipelineStartWorker(t, workers, "cond-classifier", pipelineEcho(map[string]any{"kind": "receipt"}))
 		invoice := pipelineStartWorker(t, workers, "cond-invoice", pipelineEcho(map[string]any{"total": 1.0}))
@@ -277,7 +277,7 @@ func TestPipelineExecuteRejectsAnInvalidGoal(t *testing.T) {
 }
 
 func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		workers, caller := connect(), connect()
 		pipelineStartWorker(t, workers, "run-extractor", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			return map[string]any{"text": fmt.Sprintf("text of %v", in["ref"])}, nil
@@ -357,7 +357,7 @@ func TestPipelineRunAnswersGoalsOnTheirResultSubject(t *testing.T) {
 }
 
 func TestAPipelinesFinalResultIsStampedWhenItsLastStageEnded(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var mu sync.Mutex
 		var lastEnd time.Time
 		pipelineStartWorker(t, connect(), "stamp-stage", func(_ context.Context, in map[string]any) (map[string]any, error) {
@@ -395,7 +395,7 @@ func TestAPipelinesFinalResultIsStampedWhenItsLastStageEnded(t *testing.T) {
 }
 
 func TestTwoPipelinesOnOneMeshEachServeOnlyTheGoalsAddressedToThem(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		pipelineStartWorker(t, connect(), "addr-stage", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			return map[string]any{"ok": true}, nil
 		})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
 )
@@ -41,7 +41,7 @@ func (b stuckBus) Publish(ctx context.Context, msg *bus.Msg) error {
 }
 
 func TestRouterDrainIsBoundedByItsTimeout(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		stuck := stuckBus{Bus: connect(), entered: make(chan struct{}, 8), release: make(chan struct{})}
 		defer close(stuck.release)
 		rt, err := router.New(stuck, router.Config{DrainTimeout: testkit.ShortTimeout})
@@ -75,7 +75,7 @@ func TestRouterDrainIsBoundedByItsTimeout(t *testing.T) {
 }
 
 func TestRouterRefusesANegativeDrainTimeout(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		_, err := router.New(connect(), router.Config{DrainTimeout: -time.Second})
 		if !errors.Is(err, heddle.ErrConfig) || !strings.Contains(err.Error(), "DrainTimeout") {
 			t.Errorf("New = %v, want heddle.ErrConfig naming DrainTimeout", err)
@@ -84,7 +84,7 @@ func TestRouterRefusesANegativeDrainTimeout(t *testing.T) {
 }
 
 func TestRouterPublishesADeadLetterTooLargeForTheBusTruncated(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, logs, _ := routerStart(t, connect(), router.Config{})
 		caller, watcher := connect(), connect()
 		dead, _ := testkit.Subscribe(t, watcher, heddle.SubjectDeadLetter)

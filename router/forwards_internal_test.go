@@ -11,7 +11,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
 )
@@ -74,7 +74,7 @@ func startRouter(t *testing.T, r *Router) {
 // is unknown: the next task waits, unforwarded, until a mark confirms the
 // earlier ones.
 func TestRouterWaitsForRoomWhenItsForwardBudgetIsSpent(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		mb := &markBus{Bus: connect(), hold: true}
 		task, data := testkit.Task(t, "echo", heddle.TierStandard)
 		cost := forwardOverhead + len(data) + len(task.TaskID) + len("echo") + len(heddle.WorkerSubject("echo", heddle.TierStandard))
@@ -129,7 +129,7 @@ func TestRouterWaitsForRoomWhenItsForwardBudgetIsSpent(t *testing.T) {
 // A mark that never comes back (a broken connection, a full status
 // subscription) is sent again: the tasks before it are not kept for ever.
 func TestRouterSendsAMarkAgainWhenOneIsLost(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		mb := &markBus{Bus: connect(), drop: 1}
 		logs := testlog.New()
 		r, err := New(mb, Config{}, heddle.WithLogger(logs.Logger()))

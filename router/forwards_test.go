@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/wire"
 	"github.com/heddle-go/heddle/router"
@@ -123,7 +123,7 @@ func TestRouterDeadLettersAndAnswersEveryUnservedTaskOfABurst(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		n = 10_000
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ta := newTally(n)
 		rt, err := router.New(connect(), router.Config{}, ta.observer(t))
 		if err != nil {
@@ -188,7 +188,7 @@ func TestRouterKeepsNoTaskOnceItsFateIsKnown(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		n = 384
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var routed atomic.Int64
 		allRouted := make(chan struct{})
 		rt, err := router.New(connect(), router.Config{}, heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
@@ -264,7 +264,7 @@ func TestRouterAccountsForEveryTaskForwardedWhileDraining(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		n = 5_000
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rt, err := router.New(connect(), router.Config{})
 		if err != nil {
 			t.Fatal(err)
@@ -302,7 +302,7 @@ func TestRouterAccountsForEveryTaskForwardedWhileDraining(t *testing.T) {
 // result stream must not collect the stale answer. (The router used to
 // publish the dead letter first; a replay test failed 3 times in 82 runs.)
 func TestRouterAnswersADeadLetteredTaskBeforeItPublishesTheDeadLetter(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		routerStart(t, connect(), router.Config{Rules: router.StaticRules(router.Rules{
 			RateLimits: map[string]router.TierRateLimit{"local": {}},
 		})})
@@ -362,7 +362,7 @@ func (b *closerBus) Close() error {
 // wrapping bus.ErrClosed, saying why, so that its process can exit and be
 // restarted; it used to wait for its context for ever.
 func TestRouterRunReturnsWhenItsBusCloses(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		buses := map[string]func() bus.Bus{
 			"a bus that says why it closed": func() bus.Bus { return &closerBus{Bus: connect(), done: make(chan struct{})} },
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/router"
 )
@@ -22,7 +22,7 @@ const routerBenchWindow = 1024
 // baseline: a subscriber that republishes the bytes to the worker subject
 // without decoding them, the same two hops with no routing work.
 func BenchmarkRouterRoute(b *testing.B) {
-	for _, tr := range contracttest.Transports() {
+	for _, tr := range natstest.Transports() {
 		b.Run(tr.Name, func(b *testing.B) {
 			cases := []struct {
 				name       string
@@ -135,7 +135,7 @@ func BenchmarkParseRouterRules(b *testing.B) {
 // BenchmarkDeadLetterConsumerReceive measures storing one envelope in a
 // full store (so each one also evicts the oldest), on membus.
 func BenchmarkDeadLetterConsumerReceive(b *testing.B) {
-	connect := contracttest.Transports()[0].Connector(b)
+	connect := natstest.Transports()[0].Connector(b)
 	rt, bs := connect(), connect()
 	window := make(chan struct{}, routerBenchWindow)
 	logger := slog.New(routerBenchReceived{window})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/membus"
@@ -27,7 +27,7 @@ import (
 // heddle.control.reload, then replays the dead letter, which now reaches
 // the worker, whose result reaches the caller.
 func TestRouterRateLimitReloadAndReplayFlow(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, workerBus := connect(), connect()
 		path := filepath.Join(t.TempDir(), "router_rules.yaml")
 		routerWriteRules(t, path, "rate_limits:\n  frontier:\n    max_concurrent: 1\n    tokens_per_minute: 50000\n")
@@ -152,7 +152,7 @@ func TestRouterKeepsItsRulesWhenAReloadIsRejected(t *testing.T) {
 		{"malformed YAML", "tier_overrides: [\n", "not valid YAML"},
 		{"an empty file", "", "the document is empty"},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				caller, workers := connect(), connect()
@@ -202,7 +202,7 @@ func TestRouterKeepsItsRulesWhenAReloadIsRejected(t *testing.T) {
 }
 
 func TestRouterReloadKeepsTheBucketOfAnUnchangedLimit(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, workers := connect(), connect()
 		var mu sync.Mutex
 		current := router.Rules{RateLimits: map[string]router.TierRateLimit{"local": {MaxConcurrent: 1}}}
@@ -278,7 +278,7 @@ func TestRouterBucketKeptByAReloadRefills(t *testing.T) {
 
 func TestRouterReplicasShareTasksAndEachReloads(t *testing.T) {
 	const tasks = 20
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, workers := connect(), connect()
 		rules := router.StaticRules(router.Rules{})
 		busA, busB := connect(), connect()

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -109,7 +109,7 @@ func TestRouterForwardsTasksToTheirWorkerSubject(t *testing.T) {
 			},
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller, workers := connect(), connect()
 		rt, logs, _ := routerStart(t, connect(), router.Config{Rules: router.StaticRules(rules)})
 		for i, tt := range tests {
@@ -247,7 +247,7 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 			wantPrefix: true,
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller := connect()
 		consumer, dlLogs, _ := routerStartConsumer(t, connect(), deadletter.Config{})
 		rt, logs, _ := routerStart(t, connect(), router.Config{Rules: router.StaticRules(rules)})
@@ -287,7 +287,7 @@ func TestRouterDeadLettersEachReasonWithTheOriginalBytes(t *testing.T) {
 }
 
 func TestRouterLogsAndCountsEachFailedPublishOnce(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		caller := connect()
 		failing := testkit.FailingBus{Bus: connect(), Fail: []string{"heddle.tasks.echo.", heddle.SubjectDeadLetter}}
 		rt, logs, _ := routerStart(t, failing, router.Config{})
@@ -319,7 +319,7 @@ func TestRouterLogsAndCountsEachFailedPublishOnce(t *testing.T) {
 }
 
 func TestRouterRunAndConfigErrors(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		if _, err := router.New(nil, router.Config{}); !errors.Is(err, heddle.ErrConfig) {
 			t.Errorf("NewRouter(nil) = %v, want ErrRouterConfig", err)
@@ -374,7 +374,7 @@ func TestRouterRunAndConfigErrors(t *testing.T) {
 }
 
 func TestRouterLogsRuleWarningsWhenItLoads(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		rules, err := router.ParseRules([]byte("tier_overrides:\n  resizer: gigantic\nversion: 2\n"))
 		if err != nil {
 			t.Fatal(err)

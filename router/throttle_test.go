@@ -14,7 +14,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/wire"
 	"github.com/heddle-go/heddle/membus"
@@ -503,7 +503,7 @@ func TestRouterKeepsATiersOrderWhenAReloadFreesItsBucket(t *testing.T) {
 // asserts outcomes and their order, not times: each wait is bounded by a
 // deadline.
 func TestRouterOnNATSForwardsTheHeldTasksOfABurstAndDeadLettersTheRest(t *testing.T) {
-	for _, tr := range contracttest.Transports() {
+	for _, tr := range natstest.Transports() {
 		if tr.Name != "natsbus" {
 			continue
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/worker"
 )
 
@@ -80,7 +80,7 @@ func TestExecWorkerCarriesEachOutputExactlyOnce(t *testing.T) {
 			wantStatus: heddle.StatusCompleted, wantKey: "stdout", want: `"{worker_type}/standard"`,
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("exec")
@@ -140,7 +140,7 @@ func TestExecWorkerRetriesAFailingCommandOnlyWhenAsked(t *testing.T) {
 		{"by default a non-zero exit fails at once", false, "1"},
 		{"with RetryFailures a non-zero exit is retried up to max_retries", true, "3"},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("exec_retry")

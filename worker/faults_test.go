@@ -13,7 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -21,7 +21,7 @@ import (
 )
 
 func TestRunReturnsErrClosedWhenTheBusClosesUnderIt(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wb := connect()
 		if _, ok := wb.(bus.Closer); !ok {
 			t.Fatalf("%T does not implement bus.Closer", wb)
@@ -108,7 +108,7 @@ var workerEvents = []string{"worker.received", "worker.completed", "worker.faile
 
 func TestAPanickingObserverLosesNoTask(t *testing.T) {
 	const calls = 20
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("observed")
 		w, err := worker.NewDynamic(connect(), wt, failOdd, worker.Config{},
 			heddle.WithObserver(observerOf(func() { panic("observer bug") }, workerEvents...)))
@@ -132,7 +132,7 @@ func TestAnObserverCallingGoexitLosesNoTaskAndThePoolKeepsItsSize(t *testing.T) 
 	const calls, concurrency = 20, 2
 	for _, event := range workerEvents {
 		t.Run(event, func(t *testing.T) {
-			contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+			natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 				wt := workerTestType("goexit_observed")
 				var both sync.WaitGroup
 				both.Add(concurrency)
@@ -181,7 +181,7 @@ func TestAnObserverCallingGoexitLosesNoTaskAndThePoolKeepsItsSize(t *testing.T) 
 func TestThePoolKeepsItsSizeThroughStuckHandlersAndGoexits(t *testing.T) {
 	for _, tt := range []struct{ concurrency, goexits int }{{1, 1}, {4, 2}} {
 		t.Run(fmt.Sprintf("concurrency=%d", tt.concurrency), func(t *testing.T) {
-			contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+			natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 				testPoolSize(t, connect, tt.concurrency, tt.goexits)
 			})
 		})
@@ -271,7 +271,7 @@ func TestShutdownWithABacklogIsBounded(t *testing.T) {
 	// goroutines that end it; one second keeps that well above what a
 	// loaded machine delays them by under -race (up to 0.3 s measured).
 	const backlog, concurrency, drainTimeout = 20_000, 2, time.Second
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		release := make(chan struct{})
 		var started atomic.Int64
 		entered := make(chan struct{}, backlog)
@@ -362,7 +362,7 @@ func TestShutdownWithABacklogIsBounded(t *testing.T) {
 
 func TestTheTasksAWorkersSubscriptionsDropAreCountedExactly(t *testing.T) {
 	const tasks, pending = 2000, 10
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		release := make(chan struct{})
 		logs := testlog.New()
 		wt := workerTestType("flooded")
@@ -410,7 +410,7 @@ func TestTheTasksAWorkersSubscriptionsDropAreCountedExactly(t *testing.T) {
 }
 
 func TestAnObserverCallingGoexitInTheWatchsEventsStopsNoTimeout(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		release := make(chan struct{})
 		wt := workerTestType("watched")
 		w, err := worker.NewDynamic(connect(), wt, func(context.Context, map[string]any) (map[string]any, error) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/worker"
@@ -40,7 +40,7 @@ func startWorker(t *testing.T, w *worker.Worker, err error) (stop func()) {
 }
 
 func TestATypedWorkersContractCannotBeBypassedByAKeysCase(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var calls atomic.Int64
 		w, err := worker.New(connect(), "bounded", func(_ context.Context, in boundedIn) (boundedOut, error) {
 			calls.Add(1)
@@ -75,7 +75,7 @@ func TestATypedWorkersContractCannotBeBypassedByAKeysCase(t *testing.T) {
 }
 
 func TestAnOutputTooLargeToPublishBecomesASmallFailedResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		w, err := worker.NewDynamic(connect(), "huge", func(context.Context, map[string]any) (map[string]any, error) {
 			return map[string]any{"blob": strings.Repeat("x", 2<<20)}, nil
 		}, worker.Config{})
@@ -96,7 +96,7 @@ func TestAnOutputTooLargeToPublishBecomesASmallFailedResult(t *testing.T) {
 }
 
 func TestAHandlerReportsTheModelTokensAndMetadataOfItsResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		w, err := worker.NewDynamic(connect(), "reporting", func(ctx context.Context, in map[string]any) (map[string]any, error) {
 			if in["quiet"] == true {
 				return map[string]any{}, nil
@@ -130,7 +130,7 @@ func TestAHandlerReportsTheModelTokensAndMetadataOfItsResult(t *testing.T) {
 }
 
 func TestAWorkerWithoutRetriesFailsAtTheFirstError(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var calls atomic.Int64
 		w, err := worker.NewDynamic(connect(), "once", func(context.Context, map[string]any) (map[string]any, error) {
 			calls.Add(1)
@@ -157,7 +157,7 @@ type strictIn struct {
 }
 
 func TestShallowValidationAcceptsWhatAPythonWorkerAccepts(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		handler := func(_ context.Context, in strictIn) (boundedOut, error) { return boundedOut{N: in.Age}, nil }
 		full, err := worker.New(connect(), "full", handler, worker.Config{})
 		startWorker(t, full, err)

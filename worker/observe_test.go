@@ -9,7 +9,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/worker"
@@ -51,7 +51,7 @@ func (l *eventLog) events(taskID string) []heddle.Event {
 }
 
 func TestAnObserverSeesEachTaskOfAWorkerOnce(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		obs := &eventLog{byTask: map[string][]heddle.Event{}, seen: make(chan struct{}, 1)}
 		w, err := worker.New(connect(), "observed", func(_ context.Context, in workerEchoIn) (workerEchoOut, error) {
 			return workerEchoOut{Echo: in.Text}, nil

@@ -10,7 +10,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
@@ -18,7 +18,7 @@ import (
 )
 
 func TestATaskFailsAtItsTimeoutEvenWhenTheHandlerIgnoresItsContext(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		release := make(chan struct{})
 		logs := testlog.New()
 		w, err := worker.NewDynamic(connect(), "stubborn", func(_ context.Context, in map[string]any) (map[string]any, error) {
@@ -56,7 +56,7 @@ func TestATaskFailsAtItsTimeoutEvenWhenTheHandlerIgnoresItsContext(t *testing.T)
 }
 
 func TestAHandlerCallingGoexitFailsItsTaskAndThePoolGoesOn(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		w, err := worker.NewDynamic(connect(), "goexit", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			if in["exit"] == true {
 				runtime.Goexit() // what t.FailNow does in a handler
@@ -86,7 +86,7 @@ func TestAHandlerCallingGoexitFailsItsTaskAndThePoolGoesOn(t *testing.T) {
 }
 
 func TestShutdownAnswersEveryTaskReceivedWithinItsBound(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		const tasks = 15
 		release := make(chan struct{})
 		defer close(release)

@@ -14,7 +14,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -159,7 +159,7 @@ func TestWorkerAnswersEachTaskOnItsResultSubject(t *testing.T) {
 		{"a task with a parent is answered on heddle.results.{parent_task_id}", "goal-42"},
 		{"a task without a parent is answered on heddle.results.default", ""},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("echo")
@@ -274,7 +274,7 @@ func TestWorkerChecksContractsAtBothEnds(t *testing.T) {
 			wantCalled: true,
 		},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("orders")
@@ -331,7 +331,7 @@ func TestWorkerRetriesRetryableErrors(t *testing.T) {
 		{"a permanent error fails after one attempt whatever max_retries", 2, -1, true, heddle.StatusFailed, 1, "upstream unavailable"},
 		{"a task with max_retries 0 is never retried", 0, -1, false, heddle.StatusFailed, 1, "failed after 1 attempt(s)"},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("flaky")
@@ -404,7 +404,7 @@ func TestWorkerRetriesRetryableErrors(t *testing.T) {
 }
 
 func TestWorkerSurvivesAPanickingHandler(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("panicky")
 		logs := testlog.New()
 		w, err := worker.New(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
@@ -449,7 +449,7 @@ func TestWorkerSurvivesAPanickingHandler(t *testing.T) {
 }
 
 func TestWorkerCountsMalformedMessagesAndGoesOn(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("strict")
 		logs := testlog.New()
 		w, err := worker.New(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
@@ -508,7 +508,7 @@ func TestWorkerCountsMalformedMessagesAndGoesOn(t *testing.T) {
 
 func TestWorkerQueueGroupAnswersEachTaskExactlyOnce(t *testing.T) {
 	const replicas, tasks = 3, 300
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("shared")
 		runs := make([]*workerRun, replicas)
 		for i := range runs {
@@ -564,7 +564,7 @@ func TestWorkerQueueGroupAnswersEachTaskExactlyOnce(t *testing.T) {
 
 func TestWorkerBoundsConcurrentHandlers(t *testing.T) {
 	const limit, tasks = 2, 5
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("bounded")
 		logs := testlog.New()
 		var running, peak atomic.Int32
@@ -621,7 +621,7 @@ func TestWorkerBoundsConcurrentHandlers(t *testing.T) {
 }
 
 func TestWorkerRunFinishesInFlightTasksWhenItsContextEnds(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("graceful")
 		entered := make(chan struct{})
 		release := make(chan struct{})
@@ -665,7 +665,7 @@ func TestWorkerRunFinishesInFlightTasksWhenItsContextEnds(t *testing.T) {
 }
 
 func TestWorkerFailsATaskThatOutlivesItsTimeout(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("slow")
 		logs := testlog.New()
 		var attempts atomic.Int32
@@ -698,7 +698,7 @@ func TestWorkerFailsATaskThatOutlivesItsTimeout(t *testing.T) {
 
 func TestWorkerHandlerContextCarriesRunValuesAndEndsWithTheAttempt(t *testing.T) {
 	type runKey struct{}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("ctx")
 		handlerCtx := make(chan context.Context, 1)
 		w, err := worker.New(connect(), wt, func(ctx context.Context, in workerEchoIn) (workerEchoOut, error) {
@@ -765,7 +765,7 @@ func TestDynamicWorkerChecksOnlyTheContractItIsGiven(t *testing.T) {
 		{"a payload violating the given contract fails naming /n", contract, map[string]any{"n": "three"}, heddle.StatusFailed},
 		{"without a contract any payload reaches the handler", nil, map[string]any{"n": "three"}, heddle.StatusCompleted},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				wt := workerTestType("dynamic")
@@ -838,7 +838,7 @@ func TestNewWorkerRejectsInvalidSettings(t *testing.T) {
 			return worker.NewExec(b, "w", worker.ExecSpec{Command: []string{"true"}, OutputFormat: "xml"}, worker.Config{})
 		}, heddle.ErrConfig, "ExecSpec.OutputFormat"},
 	}
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		b := connect()
 		for _, tt := range tests {
 			t.Run(tt.name+" is refused", func(t *testing.T) {
@@ -869,7 +869,7 @@ func TestPermanentMarksAnErrorAsNotRetryable(t *testing.T) {
 }
 
 func TestWorkerDrainTimeoutCancelsHandlersAndStillAnswers(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		wt := workerTestType("stuck")
 		logs := testlog.New()
 		entered := make(chan struct{}, 2)

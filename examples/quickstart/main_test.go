@@ -9,7 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
 
@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestQuickstartPrintsEveryResult(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		var out strings.Builder
@@ -31,7 +31,7 @@ func TestQuickstartPrintsEveryResult(t *testing.T) {
 }
 
 func TestQuickstartServesItsActorsForACallerOnAnotherConnectionUntilStopped(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		actors, err := newActors(connect())
@@ -73,7 +73,7 @@ func TestQuickstartExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
 	defer cancel()
 	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
 	// the process uses the mesh's own subjects, in no namespace of its own.
-	srv := contracttest.StartServer(t, nil)
+	srv := natstest.StartServer(t, nil)
 	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
 	if err := proc.Wait(); err != nil {
 		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
-	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
 	"github.com/heddle-go/heddle/membus"
@@ -51,7 +51,7 @@ func TestTheWorkerProcessServesCallsUntilSIGTERMThenExitsCleanly(t *testing.T) {
 	defer cancel()
 	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
 	// the process serves the mesh's own subjects, in no namespace of its own.
-	url := contracttest.StartServer(t, nil).ClientURL()
+	url := natstest.StartServer(t, nil).ClientURL()
 	proc := exampletest.Start(t, ctx, "-nats", url)
 
 	b, err := natsbus.Connect(url)
@@ -82,7 +82,7 @@ func TestTheWorkerProcessServesCallsUntilSIGTERMThenExitsCleanly(t *testing.T) {
 }
 
 func TestTheGreeterReportsEachTaskToItsLoggerAndObservers(t *testing.T) {
-	contracttest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		b := connect()
