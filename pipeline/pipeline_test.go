@@ -265,11 +265,12 @@ func TestPipelineExecuteRejectsAnInvalidGoal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goal := heddle.NewOrchestratorGoal("", nil)
+	goal := heddle.NewOrchestratorGoal("summarize", nil)
+	goal.Priority = "asap"
 	res, err := p.Execute(context.Background(), goal)
 	var ve *heddle.ValidationError
-	if !errors.As(err, &ve) || !ve.Has("instruction") {
-		t.Fatalf("Execute error %v, want a ValidationError naming instruction", err)
+	if !errors.As(err, &ve) || !ve.Has("priority") {
+		t.Fatalf("Execute error %v, want a ValidationError naming priority", err)
 	}
 	if res.Status != heddle.StatusFailed || res.TaskID != goal.GoalID || res.Error != err.Error() {
 		t.Errorf("result %+v", res)
