@@ -186,7 +186,7 @@ func TestEnumsRejectUnknownValues(t *testing.T) {
 
 func second[T any](_ T, err error) error { return err }
 
-func TestSubjectHelpers(t *testing.T) {
+func TestSubjectsAndQueueGroupsAreBuiltAsThePythonHeddleNamesThem(t *testing.T) {
 	task := heddle.NewTaskMessage("summarizer", nil)
 	task.ModelTier = heddle.TierLocal
 	sub := task

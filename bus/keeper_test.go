@@ -68,7 +68,7 @@ func TestValuesKeepCreatesOncePerKey(t *testing.T) {
 	}
 }
 
-func TestValuesDistinctKeys(t *testing.T) {
+func TestValuesKeepOneValuePerDistinctKey(t *testing.T) {
 	var v bus.Values
 	var calls atomic.Int64
 	keys := []any{keyA{}, keyB{}, struct{}{}, keyS("k"), "k"}

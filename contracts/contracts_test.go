@@ -126,7 +126,7 @@ func TestValidateReportsEveryViolationWithItsPath(t *testing.T) {
 	}
 }
 
-func TestValidationErrorText(t *testing.T) {
+func TestAValidationErrorNamesEveryFieldAtFault(t *testing.T) {
 	c, err := contracts.FromJSON(nil, []byte(`{"type":"object","required":["a","b"]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestMalformedSchemaFailsAtConstruction(t *testing.T) {
 	}
 }
 
-func TestSchemasThatCompile(t *testing.T) {
+func TestSchemasOfEveryDraftFeatureCompileAndCheckTheirInstances(t *testing.T) {
 	tests := []struct {
 		name   string
 		schema string

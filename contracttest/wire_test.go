@@ -6,7 +6,7 @@ import (
 	"github.com/heddle-go/heddle/contracttest"
 )
 
-func TestWireFixtures(t *testing.T) {
+func TestEveryWireFixtureDecodesOrFailsAsItsManifestSays(t *testing.T) {
 	contracttest.WireFixtures(t)
 }
 

@@ -27,7 +27,7 @@ func newTestCaller(t *testing.T, b bus.Bus, subject string, rec *testlog.Recorde
 	return c
 }
 
-func TestCallerRoundTrips(t *testing.T) {
+func TestACallerGivesEachConcurrentCallItsOwnResult(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		t.Run("concurrent calls over one subscription each get their own result", func(t *testing.T) {
 			wk := connect()

@@ -16,7 +16,7 @@ import (
 	"github.com/heddle-go/heddle/internal/testlog"
 )
 
-func TestDispatchAndWait(t *testing.T) {
+func TestRequestReturnsTheResultOfItsTaskOrATypedError(t *testing.T) {
 	contract, err := contracts.FromJSON(
 		[]byte(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}`),
 		[]byte(`{"type":"object","properties":{"length":{"type":"integer"}},"required":["length"]}`))

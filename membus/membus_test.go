@@ -44,7 +44,7 @@ func factory(opts ...membus.Option) contracttest.BusFactory {
 	}
 }
 
-func TestBusContract(t *testing.T) {
+func TestMembusKeepsEveryPromiseOfTheBusContract(t *testing.T) {
 	contracttest.TestBus(t, factory())
 }
 

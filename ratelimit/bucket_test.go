@@ -119,7 +119,7 @@ func TestBucketWithRateZeroWaitTakesARemainingToken(t *testing.T) {
 	})
 }
 
-func TestBucketEdgeLimits(t *testing.T) {
+func TestABucketAtItsEdgeLimitsAllowsWhatItsLimitSays(t *testing.T) {
 	tests := []struct {
 		name       string
 		limit      Limit
@@ -149,7 +149,7 @@ func TestBucketEdgeLimits(t *testing.T) {
 	}
 }
 
-func TestLimitNormalization(t *testing.T) {
+func TestALimitIsNormalizedToWhatTheBucketCanKeep(t *testing.T) {
 	tests := []struct {
 		name string
 		in   Limit

@@ -68,7 +68,7 @@ func TestTierLimiterUnlimitedRate(t *testing.T) {
 	}
 }
 
-func TestTierLimiterUpdate(t *testing.T) {
+func TestUpdatingATierLimiterKeepsTheTokensOfUnchangedTiers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		local := Limit{RatePerSecond: 1, Burst: 3}
 		l := NewTierLimiter(map[string]Limit{
@@ -189,7 +189,7 @@ func TestTierLimiterUpdateRacesSafelyWithAllow(t *testing.T) {
 	}
 }
 
-func TestTierLimiterWait(t *testing.T) {
+func TestATierLimiterWaitBlocksUntilATokenIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := NewTierLimiter(map[string]Limit{"local": FromMaxConcurrent(4)})
 		for range 4 {

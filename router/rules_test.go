@@ -49,7 +49,7 @@ func TestLoadRouterRulesReadsThePythonExampleFile(t *testing.T) {
 	}
 }
 
-func TestParseRouterRules(t *testing.T) {
+func TestParseRulesReadsThePythonRulesFileAndNamesEveryBadEntry(t *testing.T) {
 	tests := []struct {
 		name          string
 		yaml          string
@@ -351,7 +351,7 @@ func TestLoadRouterRulesNamesTheFile(t *testing.T) {
 	}
 }
 
-func TestRulesSources(t *testing.T) {
+func TestARulesSourceHandsOutItsOwnCopyOfTheRules(t *testing.T) {
 	ctx := t.Context()
 	orig := router.Rules{TierOverrides: map[string]string{"a": "local"}}
 	src := router.StaticRules(orig)

@@ -402,7 +402,7 @@ func TestRunUsesDirAndEnv(t *testing.T) {
 	}
 }
 
-func TestParseFormat(t *testing.T) {
+func TestParseFormatAcceptsTheKnownFormatsAndRefusesOthers(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    Format
