@@ -68,7 +68,7 @@ type Cluster struct {
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	if n < 1 {
-		t.Fatalf("contracttest: StartCluster(n=%d): a cluster needs at least 1 node", n)
+		t.Fatalf("natstest: StartCluster(n=%d): a cluster needs at least 1 node", n)
 	}
 	c := &Cluster{
 		t:            t,
@@ -98,7 +98,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		ca, ok := s.Addr().(*net.TCPAddr)
 		ra := s.ClusterAddr()
 		if !ok || ra == nil {
-			t.Fatalf("contracttest: cluster node %d has no client or route listener", i)
+			t.Fatalf("natstest: cluster node %d has no client or route listener", i)
 		}
 		c.servers[i] = s
 		c.clientURLs[i] = s.ClientURL()
@@ -276,7 +276,7 @@ func (c *Cluster) poll(done func() bool, failure func() string) {
 		case <-tick.C:
 		case <-deadline.C:
 			if !done() {
-				c.t.Fatalf("contracttest: cluster: %s", failure())
+				c.t.Fatalf("natstest: cluster: %s", failure())
 			}
 			return
 		}

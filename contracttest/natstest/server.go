@@ -60,22 +60,7 @@ func RunServer(t testing.TB) string {
 // t.Fatalf when the server cannot start.
 func StartServer(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
-	var o server.Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.Host == "" {
-		o.Host = "127.0.0.1"
-	}
-	if o.Port == 0 {
-		o.Port = server.RANDOM_PORT
-	}
-	o.NoLog = true
-	o.NoSigs = true
-	if o.JetStream && o.StoreDir == "" {
-		o.StoreDir = t.TempDir()
-	}
-
+	o := serverOptions(t, opts)
 	return startServer(t, &o)
 }
 
@@ -86,7 +71,7 @@ func startServer(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(o)
 	if err != nil {
-		t.Fatalf("contracttest: cannot create embedded NATS server: %v", err)
+		t.Fatalf("natstest: cannot create embedded NATS server: %v", err)
 	}
 	// Registered after t.TempDir, so it runs first: the store directory is
 	// removed only once the server has stopped writing to it.
@@ -96,7 +81,7 @@ func startServer(t testing.TB, o *server.Options) *server.Server {
 	})
 	s.Start()
 	if !s.ReadyForConnections(ServerReadyTimeout) {
-		t.Fatalf("contracttest: embedded NATS server on %s:%d not ready for connections after %v", o.Host, o.Port, ServerReadyTimeout)
+		t.Fatalf("natstest: embedded NATS server on %s:%d not ready for connections after %v", o.Host, o.Port, ServerReadyTimeout)
 	}
 	return s
 }
@@ -119,13 +104,9 @@ type RestartableServer struct {
 	s  *server.Server // nil while stopped
 }
 
-// StartRestartableServer starts an embedded nats-server as StartServer
-// does (opts may be nil; zero fields get the same defaults) and returns it
-// running. The port it gets, random unless opts names one, is kept for
-// every later Start, and so is a JetStream store directory. The server is
-// shut down, and waited for, when the test ends.
-func StartRestartableServer(t testing.TB, opts *server.Options) *RestartableServer {
-	t.Helper()
+// serverOptions returns a copy of opts (nil means none) with the test
+// defaults StartServer documents.
+func serverOptions(t testing.TB, opts *server.Options) server.Options {
 	var o server.Options
 	if opts != nil {
 		o = *opts
@@ -141,11 +122,22 @@ func StartRestartableServer(t testing.TB, opts *server.Options) *RestartableServ
 	if o.JetStream && o.StoreDir == "" {
 		o.StoreDir = t.TempDir()
 	}
+	return o
+}
+
+// StartRestartableServer starts an embedded nats-server as StartServer
+// does (opts may be nil; zero fields get the same defaults) and returns it
+// running. The port it gets, random unless opts names one, is kept for
+// every later Start, and so is a JetStream store directory. The server is
+// shut down, and waited for, when the test ends.
+func StartRestartableServer(t testing.TB, opts *server.Options) *RestartableServer {
+	t.Helper()
+	o := serverOptions(t, opts)
 	first := o
 	s := startServer(t, &first)
 	addr, ok := s.Addr().(*net.TCPAddr)
 	if !ok {
-		t.Fatalf("contracttest: embedded NATS server has no TCP listener")
+		t.Fatalf("natstest: embedded NATS server has no TCP listener")
 	}
 	o.Port = addr.Port
 	return &RestartableServer{t: t, opts: o, url: s.ClientURL(), s: s}
