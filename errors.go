@@ -1,6 +1,9 @@
 package heddle
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors shared by every actor. Each has one meaning; an actor wraps it
 // with the field, subject or name at fault. Test them with errors.Is.
@@ -13,7 +16,8 @@ var (
 	ErrStarted = errors.New("heddle: actor already started; an actor runs once, make a new one")
 	// ErrWorkerType reports a worker type that is empty or cannot be used
 	// as a subject token (white space, wildcards, empty tokens).
-	ErrWorkerType = errors.New("heddle: invalid worker type")
+	// It wraps ErrConfig: a worker or call given such a type cannot work.
+	ErrWorkerType = fmt.Errorf("%w: invalid worker type", ErrConfig)
 	// ErrDeadLettered is matched by the error a caller gets for a task
 	// the router dead-lettered: the router answers such a task with a
 	// failed TaskResult whose Metadata[MetadataDeadLetterReason] names

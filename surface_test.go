@@ -1,12 +1,19 @@
 package heddle_test
 
 import (
+	"context"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // rootNameBudget is how many package-level names the root may export: it
@@ -48,5 +55,20 @@ func TestTheRootPackageExportsNoMoreThanItsBudgetOfNames(t *testing.T) {
 	}
 	if len(names) == 0 || len(names) > rootNameBudget {
 		t.Errorf("package heddle exports %d package-level names, want 1 to %d: %s", len(names), rootNameBudget, strings.Join(names, " "))
+	}
+}
+
+func TestEveryConfigurationErrorMatchesErrConfig(t *testing.T) {
+	_, rulesErr := router.ParseRules([]byte("tier_overrides: [1, 2]\n"))
+	_, outputErr := worker.New(membus.New(), "w", func(context.Context, flowIn) (int, error) { return 0, nil }, worker.Config{})
+	for name, err := range map[string]error{
+		"ValidateWorkerType of an empty type":      heddle.ValidateWorkerType(""),
+		"ValidateWorkerType of a type with spaces": heddle.ValidateWorkerType("two words"),
+		"router rules that do not parse":           rulesErr,
+		"a typed worker whose output is no object": outputErr,
+	} {
+		if !errors.Is(err, heddle.ErrConfig) {
+			t.Errorf("%s: %v, want an error matching heddle.ErrConfig", name, err)
+		}
 	}
 }

@@ -20,7 +20,8 @@ import (
 	"github.com/heddle-go/heddle/ratelimit"
 )
 
-// ErrInvalidRules is matched (errors.Is) by every *RulesError.
+// ErrInvalidRules is matched (errors.Is) by every *RulesError, as is
+// heddle.ErrConfig: rules that cannot work are a configuration error.
 var ErrInvalidRules = errors.New("heddle: invalid router rules")
 
 // Rules are the Router's rules, in the format of the Python Heddle's
@@ -236,8 +237,10 @@ func (e *RulesError) Error() string {
 	return b.String()
 }
 
-// Is reports whether target is ErrInvalidRules.
-func (e *RulesError) Is(target error) bool { return target == ErrInvalidRules }
+// Is reports whether target is ErrInvalidRules or heddle.ErrConfig.
+func (e *RulesError) Is(target error) bool {
+	return target == ErrInvalidRules || target == heddle.ErrConfig
+}
 
 // rulesProblems accumulates the problems of one rules document.
 type rulesProblems struct {

@@ -85,7 +85,7 @@ func (w *Worker) giveUp(runs []*run, shutdown bool) {
 			err: fmt.Errorf("%w after %s (Config.TaskTimeout) and its handler did not return", ErrTaskTimeout, w.taskTimeout)}
 		if shutdown {
 			f = &handlerError{reason: reasonShutdown, permanent: true,
-				err: fmt.Errorf("%w (Config.DrainTimeout %s expired) and its handler did not return", ErrWorkerShutdown, w.drainTimeout)}
+				err: fmt.Errorf("%w (Config.DrainTimeout %s expired) and its handler did not return", ErrShutdown, w.drainTimeout)}
 		}
 		w.abandon(r, f)
 	}

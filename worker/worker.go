@@ -51,9 +51,9 @@ var (
 	// ErrTaskTimeout is the cause of a failed result whose handler did not
 	// finish within Config.TaskTimeout.
 	ErrTaskTimeout = errors.New("heddle: task timed out")
-	// ErrWorkerShutdown is the cause of a failed result whose handler was
+	// ErrShutdown is the cause of a failed result whose handler was
 	// cancelled because the worker's drain timeout expired.
-	ErrWorkerShutdown = errors.New("heddle: worker shut down before the task finished")
+	ErrShutdown = errors.New("heddle: worker shut down before the task finished")
 )
 
 // Config holds a Worker's settings. The zero value is valid: every
@@ -283,13 +283,13 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 		return nil, fmt.Errorf("%w: worker %q: nil handler", heddle.ErrConfig, workerType)
 	}
 	if err := checkOutputType(reflect.TypeFor[Out]()); err != nil {
-		return nil, fmt.Errorf("heddle: worker %q: %w", workerType, err)
+		return nil, fmt.Errorf("%w: worker %q: %w", heddle.ErrConfig, workerType, err)
 	}
 	if cfg.Contract == nil {
 		c, err := contracts.For[In, Out]()
 		if err != nil {
-			return nil, fmt.Errorf("heddle: worker %q: generating its contract from %v and %v (set Config.Contract to give the schemas explicitly): %w",
-				workerType, reflect.TypeFor[In](), reflect.TypeFor[Out](), err)
+			return nil, fmt.Errorf("%w: worker %q: generating its contract from %v and %v (set Config.Contract to give the schemas explicitly): %w",
+				heddle.ErrConfig, workerType, reflect.TypeFor[In](), reflect.TypeFor[Out](), err)
 		}
 		cfg.Contract = c
 	}
@@ -491,7 +491,7 @@ func (w *Worker) reportDropped() {
 // waits for in-flight handlers and returns. Handlers' contexts carry ctx's
 // values but are not cancelled when ctx ends; they are cancelled when
 // DrainTimeout expires, and a handler still running a moment later is given
-// up on: its task fails with ErrWorkerShutdown and Run does not wait for it.
+// up on: its task fails with ErrShutdown and Run does not wait for it.
 // From then on no task starts: each task still delivered gets a failed
 // result at once, until the drain's bound, after which the bus discards
 // what it still holds (never seen by the worker, so never Received). Run

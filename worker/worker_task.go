@@ -126,7 +126,7 @@ func (w *Worker) refuse(job *workerJob) {
 
 func (w *Worker) abandoned() *handlerError {
 	return &handlerError{reason: reasonShutdown, permanent: true,
-		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrWorkerShutdown)}
+		err: fmt.Errorf("%w: it was still waiting for a free handler when the worker was stopped (drain timeout expired or bus closed)", ErrShutdown)}
 }
 
 // process runs one task on a pool goroutine and publishes its result. It
@@ -199,7 +199,7 @@ func (w *Worker) execute(r *run) (map[string]any, *report, *handlerError) {
 			slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
 		if !w.wait(delay) {
 			return nil, rep, &handlerError{reason: reasonShutdown, permanent: true,
-				err: fmt.Errorf("%w: waiting to retry after: %w", ErrWorkerShutdown, f.err)}
+				err: fmt.Errorf("%w: waiting to retry after: %w", ErrShutdown, f.err)}
 		}
 	}
 }
@@ -275,7 +275,7 @@ func (w *Worker) classify(ctx context.Context, err error) *handlerError {
 	switch {
 	case w.handlerCtx.Err() != nil:
 		return &handlerError{reason: reasonShutdown, output: output, permanent: true,
-			err: fmt.Errorf("%w (Config.DrainTimeout %s expired): %w", ErrWorkerShutdown, w.drainTimeout, err)}
+			err: fmt.Errorf("%w (Config.DrainTimeout %s expired): %w", ErrShutdown, w.drainTimeout, err)}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &handlerError{reason: reasonTimeout, output: output, permanent: true,
 			err: fmt.Errorf("%w after %s (Config.TaskTimeout): %w", ErrTaskTimeout, w.taskTimeout, err)}
