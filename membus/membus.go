@@ -44,10 +44,8 @@
 // # Message ownership
 //
 // By default Publish copies msg.Data and msg.Header once, so the publisher
-// may reuse them as soon as Publish returns, as with nats.go. Copies of
-// small payloads are carved out of shared 64 KiB chunks, so a message kept
-// after its handler returns keeps its chunk (not only its payload) in
-// memory.
+// may reuse them as soon as Publish returns, as with nats.go. Each copy is
+// an allocation of its own, freed once no handler keeps the message.
 //
 // A connection made with WithZeroCopyPublish copies nothing: its Publish
 // hands msg.Data and msg.Header themselves over to the subscribers, and the
@@ -78,10 +76,12 @@
 package membus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -108,8 +108,6 @@ type Bus struct {
 	mu    sync.Mutex                 // guards subs and state changes
 	subs  map[*subscription]struct{} // subscriptions whose goroutine runs
 	wg    sync.WaitGroup             // counts those goroutines
-
-	copies payloadCopier // payload copies made by Publish
 
 	stats counters
 	kept  bus.Values
@@ -238,7 +236,9 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	e := envelope{subject: msg.Subject, reply: msg.Reply, header: msg.Header, data: msg.Data, size: int64(size)}
 	if !b.zeroCopy {
 		e.header = msg.Header.Clone()
-		e.data = b.copies.copy(msg.Data)
+		// Clipped: every subscription shares the copy, so one appending
+		// to it must not write where another could.
+		e.data = slices.Clip(bytes.Clone(msg.Data))
 	}
 	for _, s := range r.plain {
 		s.enqueue(&e)

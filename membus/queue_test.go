@@ -14,8 +14,7 @@ import (
 // TestPendingLimitsAreExactAcrossEpisodes blocks the handler, floods the
 // subscription and checks that exactly the limit is kept, the message being
 // handled included, episode after episode, for each kind of limit. The
-// queue grows over several blocks in the first episode and reuses them in
-// the next ones.
+// queue grows in the first episode and reuses its slices in the next ones.
 func TestPendingLimitsAreExactAcrossEpisodes(t *testing.T) {
 	const (
 		limit    = 100

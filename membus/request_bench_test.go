@@ -21,9 +21,8 @@ import (
 // on this path.
 //
 // It is one of the two user-visible paths (with BenchmarkTaskPath in the
-// root package) on which membus's pending queue was chosen: run it built
-// with and without the tag membus_slicequeue, interleaved (BENCHMARKS.md,
-// "membus: payload copies and pending queue").
+// root package) on which membus's payload copies and pending queue were
+// chosen (BENCHMARKS.md, "membus: payload copies and pending queue").
 func BenchmarkDispatchRequest(b *testing.B) {
 	ctx := context.Background()
 	first := membus.New()

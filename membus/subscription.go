@@ -41,9 +41,9 @@ type envelope struct {
 type cacheLinePad [64]byte
 
 // subscription implements bus.Subscription. Publishers push onto the
-// pending queue under mu; the subscription's goroutine syncs its reader of
-// that queue under mu once per batch and hands the messages to the handler
-// one by one, in order, without the lock.
+// pending queue under mu; the subscription's goroutine takes what is
+// pending under mu once per batch and hands the messages to the handler one
+// by one, in order, without the lock.
 //
 // The pending counts are enqueued minus handled: publishers count what they
 // enqueued (under mu), the goroutine counts what it handled (atomically,
@@ -205,7 +205,7 @@ func (s *subscription) wakeLocked() {
 // dropQueueLocked lets go of the pending messages once the subscription
 // is closed; the goroutine drops its own references when it returns.
 func (s *subscription) dropQueueLocked() {
-	s.pending.Reset()
+	s.pending.reset()
 }
 
 // enqueue offers one message to the subscription, on the publisher's
@@ -233,7 +233,7 @@ func (s *subscription) enqueue(e *envelope) {
 		}
 	}
 	s.slow = false
-	s.pending.Push(*e)
+	s.pending.push(*e)
 	s.enqMsgs++
 	s.enqBytes += e.size
 	s.wakeLocked()
@@ -262,16 +262,16 @@ func (s *subscription) run() {
 		s.mu.Lock()
 		n := 0
 		if s.state != subClosed {
-			n = queue.Sync(&s.pending)
+			n = queue.take(&s.pending)
 		}
 		for n == 0 && s.state == subActive {
-			s.pending.Shrink()
+			s.pending.shrink()
 			s.parked = true
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
 			if s.state != subClosed {
-				n = queue.Sync(&s.pending)
+				n = queue.take(&s.pending)
 			}
 		}
 		if n == 0 || s.state == subClosed {
@@ -285,7 +285,7 @@ func (s *subscription) run() {
 			}
 			m := &msgs[0]
 			msgs = msgs[1:]
-			e := queue.Next()
+			e := queue.next()
 			m.Subject, m.Reply, m.Header, m.Data = e.subject, e.reply, e.header, e.data
 			if s.closed.Load() {
 				return
