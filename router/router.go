@@ -103,9 +103,10 @@ type Stats struct {
 	Routed uint64
 	// Overridden counts the tasks forwarded with the tier of their
 	// tier_overrides entry, where it differed from their model_tier. It
-	// describes the routing, not a fate: a task is counted once its
-	// forward's publish returns, before its result can come back, and
-	// also when it is then dead-lettered as no_worker.
+	// describes the routing, not a fate: a task is counted just before
+	// its forward is published, so whoever holds its result sees it
+	// counted; it stays counted when the publish fails or the task is
+	// then dead-lettered as no_worker.
 	Overridden uint64
 	// DeadLettered counts the tasks dead-lettered, of every reason. Each
 	// is counted when the router decides, before its answer and its dead
@@ -653,6 +654,11 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		var reply [96]byte // spares an allocation for the usual inbox
 		fwd.Reply = string(strconv.AppendUint(append(reply[:0], r.forwards.inbox...), seq, 10))
 	}
+	if o.overridden {
+		// Before the publish: its result may come back before Publish
+		// returns.
+		r.stats.overridden.Add(1)
+	}
 	if err := r.b.Publish(ctx, fwd); err != nil {
 		if r.forwards != nil && !r.forwards.drop(seq) {
 			return // counted as routed when Run ended
@@ -660,9 +666,6 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", o.subject, "task_id", o.taskID,
 			"worker_type", o.workerType, "model_tier", string(o.tier), "error", err.Error())
 		return
-	}
-	if o.overridden {
-		r.stats.overridden.Add(1)
 	}
 	if r.forwards != nil {
 		// Counted when its fate is known (see handleStatus).
