@@ -38,7 +38,8 @@ type Group struct {
 // actors run until Stop is called, ctx ends, or one of them fails.
 //
 // If an actor's Run fails before every actor is ready, or ctx ends first,
-// Start stops the others, waits for them, and returns that error with a
+// Start stops the others, waits for them, and returns that error (or,
+// when ctx ended, the actors' own errors from their drain, if any) with a
 // nil Group.
 func Start(ctx context.Context, actors ...Actor) (*Group, error) {
 	runCtx, cancel := context.WithCancel(ctx)
@@ -71,7 +72,10 @@ func Start(ctx context.Context, actors ...Actor) (*Group, error) {
 			_ = g.Stop()
 			return nil, err
 		case <-ctx.Done():
-			_ = g.Stop()
+			// A drain that went wrong says more than the cancellation.
+			if err := g.Stop(); err != nil {
+				return nil, err
+			}
 			return nil, ctx.Err()
 		}
 	}

@@ -69,11 +69,13 @@ func newTestOrchestrator(t *testing.T, b bus.Bus, cfg orchestrator.Config, log *
 }
 
 // orchestratorWorkers runs n heddle Workers of workerType, each on its own
-// connection, until the test ends.
+// connection, until stop is called or the test ends. A worker counts a
+// task once its result is published, so a caller holding the result may
+// read Stats a moment early: stop them first.
 func orchestratorWorkers(t *testing.T, connect func() bus.Bus, n int, workerType string,
-	handler func(ctx context.Context, in map[string]any) (map[string]any, error)) []*worker.Worker {
+	handler func(ctx context.Context, in map[string]any) (map[string]any, error)) (workers []*worker.Worker, stop func()) {
 	t.Helper()
-	var workers []*worker.Worker
+	var stops []func()
 	for range n {
 		w, err := worker.NewDynamic(connect(), workerType, handler, worker.Config{})
 		if err != nil {
@@ -82,12 +84,12 @@ func orchestratorWorkers(t *testing.T, connect func() bus.Bus, n int, workerType
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()
-		t.Cleanup(func() {
+		stops = append(stops, sync.OnceFunc(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("worker Run: %v", err)
 			}
-		})
+		}))
 		select {
 		case <-w.Ready():
 		case <-time.After(testkit.Wait):
@@ -95,7 +97,13 @@ func orchestratorWorkers(t *testing.T, connect func() bus.Bus, n int, workerType
 		}
 		workers = append(workers, w)
 	}
-	return workers
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	t.Cleanup(stop)
+	return workers, stop
 }
 
 func orchestratorTasks(workerType string, n int) orchestrator.DecomposeFunc {
@@ -133,7 +141,7 @@ func orchestratorTimeoutMeta(t *testing.T, res *heddle.TaskResult) map[string]an
 
 func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		workers := orchestratorWorkers(t, connect, 4, "square", func(_ context.Context, in map[string]any) (map[string]any, error) {
+		workers, stopWorkers := orchestratorWorkers(t, connect, 4, "square", func(_ context.Context, in map[string]any) (map[string]any, error) {
 			n := in["n"].(float64)
 			return map[string]any{"square": n * n}, nil
 		})
@@ -172,6 +180,7 @@ func TestOrchestratorFansOutAndSynthesizes(t *testing.T) {
 		if len(problems) > 0 {
 			t.Fatalf("Synthesize got results not of this goal or repeated: %v", problems)
 		}
+		stopWorkers()
 		var handled uint64
 		for _, w := range workers {
 			handled += w.Stats().Completed
