@@ -169,6 +169,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	sub, err := c.b.Subscribe(ctx, heddle.SubjectDeadLetter, c.handle)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("heddle: dead-letter consumer subscribing to %s: %w", heddle.SubjectDeadLetter, err)
 	}
 	c.log.Info("actor.subscribed", "subject", heddle.SubjectDeadLetter, "queue", "")

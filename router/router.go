@@ -404,6 +404,9 @@ func (r *Router) Run(ctx context.Context) error {
 		status, err = r.b.Subscribe(ctx, r.forwards.inbox+">", r.handleStatus, bus.LocalInterest(),
 			bus.PendingLimits(max(n, bus.DefaultPendingMsgs), max(64*n, bus.DefaultPendingBytes)))
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return fmt.Errorf("heddle: router subscribing to its status inbox: %w", err)
 		}
 		marks, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -429,6 +432,9 @@ func (r *Router) Run(ctx context.Context) error {
 		if status != nil {
 			_ = status.Unsubscribe()
 		}
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("heddle: router subscribing to %s: %w", heddle.SubjectTasksIncoming, err)
 	}
 	control, err := r.b.Subscribe(ctx, heddle.SubjectControlReload, r.handleReload)
@@ -436,6 +442,9 @@ func (r *Router) Run(ctx context.Context) error {
 		_ = tasks.Unsubscribe()
 		if status != nil {
 			_ = status.Unsubscribe()
+		}
+		if ctx.Err() != nil {
+			return nil // stopped while starting
 		}
 		return fmt.Errorf("heddle: router subscribing to %s: %w", heddle.SubjectControlReload, err)
 	}

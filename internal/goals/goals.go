@@ -90,6 +90,9 @@ func (g Server) Run(ctx context.Context) Outcome {
 			for _, s := range subs {
 				_ = s.Unsubscribe()
 			}
+			if ctx.Err() != nil {
+				return Outcome{} // stopped while starting
+			}
 			return Outcome{Subscribe: fmt.Errorf("subscribing to %s: %w", subject, err)}
 		}
 		subs = append(subs, sub)
