@@ -66,21 +66,27 @@ func TestQueueMemoryFollowsThePendingLimit(t *testing.T) {
 	for i := range limit {
 		waitFor(t, handled, "message "+strconv.Itoa(i))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s.mu.Lock()
-		parked, bufCap, spareCap := s.parked, cap(s.pending.buf), cap(s.pending.spare)
-		s.mu.Unlock()
-		if parked {
-			if bufCap > keepIdle || spareCap > keepIdle {
-				t.Errorf("idle after the flood: the queue keeps slices of %d and %d slots, want at most %d each", bufCap, spareCap, keepIdle)
+	// Once the flood is handled the goroutine parks, trimming the queue
+	// first; onPark says when.
+	parkedNow := make(chan struct{}, 1)
+	s.mu.Lock()
+	if s.parked {
+		parkedNow <- struct{}{}
+	} else {
+		s.onPark = func() {
+			select {
+			case parkedNow <- struct{}{}:
+			default:
 			}
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the subscription did not wait again after delivering the flood")
-		}
-		time.Sleep(time.Millisecond)
+	}
+	s.mu.Unlock()
+	waitFor(t, parkedNow, "the subscription to wait again after delivering the flood")
+	s.mu.Lock()
+	bufCap, spareCap := cap(s.pending.buf), cap(s.pending.spare)
+	s.mu.Unlock()
+	if bufCap > keepIdle || spareCap > keepIdle {
+		t.Errorf("idle after the flood: the queue keeps slices of %d and %d slots, want at most %d each", bufCap, spareCap, keepIdle)
 	}
 }
 

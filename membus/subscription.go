@@ -74,6 +74,7 @@ type subscription struct {
 	mu      sync.Mutex
 	state   int
 	parked  bool         // the goroutine waits on wake for a message or a state change
+	onPark  func()       // tests: called under mu each time the goroutine parks
 	slow    bool         // the last message offered was dropped (one report per episode)
 	pending pendingQueue // read by the goroutine's pendingReader
 	// enqMsgs and enqBytes count what was ever enqueued; seenMsgs and
@@ -267,6 +268,9 @@ func (s *subscription) run() {
 		for n == 0 && s.state == subActive {
 			s.pending.shrink()
 			s.parked = true
+			if s.onPark != nil {
+				s.onPark()
+			}
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()

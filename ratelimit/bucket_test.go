@@ -13,7 +13,7 @@ import (
 )
 
 // advance moves a synctest bubble's fake clock forward by d. Inside a
-// bubble, time.Sleep returns once every other goroutine of the bubble is
+// bubble, a sleep returns once every other goroutine of the bubble is
 // blocked and the clock has moved by d: it moves time, it synchronises
 // nothing. Call it only inside synctest.Test.
 func advance(d time.Duration) { time.Sleep(d) } // sleep-ok: synctest fake clock; advances time
