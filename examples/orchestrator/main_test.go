@@ -65,11 +65,8 @@ func TestOrchestratorExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) 
 	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
 	// the process uses the mesh's own subjects, in no namespace of its own.
 	srv := natstest.StartServer(t, nil)
-	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
-	if err := proc.Wait(); err != nil {
-		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
-	}
-	if got := proc.Stdout.String(); got != wantOutput {
+	stdout := exampletest.Run(t, ctx, "-nats", srv.ClientURL())
+	if got := stdout; got != wantOutput {
 		t.Errorf("output:\n%s\nwant:\n%s", got, wantOutput)
 	}
 	// The mesh ran on the server, not on an in-process bus.

@@ -79,11 +79,8 @@ func TestPipelineExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
 	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
 	// the process uses the mesh's own subjects, in no namespace of its own.
 	srv := natstest.StartServer(t, nil)
-	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
-	if err := proc.Wait(); err != nil {
-		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
-	}
-	if got, want := proc.Stdout.String(), wantPlan+wantResults; got != want {
+	stdout := exampletest.Run(t, ctx, "-nats", srv.ClientURL())
+	if got, want := stdout, wantPlan+wantResults; got != want {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want)
 	}
 	// The mesh ran on the server, not on an in-process bus.

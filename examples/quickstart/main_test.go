@@ -74,11 +74,8 @@ func TestQuickstartExampleRunsOverTheNATSServerItsNatsFlagNames(t *testing.T) {
 	// An embedded server even when HEDDLE_TEST_NATS_URL names a shared one:
 	// the process uses the mesh's own subjects, in no namespace of its own.
 	srv := natstest.StartServer(t, nil)
-	proc := exampletest.Start(t, ctx, "-nats", srv.ClientURL())
-	if err := proc.Wait(); err != nil {
-		t.Fatalf("the example ended with %v\nits log:\n%s", err, proc.Stderr)
-	}
-	checkOutput(t, proc.Stdout.String())
+	stdout := exampletest.Run(t, ctx, "-nats", srv.ClientURL())
+	checkOutput(t, stdout)
 	// The mesh ran on the server, not on an in-process bus.
 	if v, err := srv.Varz(nil); err != nil || v.InMsgs == 0 {
 		t.Errorf("the server saw no message (%v): the example did not use it", err)

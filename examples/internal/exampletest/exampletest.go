@@ -59,6 +59,18 @@ func Start(t testing.TB, ctx context.Context, args ...string) *Process {
 	return p
 }
 
+// Run runs the test binary's main with args as Start does, waits for it
+// to exit, fails the test with its log unless it exited with status 0,
+// and returns what it wrote to standard output.
+func Run(t testing.TB, ctx context.Context, args ...string) string {
+	t.Helper()
+	p := Start(t, ctx, args...)
+	if err := p.Wait(); err != nil {
+		t.Fatalf("the example ended with %v\nits log:\n%s", err, p.Stderr)
+	}
+	return p.Stdout.String()
+}
+
 // Wait waits for the process to exit and returns what exec.Cmd.Wait
 // returned: nil for exit status 0.
 func (p *Process) Wait() error {
