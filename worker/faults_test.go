@@ -440,3 +440,48 @@ func TestAnObserverCallingGoexitInTheWatchsEventsStopsNoTimeout(t *testing.T) {
 		}
 	})
 }
+
+// stallSecondSubscribe passes the first Subscribe through and holds the
+// second until its context ends, as a bus slow to answer does.
+type stallSecondSubscribe struct {
+	bus.Bus
+	calls   atomic.Int32
+	stalled chan struct{}
+}
+
+func (s *stallSecondSubscribe) Subscribe(ctx context.Context, subject string, h bus.Handler, opts ...bus.SubscribeOption) (bus.Subscription, error) {
+	if s.calls.Add(1) == 2 {
+		close(s.stalled)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Bus.Subscribe(ctx, subject, h, opts...)
+}
+
+func TestAWorkerStoppedWhileSubscribingDrainsAndReturnsNil(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		sb := &stallSecondSubscribe{Bus: connect(), stalled: make(chan struct{})}
+		w, err := worker.NewDynamic(sb, workerTestType("starting"), failOdd, worker.Config{
+			Tiers:        []heddle.ModelTier{heddle.TierLocal, heddle.TierStandard},
+			DrainTimeout: time.Hour,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		<-sb.stalled
+		cancel()
+		select {
+		case err := <-done:
+			// A stop during start is a stop like any other: no drain
+			// timeout, no subscribe error.
+			if err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		case <-time.After(testkit.Wait):
+			t.Fatal("Run did not return after its context ended during subscribe")
+		}
+	})
+}

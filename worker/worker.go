@@ -528,12 +528,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		subject := heddle.WorkerSubject(w.workerType, tier)
 		sub, err := w.bus.Subscribe(ctx, subject, w.deliver, opts...)
 		if err != nil {
-			derr := w.drain(subs, true)
 			if ctx.Err() != nil {
-				// Stopped while starting: a stop like any other, after
+				// Stopped while starting: a stop like any other, with
 				// the drain of what was already subscribed.
-				return derr
+				return w.drain(subs, false)
 			}
+			_ = w.drain(subs, true)
 			return fmt.Errorf("heddle: worker %q: subscribe to %s: %w", w.workerType, subject, err)
 		}
 		subs = append(subs, sub)
