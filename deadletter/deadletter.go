@@ -66,6 +66,15 @@ type Entry struct {
 	Header bus.Header `json:"header,omitempty"`
 	// StoredAt is when this consumer received the envelope (UTC).
 	StoredAt time.Time `json:"stored_at"`
+	// ReplayCount is how many times this task was replayed before it came
+	// back to the store: a successful Replay removes the entry, and when
+	// the router dead-letters the replayed task again the new entry
+	// carries the count on (matched by task_id, or by the original bytes
+	// when the task has no task_id). Zero for a task never replayed.
+	ReplayCount int `json:"replay_count"`
+	// LastReplayedAt is when the task was last replayed (UTC); zero when
+	// ReplayCount is zero.
+	LastReplayedAt time.Time `json:"last_replayed_at,omitzero"`
 }
 
 // Stats counts what a Consumer did.
@@ -100,6 +109,9 @@ type Consumer struct {
 	entries *list.List // of *deadLetterItem, newest at the front
 	index   map[string]*list.Element
 	seq     uint64
+	kinds   map[string]int // entries held by reason kind
+	workers map[string]int // entries held by worker_type
+	marks   replayMarks
 
 	running   atomic.Bool
 	ready     chan struct{}
@@ -112,6 +124,7 @@ type Consumer struct {
 
 type deadLetterItem struct {
 	seq   uint64 // arrival order, to put a failed replay back in place
+	kind  string // ReasonKind(entry.DeadLetter.Reason)
 	entry Entry
 }
 
@@ -137,6 +150,9 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Consumer, error) {
 		log:     observe.New(opts...),
 		entries: list.New(),
 		index:   map[string]*list.Element{},
+		kinds:   map[string]int{},
+		workers: map[string]int{},
+		marks:   newReplayMarks(cfg.Capacity),
 		ready:   make(chan struct{}),
 	}, nil
 }
@@ -198,25 +214,54 @@ func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 		return nil
 	}
 	e := Entry{ID: uuid.NewString(), DeadLetter: d, Header: msg.Header.Clone(), StoredAt: time.Now().UTC()}
+	key := replayKey(d)
 	c.mu.Lock()
+	if m, ok := c.marks.take(key); ok {
+		e.ReplayCount, e.LastReplayedAt = m.count, m.at
+	}
 	c.seq++
-	el := c.entries.PushFront(&deadLetterItem{seq: c.seq, entry: e})
-	c.index[e.ID] = el
+	c.insertLocked(c.entries.PushFront(&deadLetterItem{seq: c.seq, kind: ReasonKind(d.Reason), entry: e}))
 	evicted := c.evictLocked()
 	c.mu.Unlock()
 	c.logEvicted(evicted)
 	c.stats.received.Add(1)
-	c.log.Warn("dead_letter.received", "reason", d.Reason, "task_id", d.TaskID, "worker_type", d.WorkerType, "id", e.ID)
+	c.log.Warn("dead_letter.received", "reason", d.Reason, "task_id", d.TaskID, "worker_type", d.WorkerType, "id", e.ID,
+		"replay_count", e.ReplayCount)
 	return nil
+}
+
+// insertLocked indexes and counts an element just put in c.entries.
+func (c *Consumer) insertLocked(el *list.Element) {
+	it := el.Value.(*deadLetterItem)
+	c.index[it.entry.ID] = el
+	c.kinds[it.kind]++
+	c.workers[it.entry.DeadLetter.WorkerType]++
+}
+
+// removeLocked takes el out of c.entries, its index and its counts.
+func (c *Consumer) removeLocked(el *list.Element) *deadLetterItem {
+	it := c.entries.Remove(el).(*deadLetterItem)
+	delete(c.index, it.entry.ID)
+	decrement(c.kinds, it.kind)
+	decrement(c.workers, it.entry.DeadLetter.WorkerType)
+	return it
+}
+
+// decrement lowers m[k] by one, deleting the key at zero so that the
+// maps hold only what the store holds.
+func decrement(m map[string]int, k string) {
+	if m[k] <= 1 {
+		delete(m, k)
+		return
+	}
+	m[k]--
 }
 
 // evictLocked drops the oldest entries beyond capacity and returns them.
 func (c *Consumer) evictLocked() []Entry {
 	var out []Entry
 	for c.entries.Len() > c.cfg.Capacity {
-		it := c.entries.Remove(c.entries.Back()).(*deadLetterItem)
-		delete(c.index, it.entry.ID)
-		out = append(out, it.entry)
+		out = append(out, c.removeLocked(c.entries.Back()).entry)
 	}
 	return out
 }
@@ -274,11 +319,15 @@ func (c *Consumer) Get(id string) (Entry, bool) {
 // Replay publishes the original task of entry id to SubjectTasksIncoming,
 // byte for byte and with the headers it arrived with, so the Router
 // evaluates it again under the current rules and rate limits. On success
-// the entry is removed, Stats().Replayed grows by one and dead_letter.replayed
-// is logged. If the publish fails the entry is put back in its place and
-// the error returned (logged as dead_letter.replay_failed). An id the
-// store does not hold is an error wrapping ErrNotFound. An
-// entry is replayed at most once, even by concurrent calls.
+// the entry is removed, Stats().Replayed grows by one and
+// dead_letter.replayed is logged (with the task's replay_count); as in the
+// Python Heddle's consumer, the store then holds only what still awaits a
+// decision. Should the router dead-letter the replayed task again, the new
+// entry's ReplayCount says how often it was replayed. If the publish
+// fails the entry is put back in its place and the error returned (logged
+// as dead_letter.replay_failed). An id the store does not hold is an
+// error wrapping ErrNotFound. An entry is replayed at most once, even by
+// concurrent calls.
 //
 // Like bus.Bus.Publish, Replay returns once the bus has accepted the
 // message; delivery is at-most-once.
@@ -289,13 +338,20 @@ func (c *Consumer) Replay(ctx context.Context, id string) error {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: no entry with id %q (never received, already replayed, or evicted); List shows the ids held", ErrNotFound, id)
 	}
-	it := c.entries.Remove(el).(*deadLetterItem)
-	delete(c.index, id)
+	it := c.removeLocked(el)
+	e := it.entry
+	// The mark goes in before the publish: the router may dead-letter the
+	// replayed task again before Publish returns.
+	key := replayKey(e.DeadLetter)
+	mark := replayMark{count: e.ReplayCount + 1, at: time.Now().UTC()}
+	prev, hadPrev := c.marks.put(key, mark)
 	c.mu.Unlock()
 
-	e := it.entry
 	err := c.b.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Header: e.Header.Clone(), Data: e.DeadLetter.Original()})
 	if err != nil {
+		c.mu.Lock()
+		c.marks.undo(key, mark, prev, hadPrev)
+		c.mu.Unlock()
 		c.restore(it)
 		c.stats.replayErrors.Add(1)
 		c.log.Error("dead_letter.replay_failed", "id", id, "task_id", e.DeadLetter.TaskID,
@@ -304,7 +360,7 @@ func (c *Consumer) Replay(ctx context.Context, id string) error {
 	}
 	c.stats.replayed.Add(1)
 	c.log.Info("dead_letter.replayed", "id", id, "reason", e.DeadLetter.Reason,
-		"task_id", e.DeadLetter.TaskID, "worker_type", e.DeadLetter.WorkerType)
+		"task_id", e.DeadLetter.TaskID, "worker_type", e.DeadLetter.WorkerType, "replay_count", mark.count)
 	return nil
 }
 
@@ -322,7 +378,7 @@ func (c *Consumer) restore(it *deadLetterItem) {
 	if el == nil {
 		el = c.entries.PushBack(it)
 	}
-	c.index[it.entry.ID] = el
+	c.insertLocked(el)
 	evicted := c.evictLocked()
 	c.mu.Unlock()
 	c.logEvicted(evicted)
