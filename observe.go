@@ -1,54 +1,15 @@
 package heddle
 
 import (
-	"context"
 	"log/slog"
-	"time"
+
+	"github.com/heddle-go/heddle/event"
 )
 
-// Event is one thing that happened in an actor: a task received, routed,
-// dead-lettered, completed, failed, retried or dropped; a result
-// collected, ignored, late or duplicated; a goal received or completed.
-// Every actor reports each such thing exactly once, as one Event, to the
-// logger and to every Observer it was given (see WithObserver); metrics,
-// tracing and heartbeats attach there without touching the actors.
-//
-// Name is the event name the runbooks use (worker.completed,
-// router.dead_lettered, result_stream.late, ...), which is also the slog
-// message. The typed fields are set when the event concerns them; Attrs
-// holds every attribute, typed ones included, under the wire field names.
-type Event struct {
-	Name  string
-	Level slog.Level
-	// TaskID, WorkerType and Subject identify what the event is about.
-	TaskID     string
-	WorkerType string
-	Subject    string
-	// Reason says why a task or message was dropped, dead-lettered or
-	// failed: a dead-letter reason prefix (ReasonRateLimited, ...) or a
-	// short word (publish, contract, timeout, ...).
-	Reason string
-	// Duration is how long the work took, when it is known.
-	Duration time.Duration
-	// Attrs are the event's attributes, as logged.
-	Attrs []slog.Attr
-}
-
-// Observer receives every Event of the actors it is given to. Observe is
-// called synchronously on the actor's goroutine, possibly from many
-// goroutines at once: it must be safe for concurrent use and fast (count,
-// record, or hand off to a channel of its own).
-type Observer interface {
-	Observe(ctx context.Context, e Event)
-}
-
-// ObserverFunc adapts a function to an Observer.
-type ObserverFunc func(ctx context.Context, e Event)
-
-// Observe calls f(ctx, e).
-func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
-
-// Option sets what every actor shares: where its events go. Each actor's
+// Option sets what every actor shares: where its events go (a logger,
+// observers), what wraps its operations (interceptors) and how a trace
+// context travels with its tasks (a propagator); package event describes
+// each. Each actor's
 // constructor (and each dispatch call) takes Options; settings specific to
 // one actor live in its Config.
 type Option func(*Settings)
@@ -59,8 +20,15 @@ type Settings struct {
 	// Logger receives each event as a slog record whose message is the
 	// event name. Nil means slog.Default(), read when the actor is made.
 	Logger *slog.Logger
-	// Observers receive each event after the logger.
-	Observers []Observer
+	// Observers receive each event they want after the logger.
+	Observers []event.Observer
+	// Interceptors wrap each handler attempt, routing decision, dispatch
+	// and goal, the first outermost.
+	Interceptors []event.Interceptor
+	// Propagator reads a task's _trace_context into the context of the
+	// work done for it, and writes it into what is published on its
+	// behalf. Nil: _trace_context is carried unchanged.
+	Propagator event.Propagator
 }
 
 // WithLogger sets the logger an actor writes its events to. The default
@@ -70,12 +38,29 @@ func WithLogger(l *slog.Logger) Option {
 	return func(s *Settings) { s.Logger = l }
 }
 
-// WithObserver adds an Observer of the actor's events; it may be given
-// more than once.
-func WithObserver(o Observer) Option {
+// WithObserver adds an Observer of the actor's events (see package
+// event); it may be given more than once. An observer that is an
+// event.Selector gets only the events it wants.
+func WithObserver(o event.Observer) Option {
 	return func(s *Settings) {
 		if o != nil {
 			s.Observers = append(s.Observers, o)
 		}
 	}
+}
+
+// WithInterceptor adds an Interceptor around the actor's operations (see
+// event.Interceptor); it may be given more than once, the first outermost.
+func WithInterceptor(i event.Interceptor) Option {
+	return func(s *Settings) {
+		if i != nil {
+			s.Interceptors = append(s.Interceptors, i)
+		}
+	}
+}
+
+// WithPropagator sets how a trace context travels in a task's
+// _trace_context (see event.Propagator; package otel has one).
+func WithPropagator(p event.Propagator) Option {
+	return func(s *Settings) { s.Propagator = p }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"strings"
 	"time"
 
@@ -34,7 +35,7 @@ func ExampleConsumer_Replay_onceTheWorkerIsUp() {
 	// The observer tells when the consumer has stored a dead letter.
 	stored := make(chan struct{}, 1)
 	consumer, err := deadletter.New(b, deadletter.Config{},
-		heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+		heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 			if e.Name == "dead_letter.received" {
 				stored <- struct{}{}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -82,7 +83,12 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		// by the goal's submitter, other callers' results) are ignored
 		// without decoding them.
 		if relevant, _, log := t.expects(id); !relevant {
-			log.count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id")
+			if !log.enabled(ctx, slog.LevelDebug, event.ResultStreamIgnored) {
+				n.ignored.Add(1)
+				return
+			}
+			log.countEvent(ctx, &n.ignored, slog.LevelDebug, event.Event{Name: event.ResultStreamIgnored, Subject: subject, TaskID: id,
+				Detail: "unknown task_id"}, slog.String("subject", subject), slog.String("task_id", id), slog.String("reason", "unknown task_id"))
 			return
 		}
 	}
@@ -91,13 +97,16 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		id := peekTaskID(msg.Data)
 		_, waiting, log := t.expects(id)
 		if id != "" && !waiting {
-			log.count(ctx, &n.ignored, slog.LevelDebug, "result_stream.ignored", "subject", subject, "task_id", id, "reason", "unknown task_id", "error", err.Error())
+			log.countEvent(ctx, &n.ignored, slog.LevelDebug, event.Event{Name: event.ResultStreamIgnored, Subject: subject, TaskID: id,
+				Detail: "unknown task_id", Err: err}, slog.String("subject", subject), slog.String("task_id", id),
+				slog.String("reason", "unknown task_id"), slog.String("error", err.Error()))
 			return
 		}
 		if id != "" {
 			t.reject(id, time.Now(), err)
 		}
-		log.count(ctx, &n.parseErrors, slog.LevelWarn, "result_stream.parse_error", "subject", subject, "task_id", id, "error", err.Error())
+		log.countEvent(ctx, &n.parseErrors, slog.LevelWarn, event.Event{Name: event.ResultStreamParseError, Subject: subject, TaskID: id,
+			Reason: event.ReasonDecode, Err: err}, slog.String("subject", subject), slog.String("task_id", id), slog.String("error", err.Error()))
 		return
 	}
 	o := t.take(&res, msg.Data)
@@ -123,17 +132,25 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 // logResult counts and reports event about res, a result on subject, in
 // one call (one count, one event), building the attributes only when
 // someone listens. A non-empty key adds the attribute key=value.
-func logResult(ctx context.Context, log emitter, count *atomic.Uint64, level slog.Level, event, subject string, res *heddle.TaskResult, key, value string) {
-	if !log.enabled(ctx, level) {
+func logResult(ctx context.Context, log emitter, count *atomic.Uint64, level slog.Level, name, subject string, res *heddle.TaskResult, key, value string) {
+	if !log.enabled(ctx, level, name) {
 		count.Add(1)
 		return
 	}
 	attrs := []slog.Attr{slog.String("subject", subject), slog.String("task_id", res.TaskID),
 		slog.String("parent_task_id", res.ParentTaskID), slog.String("worker_type", res.WorkerType)}
+	ev := event.Event{Name: name, Subject: subject, TaskID: res.TaskID, WorkerType: res.WorkerType, Status: string(res.Status)}
+	switch key {
+	case "":
+	case "reason":
+		ev.Detail = value
+	case "error":
+		ev.Reason, ev.Detail = event.ReasonDecode, value
+	}
 	if key != "" {
 		attrs = append(attrs, slog.String(key, value))
 	}
-	log.countAttrs(ctx, count, level, event, attrs...)
+	log.countEvent(ctx, count, level, ev, attrs...)
 }
 
 // fastTaskID reads the task_id of a result written as Go and Python

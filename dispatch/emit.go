@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 )
 
@@ -29,12 +30,26 @@ type emitter struct {
 
 // newEmitter returns the emitter for the settings opts make.
 func newEmitter(opts ...heddle.Option) emitter {
-	e := observe.New(opts...)
+	e := observe.Actor("dispatch", opts...)
 	return emitter{e: e, observed: e.Observed()}
 }
 
-// enabled reports whether an event at level reaches anyone.
-func (m emitter) enabled(ctx context.Context, level slog.Level) bool { return m.e.Enabled(ctx, level) }
+// enabled reports whether an event named name at level reaches anyone.
+func (m emitter) enabled(ctx context.Context, level slog.Level, name string) bool {
+	return m.e.Enabled(ctx, level, name)
+}
+
+// countEvent adds ev.N() to n (when n is not nil) and emits ev.
+func (m emitter) countEvent(ctx context.Context, n *atomic.Uint64, level slog.Level, ev event.Event, attrs ...slog.Attr) {
+	if n != nil {
+		n.Add(ev.N())
+	}
+	if !m.observed {
+		m.e.Emit(ctx, level, ev, attrs...)
+		return
+	}
+	m.shielded(func() { m.e.Emit(ctx, level, ev, attrs...) })
+}
 
 // count adds one to n and emits the event; args are slog's key-value
 // pairs.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"runtime"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func returns[T any](t *testing.T, call func() (T, error)) (T, error) {
 // misbehaving returns an observer that calls misbehave on every
 // result_stream.* event.
 func misbehaving(misbehave func()) heddle.Option {
-	return heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+	return heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 		if strings.HasPrefix(e.Name, "result_stream.") {
 			misbehave()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/event"
 )
 
 // DefaultTimeout is how long a Stream, Request or an
@@ -520,9 +522,10 @@ func (s *Stream) fireTimeout() {
 	defer s.notify()
 	if te != nil {
 		s.counts.timeouts.Add(1)
-		s.log.warn("result_stream.timeout", "subject", s.subject,
-			"pending_task_ids", te.PendingTaskIDs, "expected_count", te.ExpectedCount,
-			"collected_count", te.CollectedCount, "timeout_seconds", te.TimeoutSeconds())
+		s.log.countEvent(context.Background(), nil, slog.LevelWarn, event.Event{Name: event.ResultStreamTimeout, Subject: s.subject,
+			Reason: event.ReasonTimeout, Err: te},
+			slog.String("subject", s.subject), slog.Any("pending_task_ids", te.PendingTaskIDs), slog.Int("expected_count", te.ExpectedCount),
+			slog.Int("collected_count", te.CollectedCount), slog.Float64("timeout_seconds", te.TimeoutSeconds()))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/event"
 )
 
 // callerRecentTaskIDs bounds how many answered or abandoned task_ids a
@@ -271,8 +272,10 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		} else {
 			stopErr = fmt.Errorf("%w: task %s was published to %s, where nothing is subscribed", ErrNoWorker, task.TaskID, subject)
 		}
-		w.log.warn("result_stream.unserved", "subject", subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
-			"reason", "nothing subscribed")
+		w.log.countEvent(ctx, nil, slog.LevelWarn, event.Event{Name: event.ResultStreamUnserved, Subject: subject, TaskID: task.TaskID,
+			WorkerType: task.WorkerType, Tier: string(task.ModelTier), Reason: event.ReasonNoWorker, Err: stopErr},
+			slog.String("subject", subject), slog.String("task_id", task.TaskID), slog.String("worker_type", task.WorkerType),
+			slog.String("reason", "nothing subscribed"))
 	case <-ctx.Done():
 		// A deadline is a timeout the caller chose: it names the task as
 		// the dispatch timeout does.
@@ -301,8 +304,11 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 		return nil, te
 	}
 	c.counts.timeouts.Add(1)
-	w.log.warn("result_stream.timeout", "subject", c.subject, "task_id", task.TaskID, "worker_type", task.WorkerType,
-		"pending_task_ids", te.PendingTaskIDs, "expected_count", 1, "collected_count", 0, "timeout_seconds", te.TimeoutSeconds())
+	w.log.countEvent(ctx, nil, slog.LevelWarn, event.Event{Name: event.ResultStreamTimeout, Subject: c.subject, TaskID: task.TaskID,
+		WorkerType: task.WorkerType, Tier: string(task.ModelTier), Reason: event.ReasonTimeout, Err: te, Duration: timeout},
+		slog.String("subject", c.subject), slog.String("task_id", task.TaskID), slog.String("worker_type", task.WorkerType),
+		slog.Any("pending_task_ids", te.PendingTaskIDs), slog.Int("expected_count", 1), slog.Int("collected_count", 0),
+		slog.Float64("timeout_seconds", te.TimeoutSeconds()))
 	return nil, te
 }
 

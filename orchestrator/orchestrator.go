@@ -180,7 +180,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Orchestrator, error) {
 	if err := bus.ValidateQueue(cfg.QueueGroup); err != nil {
 		return nil, fmt.Errorf("%w: QueueGroup %q: %w", heddle.ErrConfig, cfg.QueueGroup, err)
 	}
-	return &Orchestrator{b: b, cfg: cfg, subjects: subjects, log: observe.New(opts...), opts: opts, ready: make(chan struct{})}, nil
+	return &Orchestrator{b: b, cfg: cfg, subjects: subjects, log: observe.Actor("orchestrator", opts...), opts: opts, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once Run's subscription to SubjectGoalsIncoming is live:

@@ -201,7 +201,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{b: b, plan: plan, log: observe.New(opts...), opts: opts, ready: make(chan struct{})}, nil
+	return &Pipeline{b: b, plan: plan, log: observe.Actor("pipeline", opts...), opts: opts, ready: make(chan struct{})}, nil
 }
 
 // Name returns the pipeline's name.

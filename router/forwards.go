@@ -15,6 +15,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // DefaultForwardBudget is the number of bytes a Router keeps, unless
@@ -398,8 +399,8 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 		if err != nil {
 			return nil // not the router's: the inbox name is not secret
 		}
-		routed, done, mark := r.forwards.confirm(seq, r.log.Enabled(ctx, slog.LevelDebug))
-		r.countRouted(routed, done)
+		routed, done, mark := r.forwards.confirm(seq, r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted))
+		r.countRouted(ctx, routed, done)
 		if mark != 0 {
 			r.sendMark(ctx, mark)
 		}
@@ -413,8 +414,8 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 	if err != nil || !ok {
 		// A task whose fate was already known: this cannot happen while the
 		// bus keeps the order forwardTable relies on.
-		r.log.Count(ctx, &r.stats.noWorkerUnknown, slog.LevelWarn, "router.no_worker_unknown", "subject", msg.Subject,
-			"reason", "a no-responders status for a task no longer remembered")
+		r.log.CountEvent(ctx, &r.stats.noWorkerUnknown, slog.LevelWarn, event.Event{Name: event.RouterNoWorkerUnknown, Subject: msg.Subject},
+			slog.String("subject", msg.Subject), slog.String("reason", "a no-responders status for a task no longer remembered"))
 		return nil
 	}
 	original := &bus.Msg{Subject: heddle.SubjectTasksIncoming, Header: t.header, Data: t.data}
@@ -425,10 +426,9 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 
 // countRouted counts routed tasks, then reports each (done is empty when
 // nobody would see the events).
-func (r *Router) countRouted(routed int, done []routedTask) {
+func (r *Router) countRouted(ctx context.Context, routed int, done []routedTask) {
 	r.stats.routed.Add(uint64(routed))
 	for _, t := range done {
-		r.log.Debug("router.routed", "task_id", t.taskID, "worker_type", t.workerType,
-			"model_tier", string(t.tier), "subject", t.subject)
+		r.emitRouted(ctx, t.taskID, t.workerType, t.tier, t.subject)
 	}
 }

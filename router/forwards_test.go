@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"runtime"
 	"strconv"
 	"strings"
@@ -72,7 +73,7 @@ func (ta *tally) waitTotal(t *testing.T, want int64, what string) {
 
 // observer counts the router's routed and dead_lettered events per task.
 func (ta *tally) observer(t *testing.T) heddle.Option {
-	return heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+	return heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 		switch e.Name {
 		case "router.routed":
 			ta.add(t, ta.routedEvents, e.TaskID)
@@ -191,7 +192,7 @@ func TestRouterKeepsNoTaskOnceItsFateIsKnown(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		var routed atomic.Int64
 		allRouted := make(chan struct{})
-		rt, err := router.New(connect(), router.Config{}, heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+		rt, err := router.New(connect(), router.Config{}, heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 			if e.Name == "router.routed" && routed.Add(1) == n {
 				close(allRouted)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/internal/wire"
 	"github.com/heddle-go/heddle/ratelimit"
@@ -321,7 +322,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	r := &Router{
 		b:       b,
 		cfg:     cfg,
-		log:     observe.New(opts...),
+		log:     observe.Actor("router", opts...),
 		limiter: ratelimit.NewTierLimiter(nil),
 		held:    newHolder(cmp.Or(cfg.MaxHeld, DefaultMaxHeld), cmp.Or(cfg.HoldBudget, DefaultHoldBudget)),
 		ready:   make(chan struct{}),
@@ -448,8 +449,10 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("heddle: router subscribing to %s: %w", heddle.SubjectControlReload, err)
 	}
-	r.log.Info("actor.subscribed", "subject", heddle.SubjectTasksIncoming, "queue", heddle.RouterQueueGroup)
-	r.log.Info("actor.subscribed", "subject", heddle.SubjectControlReload, "queue", "")
+	r.log.Emit(ctx, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: heddle.SubjectTasksIncoming},
+		slog.String("subject", heddle.SubjectTasksIncoming), slog.String("queue", heddle.RouterQueueGroup))
+	r.log.Emit(ctx, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: heddle.SubjectControlReload},
+		slog.String("subject", heddle.SubjectControlReload), slog.String("queue", ""))
 	r.readyOnce.Do(func() { close(r.ready) })
 
 	select {
@@ -505,8 +508,8 @@ func (r *Router) confirmRest(ctx context.Context) {
 	if r.forwards == nil {
 		return
 	}
-	routed, done, _ := r.forwards.confirm(^uint64(0), r.log.Enabled(ctx, slog.LevelDebug))
-	r.countRouted(routed, done)
+	routed, done, _ := r.forwards.confirm(^uint64(0), r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted))
+	r.countRouted(ctx, routed, done)
 }
 
 // Reload asks the rules source for new rules and applies them. Rules that
@@ -655,9 +658,8 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		// Publish returns.
 		var err error
 		if seq, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier); err != nil {
-			r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", o.subject, "task_id", o.taskID,
-				"worker_type", o.workerType, "model_tier", string(o.tier),
-				"error", fmt.Sprintf("waiting for room in the forward budget: %v", err))
+			r.publishFailed(ctx, &r.stats.publishErrors, o.subject, o.taskID, o.workerType, o.tier,
+				fmt.Errorf("waiting for room in the forward budget: %w", err))
 			return
 		}
 		var reply [96]byte // spares an allocation for the usual inbox
@@ -672,8 +674,7 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		if r.forwards != nil && !r.forwards.drop(seq) {
 			return // counted as routed when Run ended
 		}
-		r.log.Count(ctx, &r.stats.publishErrors, slog.LevelError, "router.publish_failed", "subject", o.subject, "task_id", o.taskID,
-			"worker_type", o.workerType, "model_tier", string(o.tier), "error", err.Error())
+		r.publishFailed(ctx, &r.stats.publishErrors, o.subject, o.taskID, o.workerType, o.tier, err)
 		return
 	}
 	if r.forwards != nil {
@@ -684,10 +685,7 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		return
 	}
 	r.stats.routed.Add(1)
-	if r.log.Enabled(ctx, slog.LevelDebug) { // spares the arguments' allocations
-		r.log.Debug("router.routed", "task_id", o.taskID, "worker_type", o.workerType,
-			"model_tier", string(o.tier), "subject", o.subject)
-	}
+	r.emitRouted(ctx, o.taskID, o.workerType, o.tier, o.subject)
 }
 
 // hasReplacement reports whether s holds U+FFFD, which the decoder writes
@@ -801,15 +799,44 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 		}
 	}
 	if err != nil {
-		r.log.Count(ctx, &r.stats.deadLetterErrors, slog.LevelError, "router.publish_failed", "subject", heddle.SubjectDeadLetter, "reason", reason,
-			"task_id", d.TaskID, "worker_type", d.WorkerType, "error", err.Error())
+		r.publishFailed(ctx, &r.stats.deadLetterErrors, heddle.SubjectDeadLetter, d.TaskID, d.WorkerType, "", err,
+			slog.String("reason", reason))
 	}
-	if truncated {
-		r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType,
-			"truncated", true, "original_size", len(msg.Data))
+	if !r.log.Enabled(ctx, slog.LevelWarn, event.RouterDeadLettered) {
 		return
 	}
-	r.log.Warn("router.dead_lettered", "reason", reason, "task_id", d.TaskID, "worker_type", d.WorkerType)
+	ev := event.Event{Name: event.RouterDeadLettered, TaskID: d.TaskID, WorkerType: d.WorkerType,
+		Status: "dead_lettered", Reason: kind, Detail: reason}
+	if truncated {
+		r.log.Emit(ctx, slog.LevelWarn, ev, slog.String("reason", reason), slog.String("task_id", d.TaskID),
+			slog.String("worker_type", d.WorkerType), slog.Bool("truncated", true), slog.Int("original_size", len(msg.Data)))
+		return
+	}
+	r.log.Emit(ctx, slog.LevelWarn, ev, slog.String("reason", reason), slog.String("task_id", d.TaskID),
+		slog.String("worker_type", d.WorkerType))
+}
+
+// emitRouted reports one routed task (at debug level: the worker's
+// result is the task's one INFO line).
+func (r *Router) emitRouted(ctx context.Context, taskID, workerType string, tier heddle.ModelTier, subject string) {
+	if !r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted) { // spares the arguments' allocations
+		return
+	}
+	r.log.Emit(ctx, slog.LevelDebug, event.Event{Name: event.RouterRouted, TaskID: taskID, WorkerType: workerType,
+		Tier: string(tier), Subject: subject, Status: "routed"},
+		slog.String("task_id", taskID), slog.String("worker_type", workerType),
+		slog.String("model_tier", string(tier)), slog.String("subject", subject))
+}
+
+// publishFailed counts in n and reports one publish that failed.
+// The log record has the attributes naming the task, then more, then the
+// error.
+func (r *Router) publishFailed(ctx context.Context, n *atomic.Uint64, subject, taskID, workerType string, tier heddle.ModelTier, err error, more ...slog.Attr) {
+	attrs := append([]slog.Attr{slog.String("subject", subject), slog.String("task_id", taskID), slog.String("worker_type", workerType),
+		slog.String("model_tier", string(tier))}, more...)
+	r.log.CountEvent(ctx, n, slog.LevelError, event.Event{Name: event.RouterPublishFailed, TaskID: taskID, WorkerType: workerType,
+		Tier: string(tier), Subject: subject, Reason: event.ReasonPublish, Err: err},
+		append(attrs, slog.String("error", err.Error()))...)
 }
 
 // answer publishes a failed TaskResult for a dead-lettered task, so that
@@ -835,8 +862,8 @@ func (r *Router) answer(ctx context.Context, msg *bus.Msg, d heddle.DeadLetter, 
 		return
 	}
 	if err := r.b.Publish(ctx, &bus.Msg{Subject: res.Subject(), Data: data}); err != nil {
-		r.log.Count(ctx, &r.stats.answerErrors, slog.LevelError, "router.publish_failed", "subject", res.Subject(), "task_id", d.TaskID,
-			"worker_type", d.WorkerType, "reason", d.Reason, "error", err.Error())
+		r.publishFailed(ctx, &r.stats.answerErrors, res.Subject(), d.TaskID, d.WorkerType, "", err,
+			slog.String("reason", d.Reason))
 		return
 	}
 	r.stats.answered.Add(1)

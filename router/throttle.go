@@ -12,6 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/ratelimit"
 )
 
@@ -296,8 +297,10 @@ func (r *Router) hold(ctx context.Context, o outgoing, res ratelimit.Reservation
 		r.deadLetterHeld(ctx, t)
 		return
 	}
-	r.log.Count(ctx, &r.stats.throttled, slog.LevelInfo, "router.throttled", "task_id", o.taskID, "worker_type", o.workerType,
-		"model_tier", string(o.tier), "wait", max(res.Due().Sub(now), 0))
+	r.log.CountEvent(ctx, &r.stats.throttled, slog.LevelInfo, event.Event{Name: event.RouterThrottled, TaskID: o.taskID,
+		WorkerType: o.workerType, Tier: string(o.tier), Status: "held"},
+		slog.String("task_id", o.taskID), slog.String("worker_type", o.workerType),
+		slog.String("model_tier", string(o.tier)), slog.Duration("wait", max(res.Due().Sub(now), 0)))
 	if !r.held.push(t) {
 		r.held.unadmit(t.cost)
 		res.Cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"slices"
 	"strings"
@@ -65,7 +66,7 @@ func newThrottleMesh(t *testing.T, cfg router.Config) *throttleMesh {
 		}
 	})
 	m := &throttleMesh{t: t, start: time.Now(), caller: conns[1], done: make(chan error, 1)}
-	rt, err := router.New(conns[0], cfg, heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+	rt, err := router.New(conns[0], cfg, heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 		m.record(seen{what: e.Name, task: e.TaskID, detail: e.Reason})
 	})))
 	if err != nil {
@@ -508,10 +509,10 @@ func TestRouterOnNATSForwardsTheHeldTasksOfABurstAndDeadLettersTheRest(t *testin
 			continue
 		}
 		connect := tr.Connector(t)
-		events := make(chan heddle.Event, 64)
+		events := make(chan event.Event, 64)
 		rt, err := router.New(connect(), router.Config{
 			Rules: mustParseRules(t, "rate_limits:\n  local: {rate_per_second: 1, burst: 2, max_wait_seconds: 2.4}\n"),
-		}, heddle.WithLogger(slog.New(slog.DiscardHandler)), heddle.WithObserver(heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+		}, heddle.WithLogger(slog.New(slog.DiscardHandler)), heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 			if e.Name == "router.throttled" || e.Name == "router.dead_lettered" {
 				events <- e
 			}

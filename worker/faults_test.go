@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"runtime"
 	"strings"
 	"sync"
@@ -63,8 +64,8 @@ func TestRunReturnsErrClosedWhenTheBusClosesUnderIt(t *testing.T) {
 }
 
 // observerOf returns an Observer calling f on the events named.
-func observerOf(f func(), names ...string) heddle.Observer {
-	return heddle.ObserverFunc(func(_ context.Context, e heddle.Event) {
+func observerOf(f func(), names ...string) event.Observer {
+	return event.ObserverFunc(func(_ context.Context, e event.Event) {
 		for _, n := range names {
 			if e.Name == n {
 				f()

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync"
 	"testing"
@@ -18,11 +19,11 @@ import (
 // eventLog is an Observer keeping the names of the events of each task.
 type eventLog struct {
 	mu     sync.Mutex
-	byTask map[string][]heddle.Event
+	byTask map[string][]event.Event
 	seen   chan struct{} // a signal per event
 }
 
-func (l *eventLog) Observe(_ context.Context, e heddle.Event) {
+func (l *eventLog) Observe(_ context.Context, e event.Event) {
 	l.mu.Lock()
 	l.byTask[e.TaskID] = append(l.byTask[e.TaskID], e)
 	l.mu.Unlock()
@@ -44,15 +45,15 @@ func (l *eventLog) wait(t *testing.T, taskID string, n int) {
 	}
 }
 
-func (l *eventLog) events(taskID string) []heddle.Event {
+func (l *eventLog) events(taskID string) []event.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]heddle.Event(nil), l.byTask[taskID]...)
+	return append([]event.Event(nil), l.byTask[taskID]...)
 }
 
 func TestAnObserverSeesEachTaskOfAWorkerOnce(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		obs := &eventLog{byTask: map[string][]heddle.Event{}, seen: make(chan struct{}, 1)}
+		obs := &eventLog{byTask: map[string][]event.Event{}, seen: make(chan struct{}, 1)}
 		w, err := worker.New(connect(), "observed", func(_ context.Context, in workerEchoIn) (workerEchoOut, error) {
 			return workerEchoOut{Echo: in.Text}, nil
 		}, worker.Config{}, heddle.WithLogger(slog.New(slog.DiscardHandler)), heddle.WithObserver(obs))

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"time"
 )
@@ -101,7 +102,8 @@ func (w *Worker) abandon(r *run, f *handlerError) {
 		return
 	}
 	defer w.detach(r.slot)
-	defer w.log.CountAttrs(w.values, &w.stats.abandoned, slog.LevelError, "worker.abandoned", taskAttrs(&r.job.task,
+	defer w.log.CountEvent(w.values, &w.stats.abandoned, slog.LevelError, event.Event{Name: event.WorkerAbandoned,
+		TaskID: r.job.task.TaskID, WorkerType: w.workerType, Tier: string(r.job.task.ModelTier), Reason: f.reason}, taskAttrs(&r.job.task,
 		slog.String("reason", f.reason), slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))...)
 	defer w.tasks.Done()
 	w.finish(&r.job.task, r.start, nil, nil, f, nil)
@@ -111,6 +113,7 @@ func (w *Worker) abandon(r *run, f *handlerError) {
 // output is dropped and its goroutine ends (serve's exit refills the
 // pool).
 func (w *Worker) discard(r *run) {
-	w.log.CountAttrs(w.values, &w.stats.discarded, slog.LevelWarn, "worker.discarded", taskAttrs(&r.job.task,
+	w.log.CountEvent(w.values, &w.stats.discarded, slog.LevelWarn, event.Event{Name: event.WorkerDiscarded,
+		TaskID: r.job.task.TaskID, WorkerType: w.workerType, Tier: string(r.job.task.ModelTier)}, taskAttrs(&r.job.task,
 		slog.String("reason", "the handler returned after its task had been failed for it"))...)
 }

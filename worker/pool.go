@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -163,7 +164,7 @@ func (w *Worker) detach(s *slot) {
 	live, hung := w.live, w.hung
 	w.mu.Unlock()
 	if shrunk {
-		w.log.LogAttrs(w.values, slog.LevelError, "worker.pool_shrunk",
+		w.log.Emit(w.values, slog.LevelError, event.Event{Name: event.WorkerPoolShrunk, WorkerType: w.workerType},
 			slog.Int("handlers_given_up", hung), slog.Int("pool_size", live), slog.Int("concurrency", w.concurrency),
 			slog.String("reason", "more handlers ignore their context than the pool has goroutines"))
 	}
@@ -237,7 +238,11 @@ func (w *Worker) goexited(s *slot) {
 		}
 	}
 	defer w.exit(s, carry)
-	defer w.log.CountAttrs(w.values, &w.stats.goexits, slog.LevelError, "worker.goexit", attrs...)
+	ev := event.Event{Name: event.WorkerGoexit, WorkerType: w.workerType, Reason: reasonGoexit}
+	if r != nil {
+		ev.TaskID, ev.Tier = r.job.task.TaskID, string(r.job.task.ModelTier)
+	}
+	defer w.log.CountEvent(w.values, &w.stats.goexits, slog.LevelError, ev, attrs...)
 	if f != nil {
 		defer w.tasks.Done()
 		w.finish(&r.job.task, r.start, nil, nil, f, nil)

@@ -12,26 +12,27 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // Reasons of worker.failed events: why a task failed or a message was
 // dropped. They are the "reason" attribute of the log record.
 const (
-	reasonDecode         = "decode"               // not a valid TaskMessage
-	reasonWrongType      = "worker_type_mismatch" // a task for another worker type
-	reasonInputContract  = "input_contract"       // payload violates the input schema
-	reasonInputDecode    = "input_decode"         // payload does not decode into In
-	reasonOutputContract = "output_contract"      // output violates the output schema
-	reasonOutputEncode   = "output_encode"        // output is not a JSON object
-	reasonHandler        = "handler_error"        // retryable error, retries exhausted
-	reasonPermanent      = "permanent_error"      // Permanent error from the handler
-	reasonPanic          = "panic"                // the handler panicked
-	reasonTimeout        = "timeout"              // TaskTimeout expired
-	reasonShutdown       = "shutdown"             // drain timeout cancelled the task
-	reasonGoexit         = "goexit"               // the handler called runtime.Goexit
-	reasonPublish        = "publish"              // the result could not be published
-	reasonOutputTooLarge = "output_too_large"     // the result exceeds the bus's max payload
+	reasonDecode         = event.ReasonDecode         // not a valid TaskMessage
+	reasonWrongType      = event.ReasonWrongType      // a task for another worker type
+	reasonInputContract  = event.ReasonInputContract  // payload violates the input schema
+	reasonInputDecode    = event.ReasonInputDecode    // payload does not decode into In
+	reasonOutputContract = event.ReasonOutputContract // output violates the output schema
+	reasonOutputEncode   = event.ReasonOutputEncode   // output is not a JSON object
+	reasonHandler        = event.ReasonHandler        // retryable error, retries exhausted
+	reasonPermanent      = event.ReasonPermanent      // Permanent error from the handler
+	reasonPanic          = event.ReasonPanic          // the handler panicked
+	reasonTimeout        = event.ReasonTimeout        // TaskTimeout expired
+	reasonShutdown       = event.ReasonShutdown       // drain timeout cancelled the task
+	reasonGoexit         = event.ReasonGoexit         // the handler called runtime.Goexit
+	reasonPublish        = event.ReasonPublish        // the result could not be published
+	reasonOutputTooLarge = event.ReasonOutputTooLarge // the result exceeds the bus's max payload
 )
 
 // handlerError is how a failed attempt is reported: why, the error
@@ -112,9 +113,7 @@ type workerJob struct {
 func (w *Worker) announce(job *workerJob) {
 	job.announced = true
 	w.stats.received.Add(1)
-	if w.log.Enabled(w.values, slog.LevelInfo) {
-		w.logTask(slog.LevelInfo, "worker.received", &job.task)
-	}
+	w.emitTask(slog.LevelDebug, event.Event{Name: event.WorkerReceived}, &job.task)
 }
 
 // refuse fails a task without running it: the worker is stopping.
@@ -194,9 +193,11 @@ func (w *Worker) execute(r *run) (map[string]any, *report, *handlerError) {
 		task.RetryCount++
 		w.stats.retried.Add(1)
 		delay := w.retryDelay(retries)
-		w.logTask(slog.LevelInfo, "worker.retry", task,
-			slog.Int("retry_count", task.RetryCount), slog.Int("max_retries", task.MaxRetries),
-			slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
+		if w.log.Enabled(w.values, slog.LevelInfo, event.WorkerRetry) {
+			w.emitTask(slog.LevelInfo, event.Event{Name: event.WorkerRetry, Reason: f.reason, Err: f.err, Attempt: retries + 1}, task,
+				slog.Int("retry_count", task.RetryCount), slog.Int("max_retries", task.MaxRetries),
+				slog.Int("attempt", retries+1), slog.Duration("backoff", delay), slog.String("error", f.err.Error()))
+		}
 		if !w.wait(delay) {
 			return nil, rep, &handlerError{reason: reasonShutdown, permanent: true,
 				err: fmt.Errorf("%w: waiting to retry after: %w", ErrShutdown, f.err)}
@@ -356,13 +357,16 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		if f != nil {
 			attrs = append(attrs, slog.String("cause", f.reason))
 		}
-		w.log.CountAttrs(w.values, &w.stats.publishErrors, slog.LevelError, "worker.failed", attrs...)
+		w.log.CountEvent(w.values, &w.stats.publishErrors, slog.LevelError, event.Event{Name: event.WorkerFailed,
+			TaskID: task.TaskID, WorkerType: w.workerType, Tier: string(task.ModelTier), Subject: r.Subject(),
+			Status: string(r.Status), Reason: reasonPublish, Err: err, Duration: now.Sub(start)}, attrs...)
 		return
 	}
 	if f == nil {
 		w.stats.completed.Add(1)
-		if w.log.Enabled(w.values, slog.LevelInfo) {
-			w.logTask(slog.LevelInfo, "worker.completed", task,
+		if w.log.Enabled(w.values, slog.LevelInfo, event.WorkerCompleted) {
+			w.emitTask(slog.LevelInfo, event.Event{Name: event.WorkerCompleted, Status: string(heddle.StatusCompleted),
+				Attempt: task.RetryCount + 1, Duration: now.Sub(start)}, task,
 				slog.Int("processing_time_ms", r.ProcessingTimeMS), slog.Int("retry_count", task.RetryCount))
 		}
 		return
@@ -375,7 +379,8 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("stack", string(f.stack)))
 	}
-	w.logTask(level, "worker.failed", task, attrs...)
+	w.emitTask(level, event.Event{Name: event.WorkerFailed, Status: string(heddle.StatusFailed), Reason: f.reason,
+		Err: f.err, Attempt: task.RetryCount + 1, Duration: now.Sub(start)}, task, attrs...)
 }
 
 // publish publishes a result, bounded by publishTimeout: with pub, a
@@ -450,7 +455,8 @@ func (w *Worker) reject(data []byte, reason string, cause error) {
 			published = w.publish(r.Subject(), b, nil) == nil
 		}
 	}
-	w.log.CountAttrs(w.values, &w.stats.malformed, slog.LevelWarn, "worker.failed",
+	w.log.CountEvent(w.values, &w.stats.malformed, slog.LevelWarn, event.Event{Name: event.WorkerFailed,
+		TaskID: taskID, WorkerType: w.workerType, Reason: reason, Err: cause},
 		slog.String("task_id", taskID), slog.String("parent_task_id", parentID),
 		slog.String("reason", reason), slog.String("error", cause.Error()),
 		slog.Bool("result_published", published), slog.Int("bytes", len(data)))
@@ -464,11 +470,13 @@ func taskAttrs(task *heddle.TaskMessage, attrs ...slog.Attr) []slog.Attr {
 	return append(all, attrs...)
 }
 
-func (w *Worker) logTask(level slog.Level, event string, task *heddle.TaskMessage, attrs ...slog.Attr) {
-	if !w.log.Enabled(w.values, level) {
+// emitTask emits ev about task, its typed fields naming the task.
+func (w *Worker) emitTask(level slog.Level, ev event.Event, task *heddle.TaskMessage, attrs ...slog.Attr) {
+	if !w.log.Enabled(w.values, level, ev.Name) {
 		return
 	}
-	w.log.LogAttrs(w.values, level, event, taskAttrs(task, attrs...)...)
+	ev.TaskID, ev.WorkerType, ev.Tier = task.TaskID, w.workerType, string(task.ModelTier)
+	w.log.Emit(w.values, level, ev, taskAttrs(task, attrs...)...)
 }
 
 // inputDecoder returns how a typed worker reads its In: the decoded

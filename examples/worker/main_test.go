@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -92,8 +93,8 @@ func TestTheGreeterReportsEachTaskToItsLoggerAndObservers(t *testing.T) {
 
 		w, err := worker.New(b, "greeter", greet, worker.Config{},
 			heddle.WithLogger(logger),
-			heddle.WithObserver(heddle.ObserverFunc(func(ctx context.Context, e heddle.Event) {
-				if e.Name == "worker.completed" {
+			heddle.WithObserver(event.ObserverFunc(func(ctx context.Context, e event.Event) {
+				if e.Name == event.WorkerCompleted {
 					completed <- e.TaskID
 				}
 			})))

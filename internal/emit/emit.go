@@ -1,0 +1,406 @@
+// Package emit is the one place where actors and buses report events:
+// each call writes one slog record (when the logger's level admits it)
+// and hands one event.Event to every observer that wants it; it also runs
+// interceptors around operations and carries trace contexts through a
+// propagator. It imports nothing of Heddle but the event package, so the
+// buses use it too. Actors hold an *Emitter where they would hold a
+// *slog.Logger.
+package emit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/heddle-go/heddle/event"
+)
+
+// PanicLogInterval is the least time between two log records of observer
+// or interceptor panics from one actor: a broken observer is usually
+// broken for every event, and one record per interval (with the running
+// count) says so without flooding the log.
+const PanicLogInterval = 10 * time.Second
+
+// Config is what an Emitter is made of.
+type Config struct {
+	// Logger receives each event as a slog record; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Actor names the kind of actor or bus, set on every Event.
+	Actor string
+	// Observers receive each event they want, after the logger.
+	Observers []event.Observer
+	// Interceptors wrap each operation, the first outermost.
+	Interceptors []event.Interceptor
+	// Propagator carries trace contexts through _trace_context.
+	Propagator event.Propagator
+}
+
+// Emitter writes events to a logger and to observers. Make one with New;
+// it is safe for concurrent use.
+type Emitter struct {
+	log   *slog.Logger
+	actor string
+	obs   []event.Observer
+	icpt  []event.Interceptor
+	prop  event.Propagator
+	base  []slog.Attr // from With, for the observers (the logger has them)
+	sel   *selection  // shared by an Emitter and those With makes of it
+	fault *faults     // shared likewise
+}
+
+// selection caches, per event name, the observers that want it.
+type selection struct {
+	obs    []event.Observer
+	byName sync.Map // string -> []event.Observer
+}
+
+func (s *selection) of(name string) []event.Observer {
+	if len(s.obs) == 0 {
+		return nil
+	}
+	if v, ok := s.byName.Load(name); ok {
+		return v.([]event.Observer)
+	}
+	var want []event.Observer
+	for _, o := range s.obs {
+		if wants(o, name) {
+			want = append(want, o)
+		}
+	}
+	s.byName.Store(name, want)
+	return want
+}
+
+// wants asks o whether it wants name, counting a panic in Wants as no.
+func wants(o event.Observer, name string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return event.Wants(o, name)
+}
+
+// faults counts the observer and interceptor panics of one actor and
+// paces their logging.
+type faults struct {
+	n   atomic.Uint64
+	log rate.Sometimes
+}
+
+// New returns an Emitter for cfg.
+func New(cfg Config) *Emitter {
+	l := cfg.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return &Emitter{log: l, actor: cfg.Actor, obs: cfg.Observers, icpt: cfg.Interceptors, prop: cfg.Propagator,
+		sel:   &selection{obs: cfg.Observers},
+		fault: &faults{log: rate.Sometimes{First: 1, Interval: PanicLogInterval}}}
+}
+
+// Logger returns the Emitter's logger.
+func (e *Emitter) Logger() *slog.Logger { return e.log }
+
+// Observed reports whether the Emitter has any observer.
+func (e *Emitter) Observed() bool { return len(e.obs) > 0 }
+
+// With returns an Emitter whose events carry attrs as well.
+func (e *Emitter) With(args ...any) *Emitter {
+	c := *e
+	c.base = append(append([]slog.Attr(nil), e.base...), argsToAttrs(args)...)
+	c.log = e.log.With(args...)
+	return &c
+}
+
+// ForActor returns an Emitter whose events name actor.
+func (e *Emitter) ForActor(actor string) *Emitter {
+	c := *e
+	c.actor = actor
+	return &c
+}
+
+// ObserverPanics returns how many times an observer or interceptor of
+// this Emitter (or of one made from it, or it from) panicked. Each panic
+// was recovered: the event went on to the other observers, the operation
+// ran, and the actor went on.
+func (e *Emitter) ObserverPanics() uint64 { return e.fault.n.Load() }
+
+// Enabled reports whether an event named name at level would reach
+// anyone: the logger at that level, or an observer that wants it.
+// Callers use it to skip building attributes nobody reads.
+func (e *Emitter) Enabled(ctx context.Context, level slog.Level, name string) bool {
+	return e.log.Enabled(ctx, level) || len(e.sel.of(name)) > 0
+}
+
+// Debug emits an event at LevelDebug; args are slog's key-value pairs.
+func (e *Emitter) Debug(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelDebug, name, args...)
+}
+
+// Info emits an event at LevelInfo.
+func (e *Emitter) Info(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelInfo, name, args...)
+}
+
+// Warn emits an event at LevelWarn.
+func (e *Emitter) Warn(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelWarn, name, args...)
+}
+
+// Error emits an event at LevelError.
+func (e *Emitter) Error(name string, args ...any) {
+	e.Log(context.Background(), slog.LevelError, name, args...)
+}
+
+// Log emits an event with no typed fields whose attributes are slog's
+// key-value pairs.
+func (e *Emitter) Log(ctx context.Context, level slog.Level, name string, args ...any) {
+	if !e.Enabled(ctx, level, name) {
+		return
+	}
+	e.LogAttrs(ctx, level, name, argsToAttrs(args)...)
+}
+
+// LogAttrs emits an event with no typed fields.
+func (e *Emitter) LogAttrs(ctx context.Context, level slog.Level, name string, attrs ...slog.Attr) {
+	e.Emit(ctx, level, event.Event{Name: name}, attrs...)
+}
+
+// Emit emits ev at level: the log record's message is ev.Name and its
+// attributes attrs; observers that want ev.Name get ev with its Level,
+// Actor (the Emitter's, unless set) and Attrs (the With attributes, then
+// attrs) filled in.
+func (e *Emitter) Emit(ctx context.Context, level slog.Level, ev event.Event, attrs ...slog.Attr) {
+	if e.log.Enabled(ctx, level) {
+		e.log.LogAttrs(ctx, level, ev.Name, attrs...)
+	}
+	obs := e.sel.of(ev.Name)
+	if len(obs) == 0 {
+		return
+	}
+	if len(e.base) > 0 {
+		attrs = append(append(make([]slog.Attr, 0, len(e.base)+len(attrs)), e.base...), attrs...)
+	}
+	ev.Level, ev.Attrs = level, attrs
+	if ev.Actor == "" {
+		ev.Actor = e.actor
+	}
+	for _, o := range obs {
+		e.observe(ctx, o, ev)
+	}
+}
+
+// observe hands ev to o, recovering a panic so that a broken observer can
+// neither crash the process nor cut short the actor's work. A
+// runtime.Goexit in an observer is not stopped here: it ends the calling
+// goroutine as it would anywhere, and the actors guard their goroutines
+// against it where a task's outcome is at stake.
+func (e *Emitter) observe(ctx context.Context, o event.Observer, ev event.Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			e.fault.report(ctx, e.log, ev.Name, v)
+		}
+	}()
+	o.Observe(ctx, ev)
+}
+
+// report counts one panic and logs it, at most once per PanicLogInterval.
+func (f *faults) report(ctx context.Context, log *slog.Logger, what string, v any) {
+	n := f.n.Add(1)
+	f.log.Do(func() {
+		log.LogAttrs(ctx, slog.LevelError, event.ObserverPanicked,
+			slog.String("event", what),
+			slog.Uint64("observer_panics", n),
+			slog.String("error", fmt.Sprint(v)),
+			slog.String("stack", string(debug.Stack())))
+	})
+}
+
+// Count reports an outcome that is counted, such as something dropped,
+// refused or given up on: it adds one to count and emits one event, in
+// one call, so that every drop has exactly one event and one count. args
+// are slog's key-value pairs.
+func (e *Emitter) Count(ctx context.Context, count *atomic.Uint64, level slog.Level, name string, args ...any) {
+	count.Add(1)
+	e.Log(ctx, level, name, args...)
+}
+
+// CountAttrs is Count with attributes.
+func (e *Emitter) CountAttrs(ctx context.Context, count *atomic.Uint64, level slog.Level, name string, attrs ...slog.Attr) {
+	count.Add(1)
+	e.LogAttrs(ctx, level, name, attrs...)
+}
+
+// CountEvent is Count with a typed event: it adds ev.N() to count.
+func (e *Emitter) CountEvent(ctx context.Context, count *atomic.Uint64, level slog.Level, ev event.Event, attrs ...slog.Attr) {
+	count.Add(ev.N())
+	e.Emit(ctx, level, ev, attrs...)
+}
+
+// Intercepted reports whether the Emitter has interceptors; when it has
+// none, Intercept calls next directly.
+func (e *Emitter) Intercepted() bool { return len(e.icpt) > 0 }
+
+// errNextTwice is what a second call of an interceptor's next returns.
+var errNextTwice = errors.New("heddle: an interceptor called next twice; the operation ran once")
+
+// Intercept runs next inside the interceptors, the first outermost, and
+// returns what the chain returns. next runs exactly once whatever the
+// interceptors do: an interceptor that panics before calling it, or
+// returns without calling it, is passed over (counted and logged as an
+// observer panic) and next runs with the context it was offered; a
+// second call gets an error and runs nothing.
+func (e *Emitter) Intercept(ctx context.Context, op *event.Op, next event.Next) error {
+	if len(e.icpt) == 0 {
+		return next(ctx)
+	}
+	if op.Actor == "" {
+		op.Actor = e.actor
+	}
+	return e.intercept(ctx, 0, op, next)
+}
+
+func (e *Emitter) intercept(ctx context.Context, i int, op *event.Op, next event.Next) (err error) {
+	if i == len(e.icpt) {
+		return next(ctx)
+	}
+	var called bool
+	var innerErr error
+	inner := func(c context.Context) error {
+		if called {
+			return errNextTwice
+		}
+		called = true
+		if c == nil {
+			c = ctx
+		}
+		innerErr = e.intercept(c, i+1, op, next)
+		return innerErr
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			e.fault.report(ctx, e.log, "interceptor."+op.Kind.String(), v)
+			if !called {
+				err = inner(ctx)
+			} else {
+				err = innerErr
+			}
+		}
+	}()
+	err = e.icpt[i].Intercept(ctx, op, inner)
+	if !called {
+		e.fault.report(ctx, e.log, "interceptor."+op.Kind.String(), "returned without calling next")
+		err = inner(ctx)
+	}
+	return err
+}
+
+// TraceKey is the task extension holding the W3C trace context.
+const TraceKey = "_trace_context"
+
+// Propagated reports whether the Emitter has a propagator.
+func (e *Emitter) Propagated() bool { return e.prop != nil }
+
+// Extract returns ctx carrying the trace context of ext's _trace_context,
+// through the propagator; ctx itself when there is no propagator or no
+// readable trace context.
+func (e *Emitter) Extract(ctx context.Context, ext map[string]json.RawMessage) context.Context {
+	if e.prop == nil {
+		return ctx
+	}
+	raw, ok := ext[TraceKey]
+	if !ok {
+		return ctx
+	}
+	carrier := carrierOf(raw)
+	if len(carrier) == 0 {
+		return ctx
+	}
+	return e.prop.Extract(ctx, carrier)
+}
+
+// Inject returns ext with ctx's trace context written into its
+// _trace_context, through the propagator, keeping the members of an
+// existing _trace_context the propagator does not write. ext itself is not
+// changed; without a propagator, or when ctx has no trace context, ext is
+// returned as it is.
+func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) map[string]json.RawMessage {
+	if e.prop == nil {
+		return ext
+	}
+	carrier := map[string]string{}
+	e.prop.Inject(ctx, carrier)
+	if len(carrier) == 0 {
+		return ext
+	}
+	merged := map[string]any{}
+	if raw, ok := ext[TraceKey]; ok {
+		var old map[string]any
+		if json.Unmarshal(raw, &old) == nil {
+			merged = old
+		}
+	}
+	for k, v := range carrier {
+		merged[k] = v
+	}
+	data, err := json.Marshal(merged)
+	if err != nil {
+		return ext
+	}
+	out := make(map[string]json.RawMessage, len(ext)+1)
+	for k, v := range ext {
+		out[k] = v
+	}
+	out[TraceKey] = data
+	return out
+}
+
+// carrierOf reads a _trace_context object's string members.
+func carrierOf(raw json.RawMessage) map[string]string {
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil
+	}
+	carrier := make(map[string]string, len(obj))
+	for k, v := range obj {
+		if s, ok := v.(string); ok {
+			carrier[k] = s
+		}
+	}
+	return carrier
+}
+
+// argsToAttrs turns slog's alternating key-value arguments into attrs, as
+// slog.Logger.Log reads them.
+func argsToAttrs(args []any) []slog.Attr {
+	attrs := make([]slog.Attr, 0, len(args)/2+1)
+	for len(args) > 0 {
+		switch k := args[0].(type) {
+		case slog.Attr:
+			attrs = append(attrs, k)
+			args = args[1:]
+		case string:
+			if len(args) == 1 {
+				attrs = append(attrs, slog.String("!BADKEY", k))
+				args = nil
+				continue
+			}
+			attrs = append(attrs, slog.Any(k, args[1]))
+			args = args[2:]
+		default:
+			attrs = append(attrs, slog.Any("!BADKEY", k))
+			args = args[1:]
+		}
+	}
+	return attrs
+}
