@@ -16,7 +16,6 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
-	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/internal/wire"
 )
@@ -108,6 +107,14 @@ type Config struct {
 	// consumer, counted in Stats.Dropped.
 	PendingMsgs  int
 	PendingBytes int
+	// HeartbeatInterval is how often the worker publishes its
+	// heddle.Heartbeat on heddle.HeartbeatSubject(workerType): once when it
+	// starts serving, then every interval, and a last one marked stopping
+	// when it drains. Zero means heddle.DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// NoHeartbeat turns the heartbeats off: a registry then never hears
+	// of the worker, as of a Python one.
+	NoHeartbeat bool
 }
 
 // Stats counts what a Worker did. Every counter only increases.
@@ -221,6 +228,7 @@ type Worker struct {
 	contract     *contracts.Contract
 	log          *observe.Emitter
 	handle       handleFunc
+	heartbeat    heartbeatState
 
 	started atomic.Bool
 	ready   chan struct{}
@@ -352,6 +360,7 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 		{"DrainTimeout", int64(cfg.DrainTimeout)},
 		{"PendingMsgs", int64(cfg.PendingMsgs)},
 		{"PendingBytes", int64(cfg.PendingBytes)},
+		{"HeartbeatInterval", int64(cfg.HeartbeatInterval)},
 	} {
 		if f.value < 0 {
 			return nil, fmt.Errorf("%w: worker %q: Config.%s is negative; use zero for the default", heddle.ErrConfig, workerType, f.name)
@@ -368,7 +377,7 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 	if err := bus.ValidateQueue(queue); err != nil {
 		return nil, fmt.Errorf("%w: worker %q: Config.QueueGroup: %w", heddle.ErrConfig, workerType, err)
 	}
-	o := observe.Actor("worker", opts...)
+	o := observe.New(opts...)
 	w := &Worker{
 		bus:          b,
 		workerType:   workerType,
@@ -385,6 +394,7 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 		contract:     cfg.Contract,
 		log:          o.With(slog.String("worker_type", workerType)),
 		handle:       handle,
+		heartbeat:    heartbeatState{interval: cmpOr(cfg.HeartbeatInterval, heddle.DefaultHeartbeatInterval), off: cfg.NoHeartbeat},
 		ready:        make(chan struct{}),
 	}
 	w.maxBackoff = max(w.maxBackoff, w.backoff)
@@ -480,7 +490,7 @@ func (w *Worker) reportDropped() {
 		return
 	}
 	w.droppedReported.Store(total)
-	w.log.Emit(w.values, slog.LevelWarn, event.Event{Name: event.WorkerSlowConsumer, WorkerType: w.workerType, Count: total - prev},
+	w.log.LogAttrs(w.values, slog.LevelWarn, "worker.slow_consumer",
 		slog.Uint64("dropped", total-prev), slog.Uint64("dropped_total", total),
 		slog.Int("pending_msgs_limit", cmpOr(w.pendingMsgs, bus.DefaultPendingMsgs)),
 		slog.Int("pending_bytes_limit", cmpOr(w.pendingBytes, bus.DefaultPendingBytes)),
@@ -540,10 +550,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		subs = append(subs, sub)
 		seen := slices.Clone(subs) // Stats reads it while Run appends
 		w.subs.Store(&seen)
-		w.log.Emit(w.values, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, WorkerType: w.workerType, Subject: subject},
+		w.log.LogAttrs(w.values, slog.LevelInfo, "actor.subscribed",
 			slog.String("subject", subject), slog.String("queue", sub.Queue()))
 	}
 	close(w.ready)
+	w.startHeartbeat()
 	select {
 	case <-ctx.Done():
 		return w.drain(subs, false)
@@ -577,6 +588,7 @@ func (w *Worker) forceStop() {
 // for the tasks already settled, stopping the goroutines) does not wait
 // on a handler.
 func (w *Worker) drain(subs []bus.Subscription, now bool) error {
+	w.stopHeartbeat(now)
 	var stopForce func() bool
 	if now {
 		w.forceStop()
