@@ -16,6 +16,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/internal/wire"
 )
@@ -377,7 +378,7 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 	if err := bus.ValidateQueue(queue); err != nil {
 		return nil, fmt.Errorf("%w: worker %q: Config.QueueGroup: %w", heddle.ErrConfig, workerType, err)
 	}
-	o := observe.New(opts...)
+	o := observe.Actor("worker", opts...)
 	w := &Worker{
 		bus:          b,
 		workerType:   workerType,
@@ -490,7 +491,7 @@ func (w *Worker) reportDropped() {
 		return
 	}
 	w.droppedReported.Store(total)
-	w.log.LogAttrs(w.values, slog.LevelWarn, "worker.slow_consumer",
+	w.log.Emit(w.values, slog.LevelWarn, event.Event{Name: event.WorkerSlowConsumer, WorkerType: w.workerType, Count: total - prev},
 		slog.Uint64("dropped", total-prev), slog.Uint64("dropped_total", total),
 		slog.Int("pending_msgs_limit", cmpOr(w.pendingMsgs, bus.DefaultPendingMsgs)),
 		slog.Int("pending_bytes_limit", cmpOr(w.pendingBytes, bus.DefaultPendingBytes)),
@@ -550,7 +551,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		subs = append(subs, sub)
 		seen := slices.Clone(subs) // Stats reads it while Run appends
 		w.subs.Store(&seen)
-		w.log.LogAttrs(w.values, slog.LevelInfo, "actor.subscribed",
+		w.log.Emit(w.values, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, WorkerType: w.workerType, Subject: subject},
 			slog.String("subject", subject), slog.String("queue", sub.Queue()))
 	}
 	close(w.ready)
