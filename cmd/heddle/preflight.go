@@ -34,6 +34,7 @@ func connectError(rawURL string, err error) error {
 		cause = u // natsbus wraps the nats.go cause in a message of its own
 	}
 	port := urlPort(rawURL)
+	//lint:ignore ST1005 the connectivity runbook's message, which operators search for, starts so
 	return &exitError{code: exitConnect, err: fmt.Errorf(
 		"Cannot connect to NATS at %s. Is NATS running? Try: nats-server -p %s, or docker run -p %s:4222 nats:latest (error: %w)",
 		redact(rawURL), port, port, cause)}

@@ -84,6 +84,7 @@ given or a bad --kind.`,
 			invalid := 0
 			for _, path := range files {
 				k, findings := validateFile(path, kind)
+				slices.SortStableFunc(findings, func(x, y finding) int { return x.line - y.line })
 				bad := slices.ContainsFunc(findings, func(f finding) bool { return !f.warning })
 				mark := "✓"
 				if bad {
