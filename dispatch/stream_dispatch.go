@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // prepare applies the task options to task, checks it, and its payload
@@ -74,8 +77,56 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 	return request(ctx, b, task, &o)
 }
 
-// request is Request with its options applied.
+// request is Request with its options applied. With interceptors (from
+// With), the dispatch runs inside them as one event.OpDispatch; with a
+// propagator, the task carries the trace context of the context they
+// pass on.
 func request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
+	if len(o.actor) > 0 {
+		if e := o.emitter().e; e.Intercepted() || e.Propagated() {
+			return interceptedRequest(ctx, b, task, o, e)
+		}
+	}
+	return plainRequest(ctx, b, task, o)
+}
+
+// interceptedRequest is request inside e's interceptors.
+func interceptedRequest(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options, e *observe.Emitter) (res *heddle.TaskResult, err error) {
+	o.applyTask(&task)
+	subject := heddle.SubjectTasksIncoming
+	if o.direct {
+		subject = heddle.WorkerSubject(task.WorkerType, task.ModelTier)
+	}
+	op := &event.Op{Kind: event.OpDispatch, TaskID: task.TaskID, ParentTaskID: task.ParentTaskID, WorkerType: task.WorkerType,
+		Tier: string(task.ModelTier), Subject: subject, RetryCount: task.RetryCount}
+	ran := false
+	ierr := e.Intercept(ctx, op, func(ctx context.Context) error {
+		ran = true
+		t := task
+		t.Extra = e.Inject(ctx, task.Extra)
+		res, err = plainRequest(ctx, b, t, o)
+		switch {
+		case err != nil:
+			op.Status, op.Err = string(heddle.StatusFailed), err
+			var dl *DeadLetterError
+			if errors.As(err, &dl) {
+				op.Reason = event.DeadLetterKind(dl.Reason)
+			}
+		case res.Status == heddle.StatusFailed:
+			op.Status, op.Err = string(res.Status), errors.New(res.Error)
+		default:
+			op.Status = string(res.Status)
+		}
+		return err
+	})
+	if !ran {
+		return nil, ierr
+	}
+	return res, err
+}
+
+// plainRequest is request without interceptors.
+func plainRequest(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	data, err := o.prepare(&task)
 	if err != nil {
 		return nil, err

@@ -566,8 +566,27 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 }
 
 // route handles one message on SubjectTasksIncoming; see Router. It runs
-// on the task subscription's one goroutine.
+// on the task subscription's one goroutine. With interceptors, the
+// decision (and the forward or dead letter) runs inside them as one
+// event.OpRoute; with a propagator, in the trace context of the task's
+// _trace_context, which the forwarded task then carries.
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
+	if !r.log.Intercepted() && !r.log.Propagated() {
+		r.decide(ctx, msg, nil)
+		return
+	}
+	m, _ := heddle.DecodeTaskMessage(msg.Data) // for its ids; decide judges it
+	ctx = r.log.Extract(ctx, m.Extra)
+	op := &event.Op{Kind: event.OpRoute, TaskID: m.TaskID, ParentTaskID: m.ParentTaskID, WorkerType: m.WorkerType,
+		Tier: string(m.ModelTier), Subject: heddle.SubjectTasksIncoming, RetryCount: m.RetryCount}
+	_ = r.log.Intercept(ctx, op, func(ctx context.Context) error {
+		r.decide(ctx, msg, op)
+		return op.Err
+	})
+}
+
+// decide routes msg, recording the outcome in op when it is not nil.
+func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op) {
 	data := msg.Data
 	set := r.rules.Load()
 	// The envelope alone is decoded: the payload and metadata are checked
@@ -580,7 +599,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if err != nil {
 		var ve *heddle.ValidationError
 		if !errors.As(err, &ve) || !unknownTierOnly(ve) {
-			r.deadLetter(ctx, msg, heddle.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, heddle.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		tierOK = false
@@ -590,13 +609,13 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	tier := m.ModelTier
 	if o, ok := set.overrides[m.WorkerType]; ok {
 		if o.tier == "" {
-			r.deadLetter(ctx, msg, heddle.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
+			r.deadLetterOp(ctx, op, msg, heddle.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
 				m.WorkerType, o.name, tierNames))
 			return
 		}
 		tier = o.tier
 	} else if !tierOK {
-		r.deadLetter(ctx, msg, heddle.ReasonUnknownTier, err.Error())
+		r.deadLetterOp(ctx, op, msg, heddle.ReasonUnknownTier, err.Error())
 		return
 	}
 
@@ -608,13 +627,13 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	held := false
 	if wait := set.waits[tier]; wait == 0 {
 		if !r.limiter.Allow(string(tier)) {
-			r.deadLetter(ctx, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 	} else {
 		var ok bool
 		if res, ok = r.limiter.Reserve(string(tier), wait); !ok {
-			r.deadLetter(ctx, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 		held = res.Due().After(time.Now())
@@ -626,20 +645,27 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	// fresh UUID cannot occur in the bytes by chance. (The stack buffer
 	// spares an allocation for ids of up to 64 bytes.)
 	var idBuf [64]byte
-	if o.overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
+	if o.overridden || r.log.Propagated() || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
 		// Re-encoding needs the whole task. Its verdict is the envelope's
 		// (at most the model_tier problem, which the tier resolved above
 		// replaces); a task_id it assigns replaces the envelope's.
 		m, _ = heddle.DecodeTaskMessage(data)
 		m.ModelTier = tier
+		m.Extra = r.log.Inject(ctx, m.Extra) // the trace context the route runs in
 		if o.out, err = m.Encode(); err != nil {
 			res.Cancel()
-			r.deadLetter(ctx, msg, heddle.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, heddle.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		o.taskID, o.reencoded = m.TaskID, true
 	}
 	o.subject = heddle.WorkerSubject(m.WorkerType, tier)
+	if op != nil {
+		op.Tier, op.Subject, op.Status = string(tier), o.subject, "routed"
+		if held {
+			op.Status = "held"
+		}
+	}
 	if held {
 		r.hold(ctx, o, res, time.Now())
 		return
@@ -760,6 +786,15 @@ func invalidUTF8At(b []byte) int {
 func unknownTierOnly(ve *heddle.ValidationError) bool {
 	return len(ve.Fields) == 1 && ve.Fields[0].Field == "model_tier" &&
 		strings.Contains(ve.Fields[0].Problem, " is not one of ")
+}
+
+// deadLetterOp dead-letters msg and records the outcome in op, when it
+// is not nil.
+func (r *Router) deadLetterOp(ctx context.Context, op *event.Op, msg *bus.Msg, kind, detail string) {
+	if op != nil {
+		op.Status, op.Reason, op.Err = "dead_lettered", kind, errors.New(kind+": "+detail)
+	}
+	r.deadLetter(ctx, msg, kind, detail)
 }
 
 // deadLetter publishes the original message, untouched, in a DeadLetter

@@ -106,7 +106,7 @@ func (w *Worker) abandon(r *run, f *handlerError) {
 		TaskID: r.job.task.TaskID, WorkerType: w.workerType, Tier: string(r.job.task.ModelTier), Reason: f.reason}, taskAttrs(&r.job.task,
 		slog.String("reason", f.reason), slog.String("error", "the handler ignored its context; its goroutine is left to finish alone"))...)
 	defer w.tasks.Done()
-	w.finish(&r.job.task, r.start, nil, nil, f, nil)
+	w.finish(r.job, r.start, nil, nil, f, nil)
 }
 
 // discard accounts for a handler given up on that returned at last: its

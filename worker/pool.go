@@ -245,6 +245,6 @@ func (w *Worker) goexited(s *slot) {
 	defer w.log.CountEvent(w.values, &w.stats.goexits, slog.LevelError, ev, attrs...)
 	if f != nil {
 		defer w.tasks.Done()
-		w.finish(&r.job.task, r.start, nil, nil, f, nil)
+		w.finish(r.job, r.start, nil, nil, f, nil)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
@@ -102,6 +103,9 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 type workerJob struct {
 	task    heddle.TaskMessage
 	payload []byte
+	// trace holds the context whose trace context the result carries
+	// (with a propagator): the last attempt's, as its interceptors made it.
+	trace atomic.Pointer[traceContext]
 	// announced: worker.received was emitted (and counted) for it.
 	announced bool
 }
@@ -120,7 +124,7 @@ func (w *Worker) announce(job *workerJob) {
 func (w *Worker) refuse(job *workerJob) {
 	start := time.Now()
 	w.announce(job)
-	w.finish(&job.task, start, nil, nil, w.abandoned(), nil)
+	w.finish(job, start, nil, nil, w.abandoned(), nil)
 }
 
 func (w *Worker) abandoned() *handlerError {
@@ -155,7 +159,7 @@ func (w *Worker) process(job *workerJob, s *slot) bool {
 		return false
 	}
 	defer w.tasks.Done()
-	w.finish(&job.task, r.start, out, rep, failure, &s.pub)
+	w.finish(job, r.start, out, rep, failure, &s.pub)
 	s.cur.Store(nil)
 	return true
 }
@@ -164,12 +168,17 @@ func (w *Worker) process(job *workerJob, s *slot) bool {
 // output. It returns the output object or why the task failed.
 func (w *Worker) execute(r *run) (map[string]any, *report, *handlerError) {
 	task, payload := &r.job.task, r.job.payload
+	base := w.handlerCtx
+	if w.log.Propagated() {
+		base = w.log.Extract(base, task.Extra)
+		r.job.trace.Store(&traceContext{base})
+	}
 	if err := w.contract.ValidateInput(task.Payload); err != nil {
 		return nil, nil, &handlerError{reason: reasonInputContract, err: err, permanent: true}
 	}
 	first := task.RetryCount
 	for {
-		out, rep, f := w.attempt(r, task, payload)
+		out, rep, f := w.attempt(r, base, task, payload, task.RetryCount-first+1)
 		if r.state.Load() != runRunning {
 			return nil, rep, f // finished for it: nothing more to try
 		}
@@ -233,13 +242,13 @@ func (w *Worker) wait(d time.Duration) bool {
 // what an earlier attempt's context returns); it ends when the attempt
 // returns, when TaskTimeout passes and when the worker cancels its
 // handlers.
-func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out map[string]any, rep *report, f *handlerError) {
+func (w *Worker) attempt(r *run, base context.Context, task *heddle.TaskMessage, payload []byte, n int) (out map[string]any, rep *report, f *handlerError) {
 	// The standard context, timer included. A lazy one that made its timer
 	// only when waited on (internal/lazyctx, removed) saved 3-5 % per task
 	// on BenchmarkTaskPath: under the 15 % that hand-written code must
 	// save (BENCHMARKS.md, "The handler's context").
 	av := &attemptValue{task: *task}
-	ctx, cancel := context.WithDeadline(context.WithValue(w.handlerCtx, taskKey{}, av), time.Now().Add(w.taskTimeout))
+	ctx, cancel := context.WithDeadline(context.WithValue(base, taskKey{}, av), time.Now().Add(w.taskTimeout))
 	defer cancel()
 	rep = &av.report
 	// The watch gives up on the handler once it is overdue.
@@ -256,12 +265,45 @@ func (w *Worker) attempt(r *run, task *heddle.TaskMessage, payload []byte) (out 
 		// serve's guard settles the task (see goexited).
 	}()
 	r.inHandler = true
-	out, err := w.handle(ctx, task, payload)
+	var err error
+	if w.log.Intercepted() {
+		out, err = w.intercepted(ctx, r, task, payload, n)
+	} else {
+		out, err = w.handle(ctx, task, payload)
+	}
 	r.inHandler = false
 	if err != nil {
 		return nil, rep, w.classify(ctx, err)
 	}
 	return out, rep, nil
+}
+
+// traceContext is a context kept for its trace context.
+type traceContext struct{ ctx context.Context }
+
+// intercepted runs the handler inside the interceptors, as attempt n of
+// the task: the context they pass on is the handler's, and the one whose
+// trace context the result carries.
+func (w *Worker) intercepted(ctx context.Context, r *run, task *heddle.TaskMessage, payload []byte, n int) (out map[string]any, err error) {
+	op := &event.Op{Kind: event.OpHandle, TaskID: task.TaskID, ParentTaskID: task.ParentTaskID, WorkerType: w.workerType,
+		Tier: string(task.ModelTier), Attempt: n, RetryCount: task.RetryCount}
+	err = w.log.Intercept(ctx, op, func(ictx context.Context) error {
+		if w.log.Propagated() {
+			r.job.trace.Store(&traceContext{ictx})
+		}
+		o, herr := w.handle(ictx, task, payload)
+		out = o
+		if herr != nil {
+			op.Status, op.Reason, op.Err = string(heddle.StatusFailed), w.classify(ictx, herr).reason, herr
+		} else {
+			op.Status = string(heddle.StatusCompleted)
+		}
+		return herr
+	})
+	if err != nil {
+		out = nil
+	}
+	return out, err
 }
 
 // classify decides how a handler error is reported and whether it is
@@ -295,7 +337,8 @@ func (w *Worker) classify(ctx context.Context, err error) *handlerError {
 
 // finish publishes the task's result and records the outcome: one event
 // and one counter per task.
-func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[string]any, rep *report, f *handlerError, pub *publishContext) {
+func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep *report, f *handlerError, pub *publishContext) {
+	task := &job.task
 	now := time.Now()
 	// As task.Result makes it; token_usage is {} on the wire whether the
 	// map is empty or nil.
@@ -321,6 +364,11 @@ func (w *Worker) finish(task *heddle.TaskMessage, start time.Time, out map[strin
 	}
 	// The task's extensions (_trace_context, ...) go onto its result.
 	r.Extra = task.Extensions()
+	if w.log.Propagated() {
+		if t := job.trace.Load(); t != nil {
+			r.Extra = w.log.Inject(t.ctx, r.Extra)
+		}
+	}
 	if task.RetryCount > 0 {
 		// Not a TaskResult field: carried as an extra one, which Go decoders
 		// keep and pydantic ignores.

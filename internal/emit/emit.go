@@ -260,6 +260,11 @@ var errNextTwice = errors.New("heddle: an interceptor called next twice; the ope
 // returns without calling it, is passed over (counted and logged as an
 // observer panic) and next runs with the context it was offered; a
 // second call gets an error and runs nothing.
+//
+// A panic in the operation itself is not an interceptor's: it goes up
+// through the interceptors (whose deferred calls run, seeing the
+// operation's error errOperationPanicked) and is raised again to the
+// caller of Intercept, as if there were no interceptors.
 func (e *Emitter) Intercept(ctx context.Context, op *event.Op, next event.Next) error {
 	if len(e.icpt) == 0 {
 		return next(ctx)
@@ -267,8 +272,26 @@ func (e *Emitter) Intercept(ctx context.Context, op *event.Op, next event.Next) 
 	if op.Actor == "" {
 		op.Actor = e.actor
 	}
-	return e.intercept(ctx, 0, op, next)
+	var raised any
+	guarded := func(ctx context.Context) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				raised = v
+				err = errOperationPanicked
+			}
+		}()
+		return next(ctx)
+	}
+	err := e.intercept(ctx, 0, op, guarded)
+	if raised != nil {
+		panic(raised)
+	}
+	return err
 }
+
+// errOperationPanicked is what interceptors see returned by next when the
+// operation panicked; the panic is raised again once they returned.
+var errOperationPanicked = errors.New("heddle: the operation panicked")
 
 func (e *Emitter) intercept(ctx context.Context, i int, op *event.Op, next event.Next) (err error) {
 	if i == len(e.icpt) {

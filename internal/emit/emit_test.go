@@ -227,3 +227,25 @@ func TestThePropagatorReadsAndWritesTraceContext(t *testing.T) {
 		t.Error("a _trace_context that is not an object was extracted")
 	}
 }
+
+func TestAPanicInTheOperationReachesTheCallerThroughTheInterceptors(t *testing.T) {
+	var sawErr error
+	e := emit.New(emit.Config{Logger: slog.New(slog.DiscardHandler), Interceptors: []event.Interceptor{
+		event.InterceptorFunc(func(ctx context.Context, _ *event.Op, next event.Next) error {
+			sawErr = next(ctx)
+			return sawErr
+		})}})
+	defer func() {
+		if v := recover(); v != "handler bug" {
+			t.Errorf("recovered %v, want the operation's own panic", v)
+		}
+		if sawErr == nil {
+			t.Error("the interceptor saw no error from the panicking operation")
+		}
+		if e.ObserverPanics() != 0 {
+			t.Errorf("ObserverPanics() = %d: the operation's panic was blamed on the interceptor", e.ObserverPanics())
+		}
+	}()
+	_ = e.Intercept(context.Background(), &event.Op{Kind: event.OpHandle}, func(context.Context) error { panic("handler bug") })
+	t.Error("Intercept returned although the operation panicked")
+}
