@@ -17,12 +17,16 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // The scheduler's events: the slog message of each record, and the Name
-// of the event its observers get. Every one carries the attributes
-// scheduler (Config.Name) and schedule (Schedule.Name).
+// of the event.Event its observers get (Actor "scheduler"). Every one
+// carries the attributes scheduler (Config.Name) and schedule
+// (Schedule.Name). The events about one message set the Event's TaskID
+// to its id (for a goal, the goal_id, which is also the task_id of its
+// final result) and Subject, and for a task WorkerType and Tier.
 const (
 	// EventScheduleInitialized is logged for each schedule when Run
 	// starts, with next_fire (the first fire time) and
@@ -32,9 +36,10 @@ const (
 	// schedule_count.
 	EventRunning = "scheduler.running"
 	// EventFired is logged for each fire whose message the bus accepted,
-	// with dispatch_type, subject, task_id (and worker_type) or goal_id,
-	// scheduled_at (the fire time it stands for) and late (how long after
-	// it the message was published). Counted in Fired.
+	// with dispatch_type, subject, task_id (and worker_type, model_tier)
+	// or goal_id, scheduled_at (the fire time it stands for) and late (how
+	// long after it the message was made; the Event's Duration). Counted
+	// in Fired.
 	EventFired = "scheduler.fired"
 	// EventMissed is logged at Warn when fire times passed without a fire
 	// of their own (the process was paused, the machine slept, the wall
@@ -42,12 +47,12 @@ const (
 	// interval): one event for all of them, with missed (how many),
 	// first_missed and scheduled_at (the latest fire time, which the one
 	// fire that follows at once stands for). The missed fires are not
-	// made up for. Missed grows by missed: the sum of the events'
-	// missed attributes.
+	// made up for. The Event's Count is missed, and Missed grows by it:
+	// Missed is the sum of the events' counts.
 	EventMissed = "scheduler.missed"
 	// EventLate is logged at Warn when a fire comes more than
 	// Config.LateTolerance after its fire time, with scheduled_at and
-	// late. Counted in Late.
+	// late (the Event's Duration). Counted in Late.
 	EventLate = "scheduler.late"
 	// EventPublishFailed is logged at Error when a fire's message could
 	// not be published, with subject and error; the schedule goes on,
@@ -146,7 +151,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Scheduler, error) {
 	s := &Scheduler{
 		b:     b,
 		name:  cfg.Name,
-		log:   observe.New(opts...).With("scheduler", cfg.Name),
+		log:   observe.Actor("scheduler", opts...).With("scheduler", cfg.Name),
 		late:  cmp.Or(cfg.LateTolerance, DefaultLateTolerance),
 		drain: cmp.Or(cfg.DrainTimeout, heddle.DefaultDrainTimeout),
 		inbox: "_INBOX.heddle.scheduler." + strings.ReplaceAll(uuid.NewString(), "-", ""),
@@ -397,30 +402,49 @@ func (s *Scheduler) loop(pubCtx context.Context, stop <-chan struct{}, p *plan, 
 func (s *Scheduler) fire(ctx context.Context, p *plan, first, latest, now time.Time, due uint64) {
 	if due > 1 {
 		missed := due - 1
-		p.missed.Add(missed)
-		s.log.Warn(EventMissed, "schedule", p.name, "missed", missed, "first_missed", first, "scheduled_at", latest)
+		s.log.CountEvent(ctx, &p.missed, slog.LevelWarn, event.Event{Name: EventMissed, Count: missed},
+			slog.String("schedule", p.name), slog.Uint64("missed", missed), slog.Time("first_missed", first), slog.Time("scheduled_at", latest))
 	}
 	late := now.Sub(latest)
 	if late > s.late {
-		s.log.Count(ctx, &p.late, slog.LevelWarn, EventLate, "schedule", p.name, "scheduled_at", latest, "late", late,
-			"late_tolerance", s.late)
+		s.log.CountEvent(ctx, &p.late, slog.LevelWarn, event.Event{Name: EventLate, Duration: late},
+			slog.String("schedule", p.name), slog.Time("scheduled_at", latest), slog.Duration("late", late), slog.Duration("late_tolerance", s.late))
 	}
 	id, data, err := p.message()
 	if err == nil {
 		reply := s.inbox + "." + strconv.Itoa(p.index) + "." + id
 		err = s.b.Publish(ctx, &bus.Msg{Subject: p.subject, Reply: reply, Data: data})
 	}
+	attrs := p.attrs(id)
 	if err != nil {
-		s.log.Count(ctx, &p.publishFailed, slog.LevelError, EventPublishFailed, "schedule", p.name,
-			"dispatch_type", string(p.kind), "subject", p.subject, p.idKey(), id, "scheduled_at", latest, "error", err.Error())
+		ev := p.event(EventPublishFailed, id)
+		ev.Reason, ev.Err = event.ReasonPublish, err
+		s.log.CountEvent(ctx, &p.publishFailed, slog.LevelError, ev,
+			append(attrs, slog.Time("scheduled_at", latest), slog.String("error", err.Error()))...)
 		return
 	}
-	attrs := []any{"schedule", p.name, "dispatch_type", string(p.kind), "subject", p.subject, p.idKey(), id}
+	ev := p.event(EventFired, id)
+	ev.Status, ev.Duration = "fired", late
+	s.log.CountEvent(ctx, &p.fired, slog.LevelInfo, ev, append(attrs, slog.Time("scheduled_at", latest), slog.Duration("late", late))...)
+}
+
+// event is the typed event name reports about the message id of p.
+func (p *plan) event(name, id string) event.Event {
+	ev := event.Event{Name: name, TaskID: id, Subject: p.subject}
 	if p.kind == DispatchTask {
-		attrs = append(attrs, "worker_type", p.task.WorkerType)
+		ev.WorkerType, ev.Tier = p.task.WorkerType, string(p.task.ModelTier)
 	}
-	attrs = append(attrs, "scheduled_at", latest, "late", late)
-	s.log.Count(ctx, &p.fired, slog.LevelInfo, EventFired, attrs...)
+	return ev
+}
+
+// attrs are the log attributes of an event about the message id of p.
+func (p *plan) attrs(id string) []slog.Attr {
+	attrs := []slog.Attr{slog.String("schedule", p.name), slog.String("dispatch_type", string(p.kind)),
+		slog.String("subject", p.subject), slog.String(p.idKey(), id)}
+	if p.kind == DispatchTask {
+		attrs = append(attrs, slog.String("worker_type", p.task.WorkerType), slog.String("model_tier", string(p.task.ModelTier)))
+	}
+	return attrs
 }
 
 // handleStatus reports a fired message the bus says nothing was
@@ -439,7 +463,6 @@ func (s *Scheduler) handleStatus(ctx context.Context, msg *bus.Msg) error {
 		return nil
 	}
 	p := s.plans[i]
-	s.log.Count(ctx, &p.unserved, slog.LevelWarn, EventUnserved, "schedule", p.name, "dispatch_type", string(p.kind),
-		"subject", p.subject, p.idKey(), id)
+	s.log.CountEvent(ctx, &p.unserved, slog.LevelWarn, p.event(EventUnserved, id), p.attrs(id)...)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/membus"
@@ -56,6 +57,12 @@ type mesh struct {
 // subjects. Call it inside a bubble.
 func startMesh(t *testing.T, b bus.Bus, cfg scheduler.Config, subjects ...string) *mesh {
 	t.Helper()
+	return startMeshWith(t, b, cfg, nil, subjects...)
+}
+
+// startMeshWith is startMesh with options for the scheduler.
+func startMeshWith(t *testing.T, b bus.Bus, cfg scheduler.Config, opts []heddle.Option, subjects ...string) *mesh {
+	t.Helper()
 	m := &mesh{t: t, b: b, logs: testlog.New(), done: make(chan error, 1)}
 	if len(subjects) == 0 {
 		subjects = []string{heddle.SubjectTasksIncoming, heddle.SubjectGoalsIncoming}
@@ -70,7 +77,7 @@ func startMesh(t *testing.T, b bus.Bus, cfg scheduler.Config, subjects ...string
 			t.Fatal(err)
 		}
 	}
-	s, err := scheduler.New(b, cfg, heddle.WithLogger(m.logs.Logger()))
+	s, err := scheduler.New(b, cfg, append([]heddle.Option{heddle.WithLogger(m.logs.Logger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +217,31 @@ func TestACronScheduleFiresAtItsTimesInItsTimeZone(t *testing.T) {
 	})
 }
 
+// observed keeps the events an observer got.
+type observed struct {
+	mu     sync.Mutex
+	events []event.Event
+}
+
+func (o *observed) Observe(_ context.Context, e event.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e.Attrs = nil // the caller's, for the call only
+	o.events = append(o.events, e)
+}
+
+func (o *observed) named(name string) []event.Event {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []event.Event
+	for _, e := range o.events {
+		if e.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // holdBus holds publishes to heddle's subjects, as a paused process or a
 // stalled connection would: the next Hold of them wait until Release
 // receives, or their context ends.
@@ -270,7 +302,9 @@ func TestAPausedSchedulerFiresOnceForTheMissedTimesAndReportsThem(t *testing.T) 
 				defer mb.Close()
 				b := newHoldBus(mb)
 				b.hold.Store(1)
-				m := startMesh(t, b, scheduler.Config{Name: "s", Schedules: []scheduler.Schedule{c.schedule}})
+				var obs observed
+				m := startMeshWith(t, b, scheduler.Config{Name: "s", Schedules: []scheduler.Schedule{c.schedule}},
+					[]heddle.Option{heddle.WithObserver(&obs)})
 				firstFire := c.schedule.IntervalSeconds
 				if firstFire == 0 {
 					firstFire = 60
@@ -301,6 +335,22 @@ func TestAPausedSchedulerFiresOnceForTheMissedTimesAndReportsThem(t *testing.T) 
 				st := m.s.Stats()
 				if st.Fired != 3 || st.Missed != c.missed || st.Late != 1 || st.Schedules[c.schedule.Name].Missed != c.missed {
 					t.Errorf("Stats() = %+v; want 3 fired, %d missed, 1 late", st, c.missed)
+				}
+				if got := obs.named(scheduler.EventMissed); len(got) != 1 || got[0].Count != c.missed || got[0].Actor != "scheduler" {
+					t.Errorf("observed scheduler.missed %+v; want one from actor scheduler with Count %d", got, c.missed)
+				}
+				fired := obs.named(scheduler.EventFired)
+				if len(fired) != 3 {
+					t.Fatalf("observed %d scheduler.fired events, want 3", len(fired))
+				}
+				for _, e := range fired {
+					if e.TaskID == "" || e.WorkerType != c.schedule.Task.WorkerType || e.Tier != "local" ||
+						e.Subject != heddle.SubjectTasksIncoming || e.Status != "fired" {
+						t.Errorf("observed scheduler.fired %+v; want the task's id, worker type, tier and subject", e)
+					}
+				}
+				if late := obs.named(scheduler.EventLate); len(late) != 1 || late[0].Duration != 5*time.Second && late[0].Duration != 30*time.Second {
+					t.Errorf("observed scheduler.late %+v; want one, with how late as its Duration", late)
 				}
 			})
 		})
@@ -486,6 +536,26 @@ func TestChangingTheConfigAfterNewChangesNothingSent(t *testing.T) {
 		}
 		if err := m.stop(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+func TestAPanickingObserverDoesNotStopTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := membus.New()
+		defer b.Close()
+		broken := event.ObserverFunc(func(context.Context, event.Event) { panic("observer bug") })
+		m := startMeshWith(t, b, scheduler.Config{Name: "s", Schedules: []scheduler.Schedule{taskSchedule("every_10s", 10)}},
+			[]heddle.Option{heddle.WithObserver(broken)})
+		time.Sleep(30 * time.Second) // sleep-ok
+		if got, want := times(m.arrivals()), "heddle.tasks.incoming@10s heddle.tasks.incoming@20s heddle.tasks.incoming@30s"; got != want {
+			t.Errorf("got %s\nwant %s", got, want)
+		}
+		if err := m.stop(); err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+		if st := m.s.Stats(); st.Fired != 3 {
+			t.Errorf("Stats() = %+v, want 3 fires", st)
 		}
 	})
 }
