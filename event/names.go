@@ -3,9 +3,9 @@ package event
 // Event names. The slog record of an event has its name as its message;
 // the runbooks and alerts read these.
 const (
-	// ActorConnected: an actor's process connected to the bus; logged
-	// once per connection, with the server URL (credentials redacted),
-	// before any actor.subscribed.
+	// ActorConnected: a process connected to the bus; natsbus logs it
+	// once per connection, with the server URL (credentials redacted) as
+	// Detail and the url attribute, before any actor.subscribed.
 	ActorConnected = "actor.connected"
 	// ActorSubscribed: an actor's subscription is live (subject, queue).
 	ActorSubscribed = "actor.subscribed"

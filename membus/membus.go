@@ -80,6 +80,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/emit"
 	"log/slog"
 	"slices"
 	"sync"
@@ -99,7 +101,7 @@ const (
 // is safe for concurrent use.
 type Bus struct {
 	broker     *broker
-	log        *slog.Logger
+	log        *emit.Emitter
 	onErr      bus.ErrorHandler
 	maxPayload int
 	zeroCopy   bool
@@ -145,7 +147,7 @@ func newConn(br *broker, opts []Option) *Bus {
 	o := newOptions(opts)
 	return &Bus{
 		broker:     br,
-		log:        o.logger,
+		log:        emit.New(emit.Config{Logger: o.logger, Actor: "membus", Observers: o.observers}),
 		onErr:      o.onErr,
 		maxPayload: o.maxPayload,
 		zeroCopy:   o.zeroCopy,
@@ -174,7 +176,8 @@ func (b *Bus) Err() error {
 func (b *Bus) markClosed(how string) {
 	b.doneOnce.Do(func() {
 		b.why = fmt.Errorf("membus: connection closed by %s: %w", how, bus.ErrClosed)
-		b.log.LogAttrs(context.Background(), slog.LevelDebug, "bus.closed", slog.Any("error", b.why))
+		b.log.Emit(context.Background(), slog.LevelDebug, event.Event{Name: event.BusClosed, Reason: "closed", Err: b.why},
+			slog.Any("error", b.why))
 		close(b.done)
 	})
 }
@@ -223,8 +226,9 @@ func (b *Bus) Publish(ctx context.Context, msg *bus.Msg) error {
 	b.stats.published.Add(1)
 	if r.empty() {
 		b.stats.noSubscriber.Add(1)
-		if b.log.Enabled(ctx, slog.LevelDebug) {
-			b.log.DebugContext(ctx, "bus.no_subscriber", "subject", msg.Subject)
+		if b.log.Enabled(ctx, slog.LevelDebug, event.BusNoSubscriber) {
+			b.log.Emit(ctx, slog.LevelDebug, event.Event{Name: event.BusNoSubscriber, Subject: msg.Subject},
+				slog.String("subject", msg.Subject))
 		}
 		if msg.Reply != "" {
 			// As the NATS server does: a status message on the reply

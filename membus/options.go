@@ -1,6 +1,7 @@
 package membus
 
 import (
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 
 	"github.com/heddle-go/heddle/bus"
@@ -15,6 +16,7 @@ type Option func(*options)
 
 type options struct {
 	logger     *slog.Logger
+	observers  []event.Observer
 	onErr      bus.ErrorHandler
 	maxPayload int
 	zeroCopy   bool
@@ -43,6 +45,17 @@ func newOptions(opts []Option) options {
 // the connection.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// WithObserver adds an observer of the connection's events (see package
+// event), as heddle.WithObserver does for an actor; it may be given more
+// than once. A panicking observer is recovered and counted.
+func WithObserver(o event.Observer) Option {
+	return func(opts *options) {
+		if o != nil {
+			opts.observers = append(opts.observers, o)
+		}
+	}
 }
 
 // WithErrorHandler sets the handler for the connection's asynchronous errors:

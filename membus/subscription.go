@@ -3,6 +3,8 @@ package membus
 import (
 	"context"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -243,8 +245,9 @@ func (s *subscription) enqueue(e *envelope) {
 func (s *subscription) reportSlow(pendMsgs, pendBytes int64) {
 	err := fmt.Errorf("membus: subscription on %q: %w: pending limit of %d messages or %d bytes reached",
 		s.subject, bus.ErrSlowConsumer, s.maxMsgs, s.maxBytes)
-	s.conn.log.Warn("bus.slow_consumer", "subject", s.subject, "queue", s.queue,
-		"pending_msgs", pendMsgs, "pending_bytes", pendBytes, "dropped", s.dropped.Load())
+	s.conn.log.Emit(context.Background(), slog.LevelWarn, event.Event{Name: event.BusSlowConsumer, Subject: s.subject, Err: err},
+		slog.String("subject", s.subject), slog.String("queue", s.queue), slog.Int64("pending_msgs", pendMsgs),
+		slog.Int64("pending_bytes", pendBytes), slog.Int64("dropped", s.dropped.Load()))
 	s.conn.report(s.subject, err)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,7 @@ func (b *Bus) onDisconnect(nc *nats.Conn, err error) {
 	b.outage = outage{down: true, since: time.Now(), cause: err}
 	b.reasonMu.Unlock()
 	b.stats.disconnects.Add(1)
-	b.log.LogAttrs(context.Background(), slog.LevelWarn, "bus.disconnected", slog.Any("error", err))
+	b.log.Emit(context.Background(), slog.LevelWarn, event.Event{Name: event.BusDisconnected, Err: err}, slog.Any("error", err))
 }
 
 // onReconnectErr runs after each failed reconnect attempt. It is not
@@ -70,7 +71,11 @@ func (b *Bus) onReconnect(nc *nats.Conn) {
 	if o.down {
 		attrs = append(attrs, slog.Duration("disconnected_for", time.Since(o.since)))
 	}
-	b.log.LogAttrs(context.Background(), slog.LevelInfo, "bus.reconnected", attrs...)
+	ev := event.Event{Name: event.BusReconnected}
+	if o.down {
+		ev.Duration = time.Since(o.since)
+	}
+	b.log.Emit(context.Background(), slog.LevelInfo, ev, attrs...)
 }
 
 // onClosed runs when the connection is closed for good: by Close, at the
@@ -139,14 +144,16 @@ func (b *Bus) onAsyncError(_ *nats.Conn, ns *nats.Subscription, err error) {
 		} else if n, err := ns.Dropped(); err == nil {
 			dropped = n
 		}
-		b.log.LogAttrs(context.Background(), slog.LevelWarn, "bus.slow_consumer",
+		b.log.Emit(context.Background(), slog.LevelWarn, event.Event{Name: event.BusSlowConsumer, Subject: subject, Err: err},
 			slog.String("subject", subject), slog.String("queue", queue), slog.Int("dropped", dropped))
 		err = fmt.Errorf("natsbus: subscription %q: pending limit reached, %d message(s) dropped so far: %w (%w)", subject, dropped, bus.ErrSlowConsumer, err)
 	case errors.Is(err, nats.ErrDrainTimeout):
 		b.drainTimedOut.Store(true)
-		b.log.LogAttrs(context.Background(), slog.LevelError, "bus.error", slog.String("subject", subject), slog.Any("error", err))
+		b.log.Emit(context.Background(), slog.LevelError, event.Event{Name: event.BusError, Subject: subject, Err: err},
+			slog.String("subject", subject), slog.Any("error", err))
 	default:
-		b.log.LogAttrs(context.Background(), slog.LevelError, "bus.error", slog.String("subject", subject), slog.Any("error", err))
+		b.log.Emit(context.Background(), slog.LevelError, event.Event{Name: event.BusError, Subject: subject, Err: err},
+			slog.String("subject", subject), slog.Any("error", err))
 	}
 	b.report(subject, err)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/emit"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -30,7 +32,7 @@ var (
 // Bus is a bus.Bus over one NATS connection. It is safe for concurrent use.
 type Bus struct {
 	nc    *nats.Conn
-	log   *slog.Logger
+	log   *emit.Emitter
 	errh  bus.ErrorHandler
 	stats stats
 	// prefix is the subject namespace (WithSubjectPrefix): prepended to
@@ -154,7 +156,17 @@ func Connect(url string, opts ...Option) (*Bus, error) {
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w. Is NATS running? Try: nats-server -p 4222", redactURLs(url), err)
 	}
 	b.nc = nc
+	b.logConnected()
 	return b, nil
+}
+
+// logConnected reports the connection, once per Bus, before any actor on
+// it subscribes: actor.connected with the server's URL, any credentials
+// in it redacted.
+func (b *Bus) logConnected() {
+	url := b.nc.ConnectedUrlRedacted()
+	b.log.Emit(context.Background(), slog.LevelInfo, event.Event{Name: event.ActorConnected, Detail: url},
+		slog.String("url", url), slog.String("server_id", b.nc.ConnectedServerId()))
 }
 
 // New wraps a connection the caller has already established and takes
@@ -198,13 +210,15 @@ func New(nc *nats.Conn, opts ...Option) (*Bus, error) {
 		// Closed before the handler was installed, so the callback may
 		// never come; onClosed may run twice, which it allows.
 		b.onClosed(nc)
+	} else {
+		b.logConnected()
 	}
 	return b, nil
 }
 
 func newBus(o options, servers string) *Bus {
 	return &Bus{
-		log:        o.logger,
+		log:        emit.New(emit.Config{Logger: o.logger, Actor: "natsbus", Observers: o.observers}),
 		errh:       o.errorHandler,
 		prefix:     o.subjectPrefix,
 		servers:    servers,
@@ -481,13 +495,14 @@ func (b *Bus) close(nc *nats.Conn) error {
 		deliberate, attempts := b.deliberate, b.outage.attempts
 		b.reasonMu.Unlock()
 		if deliberate {
-			b.log.LogAttrs(context.Background(), slog.LevelDebug, "bus.closed", slog.Any("error", b.why))
+			b.log.Emit(context.Background(), slog.LevelDebug, event.Event{Name: event.BusClosed, Reason: "closed", Err: b.why},
+				slog.Any("error", b.why))
 		} else {
 			attrs := []slog.Attr{slog.Any("error", b.why), slog.String("url", b.servers)}
 			if b.countsAttempts {
 				attrs = append(attrs, slog.Int("reconnect_attempts", attempts))
 			}
-			b.log.LogAttrs(context.Background(), slog.LevelError, "bus.closed", attrs...)
+			b.log.Emit(context.Background(), slog.LevelError, event.Event{Name: event.BusClosed, Reason: "lost", Err: b.why}, attrs...)
 		}
 		close(b.done)
 	})

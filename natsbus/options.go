@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"fmt"
+	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type Option func(*options)
 
 type options struct {
 	logger         *slog.Logger
+	observers      []event.Observer
 	errorHandler   bus.ErrorHandler
 	reconnectWait  time.Duration
 	maxReconnects  int
@@ -106,6 +108,18 @@ func (o options) validate() error {
 // called; pass slog.New(slog.DiscardHandler) to silence the bus.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// WithObserver adds an observer of the bus's events (see package event:
+// actor.connected, bus.disconnected, bus.reconnected, bus.slow_consumer,
+// bus.closed, ...), as heddle.WithObserver does for an actor; it may be
+// given more than once. A panicking observer is recovered and counted.
+func WithObserver(o event.Observer) Option {
+	return func(opts *options) {
+		if o != nil {
+			opts.observers = append(opts.observers, o)
+		}
+	}
 }
 
 // WithErrorHandler sets the function that receives asynchronous errors:
