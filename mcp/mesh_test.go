@@ -86,6 +86,21 @@ func meshConfig(t testing.TB) mcp.Config {
 // client to its gateway.
 func startMesh(t *testing.T, connect func() bus.Bus) *mesh {
 	t.Helper()
+	startActors(t, connect)
+	m := &mesh{b: connect(), events: &events{}}
+	var err error
+	m.g, err = mcp.New(m.b, meshConfig(t), heddle.WithObserver(m.events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.client = connectClient(t, m.g)
+	return m
+}
+
+// startActors starts the mesh's router, workers and pipeline on a
+// connection from connect, until the test ends.
+func startActors(t *testing.T, connect func() bus.Bus) {
+	t.Helper()
 	ctx := testkit.Context(t)
 	actors := connect()
 	r, err := router.New(actors, router.Config{})
@@ -122,14 +137,6 @@ func startMesh(t *testing.T, connect func() bus.Bus) *mesh {
 		}
 	})
 	testkit.Responder(t, actors, "silent", "", func(heddle.TaskMessage) [][]byte { return nil })
-
-	m := &mesh{b: connect(), events: &events{}}
-	m.g, err = mcp.New(m.b, meshConfig(t), heddle.WithObserver(m.events))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.client = connectClient(t, m.g)
-	return m
 }
 
 // connectClient connects an MCP client of the SDK to g in process.
@@ -320,4 +327,14 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// mustJSON encodes v.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
