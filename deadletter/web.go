@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/internal/observe"
@@ -535,11 +536,34 @@ func showTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
+// maxCellRunes bounds the text of a task_id or worker_type in the list;
+// the entry's page shows it whole.
+const maxCellRunes = 64
+
+// cell shortens s to maxCellRunes runes.
+func cell(s string) string {
+	if utf8.RuneCountInString(s) <= maxCellRunes {
+		return s
+	}
+	return string([]rune(s)[:maxCellRunes-1]) + "…"
+}
+
+// explanation is the reason without its kind's prefix, which the list
+// shows as a badge beside it.
+func explanation(reason, kind string) string {
+	if kind == ReasonKindOther {
+		return reason
+	}
+	_, rest, _ := strings.Cut(reason, ":")
+	return strings.TrimSpace(rest)
+}
+
 func (h *handler) row(e Entry) rowView {
 	t := received(e)
+	kind := ReasonKind(e.DeadLetter.Reason)
 	return rowView{
-		ID: e.ID, Reason: e.DeadLetter.Reason, Kind: ReasonKind(e.DeadLetter.Reason),
-		TaskID: e.DeadLetter.TaskID, WorkerType: e.DeadLetter.WorkerType,
+		ID: e.ID, Reason: explanation(e.DeadLetter.Reason, kind), Kind: kind,
+		TaskID: cell(e.DeadLetter.TaskID), WorkerType: cell(e.DeadLetter.WorkerType),
 		Received: showTime(t), ReceivedISO: t.UTC().Format(time.RFC3339Nano),
 		ReplayCount: e.ReplayCount,
 		DetailURL:   h.entryURL(e.ID), ReplayURL: h.entryURL(e.ID) + "/replay",
