@@ -19,11 +19,20 @@ puts the tasks it cannot route, each with its reason:
   rate_limited: tier 'X' ...  the tier's token bucket was empty
   no_worker: ...              nothing serves the task's worker subject (Go router)
 
-See the "Interpret dead letters" runbook and docs/operating.md.`,
+monitor logs each one as it arrives; serve also keeps them for a web view
+and a JSON API, which list, show and replay use (--server, with the token
+from $HEDDLE_WORKSHOP_TOKEN when the server has one). See the "Interpret
+dead letters" runbook and docs/operating.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(a.deadLetterMonitorCommand())
+	cmd.AddCommand(
+		a.deadLetterMonitorCommand(),
+		a.deadLetterServeCommand(),
+		a.deadLetterListCommand(),
+		a.deadLetterShowCommand(),
+		a.deadLetterReplayCommand(),
+	)
 	return cmd
 }
 

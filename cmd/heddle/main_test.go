@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,41 @@ func (o *output) waitFor(t testing.TB, s string) string {
 			t.Fatalf("output never held %q; it is:\n%s", s, text)
 		}
 	}
+}
+
+// waitCount waits until s occurs at least n times in the output.
+func (o *output) waitCount(t testing.TB, s string, n int) {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for {
+		o.mu.Lock()
+		text, ch := o.buf.String(), o.changed
+		o.mu.Unlock()
+		if strings.Count(text, s) >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("output never held %q %d times; it is:\n%s", s, n, text)
+		}
+	}
+}
+
+// lines returns how many lines of the output hold every one of subs.
+func (o *output) lines(subs ...string) int {
+	n := 0
+	for l := range strings.SplitSeq(o.String(), "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 // count returns how many times s occurs in the output.
@@ -154,6 +190,13 @@ func natsURL(t testing.TB) string {
 // subscribed, failing the test if the command returns first.
 func serve(t testing.TB, e env, args ...string) *invocation {
 	t.Helper()
+	return serveUntil(t, "actor.subscribed", e, args...)
+}
+
+// serveUntil starts a long-running verb and waits until its stderr holds
+// marker, failing the test if the command returns first.
+func serveUntil(t testing.TB, marker string, e env, args ...string) *invocation {
+	t.Helper()
 	inv := start(t, e, "", args...)
 	o := inv.stderr
 	deadline := time.NewTimer(waitLimit)
@@ -162,15 +205,15 @@ func serve(t testing.TB, e env, args ...string) *invocation {
 		o.mu.Lock()
 		text, ch := o.buf.String(), o.changed
 		o.mu.Unlock()
-		if strings.Contains(text, "actor.subscribed") {
+		if strings.Contains(text, marker) {
 			return inv
 		}
 		select {
 		case <-ch:
 		case <-inv.done:
-			t.Fatalf("heddle %s exited %d before subscribing; stderr:\n%s", strings.Join(args, " "), inv.code, o.String())
+			t.Fatalf("heddle %s exited %d before logging %s; stderr:\n%s", strings.Join(args, " "), inv.code, marker, o.String())
 		case <-deadline.C:
-			t.Fatalf("heddle %s did not subscribe; stderr:\n%s", strings.Join(args, " "), o.String())
+			t.Fatalf("heddle %s never logged %s; stderr:\n%s", strings.Join(args, " "), marker, o.String())
 		}
 	}
 }
@@ -179,4 +222,16 @@ func serve(t testing.TB, e env, args ...string) *invocation {
 func natstestServer(t *testing.T) *server.Server {
 	t.Helper()
 	return natstest.StartServer(t, nil)
+}
+
+// deadListener returns a loopback host:port nothing listens on.
+func deadListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -149,6 +149,7 @@ Exit codes:
 		a.submitCommand(),
 		a.validateCommand(),
 		a.deadLetterCommand(),
+		a.schedulerCommand(),
 	)
 	return root
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/heddle-go/heddle/cmd/heddle/internal/pyproc"
 	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/scheduler"
 )
 
 // Config kinds heddle validate knows.
@@ -24,10 +25,11 @@ const (
 	kindRules     = "rules"
 	kindPipeline  = "pipeline"
 	kindProcessor = "processor"
+	kindScheduler = "scheduler"
 )
 
 // validateKinds lists the kinds --kind takes.
-var validateKinds = []string{kindRules, kindPipeline, kindProcessor}
+var validateKinds = []string{kindRules, kindPipeline, kindProcessor, kindScheduler}
 
 // finding is one problem (or warning) in a config file.
 type finding struct {
@@ -58,7 +60,7 @@ func (a *app) validateCommand() *cobra.Command {
 	var kind string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check config files without NATS: router rules, pipelines, processors",
+		Short: "Check config files without NATS: router rules, pipelines, processors, schedulers",
 		Long: `validate checks config files without connecting to anything, and prints
 every problem of each file as FILE:LINE: FIELD: PROBLEM.
 
@@ -68,6 +70,7 @@ does (or forced with --kind):
   pipeline_stages                          a pipeline (heddle pipeline --config)
   worker_kind, processing_backend          a processor (heddle processor --config)
   tier_overrides, rate_limits              router rules (heddle router --rules)
+  schedules                                a scheduler (heddle scheduler --config)
 
 A file is valid when heddle would run it as it is. Warnings (a rules key
 the router ignores, ...) are printed but do not make a file invalid.
@@ -133,8 +136,10 @@ func validateFile(path, kind string) (string, []finding) {
 		return kind, validatePipeline(path, root)
 	case kindProcessor:
 		return kind, validateProcessor(path)
+	case kindScheduler:
+		return kind, validateScheduler(path)
 	}
-	return "unknown", []finding{{line: root.Line, problem: "cannot tell the kind of config: no pipeline_stages (pipeline), worker_kind or processing_backend (processor), tier_overrides or rate_limits (router rules); give --kind"}}
+	return "unknown", []finding{{line: root.Line, problem: "cannot tell the kind of config: no pipeline_stages (pipeline), worker_kind or processing_backend (processor), tier_overrides or rate_limits (router rules), schedules (scheduler); give --kind"}}
 }
 
 func unknownKind(kind string) string {
@@ -164,6 +169,8 @@ func detectKind(root *yaml.Node) string {
 		return kindProcessor
 	case has("tier_overrides", "rate_limits"):
 		return kindRules
+	case has("schedules"):
+		return kindScheduler
 	}
 	return ""
 }
@@ -315,6 +322,23 @@ func validateProcessor(path string) []finding {
 	out := make([]finding, 0, len(pe.Problems))
 	for _, p := range pe.Problems {
 		out = append(out, finding{line: p.Line, field: p.Field, problem: p.Problem})
+	}
+	return out
+}
+
+func validateScheduler(path string) []finding {
+	_, err := scheduler.LoadConfig(path)
+	if err == nil {
+		return nil
+	}
+	var ce *scheduler.ConfigError
+	if !errors.As(err, &ce) {
+		return []finding{{problem: err.Error()}}
+	}
+	out := make([]finding, 0, len(ce.Problems))
+	for _, p := range ce.Problems {
+		line, msg := cutLine(p.Problem)
+		out = append(out, finding{line: line, field: p.Field, problem: msg})
 	}
 	return out
 }
