@@ -1,0 +1,145 @@
+package otel
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/heddle-go/heddle/event"
+)
+
+// Span attribute keys of this package's own (the messaging ones are the
+// OpenTelemetry semantic conventions').
+const (
+	AttrTaskID       = attribute.Key("heddle.task_id")
+	AttrParentTaskID = attribute.Key("heddle.parent_task_id")
+	AttrWorkerType   = attribute.Key("heddle.worker_type")
+	AttrTier         = attribute.Key("heddle.tier")
+	AttrRetryCount   = attribute.Key("heddle.retry_count")
+	AttrAttempt      = attribute.Key("heddle.attempt")
+	AttrStatus       = attribute.Key("heddle.status")
+	AttrReason       = attribute.Key("heddle.reason")
+	AttrActor        = attribute.Key("heddle.actor")
+)
+
+// Statuses that end a span with status Error; the others (completed,
+// routed, held) leave it unset, as OpenTelemetry advises for success.
+const (
+	statusFailed       = "failed"
+	statusDeadLettered = "dead_lettered"
+)
+
+// outcomeError stands for the error of an operation that reports its
+// failure by its status alone (a dead letter, a failed result).
+type outcomeError struct{ status, reason string }
+
+func (e outcomeError) Error() string {
+	if e.reason == "" {
+		return "heddle: " + e.status
+	}
+	return "heddle: " + e.status + ": " + e.reason
+}
+
+var (
+	messagingSystem = semconv.MessagingSystemKey.String("nats")
+	opProcess       = semconv.MessagingOperationTypeProcess
+	opSend          = semconv.MessagingOperationTypeSend
+)
+
+// interceptor makes one span around each operation.
+type interceptor struct {
+	t      *Tracing
+	tracer trace.Tracer
+}
+
+// Intercept starts the operation's span as a child of the span context
+// in ctx (the one the actor extracted from the task's _trace_context, or
+// the caller's), runs next with the span's context, and ends the span
+// with the operation's outcome. A panic out of next ends the span as
+// failed and goes on up.
+func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Next) (err error) {
+	kind, opType := trace.SpanKindConsumer, opProcess
+	switch op.Kind {
+	case event.OpDispatch:
+		kind, opType = trace.SpanKindProducer, opSend
+	case event.OpHandle, event.OpRoute, event.OpGoal:
+	default:
+		kind = trace.SpanKindInternal
+	}
+	attrs := make([]attribute.KeyValue, 0, 11)
+	attrs = append(attrs,
+		AttrTaskID.String(op.TaskID),
+		AttrWorkerType.String(op.WorkerType),
+		AttrRetryCount.Int(op.RetryCount),
+		messagingSystem, opType,
+		semconv.MessagingOperationName(op.Kind.String()))
+	if op.ParentTaskID != "" {
+		attrs = append(attrs, AttrParentTaskID.String(op.ParentTaskID))
+	}
+	if op.Tier != "" {
+		attrs = append(attrs, AttrTier.String(op.Tier))
+	}
+	if op.Attempt > 0 {
+		attrs = append(attrs, AttrAttempt.Int(op.Attempt))
+	}
+	if op.Subject != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(op.Subject))
+	}
+	if op.Actor != "" {
+		attrs = append(attrs, AttrActor.String(op.Actor))
+	}
+	ctx, span := i.tracer.Start(ctx, spanName(op), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	ended := false
+	defer func() {
+		if !ended {
+			span.SetStatus(codes.Error, "panic")
+			span.End()
+		}
+	}()
+	err = next(ctx)
+	ended = true
+	if span.IsRecording() {
+		finish(span, op, err)
+	}
+	span.End()
+	return err
+}
+
+// spanName is "heddle.<kind> <worker_type>" ("heddle.goal <name>" for a
+// goal, whose WorkerType is its actor's name).
+func spanName(op *event.Op) string {
+	if op.WorkerType == "" {
+		return "heddle." + op.Kind.String()
+	}
+	return "heddle." + op.Kind.String() + " " + op.WorkerType
+}
+
+// finish sets the outcome of op on its span: its status and reason, and
+// on failure the error and the span status Error.
+func finish(span trace.Span, op *event.Op, err error) {
+	if op.Status != "" {
+		span.SetAttributes(AttrStatus.String(op.Status))
+	}
+	if op.Reason != "" {
+		span.SetAttributes(AttrReason.String(op.Reason))
+	}
+	if err == nil {
+		err = op.Err
+	}
+	if err == nil && op.Status != statusFailed && op.Status != statusDeadLettered {
+		return
+	}
+	if err == nil {
+		err = outcomeError{status: op.Status, reason: op.Reason}
+	}
+	if op.Reason != "" {
+		span.SetAttributes(semconv.ErrorTypeKey.String(op.Reason))
+	} else {
+		span.SetAttributes(semconv.ErrorTypeOther)
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
