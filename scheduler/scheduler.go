@@ -78,8 +78,10 @@ type Stats struct {
 	Schedules map[string]ScheduleStats
 }
 
-// ScheduleStats counts what one schedule did; see Stats.
+// ScheduleStats counts what one schedule did.
 type ScheduleStats struct {
+	// Fired, Missed, Late, PublishFailed and Unserved count as the
+	// fields of the same names of Stats do, for this schedule only.
 	Fired, Missed, Late, PublishFailed, Unserved uint64
 }
 
