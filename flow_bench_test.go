@@ -9,6 +9,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -37,21 +38,26 @@ func BenchmarkTaskPath(b *testing.B) {
 		b.Run(tr.Name+"/heddle", func(b *testing.B) {
 			flowBenchHeddle(b, tr.Connector(b))
 		})
+		// The same path with an observer on every actor that wants no
+		// event: what the seam costs a user whose observer is selective.
+		b.Run(tr.Name+"/heddle_observer_wants_none", func(b *testing.B) {
+			flowBenchHeddle(b, tr.Connector(b), heddle.WithObserver(event.Only(event.ObserverFunc(func(context.Context, event.Event) {}))))
+		})
 	}
 	b.Run("natsbus/raw_nats_1hop", func(b *testing.B) { flowBenchRaw(b, 1) })
 	b.Run("natsbus/raw_nats_2hop", func(b *testing.B) { flowBenchRaw(b, 2) })
 }
 
-func flowBenchHeddle(b *testing.B, connect func() bus.Bus) {
+func flowBenchHeddle(b *testing.B, connect func() bus.Bus, opts ...heddle.Option) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rt, err := router.New(connect(), router.Config{})
+	rt, err := router.New(connect(), router.Config{}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	wk, err := worker.New(connect(), "echo", func(_ context.Context, in flowEcho) (flowEcho, error) {
 		return in, nil
-	}, worker.Config{})
+	}, worker.Config{}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
