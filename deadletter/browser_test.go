@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +42,12 @@ const browserWait = 30 * time.Second
 // temporary user-data-dir, which it removes when the browser has exited.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path := cmp.Or(os.Getenv("CHROMIUM"), "/usr/bin/chromium")
-	if _, err := exec.LookPath(path); err != nil {
-		if os.Getenv("HEDDLE_SKIP_BROWSER") == "1" {
-			t.Skipf("HEDDLE_SKIP_BROWSER=1: not driving the web view in Chromium (%v)", err)
-		}
-		t.Fatalf("the web view's browser tests need Chromium at %s (%v): install it (Debian: apt-get install -y chromium), "+
-			"or set CHROMIUM to its path; HEDDLE_SKIP_BROWSER=1 skips these tests", path, err)
+	path, skip, err := chromiumPath()
+	switch {
+	case skip:
+		t.Skipf("HEDDLE_SKIP_BROWSER=1: not driving the web view in Chromium (%v)", err)
+	case err != nil:
+		t.Fatal(err)
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
@@ -72,6 +73,31 @@ func newBrowser(t *testing.T) context.Context {
 		t.Fatalf("starting Chromium at %s: %v", path, err)
 	}
 	return ctx
+}
+
+// chromiumPath returns the browser to drive: $CHROMIUM, else Debian's
+// /usr/bin/chromium. When it is missing, the error says how to install
+// it, and skip is true only if HEDDLE_SKIP_BROWSER=1 asks for it.
+func chromiumPath() (path string, skip bool, err error) {
+	path = cmp.Or(os.Getenv("CHROMIUM"), "/usr/bin/chromium")
+	if _, err := exec.LookPath(path); err != nil {
+		return "", os.Getenv("HEDDLE_SKIP_BROWSER") == "1", fmt.Errorf("the web view's browser tests need Chromium at %s (%v): "+
+			"install it (Debian: apt-get install -y chromium), or set CHROMIUM to its path; HEDDLE_SKIP_BROWSER=1 skips these tests", path, err)
+	}
+	return path, false, nil
+}
+
+func TestWithoutChromiumTheBrowserTestsFailSayingHowToInstallIt(t *testing.T) {
+	t.Setenv("CHROMIUM", filepath.Join(t.TempDir(), "no-chromium-here"))
+	t.Setenv("HEDDLE_SKIP_BROWSER", "")
+	_, skip, err := chromiumPath()
+	if skip || err == nil || !strings.Contains(err.Error(), "apt-get install -y chromium") {
+		t.Errorf("chromiumPath() without a browser = skip %v, %v; want a failure saying to install chromium", skip, err)
+	}
+	t.Setenv("HEDDLE_SKIP_BROWSER", "1")
+	if _, skip, err := chromiumPath(); !skip || err == nil {
+		t.Errorf("chromiumPath() with HEDDLE_SKIP_BROWSER=1 = skip %v, %v; want a skip", skip, err)
+	}
 }
 
 // browse runs steps in the tab, each within browserWait.

@@ -439,6 +439,7 @@ type listView struct {
 	Rows             []rowView
 	First, Last      int
 	PrevURL, NextURL string
+	FirstURL         string
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
@@ -462,7 +463,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, storeStatus(err), "The store failed", err.Error())
 		return
 	}
-	v := listView{Counts: counts, Filter: f, Filtered: f != (Filter{}), Page: page}
+	v := listView{Counts: counts, Filter: f, Filtered: f != (Filter{}), Page: page, FirstURL: h.listURL(f, 0)}
 	for _, k := range ReasonKinds() {
 		n := counts.ByReasonKind[k]
 		if n == 0 && k != f.ReasonKind {

@@ -193,6 +193,12 @@ func TestWithoutATokenTheHandlerServesLoopbackClientsOnly(t *testing.T) {
 			t.Errorf("dead_letter_web.refused records = %+v, want one per refused request, naming the client", got)
 		}
 
+		for _, r := range []request{{method: "GET", target: "/dead-letters/login"}, {method: "POST", target: "/dead-letters/login", form: url.Values{"token": {"x"}}}} {
+			if resp := f.do(r); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dead-letters/" || len(resp.Cookies()) != 0 {
+				t.Errorf("%s /login without a token configured = %d to %q, want 303 to the list and no cookie", r.method, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+
 		open, err := deadletter.NewHandler(f.consumer, deadletter.HandlerOptions{AllowRemoteWithoutToken: true})
 		if err != nil {
 			t.Fatal(err)
@@ -407,6 +413,11 @@ func TestAnEmptyStoreSaysSo(t *testing.T) {
 		body = bodyOf(t, f.do(request{method: "GET", target: "/dead-letters/?worker_type=ghost"}))
 		if !strings.Contains(body, "No dead letter matches this filter.") {
 			t.Errorf("the empty filtered page:\n%s", body)
+		}
+		f.add(rateLimited, task("t-1", "echo"), nil)
+		body = bodyOf(t, f.do(request{method: "GET", target: "/dead-letters/?worker_type=echo&offset=5"}))
+		if !strings.Contains(body, "past the last entry") || !strings.Contains(body, `href="/dead-letters/?worker_type=echo"`) {
+			t.Errorf("a page past the last entry should say so and link to the first:\n%s", body)
 		}
 	})
 }
