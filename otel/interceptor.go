@@ -23,6 +23,9 @@ const (
 	AttrStatus       = attribute.Key("heddle.status")
 	AttrReason       = attribute.Key("heddle.reason")
 	AttrActor        = attribute.Key("heddle.actor")
+	// AttrForwardedTo is the subject a router forwarded the task to (the
+	// span's messaging.destination.name is the one it received it on).
+	AttrForwardedTo = attribute.Key("heddle.forwarded_to")
 )
 
 // Statuses that end a span with status Error; the others (completed,
@@ -91,6 +94,7 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	if op.Actor != "" {
 		attrs = append(attrs, AttrActor.String(op.Actor))
 	}
+	subject, tier := op.Subject, op.Tier
 	ctx, span := i.tracer.Start(ctx, spanName(op), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 	ended := false
 	defer func() {
@@ -102,6 +106,12 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	err = next(ctx)
 	ended = true
 	if span.IsRecording() {
+		if op.Subject != subject && op.Subject != "" {
+			span.SetAttributes(AttrForwardedTo.String(op.Subject))
+		}
+		if op.Tier != tier && op.Tier != "" {
+			span.SetAttributes(AttrTier.String(op.Tier)) // the tier the router resolved
+		}
 		finish(span, op, err)
 	}
 	span.End()

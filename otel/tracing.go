@@ -30,10 +30,12 @@
 // Each span carries heddle.task_id, heddle.parent_task_id,
 // heddle.worker_type, heddle.tier, heddle.retry_count and (for a handler
 // attempt) heddle.attempt as the operation starts, and heddle.status and
-// heddle.reason as it ends; and the messaging semantic conventions that
-// fit: messaging.system ("nats": the mesh's protocol, also on the
-// in-process bus, which has NATS semantics), messaging.destination.name
-// (the subject), messaging.operation.type ("process", or "send" for a
+// heddle.reason as it ends (a route span also heddle.forwarded_to, the
+// worker subject, and the tier the router resolved); and the messaging
+// semantic conventions that fit: messaging.system ("nats": the mesh's
+// protocol, also on the in-process bus, which has NATS semantics),
+// messaging.destination.name (the subject the task was received on or
+// sent to), messaging.operation.type ("process", or "send" for a
 // dispatch) and messaging.operation.name (route, handle, dispatch, goal).
 // A failed handler attempt or dispatch, a failed goal and a dead-lettered
 // task end their span with status Error, the error recorded and

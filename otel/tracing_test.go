@@ -412,3 +412,16 @@ func spansByName(spans []sdktrace.ReadOnlySpan) map[string][]sdktrace.ReadOnlySp
 	}
 	return m
 }
+
+func TestARouteSpanSaysWhereTheTaskWentAndAtWhichTier(t *testing.T) {
+	rec, tp := recorder(t)
+	op := &event.Op{Kind: event.OpRoute, WorkerType: "w", Subject: "heddle.tasks.incoming"}
+	_ = otel.New(otel.WithTracerProvider(tp)).Interceptor().Intercept(context.Background(), op, func(context.Context) error {
+		op.Tier, op.Subject, op.Status = "frontier", "heddle.tasks.w.frontier", "routed"
+		return nil
+	})
+	checkAttrs(t, rec.Ended()[0],
+		attribute.String("messaging.destination.name", "heddle.tasks.incoming"),
+		attribute.String("heddle.forwarded_to", "heddle.tasks.w.frontier"),
+		attribute.String("heddle.tier", "frontier"))
+}
