@@ -108,10 +108,16 @@ func (g *Gateway) toolHandler(t *tool) mcpsdk.ToolHandler {
 		defer context.AfterFunc(g.abort, cancel)()
 
 		start := time.Now()
-		var raw json.RawMessage
+		var (
+			raw   json.RawMessage
+			trace map[string]json.RawMessage
+		)
 		if req != nil && req.Params != nil {
-			raw = req.Params.Arguments
+			raw, trace = req.Params.Arguments, traceExtension(req.Params.Meta)
 		}
+		// The client's trace context: the work done for the call (the
+		// dispatch and its interceptors' spans) continues its trace.
+		ctx = g.emit.Extract(ctx, trace)
 		var (
 			id     string
 			output map[string]any
@@ -119,9 +125,9 @@ func (g *Gateway) toolHandler(t *tool) mcpsdk.ToolHandler {
 		)
 		switch t.kind {
 		case kindWorker:
-			id, output, cerr = g.callWorker(ctx, t, raw)
+			id, output, cerr = g.callWorker(ctx, t, raw, trace)
 		default:
-			id, output, cerr = g.callPipeline(ctx, t, raw)
+			id, output, cerr = g.callPipeline(ctx, t, raw, trace)
 		}
 		ev := event.Event{TaskID: id, Duration: time.Since(start), Status: "completed"}
 		attrs := []slog.Attr{slog.String("tool", t.name), slog.String("kind", t.kind), slog.String(idKey(t), id)}
@@ -252,7 +258,7 @@ func violation(err error, what string) *callError {
 }
 
 // callWorker sends one task to t's worker type and waits for its result.
-func (g *Gateway) callWorker(ctx context.Context, t *tool, raw json.RawMessage) (string, map[string]any, *callError) {
+func (g *Gateway) callWorker(ctx context.Context, t *tool, raw json.RawMessage, trace map[string]json.RawMessage) (string, map[string]any, *callError) {
 	payload, cerr := arguments(raw)
 	if cerr != nil {
 		return "", nil, cerr
@@ -261,6 +267,9 @@ func (g *Gateway) callWorker(ctx context.Context, t *tool, raw json.RawMessage) 
 		return "", nil, violation(err, fmt.Sprintf("the input of worker type %q", t.workerType))
 	}
 	task := heddle.NewTaskMessage(t.workerType, payload)
+	// dispatch writes ctx's trace context over it when it has a
+	// propagator; without one it travels as the client sent it.
+	task.Extra = trace
 	opts := []dispatch.Option{dispatch.Timeout(t.timeout), dispatch.Tier(t.tier), dispatch.With(g.opts...)}
 	if t.direct {
 		opts = append(opts, dispatch.Direct())
@@ -288,7 +297,7 @@ var pipelineArgs = []string{"context", "instruction"}
 
 // callPipeline submits one goal to t's pipeline and waits for its final
 // result.
-func (g *Gateway) callPipeline(ctx context.Context, t *tool, raw json.RawMessage) (string, map[string]any, *callError) {
+func (g *Gateway) callPipeline(ctx context.Context, t *tool, raw json.RawMessage, trace map[string]json.RawMessage) (string, map[string]any, *callError) {
 	args, cerr := arguments(raw)
 	if cerr != nil {
 		return "", nil, cerr
@@ -334,6 +343,7 @@ func (g *Gateway) callPipeline(ctx context.Context, t *tool, raw json.RawMessage
 		}
 	}
 	goal := heddle.NewOrchestratorGoal(instruction, goalCtx)
+	goal.Extra = g.emit.Inject(ctx, trace)
 	opts := []dispatch.Option{dispatch.To(t.pipeline), dispatch.With(g.opts...)}
 	if t.timeout > 0 {
 		opts = append(opts, dispatch.Timeout(t.timeout))
@@ -351,6 +361,35 @@ func (g *Gateway) callPipeline(ctx context.Context, t *tool, raw json.RawMessage
 	}
 	return goal.GoalID, res.Output, nil
 }
+
+// Bounds of the trace context taken from a call's _meta: a traceparent
+// is 55 characters in version 00, a tracestate at most 512.
+const (
+	maxTraceparent = 128
+	maxTracestate  = 512
+)
+
+// traceExtension returns the _trace_context extension for a call whose
+// _meta holds a W3C trace context (traceparent, and tracestate), as MCP
+// clients send it (OpenTelemetry's conventions for MCP), or nil.
+func traceExtension(meta mcpsdk.Meta) map[string]json.RawMessage {
+	tp, _ := meta["traceparent"].(string)
+	if tp == "" || len(tp) > maxTraceparent {
+		return nil
+	}
+	tc := map[string]string{"traceparent": tp}
+	if ts, _ := meta["tracestate"].(string); ts != "" && len(ts) <= maxTracestate {
+		tc["tracestate"] = ts
+	}
+	data, err := json.Marshal(tc)
+	if err != nil {
+		return nil
+	}
+	return map[string]json.RawMessage{traceKey: data}
+}
+
+// traceKey is the extension holding the W3C trace context.
+const traceKey = "_trace_context"
 
 // failure maps an error of package dispatch to a tool error naming its
 // reason. target names what the call was for.

@@ -17,8 +17,11 @@
 //
 // Every call goes through package dispatch, the SDK's own caller, so a
 // task the mesh cannot serve fails at once with its reason, a wait that
-// times out names the tasks still pending, and the trace context and
-// observers configured with heddle.Option behave as for any caller. Every
+// times out names the tasks still pending, and the interceptors,
+// propagator and observers configured with heddle.Option behave as for
+// any caller. A W3C trace context a client sends in a call's _meta
+// (traceparent, tracestate) becomes the task's or goal's _trace_context,
+// through the propagator when there is one. Every
 // failure reaches the MCP client as a tool error (IsError) whose text
 // names the reason: the field of a contract violation, the dead-letter
 // reason, the failed task's error, what was pending at a timeout. Its
