@@ -71,7 +71,7 @@ Exit codes: 0 stopped by a signal and drained, 1 the consumer failed,
 				return fail(exitFailed, err)
 			}
 			log.Info("dead_letter.monitor_starting", "subject", heddle.SubjectDeadLetter, "max_size", maxSize)
-			return a.serveActors(cmd.Context(), &sf, log, b, c)
+			return a.serveActors(cmd.Context(), &sf, log, b, "dead-letter", c)
 		},
 	}
 	sf.register(cmd)

@@ -91,7 +91,7 @@ the consumer failed, 3 cannot connect.`,
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			log.Info("dead_letter.serving", "url", "http://"+ln.Addr().String()+deadletter.DefaultPrefix, "max_size", maxSize)
-			err = a.serveActors(cmd.Context(), &sf, log, b, c)
+			err = a.serveActors(cmd.Context(), &sf, log, b, "dead-letter", c)
 			sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 			defer cancel()
 			_ = srv.Shutdown(sctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/health"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -226,10 +228,10 @@ func TestProbesAndMetricsServeOnMetricsAddr(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := get("/healthz"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) || !strings.Contains(body, `"name":"nats"`) {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, body := get("/readyz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"name":"dead-letter"`) {
 		t.Errorf("/readyz = %d %q", code, body)
 	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "heddle_up 1\n") || !strings.Contains(body, "heddle_ready 1\n") {
@@ -239,35 +241,6 @@ func TestProbesAndMetricsServeOnMetricsAddr(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
-
-func TestProbesReportABusThatClosedAndActorsNotReady(t *testing.T) {
-	url := natsURL(t)
-	b, err := natsbus.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	notReady := fakeActor{ready: make(chan struct{})}
-	p := actorProber{b: b, actors: []heddle.Actor{notReady}}
-	if err := p.Healthy(); err != nil {
-		t.Errorf("Healthy on an open bus: %v", err)
-	}
-	if err := p.Ready(); err == nil {
-		t.Error("Ready with an actor not subscribed returned nil")
-	}
-	close(notReady.ready)
-	if err := p.Ready(); err != nil {
-		t.Errorf("Ready once subscribed: %v", err)
-	}
-	b.Close()
-	if err := p.Healthy(); err == nil {
-		t.Error("Healthy on a closed bus returned nil")
-	}
-}
-
-type fakeActor struct{ ready chan struct{} }
-
-func (f fakeActor) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (f fakeActor) Ready() <-chan struct{}        { return f.ready }
 
 func TestALongRunningVerbDrainsOnSIGTERMAndExits0(t *testing.T) {
 	url := natsURL(t)
@@ -296,5 +269,41 @@ func TestAProcessorConfigWithProblemsDoesNotStart(t *testing.T) {
 	}
 	if strings.Contains(stderr, "actor.connected") {
 		t.Errorf("the processor connected despite its config:\n%s", stderr)
+	}
+}
+
+func TestProbesAndMetricsReportABusThatClosed(t *testing.T) {
+	b, err := natsbus.Connect(natsURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := health.New()
+	if err := hc.AddBus("nats", b); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(probeMux(hc))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "heddle_up 1\n") {
+		t.Errorf("/metrics on an open bus = %d %q", code, body)
+	}
+	b.Close()
+	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz on a closed bus = %d, want 503", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz on a closed bus = %d, want 503", code)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, "heddle_up 0\n") || !strings.Contains(body, "heddle_ready 0\n") {
+		t.Errorf("/metrics on a closed bus = %q", body)
 	}
 }

@@ -63,7 +63,7 @@ pipeline failed, 3 cannot connect.`,
 				b.Close()
 				return fail(exitFailed, err)
 			}
-			return a.serveActors(cmd.Context(), &sf, log, b, p)
+			return a.serveActors(cmd.Context(), &sf, log, b, "pipeline/"+cfg.Name, p)
 		},
 	}
 	sf.register(cmd)

@@ -113,7 +113,7 @@ worker failed, 3 cannot connect.`,
 			}
 			log.Info("processor.starting", "worker_type", cfg.Name, "tier", t, "io_mode", cfg.Backend.IOMode,
 				"command", cfg.Backend.Command, "subject", heddle.WorkerSubject(cfg.Name, t), "queue", heddle.WorkerQueueGroup(cfg.Name))
-			return a.serveActors(cmd.Context(), &sf, log, b, w)
+			return a.serveActors(cmd.Context(), &sf, log, b, "worker/"+cfg.Name, w)
 		},
 	}
 	sf.register(cmd)

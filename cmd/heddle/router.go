@@ -67,7 +67,7 @@ router failed (its NATS connection closed for good), 3 cannot connect.`,
 				b.Close()
 				return fail(exitFailed, err)
 			}
-			return a.serveActors(cmd.Context(), &sf, log, b, r)
+			return a.serveActors(cmd.Context(), &sf, log, b, "router", r)
 		},
 	}
 	sf.register(cmd)

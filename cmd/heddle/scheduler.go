@@ -61,7 +61,7 @@ scheduler failed, 3 cannot connect.`,
 				b.Close()
 				return fail(exitFailed, err)
 			}
-			return a.serveActors(cmd.Context(), &sf, log, b, s)
+			return a.serveActors(cmd.Context(), &sf, log, b, "scheduler/"+cfg.Name, s)
 		},
 	}
 	sf.register(cmd)

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heddle-go/heddle"
-	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/health"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -44,73 +44,30 @@ func (f *serveFlags) check() error {
 	return nil
 }
 
-// prober answers /healthz and /readyz. The process's own is built from the
-// bus and the actors; a metrics package may supply another.
-type prober interface {
-	// Healthy returns nil while the process can serve: its bus is open.
-	Healthy() error
-	// Ready returns nil once every actor is subscribed.
-	Ready() error
+// probes answers /healthz and /readyz, and gives /metrics its gauges.
+// *health.Checker is the one used; a metrics package may supply another.
+type probes interface {
+	Healthz() http.Handler
+	Readyz() http.Handler
+	Live(ctx context.Context) health.Report
+	Ready(ctx context.Context) health.Report
 }
 
-// actorProber is the prober of a process serving actors on one bus.
-type actorProber struct {
-	b      bus.Bus
-	actors []heddle.Actor
-}
-
-func (p actorProber) Healthy() error {
-	select {
-	case <-bus.Done(p.b):
-		if err := bus.Err(p.b); err != nil {
-			return err
-		}
-		return bus.ErrClosed
-	default:
-		return nil
-	}
-}
-
-func (p actorProber) Ready() error {
-	if err := p.Healthy(); err != nil {
-		return err
-	}
-	for i, a := range p.actors {
-		select {
-		case <-a.Ready():
-		default:
-			return fmt.Errorf("actor %d of %d is not subscribed yet", i+1, len(p.actors))
-		}
-	}
-	return nil
-}
-
-// probeMux serves /healthz, /readyz and /metrics from p. /metrics is a
-// minimal Prometheus text exposition of the two probes until a metrics
-// package supplies collectors.
-func probeMux(p prober) *http.ServeMux {
+// probeMux serves /healthz and /readyz from p, and /metrics: a minimal
+// Prometheus text exposition of the two probes, until a metrics package
+// supplies collectors.
+func probeMux(p probes) *http.ServeMux {
 	mux := http.NewServeMux()
-	probe := func(check func() error) http.HandlerFunc {
-		return func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			if err := check(); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintln(w, err)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		}
-	}
-	mux.HandleFunc("GET /healthz", probe(p.Healthy))
-	mux.HandleFunc("GET /readyz", probe(p.Ready))
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /healthz", p.Healthz())
+	mux.Handle("GET /readyz", p.Readyz())
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprintln(w, "# HELP heddle_up 1 while the process's NATS connection is open.")
+		fmt.Fprintln(w, "# HELP heddle_up 1 while the process's NATS connection is open and answering.")
 		fmt.Fprintln(w, "# TYPE heddle_up gauge")
-		fmt.Fprintf(w, "heddle_up %d\n", boolGauge(p.Healthy() == nil))
-		fmt.Fprintln(w, "# HELP heddle_ready 1 once every actor of the process is subscribed.")
+		fmt.Fprintf(w, "heddle_up %d\n", boolGauge(p.Live(r.Context()).Status == health.StatusOK))
+		fmt.Fprintln(w, "# HELP heddle_ready 1 once every actor of the process is subscribed and running.")
 		fmt.Fprintln(w, "# TYPE heddle_ready gauge")
-		fmt.Fprintf(w, "heddle_ready %d\n", boolGauge(p.Ready() == nil))
+		fmt.Fprintf(w, "heddle_ready %d\n", boolGauge(p.Ready(r.Context()).Status == health.StatusOK))
 	})
 	return mux
 }
@@ -122,12 +79,20 @@ func boolGauge(b bool) int {
 	return 0
 }
 
-// serveActors runs actors on b until a signal or ctx ends, with the probe
+// serveActors runs actor on b until a signal or ctx ends, with the probe
 // server when --metrics-addr is set, then drains and closes b. It returns
 // nil after a clean drain, or an exit error: exitFailed when an actor
 // failed (its bus closed for good, its drain was cut short).
-func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, b *natsbus.Bus, actors ...heddle.Actor) error {
+func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, b *natsbus.Bus, name string, actor heddle.Actor) error {
 	defer b.Close()
+	hc := health.New()
+	run, err := hc.AddActor(name, actor)
+	if err == nil {
+		err = hc.AddBus("nats", b)
+	}
+	if err != nil {
+		return fail(exitFailed, err)
+	}
 	var srv *http.Server
 	srvDone := make(chan error, 1)
 	if f.metricsAddr != "" {
@@ -135,11 +100,11 @@ func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, 
 		if err != nil {
 			return failf(exitFailed, "--metrics-addr %s: %w", f.metricsAddr, err)
 		}
-		srv = &http.Server{Handler: probeMux(actorProber{b: b, actors: actors}), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: probeMux(hc), ReadHeaderTimeout: 10 * time.Second}
 		log.Info("http.listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
 		go func() { srvDone <- srv.Serve(ln) }()
 	}
-	err := heddle.Serve(ctx, actors...)
+	err = heddle.Serve(ctx, run)
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		_ = srv.Shutdown(sctx)
