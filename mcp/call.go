@@ -62,6 +62,9 @@ const (
 	// names the task_ids still pending and any result that came and was
 	// refused (an output breaking the output contract).
 	ReasonTimeout = event.ReasonTimeout
+	// ReasonTooLarge: the task or goal is larger than the bus takes (its
+	// max payload). Nothing was published.
+	ReasonTooLarge = "too_large"
 	// ReasonBusClosed: the gateway's bus closed.
 	ReasonBusClosed = "bus_closed"
 	// ReasonCancelled: the call was cancelled (the client went away, or
@@ -420,6 +423,8 @@ func (g *Gateway) failure(ctx context.Context, err error, target string, tier he
 		return &callError{reason: ReasonNoWorker, text: fmt.Sprintf("nothing serves %s at tier %q (%v)", target, tier, err)}
 	case errors.Is(err, dispatch.ErrNoGoalServer):
 		return &callError{reason: ReasonNoGoalServer, text: fmt.Sprintf("nothing serves %s (%v)", target, err)}
+	case errors.Is(err, bus.ErrMaxPayload):
+		return refused(ReasonTooLarge, fmt.Sprintf("the call to %s is too large for the bus: %v", target, err))
 	case errors.Is(err, bus.ErrClosed):
 		return &callError{reason: ReasonBusClosed, text: fmt.Sprintf("the gateway's bus closed while calling %s: %v", target, err)}
 	case ctx.Err() != nil:

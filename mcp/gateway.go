@@ -59,8 +59,8 @@ type Stats struct {
 	// (mcp.call_failed).
 	Failed uint64
 	// Refused counts calls answered with a tool error before anything was
-	// published: arguments that are not an object or break the contract
-	// (mcp.call_refused).
+	// published: arguments that are not an object, break the contract or
+	// make a message larger than the bus takes (mcp.call_refused).
 	Refused uint64
 }
 

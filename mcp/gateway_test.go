@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ func TestAClientListsEveryToolWithItsContractAsInputSchema(t *testing.T) {
 			tools[tool.Name] = tool
 			names = append(names, tool.Name)
 		}
-		want := []string{"failer", "ghost", "ghost_direct", "greet", "greet_direct", "greeting", "nobody", "silent"}
+		want := []string{"echo", "failer", "failing", "ghost", "ghost_direct", "greet", "greet_direct", "greeting", "liar", "nobody", "silent"}
 		slices.Sort(names)
 		if !slices.Equal(names, want) {
 			t.Fatalf("tools %v, want %v", names, want)
@@ -147,6 +148,7 @@ func TestArgumentsBreakingTheContractAreAToolErrorNamingTheFieldAndNothingIsPubl
 			{"a missing required field", "greet", map[string]any{}, mcp.ReasonContractViolation, []string{"/name", "required", `"greeter"`}, "/name"},
 			{"a field of the wrong type", "greet_direct", map[string]any{"name": 7}, mcp.ReasonContractViolation, []string{"/name", "string"}, "/name"},
 			{"a field below its bound", "greet", map[string]any{"name": ""}, mcp.ReasonContractViolation, []string{"/name"}, "/name"},
+			{"a field named only by case", "greet", map[string]any{"Name": "Ada"}, mcp.ReasonContractViolation, []string{"/name", "required"}, "/name"},
 			{"a goal context missing a field", "greeting", map[string]any{"context": map[string]any{}}, mcp.ReasonContractViolation, []string{"/context/name", "required", `"greeting"`}, "/context/name"},
 			{"a goal without its context", "greeting", map[string]any{"instruction": "hi"}, mcp.ReasonContractViolation, []string{"/context"}, "/context"},
 			{"a pipeline argument it does not take", "greeting", map[string]any{"context": map[string]any{"name": "A"}, "contxt": 1}, mcp.ReasonInvalidArguments, []string{`"contxt"`}, ""},
@@ -175,8 +177,9 @@ func TestArgumentsBreakingTheContractAreAToolErrorNamingTheFieldAndNothingIsPubl
 		if got, want := m.g.Stats(), (mcp.Stats{Refused: uint64(len(cases))}); got != want {
 			t.Errorf("Stats = %+v, want %+v", got, want)
 		}
-		if got := m.events.names("greet"); !slices.Equal(got, []string{"mcp.call_refused " + mcp.ReasonContractViolation, "mcp.call_refused " + mcp.ReasonContractViolation}) {
-			t.Errorf("greet's events %v, want two mcp.call_refused", got)
+		refusal := "mcp.call_refused " + mcp.ReasonContractViolation
+		if got := m.events.names("greet"); !slices.Equal(got, []string{refusal, refusal, refusal}) {
+			t.Errorf("greet's events %v, want three mcp.call_refused", got)
 		}
 	})
 }
@@ -211,6 +214,90 @@ func TestAFailedTaskIsAToolErrorWithTheWorkersError(t *testing.T) {
 		meta := wantToolError(t, res, mcp.ReasonTaskFailed, "the printer is on fire", `"failer"`)
 		if id, _ := meta["task_id"].(string); id == "" || !strings.Contains(text(res), id) {
 			t.Errorf("_meta %v and text %q, want the failed task's id", meta, text(res))
+		}
+	})
+}
+
+func TestAFailedGoalIsAToolErrorWithThePipelinesError(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		m := startMesh(t, connect)
+		res := m.call(t, "failing", map[string]any{"instruction": "fail"})
+		meta := wantToolError(t, res, mcp.ReasonTaskFailed, `"failing"`, "fail", "the printer is on fire")
+		if id, _ := meta["goal_id"].(string); id == "" || !strings.Contains(text(res), id) {
+			t.Errorf("_meta %v and text %q, want the goal's id", meta, text(res))
+		}
+	})
+}
+
+func TestAnOutputBreakingTheOutputContractIsNotTakenAndTheTimeoutSaysWhy(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		m := startMesh(t, connect)
+		// The echo worker answers {"name": "Ada"}, which lacks the
+		// greeting the tool's output contract requires.
+		res := m.call(t, "liar", map[string]any{"name": "Ada"})
+		wantToolError(t, res, mcp.ReasonTimeout, "rejected", "/greeting", "required")
+	})
+}
+
+func TestNumbersReachTheWorkerAsTheClientWroteThem(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		m := startMesh(t, connect)
+		tasks := captured(t, connect(), heddle.WorkerSubject("echo", heddle.TierStandard))
+		res, err := m.client.CallTool(testkit.Context(t), &mcpsdk.CallToolParams{
+			Name: "echo", Arguments: json.RawMessage(`{"big":123456789012345678901234567890,"small":-0.5e-3,"nested":{"n":[1,2.5]}}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The task holds each number's text: an integer of any size
+		// reaches the worker exactly.
+		if data := next(t, tasks, "task"); !strings.Contains(string(data), `"payload":{"big":123456789012345678901234567890,`) {
+			t.Errorf("the task the gateway published is %s", data)
+		}
+		if got := structured(t, res); !reflect.DeepEqual(got["nested"], map[string]any{"n": []any{1.0, 2.5}}) || got["small"] != -0.0005 {
+			t.Errorf("the echo came back as %s", text(res))
+		}
+	})
+}
+
+func TestManyCallsAtOnceEachGetTheirOwnAnswer(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		m := startMesh(t, connect)
+		const calls = 64
+		errs := make(chan error, calls)
+		for i := range calls {
+			go func() {
+				name := fmt.Sprintf("caller-%d", i)
+				tool := []string{"greet", "greet_direct"}[i%2]
+				res, err := m.client.CallTool(testkit.Context(t), &mcpsdk.CallToolParams{Name: tool, Arguments: map[string]any{"name": name}})
+				switch {
+				case err != nil:
+					errs <- err
+				case res.IsError || text(res) != `{"greeting":"Hello, `+name+`!"}`:
+					errs <- fmt.Errorf("%s for %s answered %s", tool, name, text(res))
+				default:
+					errs <- nil
+				}
+			}()
+		}
+		for range calls {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if got := m.g.Stats(); got.Completed != calls {
+			t.Errorf("Stats = %+v, want %d completed", got, calls)
+		}
+	})
+}
+
+func TestArgumentsTooLargeForTheBusAreAToolErrorSayingSo(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		m := startMesh(t, connect)
+		res := m.call(t, "echo", map[string]any{"blob": strings.Repeat("x", bus.DefaultMaxPayload)})
+		wantToolError(t, res, mcp.ReasonTooLarge, `"echo"`, "payload")
+		if got := m.g.Stats(); got.Refused != 1 {
+			t.Errorf("Stats = %+v, want the call refused", got)
 		}
 	})
 }

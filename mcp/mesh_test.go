@@ -51,8 +51,9 @@ type mesh struct {
 
 // meshConfig is the gateway config of the tests: the greeter through the
 // router and straight, worker types nobody serves, a worker that fails,
-// one that never answers, the greeting pipeline and a pipeline nobody
-// runs.
+// one that never answers, one that echoes its input (also offered with
+// the greeter's contract, which its output breaks), the greeting
+// pipeline, a pipeline nobody runs and one whose stage fails.
 func meshConfig(t testing.TB) mcp.Config {
 	t.Helper()
 	greeter, err := contracts.For[GreetIn, GreetOut]()
@@ -74,10 +75,13 @@ func meshConfig(t testing.TB) mcp.Config {
 			{Name: "ghost_direct", WorkerType: "ghost", Direct: true},
 			{WorkerType: "failer"},
 			{WorkerType: "silent", Direct: true, Timeout: testkit.ShortTimeout * 5},
+			{WorkerType: "echo", Direct: true},
+			{Name: "liar", WorkerType: "echo", Direct: true, Contract: greeter, Timeout: testkit.ShortTimeout * 5},
 		},
 		Pipelines: []mcp.PipelineTool{
 			{Pipeline: "greeting", Description: "Greets through a pipeline", Context: ctxSchema},
 			{Name: "nobody", Pipeline: "nobody_runs_this"},
+			{Pipeline: "failing"},
 		},
 	}
 }
@@ -127,7 +131,21 @@ func startActors(t *testing.T, connect func() bus.Bus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	group, err := heddle.Start(ctx, r, w, f, p)
+	echo, err := worker.NewDynamic(actors, "echo", func(_ context.Context, in map[string]any) (map[string]any, error) {
+		return in, nil
+	}, worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing, err := pipeline.New(actors, pipeline.Config{
+		Name:          "failing",
+		AddressedOnly: true,
+		Stages:        []pipeline.Stage{{Name: "fail", WorkerType: "failer", InputMapping: map[string]string{"x": "goal.instruction"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := heddle.Start(ctx, r, w, f, p, echo, failing)
 	if err != nil {
 		t.Fatal(err)
 	}
