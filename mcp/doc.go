@@ -31,6 +31,11 @@
 // (Handler), or as an actor (Run) on the transport its Config names, next
 // to workers and routers under heddle.Serve.
 //
+// The package is a module of its own, github.com/heddle-go/heddle/mcp,
+// so that the MCP SDK and what it brings (OAuth, JWT, a JSON Schema
+// library of its own) stay out of the build of every program that does
+// not offer tools.
+//
 // The gateway reports each call once, as mcp.call_completed,
 // mcp.call_failed or mcp.call_refused, to its logger and observers
 // (heddle.WithLogger, heddle.WithObserver), with the tool, its kind, the
