@@ -22,7 +22,6 @@ const (
 	AttrAttempt      = attribute.Key("heddle.attempt")
 	AttrStatus       = attribute.Key("heddle.status")
 	AttrReason       = attribute.Key("heddle.reason")
-	AttrActor        = attribute.Key("heddle.actor")
 	// AttrForwardedTo is the subject a router forwarded the task to (the
 	// span's messaging.destination.name is the one it received it on).
 	AttrForwardedTo = attribute.Key("heddle.forwarded_to")
@@ -54,7 +53,6 @@ var (
 
 // interceptor makes one span around each operation.
 type interceptor struct {
-	t      *Tracing
 	tracer trace.Tracer
 }
 
@@ -72,7 +70,7 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	default:
 		kind = trace.SpanKindInternal
 	}
-	attrs := make([]attribute.KeyValue, 0, 11)
+	attrs := make([]attribute.KeyValue, 0, 10)
 	attrs = append(attrs,
 		AttrTaskID.String(op.TaskID),
 		AttrWorkerType.String(op.WorkerType),
@@ -91,9 +89,6 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	if op.Subject != "" {
 		attrs = append(attrs, semconv.MessagingDestinationName(op.Subject))
 	}
-	if op.Actor != "" {
-		attrs = append(attrs, AttrActor.String(op.Actor))
-	}
 	subject, tier := op.Subject, op.Tier
 	ctx, span := i.tracer.Start(ctx, spanName(op), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 	ended := false
@@ -106,13 +101,7 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	err = next(ctx)
 	ended = true
 	if span.IsRecording() {
-		if op.Subject != subject && op.Subject != "" {
-			span.SetAttributes(AttrForwardedTo.String(op.Subject))
-		}
-		if op.Tier != tier && op.Tier != "" {
-			span.SetAttributes(AttrTier.String(op.Tier)) // the tier the router resolved
-		}
-		finish(span, op, err)
+		finish(span, op, subject, tier, err)
 	}
 	span.End()
 	return err
@@ -127,29 +116,57 @@ func spanName(op *event.Op) string {
 	return "heddle." + op.Kind.String() + " " + op.WorkerType
 }
 
-// finish sets the outcome of op on its span: its status and reason, and
-// on failure the error and the span status Error.
-func finish(span trace.Span, op *event.Op, err error) {
-	if op.Status != "" {
-		span.SetAttributes(AttrStatus.String(op.Status))
-	}
-	if op.Reason != "" {
-		span.SetAttributes(AttrReason.String(op.Reason))
-	}
+// finish sets the outcome of op on its span, in one call: its status and
+// reason, where a router sent the task and at which tier (when they
+// changed from subject and tier, as the operation began), and on failure
+// the error and the span status Error.
+func finish(span trace.Span, op *event.Op, subject, tier string, err error) {
+	forwarded := op.Subject != subject && op.Subject != ""
+	resolved := op.Tier != tier && op.Tier != ""
 	if err == nil {
 		err = op.Err
 	}
-	if err == nil && op.Status != statusFailed && op.Status != statusDeadLettered {
+	failed := err != nil || op.Status == statusFailed || op.Status == statusDeadLettered
+	attrs := make([]attribute.KeyValue, 0, count(op.Status != "", op.Reason != "", forwarded, resolved, failed))
+	if op.Status != "" {
+		attrs = append(attrs, AttrStatus.String(op.Status))
+	}
+	if op.Reason != "" {
+		attrs = append(attrs, AttrReason.String(op.Reason))
+	}
+	if forwarded {
+		attrs = append(attrs, AttrForwardedTo.String(op.Subject))
+	}
+	if resolved {
+		attrs = append(attrs, AttrTier.String(op.Tier))
+	}
+	if failed {
+		if op.Reason != "" {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(op.Reason))
+		} else {
+			attrs = append(attrs, semconv.ErrorTypeOther)
+		}
+	}
+	if len(attrs) > 0 {
+		span.SetAttributes(attrs...)
+	}
+	if !failed {
 		return
 	}
 	if err == nil {
 		err = outcomeError{status: op.Status, reason: op.Reason}
 	}
-	if op.Reason != "" {
-		span.SetAttributes(semconv.ErrorTypeKey.String(op.Reason))
-	} else {
-		span.SetAttributes(semconv.ErrorTypeOther)
-	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
+}
+
+// count returns how many of conds hold.
+func count(conds ...bool) int {
+	n := 0
+	for _, c := range conds {
+		if c {
+			n++
+		}
+	}
+	return n
 }

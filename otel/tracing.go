@@ -187,7 +187,7 @@ func (t *Tracing) logger() *slog.Logger {
 // each operation it wraps; pass it with heddle.WithInterceptor, or both
 // it and the propagator with Options.
 func (t *Tracing) Interceptor() event.Interceptor {
-	return interceptor{t: t, tracer: t.tracerFor()}
+	return interceptor{tracer: t.tracerFor()}
 }
 
 // Propagator returns the event.Propagator that reads and writes a task's

@@ -71,7 +71,6 @@ func TestAHandlerAttemptContinuesThePythonTraceAndWhatItPublishesNamesItsSpan(t 
 		attribute.Int("heddle.retry_count", 0),
 		attribute.Int("heddle.attempt", 1),
 		attribute.String("heddle.status", "completed"),
-		attribute.String("heddle.actor", "worker"),
 		attribute.String("messaging.system", "nats"),
 		attribute.String("messaging.operation.type", "process"),
 		attribute.String("messaging.operation.name", "handle"))
