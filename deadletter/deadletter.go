@@ -16,6 +16,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/observe"
 )
 
@@ -147,7 +148,7 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Consumer, error) {
 	return &Consumer{
 		b:       b,
 		cfg:     cfg,
-		log:     observe.New(opts...),
+		log:     observe.Actor("dead_letter", opts...),
 		entries: list.New(),
 		index:   map[string]*list.Element{},
 		kinds:   map[string]int{},
@@ -190,7 +191,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("heddle: dead-letter consumer subscribing to %s: %w", heddle.SubjectDeadLetter, err)
 	}
-	c.log.Info("actor.subscribed", "subject", heddle.SubjectDeadLetter, "queue", "")
+	c.log.Emit(ctx, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: heddle.SubjectDeadLetter},
+		slog.String("subject", heddle.SubjectDeadLetter), slog.String("queue", ""))
 	c.readyOnce.Do(func() { close(c.ready) })
 	var closed error
 	select {
@@ -209,8 +211,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 	d, err := heddle.DecodeDeadLetter(msg.Data)
 	if err != nil {
-		c.log.Count(context.Background(), &c.stats.parseErrors, slog.LevelWarn, "dead_letter.parse_error", "error", err.Error(), "size", len(msg.Data),
-			"data", preview(msg.Data))
+		c.log.CountEvent(context.Background(), &c.stats.parseErrors, slog.LevelWarn,
+			event.Event{Name: event.DeadLetterParseError, Subject: heddle.SubjectDeadLetter, Detail: err.Error(), Err: err},
+			slog.String("error", err.Error()), slog.Int("size", len(msg.Data)), slog.String("data", preview(msg.Data)))
 		return nil
 	}
 	e := Entry{ID: uuid.NewString(), DeadLetter: d, Header: msg.Header.Clone(), StoredAt: time.Now().UTC()}
@@ -225,8 +228,9 @@ func (c *Consumer) handle(_ context.Context, msg *bus.Msg) error {
 	c.mu.Unlock()
 	c.logEvicted(evicted)
 	c.stats.received.Add(1)
-	c.log.Warn("dead_letter.received", "reason", d.Reason, "task_id", d.TaskID, "worker_type", d.WorkerType, "id", e.ID,
-		"replay_count", e.ReplayCount)
+	c.log.Emit(context.Background(), slog.LevelWarn, entryEvent(event.DeadLetterReceived, e),
+		slog.String("reason", d.Reason), slog.String("task_id", d.TaskID), slog.String("worker_type", d.WorkerType),
+		slog.String("id", e.ID), slog.Int("replay_count", e.ReplayCount))
 	return nil
 }
 
@@ -268,8 +272,9 @@ func (c *Consumer) evictLocked() []Entry {
 
 func (c *Consumer) logEvicted(evicted []Entry) {
 	for _, e := range evicted {
-		c.log.Count(context.Background(), &c.stats.evicted, slog.LevelWarn, "dead_letter.evicted", "id", e.ID, "reason", e.DeadLetter.Reason, "task_id", e.DeadLetter.TaskID,
-			"worker_type", e.DeadLetter.WorkerType, "capacity", c.cfg.Capacity)
+		c.log.CountEvent(context.Background(), &c.stats.evicted, slog.LevelWarn, entryEvent(event.DeadLetterEvicted, e),
+			slog.String("id", e.ID), slog.String("reason", e.DeadLetter.Reason), slog.String("task_id", e.DeadLetter.TaskID),
+			slog.String("worker_type", e.DeadLetter.WorkerType), slog.Int("capacity", c.cfg.Capacity))
 	}
 }
 
@@ -353,15 +358,26 @@ func (c *Consumer) Replay(ctx context.Context, id string) error {
 		c.marks.undo(key, mark, prev, hadPrev)
 		c.mu.Unlock()
 		c.restore(it)
-		c.stats.replayErrors.Add(1)
-		c.log.Error("dead_letter.replay_failed", "id", id, "task_id", e.DeadLetter.TaskID,
-			"worker_type", e.DeadLetter.WorkerType, "error", err.Error())
+		ev := entryEvent(event.DeadLetterReplayFailed, e)
+		ev.Err = err
+		c.log.CountEvent(ctx, &c.stats.replayErrors, slog.LevelError, ev,
+			slog.String("id", id), slog.String("task_id", e.DeadLetter.TaskID),
+			slog.String("worker_type", e.DeadLetter.WorkerType), slog.String("error", err.Error()))
 		return fmt.Errorf("heddle: replaying dead letter %q to %s: %w", id, heddle.SubjectTasksIncoming, err)
 	}
-	c.stats.replayed.Add(1)
-	c.log.Info("dead_letter.replayed", "id", id, "reason", e.DeadLetter.Reason,
-		"task_id", e.DeadLetter.TaskID, "worker_type", e.DeadLetter.WorkerType, "replay_count", mark.count)
+	c.log.CountEvent(ctx, &c.stats.replayed, slog.LevelInfo, entryEvent(event.DeadLetterReplayed, e),
+		slog.String("id", id), slog.String("reason", e.DeadLetter.Reason), slog.String("task_id", e.DeadLetter.TaskID),
+		slog.String("worker_type", e.DeadLetter.WorkerType), slog.Int("replay_count", mark.count))
 	return nil
+}
+
+// entryEvent is the typed event name reports about e: its task, and its
+// reason's kind beside the whole reason.
+func entryEvent(name string, e Entry) event.Event {
+	return event.Event{
+		Name: name, Subject: heddle.SubjectDeadLetter, TaskID: e.DeadLetter.TaskID, WorkerType: e.DeadLetter.WorkerType,
+		Reason: ReasonKind(e.DeadLetter.Reason), Detail: e.DeadLetter.Reason,
+	}
 }
 
 // restore puts back an item whose replay failed, in arrival order, and

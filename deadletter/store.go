@@ -7,8 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/heddle-go/heddle"
-	"github.com/heddle-go/heddle/router"
+	"github.com/heddle-go/heddle/event"
 )
 
 // Store is what the dead-letter web view (NewHandler) and the operator
@@ -106,16 +105,16 @@ type Counts struct {
 
 // ReasonKindOther is the kind of a reason that does not start with a
 // known reason prefix (one written by another router, or none at all).
-const ReasonKindOther = "other"
+const ReasonKindOther = event.ReasonOther
 
 // reasonKinds are the known reason prefixes, in the order the web view
 // shows them.
 var reasonKinds = []string{
-	heddle.ReasonRateLimited,
-	heddle.ReasonNoWorker,
-	heddle.ReasonUnknownTier,
-	heddle.ReasonInvalidTaskMessage,
-	router.ReasonShutdown,
+	event.ReasonRateLimited,
+	event.ReasonNoWorker,
+	event.ReasonUnknownTier,
+	event.ReasonInvalidTaskMessage,
+	event.ReasonShutdown,
 }
 
 // ReasonKinds returns every kind ReasonKind can return: the known reason
@@ -125,17 +124,11 @@ var reasonKinds = []string{
 func ReasonKinds() []string { return append(slices.Clone(reasonKinds), ReasonKindOther) }
 
 // ReasonKind returns the kind of a dead-letter reason: the word before
-// its first ':' (the whole reason when it has none), white space trimmed,
-// when that is a known reason prefix, else ReasonKindOther. The set is
-// bounded, so it can label a metric or a filter.
-func ReasonKind(reason string) string {
-	prefix, _, _ := strings.Cut(reason, ":")
-	prefix = strings.TrimSpace(prefix)
-	if slices.Contains(reasonKinds, prefix) {
-		return prefix
-	}
-	return ReasonKindOther
-}
+// its first ':' (the whole reason when it has none) when that is a known
+// reason prefix, else ReasonKindOther. The set is bounded, so it can label
+// a metric or a filter. It is event.DeadLetterKind, the one definition
+// the observers use too.
+func ReasonKind(reason string) string { return event.DeadLetterKind(reason) }
 
 var _ Store = (*Consumer)(nil)
 

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/router"
@@ -27,7 +29,7 @@ func TestReasonKindIsTheKnownPrefixOrOther(t *testing.T) {
 		{"unknown_tier: 'huge' is not a tier", heddle.ReasonUnknownTier},
 		{"invalid_task_message: worker_type: required", heddle.ReasonInvalidTaskMessage},
 		{"shutdown: the router stopped while the task waited for capacity on tier 'local'", router.ReasonShutdown},
-		{"  rate_limited : spaces around the prefix", heddle.ReasonRateLimited},
+		{"rate_limited : a space before the colon", deadletter.ReasonKindOther},
 		{"rate_limited", heddle.ReasonRateLimited},
 		{"Rate_Limited: the prefix is case-sensitive", deadletter.ReasonKindOther},
 		{"rate_limited_extra: a longer word is another word", deadletter.ReasonKindOther},
@@ -358,6 +360,66 @@ func TestReplayMatchingStopsWhenItsContextEnds(t *testing.T) {
 		}
 		if f.consumer.Len() != 6 {
 			t.Errorf("the store holds %d entries, want all 6", f.consumer.Len())
+		}
+	})
+}
+
+func TestObserversGetTypedDeadLetterEvents(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		events := make(chan event.Event, 16)
+		obs := event.ObserverFunc(func(_ context.Context, e event.Event) {
+			if strings.HasPrefix(e.Name, "dead_letter.") {
+				events <- e
+			}
+		})
+		pub := connect()
+		c, err := deadletter.New(connect(), deadletter.Config{Capacity: 1}, heddle.WithObserver(obs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.StartActor(t, c.Run, c.Ready())
+		next := func() event.Event {
+			t.Helper()
+			select {
+			case e := <-events:
+				return e
+			case <-time.After(testkit.Wait):
+				t.Fatal("no dead_letter event")
+				return event.Event{}
+			}
+		}
+		for _, id := range []string{"t-1", "t-2"} {
+			env, _ := heddle.NewDeadLetter(noWorker, task(id, "upper")).Encode()
+			testkit.Publish(t, pub, heddle.SubjectDeadLetter, env, nil)
+		}
+		want := []struct{ name, taskID string }{
+			{event.DeadLetterReceived, "t-1"}, {event.DeadLetterReceived, "t-2"}, {event.DeadLetterEvicted, "t-1"},
+		}
+		var got []event.Event
+		for range want {
+			got = append(got, next())
+		}
+		entries, _ := c.List(0, 0)
+		if err := c.Replay(t.Context(), entries[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, next())
+		want = append(want, struct{ name, taskID string }{event.DeadLetterReplayed, "t-2"})
+		// evicted is reported after received, but the order of t-2's
+		// received and t-1's eviction is the consumer's: compare as sets.
+		for _, w := range want {
+			found := false
+			for _, e := range got {
+				if e.Name == w.name && e.TaskID == w.taskID {
+					found = true
+					if e.Actor != "dead_letter" || e.Reason != heddle.ReasonNoWorker || e.Detail != noWorker || e.WorkerType != "upper" {
+						t.Errorf("%s of %s = %+v, want actor dead_letter, reason kind no_worker, the whole reason as detail, worker_type upper", w.name, w.taskID, e)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %s event for %s among %d events", w.name, w.taskID, len(got))
+			}
 		}
 	})
 }

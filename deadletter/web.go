@@ -117,7 +117,7 @@ func NewHandler(store Store, opts HandlerOptions, options ...heddle.Option) (htt
 		prefix:   prefix,
 		pageSize: cmp.Or(opts.PageSize, DefaultPageSize),
 		open:     opts.AllowRemoteWithoutToken,
-		log:      observe.New(options...),
+		log:      observe.Actor("dead_letter_web", options...),
 		cop:      http.NewCrossOriginProtection(),
 		mux:      http.NewServeMux(),
 	}
