@@ -28,7 +28,10 @@ type ReplayReport struct {
 
 // ReplayOutcome is what became of one entry in a ReplayReport.
 type ReplayOutcome struct {
-	ID         string `json:"id"`
+	// ID is the entry's id in its store.
+	ID string `json:"id"`
+	// TaskID and WorkerType are the entry's task's, when they could be
+	// read.
 	TaskID     string `json:"task_id,omitempty"`
 	WorkerType string `json:"worker_type,omitempty"`
 	// Error is empty for a replayed entry.
