@@ -93,9 +93,9 @@ func checkAttrs(t testing.TB, span sdktrace.ReadOnlySpan, want ...attribute.KeyV
 	for _, kv := range want {
 		got, ok := attr(span, kv.Key)
 		if !ok {
-			t.Errorf("span %q has no attribute %s, want %s", span.Name(), kv.Key, kv.Value.Emit())
+			t.Errorf("span %q has no attribute %s, want %s", span.Name(), kv.Key, kv.Value.String())
 		} else if got != kv.Value {
-			t.Errorf("span %q: %s = %s, want %s", span.Name(), kv.Key, got.Emit(), kv.Value.Emit())
+			t.Errorf("span %q: %s = %s, want %s", span.Name(), kv.Key, got.String(), kv.Value.String())
 		}
 	}
 }
