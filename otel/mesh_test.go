@@ -210,3 +210,44 @@ func mustSpanID(t *testing.T, s string) trace.SpanID {
 	}
 	return id
 }
+
+func TestATaskWithAnUnreadableTraceContextIsServedInANewTraceThatTheResultCarries(t *testing.T) {
+	for _, tc := range []struct {
+		name, traceContext string
+		counted            bool // by the router, the one actor that reads it
+	}{
+		{"a traceparent that is not one", `{"traceparent": "00-not-a-trace-01", "tracestate": "vendor=1"}`, true},
+		{"a _trace_context that is not an object", `"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+				rec, tp := recorder(t)
+				tr := otel.New(otel.WithTracerProvider(tp))
+				stop := mesh(t, connect, tr, router.Rules{}, echo)
+
+				caller := connect()
+				results, _ := testkit.Subscribe(t, caller, heddle.SubjectResultsDefault)
+				data := []byte(`{"task_id": "t-broken-trace", "worker_type": "echo", "payload": {}, "_trace_context": ` + tc.traceContext + `}`)
+				testkit.Publish(t, caller, heddle.SubjectTasksIncoming, data, nil)
+				res, err := heddle.DecodeTaskResult(testkit.Recv(t, results, "the result").Data)
+				if err != nil || res.Status != heddle.StatusCompleted || res.TaskID != "t-broken-trace" {
+					t.Fatalf("result %+v, %v; want the task completed", res, err)
+				}
+				stop()
+
+				spans := rec.Ended()
+				route, handle := spanNamed(t, spans, "heddle.route echo"), spanNamed(t, spans, "heddle.handle echo")
+				if route.Parent().IsValid() {
+					t.Errorf("the route span has parent %v, want a new trace", route.Parent())
+				}
+				checkChild(t, handle, route.SpanContext())
+				if got, want := traceContextOf(t, res.Extra)["traceparent"], traceparentOf(handle.SpanContext()); got != want {
+					t.Errorf("the result's traceparent %q, want the worker's span %q", got, want)
+				}
+				if n := tr.InvalidTraceContexts(); tc.counted && n != 1 {
+					t.Errorf("InvalidTraceContexts() = %d, want 1: the router read it, the worker read the router's", n)
+				}
+			})
+		})
+	}
+}
