@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +13,9 @@ import (
 
 	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
+	"github.com/heddle-go/heddle/membus"
+	"github.com/heddle-go/heddle/metrics"
+	"github.com/heddle-go/heddle/worker"
 )
 
 // sample returns the sum, over the series of the metric family name in
@@ -161,4 +163,17 @@ func agree(t *testing.T, what string, metric float64, stats, evs uint64) {
 	}
 }
 
-var _ = fmt.Sprint
+// watchAWorker makes m watch a worker that never runs, so that the
+// worker gauges have a series.
+func watchAWorker(t *testing.T, m *metrics.Metrics) {
+	t.Helper()
+	b := membus.New()
+	t.Cleanup(func() { _ = b.Close() })
+	w, err := worker.NewDynamic(b, "echo", func(_ context.Context, in map[string]any) (map[string]any, error) { return in, nil }, worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchWorker(w); err != nil {
+		t.Fatal(err)
+	}
+}

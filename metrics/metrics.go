@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,8 @@ type Metrics struct {
 	taskDuration, attemptDuration, routeDuration, dispatchWait, goalDuration *prometheus.HistogramVec
 
 	watch *watcher
+
+	taskSeries sync.Map // seriesKey -> *taskSeries
 }
 
 // New returns Metrics whose collectors are registered on reg, never on

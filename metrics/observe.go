@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
@@ -67,12 +69,12 @@ func (m *Metrics) Observe(_ context.Context, e event.Event) {
 	n := float64(e.N())
 	switch e.Name {
 	case event.WorkerReceived:
-		m.workerReceived.WithLabelValues(m.label(lWorkerType, e.WorkerType), m.label(lTier, e.Tier)).Add(n)
+		m.series(e.WorkerType, e.Tier).received.Add(n)
 	case event.WorkerCompleted:
-		wt := m.label(lWorkerType, e.WorkerType)
-		m.workerCompleted.WithLabelValues(wt, m.label(lTier, e.Tier)).Add(n)
+		s := m.series(e.WorkerType, e.Tier)
+		s.completed.Add(n)
 		if e.Duration > 0 {
-			m.taskDuration.WithLabelValues(wt, string(heddle.StatusCompleted)).Observe(seconds(e.Duration))
+			s.completedDuration.Observe(seconds(e.Duration))
 		}
 	case event.WorkerFailed:
 		m.workerFailedEvent(e, n)
@@ -90,7 +92,7 @@ func (m *Metrics) Observe(_ context.Context, e event.Event) {
 		m.workerDropped.WithLabelValues(m.label(lWorkerType, e.WorkerType)).Add(n)
 
 	case event.RouterRouted:
-		m.routerRouted.WithLabelValues(m.label(lWorkerType, e.WorkerType), m.label(lTier, e.Tier)).Add(n)
+		m.series(e.WorkerType, e.Tier).routed.Add(n)
 	case event.RouterDeadLettered:
 		m.routerDeadLettered.WithLabelValues(m.label(lWorkerType, e.WorkerType), m.label(lReason, reasonKind(e))).Add(n)
 	case event.RouterThrottled:
@@ -135,6 +137,38 @@ func (m *Metrics) Observe(_ context.Context, e event.Event) {
 	case event.WorkerHeartbeatStale, event.WorkerReactivated, event.WorkerStopped:
 		m.registryTransitions.WithLabelValues(m.label(lWorkerType, e.WorkerType), strings.TrimPrefix(e.Name, "worker.")).Add(n)
 	}
+}
+
+// taskSeries are the series every task on the task path touches, for
+// one worker type and tier: resolved once, so that counting the events
+// of a routed and completed task costs a map lookup each rather than the
+// hashing of its label values into each vector.
+type taskSeries struct {
+	received, completed, routed prometheus.Counter
+	completedDuration           prometheus.Observer
+}
+
+type seriesKey struct{ workerType, tier string }
+
+// series returns the task-path series of workerType and tier. Only label
+// values kept as they are get a cache entry, so the cache is bounded by
+// the label limits.
+func (m *Metrics) series(workerType, tier string) *taskSeries {
+	k := seriesKey{workerType, tier}
+	if v, ok := m.taskSeries.Load(k); ok {
+		return v.(*taskSeries)
+	}
+	wt, t := m.label(lWorkerType, workerType), m.label(lTier, tier)
+	s := &taskSeries{
+		received:          m.workerReceived.WithLabelValues(wt, t),
+		completed:         m.workerCompleted.WithLabelValues(wt, t),
+		routed:            m.routerRouted.WithLabelValues(wt, t),
+		completedDuration: m.taskDuration.WithLabelValues(wt, string(heddle.StatusCompleted)),
+	}
+	if wt == workerType && t == tier {
+		m.taskSeries.Store(k, s)
+	}
+	return s
 }
 
 // workerFailedEvent counts a worker.failed event, which stands for one of
