@@ -16,9 +16,10 @@
 // An actor given the options reads a task's _trace_context into the
 // context its work runs with (the handler's context holds the span), and
 // writes the context of its own span into what it publishes on the task's
-// behalf: the forwarded task, the result, the subtasks. A task whose
-// _trace_context cannot be read starts a new trace; it is counted and
-// logged (otel.invalid_trace_context), not dropped.
+// behalf: the router into the forwarded task, the worker into the result,
+// a dispatch into the task it sends. Other members of _trace_context are
+// kept. A task whose traceparent cannot be read is served all the same,
+// in a new trace; it is counted and logged (otel.invalid_trace_context).
 //
 // Spans, their kinds and attributes:
 //
