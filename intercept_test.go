@@ -14,6 +14,7 @@ import (
 	"github.com/heddle-go/heddle/dispatch"
 	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
+	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -149,6 +150,46 @@ func TestARouteOpReportsADeadLetterWithItsReasonKind(t *testing.T) {
 		d := c.opsOf(event.OpDispatch)
 		if len(d) != 1 || d[0].Status != "failed" || d[0].Reason != event.ReasonNoWorker || !strings.Contains(d[0].Err.Error(), "no_worker") {
 			t.Errorf("dispatch ops %+v, want one failed with reason no_worker", d)
+		}
+	})
+}
+
+func TestAGoalsTraceContextRunsThroughThePipelineToItsStagesAndItsFinalResult(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		var c chain
+		var handlerSpan string
+		w, err := worker.NewDynamic(connect(), "stage_worker", func(ctx context.Context, in map[string]any) (map[string]any, error) {
+			handlerSpan = spanOf(ctx)
+			return map[string]any{"ok": true}, nil
+		}, worker.Config{}, c.options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.New(connect(), pipeline.Config{Name: "traced_pipeline", Direct: true,
+			Stages: []pipeline.Stage{{Name: "only", WorkerType: "stage_worker"}}}, c.options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.StartActor(t, w.Run, w.Ready())
+		testkit.StartActor(t, p.Run, p.Ready())
+
+		goal := heddle.NewOrchestratorGoal("trace me", nil)
+		goal.Extra = map[string]json.RawMessage{"_trace_context": json.RawMessage(`{"traceparent":"py"}`)}
+		res, err := dispatch.SubmitGoal(testkit.Context(t), connect(), goal, dispatch.To("traced_pipeline"))
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("SubmitGoal = %+v, %v; want completed", res, err)
+		}
+		// The goal's span continues the Python trace; the stage's dispatch
+		// is its child, the handler the dispatch's (Direct: no router).
+		if want := "py/goal/dispatch/handle"; handlerSpan != want {
+			t.Errorf("the stage's handler ran in span %q, want %q", handlerSpan, want)
+		}
+		var tc map[string]string
+		if err := json.Unmarshal(res.Extra["_trace_context"], &tc); err != nil || tc["traceparent"] != "py/goal" {
+			t.Errorf("the final result's _trace_context %s, want the goal's span py/goal", res.Extra["_trace_context"])
+		}
+		if g := c.opsOf(event.OpGoal); len(g) != 1 || g[0].Status != "completed" || g[0].TaskID != goal.GoalID || g[0].WorkerType != "traced_pipeline" {
+			t.Errorf("goal ops %+v, want one completed for the goal", g)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/goals"
 	"github.com/heddle-go/heddle/internal/observe"
 )
@@ -228,7 +230,8 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		Refuse:        o.refuseGoal,
 		Subscribed: func() {
 			for _, subject := range o.subjects {
-				o.log.Info("actor.subscribed", "subject", subject, "queue", o.cfg.QueueGroup)
+				o.log.EmitArgs(ctx, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: subject},
+					"subject", subject, "queue", o.cfg.QueueGroup)
 			}
 			close(o.ready)
 		},
@@ -262,7 +265,8 @@ func (o *Orchestrator) refuseGoal(ctx context.Context, goal heddle.OrchestratorG
 	if perr := o.publishFinal(ctx, res); perr != nil {
 		attrs = append(attrs, "publish_error", perr.Error())
 	}
-	o.log.Warn("orchestrator.goal_completed", attrs...)
+	o.log.EmitArgs(ctx, slog.LevelWarn, event.Event{Name: event.OrchestratorGoalCompleted, TaskID: goal.GoalID,
+		Status: string(res.Status), Reason: event.ReasonShutdown, Err: err}, attrs...)
 }
 
 // rejectGoal handles a message on SubjectGoalsIncoming that is not a valid
@@ -270,7 +274,8 @@ func (o *Orchestrator) refuseGoal(ctx context.Context, goal heddle.OrchestratorG
 // it names a usable goal_id, so its caller does not wait in vain.
 func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
 	id := goals.PeekGoalID(data)
-	o.log.Count(ctx, &o.stats.parseErrors, slog.LevelWarn, "orchestrator.parse_error", "goal_id", id, "error", err.Error())
+	o.log.CountEvent(ctx, &o.stats.parseErrors, slog.LevelWarn, event.Event{Name: event.OrchestratorParseError, TaskID: id,
+		Reason: event.ReasonDecode, Err: err}, slog.String("goal_id", id), slog.String("error", err.Error()))
 	if id == "" || bus.ValidatePublishSubject(heddle.ResultSubject(id)) != nil {
 		return
 	}
@@ -279,12 +284,34 @@ func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
 	o.publishFinal(ctx, res)
 }
 
-// process runs one goal to its final result.
+// process runs one goal to its final result: inside the interceptors as
+// one event.OpGoal, and in the trace context of the goal's
+// _trace_context, which its subtasks and final result then carry (that
+// of the context the interceptors pass on).
 func (o *Orchestrator) process(ctx context.Context, goal heddle.OrchestratorGoal) {
+	if !o.log.Intercepted() && !o.log.Propagated() {
+		o.processGoal(ctx, goal)
+		return
+	}
+	ctx = o.log.Extract(ctx, goal.Extra)
+	op := &event.Op{Kind: event.OpGoal, TaskID: goal.GoalID, WorkerType: cmp.Or(o.cfg.Name, WorkerType)}
+	_ = o.log.Intercept(ctx, op, func(ctx context.Context) error {
+		goal.Extra = o.log.Inject(ctx, goal.Extra)
+		res := o.processGoal(ctx, goal)
+		op.Status = string(res.Status)
+		if res.Status == heddle.StatusFailed {
+			op.Err = errors.New(res.Error)
+		}
+		return op.Err
+	})
+}
+
+// processGoal runs one goal to its final result and returns it.
+func (o *Orchestrator) processGoal(ctx context.Context, goal heddle.OrchestratorGoal) heddle.TaskResult {
 	start := time.Now()
 	o.stats.received.Add(1)
-	o.log.Info("orchestrator.goal_received", "goal_id", goal.GoalID, "request_id", goal.RequestID,
-		"priority", string(goal.Priority))
+	o.log.EmitArgs(ctx, slog.LevelInfo, event.Event{Name: event.OrchestratorGoalReceived, TaskID: goal.GoalID},
+		"goal_id", goal.GoalID, "request_id", goal.RequestID, "priority", string(goal.Priority))
 
 	results, timeout, err := o.collect(ctx, goal)
 	var output map[string]any
@@ -327,10 +354,16 @@ func (o *Orchestrator) process(ctx context.Context, goal heddle.OrchestratorGoal
 		attrs = append(attrs, "publish_error", err.Error())
 	}
 	level := slog.LevelInfo
+	ev := event.Event{Name: event.OrchestratorGoalCompleted, TaskID: goal.GoalID, Status: string(res.Status),
+		Duration: time.Since(start), Err: err}
+	if timeout != nil {
+		ev.Reason = event.ReasonTimeout
+	}
 	if res.Status == heddle.StatusFailed || timeout != nil {
 		level = slog.LevelWarn
 	}
-	o.log.Log(ctx, level, "orchestrator.goal_completed", attrs...)
+	o.log.EmitArgs(ctx, level, ev, attrs...)
+	return res
 }
 
 // collect decomposes the goal, dispatches its subtasks and gathers their

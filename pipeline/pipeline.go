@@ -13,6 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/goals"
 	"github.com/heddle-go/heddle/internal/observe"
 )
@@ -244,8 +245,31 @@ func (p *Pipeline) Stats() Stats {
 // *ValidationError for an invalid goal. ctx bounds the whole goal; each
 // stage is bounded by its own Timeout.
 func (p *Pipeline) Execute(ctx context.Context, goal heddle.OrchestratorGoal) (heddle.TaskResult, error) {
-	res, err := p.execute(ctx, goal)
+	res, err := p.traced(ctx, goal)
 	p.goalCompleted(goal, res, nil)
+	return res, err
+}
+
+// traced runs execute inside the interceptors as one event.OpGoal, in the
+// trace context of the goal's _trace_context, which its stages' tasks and
+// final result then carry (that of the context the interceptors pass on).
+func (p *Pipeline) traced(ctx context.Context, goal heddle.OrchestratorGoal) (res heddle.TaskResult, err error) {
+	if !p.log.Intercepted() && !p.log.Propagated() {
+		return p.execute(ctx, goal)
+	}
+	ctx = p.log.Extract(ctx, goal.Extra)
+	op := &event.Op{Kind: event.OpGoal, TaskID: goal.GoalID, WorkerType: p.plan.cfg.Name}
+	ran := false
+	ierr := p.log.Intercept(ctx, op, func(ctx context.Context) error {
+		ran = true
+		goal.Extra = p.log.Inject(ctx, goal.Extra)
+		res, err = p.execute(ctx, goal)
+		op.Status, op.Err = string(res.Status), err
+		return err
+	})
+	if !ran {
+		return res, ierr
+	}
 	return res, err
 }
 
@@ -276,7 +300,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Shutdown:      ErrShutdown,
 		Reject:        p.rejectGoal,
 		Handle: func(ctx context.Context, goal heddle.OrchestratorGoal) {
-			res, _ := p.execute(ctx, goal)
+			res, _ := p.traced(ctx, goal)
 			p.goalCompleted(goal, res, p.publishFinal(context.WithoutCancel(ctx), res))
 		},
 		Refuse: func(ctx context.Context, goal heddle.OrchestratorGoal, err error) {
@@ -288,7 +312,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		},
 		Subscribed: func() {
 			for _, subject := range subjects {
-				p.log.Info("actor.subscribed", "subject", subject, "queue", queue, "pipeline", p.plan.cfg.Name)
+				p.log.EmitArgs(context.Background(), slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: subject,
+					WorkerType: p.plan.cfg.Name}, "subject", subject, "queue", queue, "pipeline", p.plan.cfg.Name)
 			}
 			close(p.ready)
 		},
@@ -317,7 +342,9 @@ func (p *Pipeline) rejectGoal(ctx context.Context, data []byte, err error) {
 			attrs = append(attrs, "publish_error", perr.Error())
 		}
 	}
-	p.log.Count(ctx, &p.stats.parseErrors, slog.LevelWarn, "pipeline.parse_error", attrs...)
+	p.stats.parseErrors.Add(1)
+	p.log.EmitArgs(ctx, slog.LevelWarn, event.Event{Name: event.PipelineParseError, TaskID: id, WorkerType: p.plan.cfg.Name,
+		Reason: event.ReasonDecode, Err: err}, attrs...)
 }
 
 func (p *Pipeline) publishFinal(ctx context.Context, res heddle.TaskResult) error {
@@ -345,14 +372,20 @@ func (p *Pipeline) goalCompleted(goal heddle.OrchestratorGoal, res heddle.TaskRe
 	if publishErr != nil {
 		attrs = append(attrs, "publish_error", publishErr.Error())
 	}
-	p.log.Info("pipeline.goal_completed", attrs...)
+	ev := event.Event{Name: event.PipelineGoalCompleted, TaskID: goal.GoalID, WorkerType: p.plan.cfg.Name,
+		Status: string(res.Status), Duration: time.Duration(res.ProcessingTimeMS) * time.Millisecond}
+	if res.Status == heddle.StatusFailed {
+		ev.Err = errors.New(res.Error)
+	}
+	p.log.EmitArgs(context.Background(), slog.LevelInfo, ev, attrs...)
 }
 
 // execute runs one goal to its final result.
 func (p *Pipeline) execute(ctx context.Context, goal heddle.OrchestratorGoal) (heddle.TaskResult, error) {
 	start := time.Now()
 	p.stats.received.Add(1)
-	p.log.Info("pipeline.goal_received", "pipeline", p.plan.cfg.Name, "goal_id", goal.GoalID,
+	p.log.EmitArgs(ctx, slog.LevelInfo, event.Event{Name: event.PipelineGoalReceived, TaskID: goal.GoalID, WorkerType: p.plan.cfg.Name},
+		"pipeline", p.plan.cfg.Name, "goal_id", goal.GoalID,
 		"request_id", goal.RequestID, "priority", string(goal.Priority))
 	res := heddle.NewTaskResult(goal.GoalID, p.plan.cfg.Name, heddle.StatusCompleted)
 	res.AddExtensions(goal.Extra)

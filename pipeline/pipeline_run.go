@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/internal/wire"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // Reasons a stage is skipped, logged as pipeline.stage_skipped's reason.
@@ -155,7 +157,9 @@ func (r *pipelineRun) stage(ctx context.Context, s *pipelineStage) pipelineOutco
 		if serr == nil {
 			o.result, o.state, o.ended = res, stageCompleted, time.Now()
 			r.p.stats.stagesCompleted.Add(1)
-			r.p.log.Info("pipeline.stage_completed", "pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
+			r.p.log.EmitArgs(ctx, slog.LevelInfo, event.Event{Name: event.PipelineStageCompleted, TaskID: res.TaskID,
+				WorkerType: s.WorkerType, Tier: string(s.Tier), Status: string(res.Status), Attempt: attempt},
+				"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 				"stage", s.Name, "task_id", res.TaskID, "worker_type", s.WorkerType, "model_tier", string(s.Tier),
 				"model_used", res.ModelUsed, "processing_time_ms", res.ProcessingTimeMS, "attempts", attempt)
 			return o
@@ -164,7 +168,9 @@ func (r *pipelineRun) stage(ctx context.Context, s *pipelineStage) pipelineOutco
 			return r.failed(s, o, serr)
 		}
 		r.p.stats.stageRetries.Add(1)
-		r.p.log.Warn("pipeline.stage_retry", "pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
+		r.p.log.EmitArgs(ctx, slog.LevelWarn, event.Event{Name: event.PipelineStageRetry, TaskID: serr.TaskID,
+			WorkerType: s.WorkerType, Tier: string(s.Tier), Reason: string(serr.Kind), Err: serr.Err, Attempt: attempt + 1},
+			"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 			"stage", s.Name, "task_id", serr.TaskID, "worker_type", s.WorkerType, "model_tier", string(s.Tier),
 			"attempt", attempt+1, "max_retries", s.MaxRetries, "reason", string(serr.Kind), "error", serr.Err.Error())
 	}
@@ -186,7 +192,9 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 	fail := func(kind StageErrorKind, err error) (*heddle.TaskResult, *StageError) {
 		return nil, &StageError{Stage: s.Name, Kind: kind, TaskID: task.TaskID, Attempts: attempt, Err: err}
 	}
-	r.p.log.Info("pipeline.stage_started", "pipeline", cfg.Name, "goal_id", r.goal.GoalID, "stage", s.Name,
+	r.p.log.EmitArgs(ctx, slog.LevelInfo, event.Event{Name: event.PipelineStageStarted, TaskID: task.TaskID,
+		WorkerType: s.WorkerType, Tier: string(s.Tier), Attempt: attempt},
+		"pipeline", cfg.Name, "goal_id", r.goal.GoalID, "stage", s.Name,
 		"task_id", task.TaskID, "parent_task_id", task.ParentTaskID, "worker_type", s.WorkerType,
 		"model_tier", string(s.Tier), "attempt", attempt)
 	opts := []dispatch.Option{dispatch.Timeout(s.Timeout), dispatch.With(r.p.opts...)}
@@ -229,7 +237,8 @@ func (r *pipelineRun) attempt(ctx context.Context, s *pipelineStage, payload map
 
 func (r *pipelineRun) skip(s *pipelineStage, reason string, attrs ...any) pipelineOutcome {
 	r.p.stats.stagesSkipped.Add(1)
-	r.p.log.Info("pipeline.stage_skipped", append([]any{"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
+	r.p.log.EmitArgs(context.Background(), slog.LevelInfo, event.Event{Name: event.PipelineStageSkipped, WorkerType: s.WorkerType,
+		Detail: reason}, append([]any{"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 		"stage", s.Name, "worker_type", s.WorkerType, "reason", reason}, attrs...)...)
 	return pipelineOutcome{state: stageSkipped}
 }
@@ -237,7 +246,9 @@ func (r *pipelineRun) skip(s *pipelineStage, reason string, attrs ...any) pipeli
 func (r *pipelineRun) failed(s *pipelineStage, o pipelineOutcome, err *StageError) pipelineOutcome {
 	o.state, o.err, o.ended = stageFailed, err, time.Now()
 	r.p.stats.stagesFailed.Add(1)
-	r.p.log.Warn("pipeline.stage_failed", "pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
+	r.p.log.EmitArgs(context.Background(), slog.LevelWarn, event.Event{Name: event.PipelineStageFailed, TaskID: err.TaskID,
+		WorkerType: s.WorkerType, Tier: string(s.Tier), Reason: string(err.Kind), Err: err, Attempt: err.Attempts},
+		"pipeline", r.p.plan.cfg.Name, "goal_id", r.goal.GoalID,
 		"stage", s.Name, "task_id", err.TaskID, "worker_type", s.WorkerType, "model_tier", string(s.Tier),
 		"reason", string(err.Kind), "error", err.Error(), "continue_on_error", s.ContinueOnError)
 	return o

@@ -200,6 +200,15 @@ func (e *Emitter) Emit(ctx context.Context, level slog.Level, ev event.Event, at
 	}
 }
 
+// EmitArgs is Emit with slog's key-value pairs for the record's
+// attributes; they are built only when someone gets the event.
+func (e *Emitter) EmitArgs(ctx context.Context, level slog.Level, ev event.Event, args ...any) {
+	if !e.Enabled(ctx, level, ev.Name) {
+		return
+	}
+	e.Emit(ctx, level, ev, argsToAttrs(args)...)
+}
+
 // observe hands ev to o, recovering a panic so that a broken observer can
 // neither crash the process nor cut short the actor's work. A
 // runtime.Goexit in an observer is not stopped here: it ends the calling
