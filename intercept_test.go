@@ -193,3 +193,31 @@ func TestAGoalsTraceContextRunsThroughThePipelineToItsStagesAndItsFinalResult(t 
 		}
 	})
 }
+
+func TestACallersCallsRunInsideItsInterceptors(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		var c chain
+		var handlerSpan string
+		w, err := worker.NewDynamic(connect(), "caller_traced", func(ctx context.Context, in map[string]any) (map[string]any, error) {
+			handlerSpan = spanOf(ctx)
+			return map[string]any{}, nil
+		}, worker.Config{}, c.options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.StartActor(t, w.Run, w.Ready())
+		ctx := context.WithValue(testkit.Context(t), spanKey{}, "app")
+		caller, err := dispatch.NewCaller(ctx, connect(), heddle.SubjectResultsDefault, dispatch.With(c.options()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer caller.Close()
+		res, err := caller.Request(ctx, heddle.NewTaskMessage("caller_traced", nil), dispatch.Direct())
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("Request = %+v, %v", res, err)
+		}
+		if want := "app/dispatch/handle"; handlerSpan != want {
+			t.Errorf("handler span %q, want %q", handlerSpan, want)
+		}
+	})
+}

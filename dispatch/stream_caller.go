@@ -16,6 +16,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/observe"
 )
 
 // callerRecentTaskIDs bounds how many answered or abandoned task_ids a
@@ -194,8 +195,27 @@ func (c *Caller) Request(ctx context.Context, task heddle.TaskMessage, opts ...O
 	return c.request(ctx, task, &o)
 }
 
-// request is Request with its options applied.
+// request is Request with its options applied: inside the interceptors
+// of the call's With, or else the Caller's, as one event.OpDispatch.
 func (c *Caller) request(ctx context.Context, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
+	var e *observe.Emitter
+	if len(o.actor) > 0 {
+		e = o.emitter().e
+	} else {
+		c.mu.Lock()
+		e = c.log.e
+		c.mu.Unlock()
+	}
+	if e.Intercepted() || e.Propagated() {
+		return interceptedRequest(ctx, task, o, e, func(ctx context.Context, task heddle.TaskMessage) (*heddle.TaskResult, error) {
+			return c.plainRequest(ctx, task, o)
+		})
+	}
+	return c.plainRequest(ctx, task, o)
+}
+
+// plainRequest is request without interceptors.
+func (c *Caller) plainRequest(ctx context.Context, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	data, err := o.prepare(&task)
 	if err != nil {
 		return nil, err

@@ -84,14 +84,19 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 func request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	if len(o.actor) > 0 {
 		if e := o.emitter().e; e.Intercepted() || e.Propagated() {
-			return interceptedRequest(ctx, b, task, o, e)
+			return interceptedRequest(ctx, task, o, e, func(ctx context.Context, task heddle.TaskMessage) (*heddle.TaskResult, error) {
+				return plainRequest(ctx, b, task, o)
+			})
 		}
 	}
 	return plainRequest(ctx, b, task, o)
 }
 
-// interceptedRequest is request inside e's interceptors.
-func interceptedRequest(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options, e *observe.Emitter) (res *heddle.TaskResult, err error) {
+// interceptedRequest runs request, a dispatch of task, inside e's
+// interceptors as one event.OpDispatch; task carries the trace context
+// of the context they pass on.
+func interceptedRequest(ctx context.Context, task heddle.TaskMessage, o *options, e *observe.Emitter,
+	request func(context.Context, heddle.TaskMessage) (*heddle.TaskResult, error)) (res *heddle.TaskResult, err error) {
 	o.applyTask(&task)
 	subject := heddle.SubjectTasksIncoming
 	if o.direct {
@@ -104,7 +109,7 @@ func interceptedRequest(ctx context.Context, b bus.Bus, task heddle.TaskMessage,
 		ran = true
 		t := task
 		t.Extra = e.Inject(ctx, task.Extra)
-		res, err = plainRequest(ctx, b, t, o)
+		res, err = request(ctx, t)
 		switch {
 		case err != nil:
 			op.Status, op.Err = string(heddle.StatusFailed), err
