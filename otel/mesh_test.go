@@ -2,6 +2,7 @@ package otel_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/otel"
+	"github.com/heddle-go/heddle/pipeline"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -250,4 +252,47 @@ func TestATaskWithAnUnreadableTraceContextIsServedInANewTraceThatTheResultCarrie
 			})
 		})
 	}
+}
+
+func TestAGoalFromPythonRunsThroughThePipelineItsStageTheRouterAndTheWorkerInOneTrace(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		rec, tp := recorder(t)
+		tr := otel.New(otel.WithTracerProvider(tp))
+		stopMesh := mesh(t, connect, tr, router.Rules{}, echo)
+		p, err := pipeline.New(connect(), pipeline.Config{Name: "summarize_pipeline",
+			Stages: []pipeline.Stage{{Name: "only", WorkerType: "echo"}}}, tr.Options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopPipeline := testkit.StartActor(t, p.Run, p.Ready())
+
+		// The goal comes from a traced Python submitter.
+		goal := heddle.NewOrchestratorGoal("summarize this", nil)
+		goal.Extra = map[string]json.RawMessage{"_trace_context": json.RawMessage(`{"traceparent": "00-` + pythonTraceID + `-` + pythonSpanID + `-01"}`)}
+		res, err := dispatch.SubmitGoal(testkit.Context(t), connect(), goal, dispatch.To("summarize_pipeline"))
+		if err != nil || res.Status != heddle.StatusCompleted {
+			t.Fatalf("SubmitGoal = %+v, %v; want completed", res, err)
+		}
+		stopPipeline()
+		stopMesh()
+
+		spans := rec.Ended()
+		goalSpan := spanNamed(t, spans, "heddle.goal summarize_pipeline")
+		stage := spanNamed(t, spans, "heddle.dispatch echo")
+		route := spanNamed(t, spans, "heddle.route echo")
+		handle := spanNamed(t, spans, "heddle.handle echo")
+		python := trace.NewSpanContext(trace.SpanContextConfig{TraceID: mustTraceID(t, pythonTraceID), SpanID: mustSpanID(t, pythonSpanID)})
+		checkChild(t, goalSpan, python)
+		checkChild(t, stage, goalSpan.SpanContext())
+		checkChild(t, route, stage.SpanContext())
+		checkChild(t, handle, route.SpanContext())
+		if goalSpan.SpanKind() != trace.SpanKindConsumer {
+			t.Errorf("the goal span's kind is %v, want consumer", goalSpan.SpanKind())
+		}
+		checkAttrs(t, goalSpan, attribute.String("heddle.task_id", goal.GoalID), attribute.String("heddle.status", "completed"),
+			attribute.String("heddle.worker_type", "summarize_pipeline"))
+		if got, want := traceContextOf(t, res.Extra)["traceparent"], traceparentOf(goalSpan.SpanContext()); got != want {
+			t.Errorf("the final result's traceparent %q, want the goal's span %q", got, want)
+		}
+	})
 }

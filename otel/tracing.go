@@ -17,8 +17,9 @@
 // context its work runs with (the handler's context holds the span), and
 // writes the context of its own span into what it publishes on the task's
 // behalf: the router into the forwarded task, the worker into the result,
-// a dispatch into the task it sends. Other members of _trace_context are
-// kept. A task whose traceparent cannot be read is served all the same,
+// a dispatch into the task it sends, an orchestrator or pipeline (its
+// goal span) into the goal's subtasks and final result. Other members of
+// _trace_context are kept. A task whose traceparent cannot be read is served all the same,
 // in a new trace; it is counted and logged (otel.invalid_trace_context).
 //
 // Spans, their kinds and attributes:
