@@ -146,8 +146,8 @@ type Stats struct {
 }
 
 // record is the table's entry for one instance; guarded by Registry.mu.
-// A record never shares memory with a caller: Entry copies what it
-// gives out, and the Heartbeat it keeps is never modified.
+// An Entry is a copy of it, but for the Heartbeat, which each heartbeat
+// replaces and nothing modifies, so that the Entries given out share it.
 type record struct {
 	instanceID  string
 	workerType  string

@@ -163,14 +163,21 @@ func (r *Registry) List() []Entry { return r.Workers("") }
 // ordered by worker type, then instance id.
 func (r *Registry) Workers(workerType string) []Entry {
 	r.mu.Lock()
+	out := r.workersLocked(workerType)
+	r.mu.Unlock()
+	slices.SortFunc(out, compareEntries)
+	return out
+}
+
+// workersLocked copies the records of workerType (every type when
+// empty), unordered. r.mu is held.
+func (r *Registry) workersLocked(workerType string) []Entry {
 	out := make([]Entry, 0, len(r.records))
 	for _, rec := range r.records {
 		if workerType == "" || rec.workerType == workerType {
 			out = append(out, r.entry(rec))
 		}
 	}
-	r.mu.Unlock()
-	slices.SortFunc(out, compareEntries)
 	return out
 }
 
@@ -247,10 +254,11 @@ func (r *Registry) Snapshot(q Request) (Table, error) {
 		return Table{}, fmt.Errorf("%w: worker registry request: %w", heddle.ErrConfig, err)
 	}
 	limit := cmp.Or(q.Limit, DefaultQueryLimit)
-	all := r.Workers(q.WorkerType)
-	r.mu.Lock()
+	r.mu.Lock() // one read, so that the page and the summaries agree
+	all := r.workersLocked(q.WorkerType)
 	types := r.typesLocked(q.WorkerType)
 	r.mu.Unlock()
+	slices.SortFunc(all, compareEntries)
 	page := all[min(q.Offset, len(all)):]
 	page = page[:min(limit, len(page))]
 	return Table{
