@@ -12,10 +12,20 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // heartbeatLanguage is what a Go worker's heartbeats say in language.
 const heartbeatLanguage = "go"
+
+// The worker's heartbeat events; the slog message is the name.
+const (
+	// eventHeartbeatStarted: the heartbeat loop started, naming the
+	// instance id its heartbeats carry (Info).
+	eventHeartbeatStarted = "worker.heartbeat_started"
+	// eventHeartbeatFailed: a heartbeat could not be published (Warn).
+	eventHeartbeatFailed = "worker.heartbeat_failed"
+)
 
 // maxHeartbeatHost bounds the host name a heartbeat carries, as
 // heddle.Heartbeat.Validate bounds every text field.
@@ -72,7 +82,7 @@ func (w *Worker) startHeartbeat() {
 		done:   make(chan struct{}),
 	}
 	hb.loop = l
-	w.log.LogAttrs(w.values, slog.LevelInfo, "worker.heartbeat_started",
+	w.log.Emit(w.values, slog.LevelInfo, event.Event{Name: eventHeartbeatStarted, WorkerType: w.workerType, Subject: l.msg.Subject()},
 		slog.String("instance_id", l.msg.InstanceID), slog.String("subject", l.msg.Subject()),
 		slog.Duration("interval", hb.interval))
 	go w.runHeartbeat(ctx, l)
@@ -136,7 +146,8 @@ func (w *Worker) sendHeartbeat(ctx context.Context, l *heartbeatLoop, stopping b
 		if ctx.Err() != nil && !stopping {
 			return // the loop was stopped during the publish; the last heartbeat follows
 		}
-		w.log.CountAttrs(w.values, &l.failed, slog.LevelWarn, "worker.heartbeat_failed",
+		w.log.CountEvent(w.values, &l.failed, slog.LevelWarn,
+			event.Event{Name: eventHeartbeatFailed, WorkerType: w.workerType, Subject: m.Subject(), Reason: event.ReasonPublish, Err: err},
 			slog.String("instance_id", m.InstanceID), slog.String("subject", m.Subject()),
 			slog.Bool("stopping", stopping), slog.String("error", err.Error()),
 			slog.Uint64("heartbeats_failed", l.failed.Load()+1))
