@@ -43,7 +43,11 @@ func newScript(t *testing.T, connect func() bus.Bus) *script {
 		t.Fatal(err)
 	}
 	evs := newEvents()
-	return &script{t: t, reg: reg, m: m, evs: evs, pub: connect(),
+	var pub bus.Bus
+	if connect != nil {
+		pub = connect()
+	}
+	return &script{t: t, reg: reg, m: m, evs: evs, pub: pub,
 		opts: []heddle.Option{m.Option(), heddle.WithObserver(evs), heddle.WithLogger(slog.New(slog.DiscardHandler))}}
 }
 
@@ -355,6 +359,9 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		same(t, "parse_error", stream("parse_error"), cs.ParseErrors, s.evs.count(key(event.ResultStreamParseError)), 1)
 		same(t, "late", stream("late"), cs.Late, s.evs.count(key(event.ResultStreamLate)), 1)
 		same(t, "timeout", stream("timeout"), cs.Timeouts, s.evs.count(key(event.ResultStreamTimeout)), 1)
+		if v := s.value("heddle_dispatch_wait_seconds"); v != 5 {
+			t.Errorf("%v dispatch waits timed, want one per request: 5", v)
+		}
 
 		// The dead-letter store.
 		ds := dl.Stats()
