@@ -3,8 +3,10 @@ package worker
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // keyCheck makes encoding/json read a payload by exactly the keys the
@@ -13,15 +15,44 @@ import (
 // a value the contract never saw (the contract checks "name" only). A
 // typed worker refuses such a payload: every object key that names a
 // field of In only by case is an input contract violation.
+//
+// It runs for every task, so the valid case costs no allocation: the
+// field tables are read without a lock once made, and the path of a bad
+// key is written only when one is found.
 type keyCheck struct {
-	mu    sync.Mutex
-	types map[reflect.Type]map[string]reflect.Type // JSON field names and types by struct type
+	mu    sync.Mutex // serializes the making of tables
+	types atomic.Pointer[map[reflect.Type]map[string]reflect.Type]
 }
 
 // check walks v, the decoded payload, beside t, the type it decodes into,
 // and reports the first key that matches a field only by case, with its
-// path.
+// path (prefixed by path).
 func (k *keyCheck) check(t reflect.Type, v any, path string) error {
+	if bad := k.find(t, v); bad != nil {
+		return fmt.Errorf("%s%s: the key names the field %q only by case; keys are case-sensitive", path, bad.path(), bad.field)
+	}
+	return nil
+}
+
+// badKey is a key found naming a field only by case: the JSON Pointer
+// tokens leading to it, innermost first, and the field's name.
+type badKey struct {
+	tokens []string
+	field  string
+}
+
+func (b *badKey) path() string {
+	var s strings.Builder
+	for i := len(b.tokens) - 1; i >= 0; i-- {
+		s.WriteByte('/')
+		s.WriteString(b.tokens[i])
+	}
+	return s.String()
+}
+
+// find returns the first key under v that names a field of t only by
+// case, or nil.
+func (k *keyCheck) find(t reflect.Type, v any) *badKey {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -34,30 +65,33 @@ func (k *keyCheck) check(t reflect.Type, v any, path string) error {
 		fields := k.fields(t)
 		for key, val := range obj {
 			if ft, ok := fields[key]; ok {
-				if err := k.check(ft, val, path+"/"+key); err != nil {
-					return err
+				if bad := k.find(ft, val); bad != nil {
+					bad.tokens = append(bad.tokens, key)
+					return bad
 				}
 				continue
 			}
 			for name := range fields {
 				if strings.EqualFold(name, key) {
-					return fmt.Errorf("%s/%s: the key names the field %q only by case; keys are case-sensitive", path, key, name)
+					return &badKey{tokens: []string{key}, field: name}
 				}
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		if arr, ok := v.([]any); ok {
 			for i, e := range arr {
-				if err := k.check(t.Elem(), e, fmt.Sprintf("%s/%d", path, i)); err != nil {
-					return err
+				if bad := k.find(t.Elem(), e); bad != nil {
+					bad.tokens = append(bad.tokens, strconv.Itoa(i))
+					return bad
 				}
 			}
 		}
 	case reflect.Map:
 		if obj, ok := v.(map[string]any); ok {
 			for key, e := range obj {
-				if err := k.check(t.Elem(), e, path+"/"+key); err != nil {
-					return err
+				if bad := k.find(t.Elem(), e); bad != nil {
+					bad.tokens = append(bad.tokens, key)
+					return bad
 				}
 			}
 		}
@@ -67,12 +101,20 @@ func (k *keyCheck) check(t reflect.Type, v any, path string) error {
 
 // fields returns the JSON names of t's fields, as encoding/json sees
 // them (embedded structs' fields included), with their types; computed
-// once per type.
+// once per type, then read without a lock.
 func (k *keyCheck) fields(t reflect.Type) map[string]reflect.Type {
+	if m := k.types.Load(); m != nil {
+		if f, ok := (*m)[t]; ok {
+			return f
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if f, ok := k.types[t]; ok {
-		return f
+	old := k.types.Load()
+	if old != nil {
+		if f, ok := (*old)[t]; ok {
+			return f
+		}
 	}
 	f := map[string]reflect.Type{}
 	for _, sf := range reflect.VisibleFields(t) {
@@ -80,10 +122,14 @@ func (k *keyCheck) fields(t reflect.Type) map[string]reflect.Type {
 			f[name] = sf.Type
 		}
 	}
-	if k.types == nil {
-		k.types = map[reflect.Type]map[string]reflect.Type{}
+	next := make(map[reflect.Type]map[string]reflect.Type, 1)
+	if old != nil {
+		for typ, tf := range *old {
+			next[typ] = tf
+		}
 	}
-	k.types[t] = f
+	next[t] = f
+	k.types.Store(&next)
 	return f
 }
 

@@ -247,12 +247,13 @@ func (w *Worker) attempt(r *run, base context.Context, task *heddle.TaskMessage,
 	// only when waited on (internal/lazyctx, removed) saved 3-5 % per task
 	// on BenchmarkTaskPath: under the 15 % that hand-written code must
 	// save (BENCHMARKS.md, "The handler's context").
-	av := &attemptValue{task: *task}
-	ctx, cancel := context.WithDeadline(context.WithValue(base, taskKey{}, av), time.Now().Add(w.taskTimeout))
+	now := time.Now()
+	dctx, cancel := context.WithDeadline(base, now.Add(w.taskTimeout))
 	defer cancel()
-	rep = &av.report
+	ctx := &attemptContext{Context: dctx, value: attemptValue{task: *task}}
+	rep = &ctx.value.report
 	// The watch gives up on the handler once it is overdue.
-	r.due.Store(time.Now().Add(w.taskTimeout + overdueGrace).UnixNano())
+	r.due.Store(now.Add(w.taskTimeout + overdueGrace).UnixNano())
 	defer func() {
 		r.due.Store(0)
 		if rec := recover(); rec != nil {
@@ -276,6 +277,23 @@ func (w *Worker) attempt(r *run, base context.Context, task *heddle.TaskMessage,
 		return nil, rep, w.classify(ctx, err)
 	}
 	return out, rep, nil
+}
+
+// attemptContext is a handler attempt's context: the attempt's deadline
+// context, carrying the attemptValue (see TaskFromContext and Report)
+// in the same allocation, where context.WithValue would add one.
+type attemptContext struct {
+	context.Context
+	value attemptValue
+}
+
+// Value returns the attempt's value for taskKey, else what the deadline
+// context holds.
+func (c *attemptContext) Value(key any) any {
+	if _, ok := key.(taskKey); ok {
+		return &c.value
+	}
+	return c.Context.Value(key)
 }
 
 // traceContext is a context kept for its trace context.
@@ -384,7 +402,7 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 		data, err = w.encodeResult(&r)
 	}
 	if err == nil {
-		err = w.publish(r.Subject(), data, pub)
+		err = w.publishAt(r.Subject(), data, pub, now)
 	}
 	if errors.Is(err, bus.ErrMaxPayload) {
 		// Too large for the bus: the caller gets a small failed result
@@ -393,7 +411,7 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 			err: fmt.Errorf("the result (%d bytes) is too large to publish: %w", len(data), err)}
 		r.Status, r.Output, r.Metadata, r.Error = heddle.StatusFailed, nil, nil, f.err.Error()
 		if data, err = w.encodeResult(&r); err == nil {
-			err = w.publish(r.Subject(), data, pub)
+			err = w.publishAt(r.Subject(), data, pub, now)
 		}
 	}
 	// Counted once the outcome is final, with its event, so that every
@@ -435,11 +453,20 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 // pool goroutine's publish context (nil: a context for this publish).
 func (w *Worker) publish(subject string, data []byte, pub *publishContext) error {
 	if pub != nil {
-		return w.bus.Publish(pub.get(w.values, time.Now()), &bus.Msg{Subject: subject, Data: data})
+		return w.publishAt(subject, data, pub, time.Now())
 	}
 	ctx, cancel := context.WithTimeout(w.values, publishTimeout)
 	defer cancel()
 	return w.bus.Publish(ctx, &bus.Msg{Subject: subject, Data: data})
+}
+
+// publishAt is publish for a result finished at now, which dates the
+// publish context, so that a task reads the clock once to finish.
+func (w *Worker) publishAt(subject string, data []byte, pub *publishContext, now time.Time) error {
+	if pub == nil {
+		return w.publish(subject, data, nil)
+	}
+	return w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: subject, Data: data})
 }
 
 // publishContext is a pool goroutine's context for publishing results:

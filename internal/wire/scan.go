@@ -108,6 +108,17 @@ func unquote(tok []byte) string {
 	return s
 }
 
+// trimSpace drops JSON's white space (and no other) from both ends of b,
+// without the cutset bytes.Trim builds per call.
+func trimSpace(b []byte) []byte {
+	i := skipSpace(b, 0)
+	j := len(b)
+	for j > i && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
+		j--
+	}
+	return b[i:j]
+}
+
 // Object decodes raw, a valid JSON object, into a map exactly as
 // json.Unmarshal does, with its error when it fails.
 func Object(raw []byte) (map[string]any, error) {
@@ -360,7 +371,7 @@ func bigInteger(num []byte) bool {
 // so that it is written back exactly (AppendValue writes json.Number
 // verbatim). A worker reads its handler's output so.
 func DecodeExact(b []byte) (any, error) {
-	b = bytes.Trim(b, " \t\r\n") // JSON's white space, no other
+	b = trimSpace(b) // JSON's white space, no other
 	if len(b) > 0 && Valid(b) {
 		if v, end, ok := value(b, 0, true); ok && end == len(b) {
 			return v, nil
