@@ -99,6 +99,12 @@
 //
 //	heddle_metrics_label_overflow_total{label}                   label values counted as "other" (see Labels)
 //
+// heddle_bus_dropped_messages_total adds Event.N() of each
+// bus.slow_consumer event. membus and natsbus report a run of drops as
+// one event and set no Count today, so it counts runs of drops, not
+// messages; Subscription.Dropped has the exact number, and
+// heddle_worker_dropped_tasks_total has it for workers' subscriptions.
+//
 // The slow-consumer drops of a worker's subscriptions are counted twice
 // when the bus is observed too: once by the worker
 // (heddle_worker_dropped_tasks_total) and once by the bus
