@@ -8,12 +8,14 @@
 package emit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -370,25 +372,40 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 	if e.prop == nil {
 		return ext
 	}
-	carrier := map[string]string{}
+	carrier := make(map[string]string, 2)
 	e.prop.Inject(ctx, carrier)
 	if len(carrier) == 0 {
 		return ext
 	}
-	merged := map[string]any{}
+	var kept map[string]json.RawMessage
 	if raw, ok := ext[TraceKey]; ok {
-		var old map[string]any
-		if json.Unmarshal(raw, &old) == nil {
-			merged = old
+		_ = json.Unmarshal(raw, &kept) // a _trace_context that is no object is replaced
+	}
+	keys := make([]string, 0, len(carrier)+len(kept))
+	for k := range carrier {
+		keys = append(keys, k)
+	}
+	for k := range kept {
+		if _, ok := carrier[k]; !ok {
+			keys = append(keys, k)
 		}
 	}
-	for k, v := range carrier {
-		merged[k] = v
+	slices.Sort(keys)
+	data := make([]byte, 0, 96)
+	data = append(data, '{')
+	for i, k := range keys {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = appendJSONString(data, k)
+		data = append(data, ':')
+		if v, ok := carrier[k]; ok {
+			data = appendJSONString(data, v)
+		} else {
+			data = append(data, kept[k]...)
+		}
 	}
-	data, err := json.Marshal(merged)
-	if err != nil {
-		return ext
-	}
+	data = append(data, '}')
 	out := make(map[string]json.RawMessage, len(ext)+1)
 	for k, v := range ext {
 		out[k] = v
@@ -397,15 +414,35 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 	return out
 }
 
+// appendJSONString appends s as a JSON string: as it is between quotes
+// when it needs no escape (a traceparent never does), else as
+// encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // carrierOf reads a _trace_context object's string members.
 func carrierOf(raw json.RawMessage) map[string]string {
-	var obj map[string]any
-	if json.Unmarshal(raw, &obj) != nil {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
 		return nil
 	}
-	carrier := make(map[string]string, len(obj))
-	for k, v := range obj {
-		if s, ok := v.(string); ok {
+	carrier := make(map[string]string, len(members))
+	for k, v := range members {
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+			carrier[k] = string(v[1 : len(v)-1])
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
 			carrier[k] = s
 		}
 	}
