@@ -44,6 +44,26 @@ const (
 	WorkerReactivated = "worker.reactivated"
 	// WorkerStopped: a worker said it stopped.
 	WorkerStopped = "worker.stopped"
+	// WorkerJoined, WorkerExpected and WorkerForgotten: a registry heard
+	// an instance for the first time, was told to expect one, or dropped
+	// one from its table (Reason retention or full).
+	WorkerJoined    = "worker.joined"
+	WorkerExpected  = "worker.expected"
+	WorkerForgotten = "worker.forgotten"
+	// WorkerHeartbeatStarted and WorkerHeartbeatFailed: a worker's
+	// heartbeat loop started (naming its instance id), or a heartbeat
+	// could not be published.
+	WorkerHeartbeatStarted = "worker.heartbeat_started"
+	WorkerHeartbeatFailed  = "worker.heartbeat_failed"
+
+	// RegistryHeartbeat, RegistryParseError, RegistryFull and
+	// RegistryQueryFailed: a registry received a heartbeat, dropped a
+	// message that was none, refused a new instance with its table full of
+	// active ones, or could not answer a query.
+	RegistryHeartbeat   = "registry.heartbeat"
+	RegistryParseError  = "registry.parse_error"
+	RegistryFull        = "registry.full"
+	RegistryQueryFailed = "registry.query_failed"
 
 	// RouterRouted: a task was forwarded to its worker subject.
 	RouterRouted = "router.routed"

@@ -24,23 +24,23 @@ import (
 // name.
 const (
 	// eventJoined: the first heartbeat of an instance (Info).
-	eventJoined = "worker.joined"
+	eventJoined = event.WorkerJoined
 	// eventExpected: Expect added an instance (Info).
-	eventExpected = "worker.expected"
+	eventExpected = event.WorkerExpected
 	// eventForgotten: an instance left the table, after Config.Retention
 	// or to make room (Reason retention or full; Info).
-	eventForgotten = "worker.forgotten"
+	eventForgotten = event.WorkerForgotten
 	// eventHeartbeat: one valid heartbeat received (Debug).
-	eventHeartbeat = "registry.heartbeat"
+	eventHeartbeat = event.RegistryHeartbeat
 	// eventParseError: a message on the heartbeat subjects that is not a
 	// heartbeat, dropped (Warn).
-	eventParseError = "registry.parse_error"
+	eventParseError = event.RegistryParseError
 	// eventFull: the heartbeat of a new instance refused, the table being
 	// full of active ones (Warn).
-	eventFull = "registry.full"
+	eventFull = event.RegistryFull
 	// eventQueryFailed: a request on heddle.SubjectWorkerRegistry that got
 	// an error answer, or none (Warn).
-	eventQueryFailed = "registry.query_failed"
+	eventQueryFailed = event.RegistryQueryFailed
 )
 
 // Reasons of worker.heartbeat_stale and worker.forgotten.

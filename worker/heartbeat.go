@@ -22,9 +22,9 @@ const heartbeatLanguage = "go"
 const (
 	// eventHeartbeatStarted: the heartbeat loop started, naming the
 	// instance id its heartbeats carry (Info).
-	eventHeartbeatStarted = "worker.heartbeat_started"
+	eventHeartbeatStarted = event.WorkerHeartbeatStarted
 	// eventHeartbeatFailed: a heartbeat could not be published (Warn).
-	eventHeartbeatFailed = "worker.heartbeat_failed"
+	eventHeartbeatFailed = event.WorkerHeartbeatFailed
 )
 
 // maxHeartbeatHost bounds the host name a heartbeat carries, as
