@@ -35,6 +35,9 @@ const maxHeartbeatHost = 256
 // loop that sends them once Run has started it. Only Run's goroutine
 // touches it (startHeartbeat, then stopHeartbeat from the drain).
 type heartbeatState struct {
+	// failed counts the heartbeats that could not be published, each
+	// reported as worker.heartbeat_failed (Stats.HeartbeatErrors).
+	failed   atomic.Uint64
 	interval time.Duration
 	off      bool
 	loop     *heartbeatLoop
@@ -47,9 +50,6 @@ type heartbeatLoop struct {
 	msg    heddle.Heartbeat // what every heartbeat of this run says, counters aside
 	cancel context.CancelFunc
 	done   chan struct{}
-	// failed counts the heartbeats that could not be published, each
-	// reported as worker.heartbeat_failed.
-	failed atomic.Uint64
 }
 
 // startHeartbeat starts the heartbeat loop, which publishes the first
@@ -146,11 +146,11 @@ func (w *Worker) sendHeartbeat(ctx context.Context, l *heartbeatLoop, stopping b
 		if ctx.Err() != nil && !stopping {
 			return // the loop was stopped during the publish; the last heartbeat follows
 		}
-		w.log.CountEvent(w.values, &l.failed, slog.LevelWarn,
+		w.log.CountEvent(w.values, &w.heartbeat.failed, slog.LevelWarn,
 			event.Event{Name: eventHeartbeatFailed, WorkerType: w.workerType, Subject: m.Subject(), Reason: event.ReasonPublish, Err: err},
 			slog.String("instance_id", m.InstanceID), slog.String("subject", m.Subject()),
 			slog.Bool("stopping", stopping), slog.String("error", err.Error()),
-			slog.Uint64("heartbeats_failed", l.failed.Load()+1))
+			slog.Uint64("heartbeats_failed", w.heartbeat.failed.Load()+1))
 	}
 }
 

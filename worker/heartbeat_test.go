@@ -300,6 +300,9 @@ func TestAFailedHeartbeatIsLoggedAndTheWorkerServesOn(t *testing.T) {
 	if len(all) != 2 || all[1].Str("stopping") != "true" || all[1].Str("heartbeats_failed") != "2" {
 		t.Errorf("worker.heartbeat_failed records %d (last %+v), want the first and the stopping one", len(all), all[len(all)-1].Attrs)
 	}
+	if n := w.Stats().HeartbeatErrors; n != 2 {
+		t.Errorf("Stats().HeartbeatErrors = %d, want the 2 heartbeats that failed", n)
+	}
 	if started := logs.All("worker.heartbeat_started"); len(started) != 1 || started[0].Str("instance_id") != failed[0].Str("instance_id") {
 		t.Errorf("worker.heartbeat_started records %+v, want one naming the instance", started)
 	}

@@ -158,6 +158,9 @@ type Stats struct {
 	// recovered and the worker went on; they are logged as
 	// observer.panicked at most once per observe.PanicLogInterval.
 	ObserverPanics uint64
+	// HeartbeatErrors counts the heartbeats that could not be published,
+	// each reported as worker.heartbeat_failed.
+	HeartbeatErrors uint64
 }
 
 type workerCounters struct {
@@ -445,18 +448,19 @@ func (w *Worker) Ready() <-chan struct{} { return w.ready }
 func (w *Worker) Stats() Stats {
 	s := &w.stats
 	return Stats{
-		Received:       s.received.Load(),
-		Completed:      s.completed.Load(),
-		Failed:         s.failed.Load(),
-		Retried:        s.retried.Load(),
-		Malformed:      s.malformed.Load(),
-		Panics:         s.panics.Load(),
-		PublishErrors:  s.publishErrors.Load(),
-		Abandoned:      s.abandoned.Load(),
-		Discarded:      s.discarded.Load(),
-		Goexits:        s.goexits.Load(),
-		Dropped:        w.dropped(),
-		ObserverPanics: w.log.ObserverPanics(),
+		Received:        s.received.Load(),
+		Completed:       s.completed.Load(),
+		Failed:          s.failed.Load(),
+		Retried:         s.retried.Load(),
+		Malformed:       s.malformed.Load(),
+		Panics:          s.panics.Load(),
+		PublishErrors:   s.publishErrors.Load(),
+		Abandoned:       s.abandoned.Load(),
+		Discarded:       s.discarded.Load(),
+		Goexits:         s.goexits.Load(),
+		Dropped:         w.dropped(),
+		ObserverPanics:  w.log.ObserverPanics(),
+		HeartbeatErrors: w.heartbeat.failed.Load(),
 	}
 }
 
