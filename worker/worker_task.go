@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
@@ -555,9 +556,12 @@ func (w *Worker) emitTask(level slog.Level, ev event.Event, task *heddle.TaskMes
 }
 
 // inputDecoder returns how a typed worker reads its In: the decoded
-// payload itself for map[string]any, otherwise In decoded from the
-// payload's bytes on the wire (which avoids re-encoding the payload map and
-// keeps numbers exact).
+// payload itself for map[string]any; otherwise In filled from the decoded
+// payload, the value the input contract was checked on, when wire.Fill is
+// sure to fill it as encoding/json would (so that each task's bytes are
+// decoded once); otherwise In decoded by encoding/json from the payload's
+// bytes on the wire (which avoids re-encoding the payload map, keeps
+// numbers exact and gives encoding/json's own errors).
 func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, error) {
 	if _, ok := any((*In)(nil)).(*map[string]any); ok {
 		return func(task *heddle.TaskMessage, _ []byte) (In, error) {
@@ -566,6 +570,11 @@ func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, err
 	}
 	return func(task *heddle.TaskMessage, data []byte) (In, error) {
 		var in In
+		if data != nil && task.Payload != nil && wire.Fill(reflect.ValueOf(&in).Elem(), task.Payload, data) {
+			return in, nil
+		}
+		var fresh In
+		in = fresh // Fill may have left it half filled
 		raw, err := rawPayload(task, data)
 		if err != nil {
 			return in, err

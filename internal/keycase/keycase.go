@@ -160,9 +160,36 @@ func readsItself(t reflect.Type) bool {
 // structFields are the fields encoding/json decodes a struct's members
 // into, by their JSON names.
 type structFields struct {
-	exact map[string]reflect.Type
-	names []string // sorted, as encoding/json sorts them for its folded lookup
+	exact  map[string]reflect.Type
+	fields map[string]Field
+	names  []string // sorted, as encoding/json sorts them for its folded lookup
 }
+
+// Field is a struct field encoding/json decodes an object member into.
+type Field struct {
+	// Index is the field's index sequence for reflect.Value.FieldByIndex.
+	Index []int
+	// Type is the field's type.
+	Type reflect.Type
+	// Quoted: the field's tag has the ",string" option.
+	Quoted bool
+	// ThroughPointer: the field is promoted from an embedded struct
+	// pointer, which encoding/json allocates (or fails on) when it sets the
+	// field.
+	ThroughPointer bool
+}
+
+// Fields returns the fields encoding/json decodes the members of an
+// object into when it decodes into t, a struct type, by their JSON names
+// (exact matches only: encoding/json also fills a field from a key that
+// matches its name only by case, which Find reports). The map is shared
+// and must not be modified.
+func Fields(t reflect.Type) map[string]Field { return fieldsOf(t).fields }
+
+// Fold returns the JSON name of the field of t, a struct type, that
+// encoding/json fills from key when key names no field exactly and
+// matches one only by case.
+func Fold(t reflect.Type, key string) (string, bool) { return fieldsOf(t).fold(key) }
 
 // fold returns the name of the field that encoding/json would fill with
 // key, which names no field exactly; the first in encoding/json's order
@@ -189,10 +216,12 @@ func fieldsOf(t reflect.Type) *structFields {
 
 // field is a candidate field as encoding/json's typeFields records it.
 type field struct {
-	name   string
-	tagged bool
-	index  []int
-	typ    reflect.Type
+	name       string
+	tagged     bool
+	index      []int
+	typ        reflect.Type
+	quoted     bool
+	throughPtr bool
 }
 
 // typeFields follows encoding/json's typeFields: a breadth-first walk of
@@ -229,7 +258,7 @@ func typeFields(t reflect.Type) *structFields {
 				if tag == "-" {
 					continue
 				}
-				name, _, _ := strings.Cut(tag, ",")
+				name, opts, _ := strings.Cut(tag, ",")
 				if !validTag(name) {
 					name = ""
 				}
@@ -243,7 +272,8 @@ func typeFields(t reflect.Type) *structFields {
 					if name == "" {
 						name = sf.Name
 					}
-					fields = append(fields, field{name: name, tagged: tagged, index: index, typ: sf.Type})
+					quoted := slices.Contains(strings.Split(opts, ","), "string")
+					fields = append(fields, field{name: name, tagged: tagged, index: index, typ: sf.Type, quoted: quoted, throughPtr: f.throughPtr})
 					if count[f.typ] > 1 {
 						// The struct is embedded more than once at this
 						// depth: a second copy makes the field ambiguous.
@@ -253,7 +283,8 @@ func typeFields(t reflect.Type) *structFields {
 				}
 				nextCount[ft]++
 				if nextCount[ft] == 1 {
-					next = append(next, field{name: ft.Name(), index: index, typ: ft})
+					next = append(next, field{name: ft.Name(), index: index, typ: ft,
+						throughPtr: f.throughPtr || sf.Type.Kind() == reflect.Pointer})
 				}
 			}
 		}
@@ -273,7 +304,7 @@ func typeFields(t reflect.Type) *structFields {
 		}
 		return slices.Compare(a.index, b.index)
 	})
-	fs := &structFields{exact: map[string]reflect.Type{}}
+	fs := &structFields{exact: map[string]reflect.Type{}, fields: map[string]Field{}}
 	for i := 0; i < len(fields); {
 		j := i + 1
 		for j < len(fields) && fields[j].name == fields[i].name {
@@ -282,7 +313,9 @@ func typeFields(t reflect.Type) *structFields {
 		// The dominant field: the shallowest, tagged before untagged; two
 		// alike annihilate each other.
 		if j-i == 1 || len(fields[i].index) < len(fields[i+1].index) || fields[i].tagged != fields[i+1].tagged {
-			fs.exact[fields[i].name] = fields[i].typ
+			f := fields[i]
+			fs.exact[f.name] = f.typ
+			fs.fields[f.name] = Field{Index: f.index, Type: f.typ, Quoted: f.quoted, ThroughPointer: f.throughPtr}
 			fs.names = append(fs.names, fields[i].name)
 		}
 		i = j
