@@ -159,4 +159,5 @@ func TestBus(t *testing.T, newBus BusFactory, opts ...BusOption) {
 			tc.run(newBusHarness(t, newBus, cfg))
 		})
 	}
+	testDurable(t, newBus, cfg)
 }
