@@ -211,8 +211,14 @@ func (m *Metrics) Option() heddle.Option {
 
 // Handler returns the http.Handler that serves g's metrics in the
 // Prometheus exposition formats, for /metrics: promhttp.HandlerFor with
-// its default options, errors served as HTTP 500.
+// its default options, errors served as HTTP 500. A nil g serves 500
+// saying so, rather than panicking at the first scrape.
 func Handler(g prometheus.Gatherer) http.Handler {
+	if g == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "metrics: Handler was given no Gatherer", http.StatusInternalServerError)
+		})
+	}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
 

@@ -379,3 +379,11 @@ func TestTheHandlerServesTheExpositionFormat(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 }
+
+func TestAHandlerWithoutAGathererAnswers500(t *testing.T) {
+	rec := httptest.NewRecorder()
+	metrics.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "no Gatherer") {
+		t.Fatalf("%d %q, want 500 saying there is no Gatherer", rec.Code, rec.Body.String())
+	}
+}
