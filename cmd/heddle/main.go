@@ -1,7 +1,8 @@
 // Command heddle operates a Heddle mesh over NATS: it checks a node's
 // connectivity (preflight), runs the mesh's actors from their YAML files
-// (router, processor, pipeline, dead-letter monitor), submits goals and
-// tasks, validates config files and publishes control messages. The files
+// (router, processor, pipeline, scheduler, dead-letter monitor, worker
+// registry, MCP gateway), submits goals and tasks, lists the live workers
+// (workers), validates config files and publishes control messages. The files
 // are those of the Python Heddle, so one file runs under either runtime.
 //
 // Install it with

@@ -105,9 +105,10 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "heddle",
 		Short: "Operate a Heddle task mesh over NATS",
 		Long: `heddle runs and operates the actors of a Heddle task mesh over NATS:
-the router, processor workers, pipelines and the dead-letter consumer, from
-the same YAML files the Python Heddle reads. It submits goals and tasks,
-validates config files and checks a node's connectivity.
+the router, processor workers, pipelines, the scheduler, the dead-letter
+consumer, the worker registry and the MCP gateway, from the same YAML
+files the Python Heddle reads. It submits goals and tasks, lists the live
+workers, validates config files and checks a node's connectivity.
 
 Every verb takes --nats-url (default $NATS_URL, then ` + defaultNATSURL + `).
 Verbs that run actors first run the preflight checks (see heddle preflight
@@ -150,6 +151,9 @@ Exit codes:
 		a.validateCommand(),
 		a.deadLetterCommand(),
 		a.schedulerCommand(),
+		a.registryCommand(),
+		a.workersCommand(),
+		a.mcpCommand(),
 	)
 	return root
 }

@@ -26,10 +26,11 @@ const (
 	kindPipeline  = "pipeline"
 	kindProcessor = "processor"
 	kindScheduler = "scheduler"
+	kindMCP       = "mcp"
 )
 
 // validateKinds lists the kinds --kind takes.
-var validateKinds = []string{kindRules, kindPipeline, kindProcessor, kindScheduler}
+var validateKinds = []string{kindRules, kindPipeline, kindProcessor, kindScheduler, kindMCP}
 
 // finding is one problem (or warning) in a config file.
 type finding struct {
@@ -60,7 +61,7 @@ func (a *app) validateCommand() *cobra.Command {
 	var kind string
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check config files without NATS: router rules, pipelines, processors, schedulers",
+		Short: "Check config files without NATS: router rules, pipelines, processors, schedulers, MCP gateways",
 		Long: `validate checks config files without connecting to anything, and prints
 every problem of each file as FILE:LINE: FIELD: PROBLEM.
 
@@ -71,6 +72,7 @@ does (or forced with --kind):
   worker_kind, processing_backend          a processor (heddle processor --config)
   tier_overrides, rate_limits              router rules (heddle router --rules)
   schedules                                a scheduler (heddle scheduler --config)
+  tools                                    an MCP gateway (heddle mcp --config)
 
 A file is valid when heddle would run it as it is. Warnings (a rules key
 the router ignores, ...) are printed but do not make a file invalid.
@@ -138,8 +140,10 @@ func validateFile(path, kind string) (string, []finding) {
 		return kind, validateProcessor(path)
 	case kindScheduler:
 		return kind, validateScheduler(path)
+	case kindMCP:
+		return kind, validateMCP(path, root)
 	}
-	return "unknown", []finding{{line: root.Line, problem: "cannot tell the kind of config: no pipeline_stages (pipeline), worker_kind or processing_backend (processor), tier_overrides or rate_limits (router rules), schedules (scheduler); give --kind"}}
+	return "unknown", []finding{{line: root.Line, problem: "cannot tell the kind of config: no pipeline_stages (pipeline), worker_kind or processing_backend (processor), tier_overrides or rate_limits (router rules), schedules (scheduler), tools (MCP gateway); give --kind"}}
 }
 
 func unknownKind(kind string) string {
@@ -171,6 +175,8 @@ func detectKind(root *yaml.Node) string {
 		return kindRules
 	case has("schedules"):
 		return kindScheduler
+	case has("tools"):
+		return kindMCP
 	}
 	return ""
 }
