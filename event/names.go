@@ -142,8 +142,11 @@ const (
 	// lost and regained.
 	BusDisconnected = "bus.disconnected"
 	BusReconnected  = "bus.reconnected"
-	// BusSlowConsumer: a subscription dropped messages at its pending
-	// limits (Count: how many since the last report).
+	// BusSlowConsumer: a subscription began to drop messages at its
+	// pending limits: one event per run of drops (the "dropped" attribute
+	// is the subscription's count so far; bus.Subscription.Dropped is
+	// exact). An actor reports its own exact drops (WorkerSlowConsumer's
+	// Count).
 	BusSlowConsumer = "bus.slow_consumer"
 	// BusNoSubscriber: a message was published with no subscriber (where
 	// the bus can know).
@@ -165,6 +168,10 @@ const (
 	ReasonNoWorker           = "no_worker"
 	// ReasonShutdown: work refused or cut short because its actor stopped.
 	ReasonShutdown = "shutdown"
+	// ReasonMaxDeliveries: in durable mode, a task delivered MaxDeliver
+	// times without an outcome (its workers or routers crashed, or
+	// stopped, each time) was dead-lettered instead of delivered again.
+	ReasonMaxDeliveries = "max_deliveries"
 
 	// Why a worker failed a task or dropped a message.
 	ReasonDecode         = "decode"
@@ -187,7 +194,7 @@ const (
 
 // deadLetterKinds are the reason kinds a dead letter's reason text may
 // start with.
-var deadLetterKinds = []string{ReasonInvalidTaskMessage, ReasonUnknownTier, ReasonRateLimited, ReasonNoWorker, ReasonShutdown}
+var deadLetterKinds = []string{ReasonInvalidTaskMessage, ReasonUnknownTier, ReasonRateLimited, ReasonNoWorker, ReasonShutdown, ReasonMaxDeliveries}
 
 // DeadLetterKind returns the kind of a dead letter's reason text: the
 // word before its first ':' when that is a known dead-letter reason kind,
@@ -201,3 +208,21 @@ func DeadLetterKind(reason string) string {
 	}
 	return ReasonOther
 }
+
+// Events of durable mode (a bus.Durable bus; see docs/durable.md).
+const (
+	// WorkerDeadLettered: in durable mode, a task delivered MaxDeliver
+	// times was dead-lettered (Reason ReasonMaxDeliveries) and its caller
+	// answered.
+	WorkerDeadLettered = "worker.dead_lettered"
+	// WorkerHandedBack and RouterHandedBack: a task was handed back to its
+	// stream (Nak) for another replica, because its actor stopped, or
+	// could not store its outcome, before the task was done.
+	WorkerHandedBack = "worker.handed_back"
+	RouterHandedBack = "router.handed_back"
+	// WorkerSettleError and RouterSettleError: an acknowledgement,
+	// negative acknowledgement or in-progress signal could not be sent;
+	// the stream redelivers the task after its ack wait.
+	WorkerSettleError = "worker.settle_error"
+	RouterSettleError = "router.settle_error"
+)
