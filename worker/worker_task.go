@@ -585,11 +585,22 @@ func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, err
 }
 
 // outputObject turns a typed handler's output into the result's
-// output object. Numbers become float64, as in every decoded payload (see
-// DecodeTaskMessage), which also keeps the contract check on its fast path.
+// output object: the value json.Marshal then wire.DecodeExact give. Numbers
+// become float64, as in every decoded payload (see DecodeTaskMessage),
+// which also keeps the contract check on its fast path.
 func outputObject[Out any](out Out) (map[string]any, error) {
 	if m, ok := any(out).(map[string]any); ok {
 		return m, nil
+	}
+	// Built without JSON when wire.Tree is sure of the value; the result's
+	// encoding then writes it once.
+	if v, ok := wire.Tree(reflect.ValueOf(&out).Elem()); ok {
+		switch v := v.(type) {
+		case map[string]any:
+			return v, nil
+		case nil:
+			return nil, nil
+		}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

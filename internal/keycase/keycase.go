@@ -171,8 +171,9 @@ type Field struct {
 	Index []int
 	// Type is the field's type.
 	Type reflect.Type
-	// Quoted: the field's tag has the ",string" option.
-	Quoted bool
+	// Quoted, OmitEmpty, OmitZero: the field's tag has the ",string",
+	// ",omitempty" or ",omitzero" option.
+	Quoted, OmitEmpty, OmitZero bool
 	// ThroughPointer: the field is promoted from an embedded struct
 	// pointer, which encoding/json allocates (or fails on) when it sets the
 	// field.
@@ -180,7 +181,8 @@ type Field struct {
 }
 
 // Fields returns the fields encoding/json decodes the members of an
-// object into when it decodes into t, a struct type, by their JSON names
+// object into when it decodes into t, a struct type (the fields it
+// encodes a value of t from, too), by their JSON names
 // (exact matches only: encoding/json also fills a field from a key that
 // matches its name only by case, which Find reports). The map is shared
 // and must not be modified.
@@ -221,6 +223,8 @@ type field struct {
 	index      []int
 	typ        reflect.Type
 	quoted     bool
+	omitEmpty  bool
+	omitZero   bool
 	throughPtr bool
 }
 
@@ -272,8 +276,10 @@ func typeFields(t reflect.Type) *structFields {
 					if name == "" {
 						name = sf.Name
 					}
-					quoted := slices.Contains(strings.Split(opts, ","), "string")
-					fields = append(fields, field{name: name, tagged: tagged, index: index, typ: sf.Type, quoted: quoted, throughPtr: f.throughPtr})
+					o := strings.Split(opts, ",")
+					fields = append(fields, field{name: name, tagged: tagged, index: index, typ: sf.Type,
+						quoted: slices.Contains(o, "string"), omitEmpty: slices.Contains(o, "omitempty"),
+						omitZero: slices.Contains(o, "omitzero"), throughPtr: f.throughPtr})
 					if count[f.typ] > 1 {
 						// The struct is embedded more than once at this
 						// depth: a second copy makes the field ambiguous.
@@ -315,7 +321,8 @@ func typeFields(t reflect.Type) *structFields {
 		if j-i == 1 || len(fields[i].index) < len(fields[i+1].index) || fields[i].tagged != fields[i+1].tagged {
 			f := fields[i]
 			fs.exact[f.name] = f.typ
-			fs.fields[f.name] = Field{Index: f.index, Type: f.typ, Quoted: f.quoted, ThroughPointer: f.throughPtr}
+			fs.fields[f.name] = Field{Index: f.index, Type: f.typ, Quoted: f.quoted, OmitEmpty: f.omitEmpty,
+				OmitZero: f.omitZero, ThroughPointer: f.throughPtr}
 			fs.names = append(fs.names, fields[i].name)
 		}
 		i = j

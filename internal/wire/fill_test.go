@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -194,6 +195,127 @@ func BenchmarkFill(b *testing.B) {
 		for b.Loop() {
 			var in fillTarget
 			if err := json.Unmarshal(doc, &in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// treeCheck requires Tree of v, when sure, to be what json.Marshal then
+// DecodeExact give, and reports whether it was sure.
+func treeCheck(t *testing.T, v any) bool {
+	t.Helper()
+	got, ok := Tree(reflect.ValueOf(v))
+	if !ok {
+		return false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("Tree built %#v from %#v, json.Marshal fails: %v", got, v, err)
+	}
+	want, err := DecodeExact(b)
+	if err != nil {
+		t.Fatalf("DecodeExact(%s): %v", b, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Tree and encoding/json differ on %#v (%s):\ntree: %#v\njson: %#v", v, b, got, want)
+	}
+	return true
+}
+
+type treeOmit struct {
+	A string     `json:"a,omitempty"`
+	B int        `json:"b,omitempty"`
+	C float64    `json:"c,omitempty"`
+	D *fillInner `json:"d,omitempty"`
+	E []int      `json:"e,omitempty"`
+	F fillInner  `json:"f,omitzero"`
+	G bool       `json:"g,omitempty"`
+	H any        `json:"h,omitempty"`
+}
+
+func TestTreeAgreesWithEncodingJSON(t *testing.T) {
+	s := "s"
+	for _, tc := range []struct {
+		name string
+		v    any
+		sure bool
+	}{
+		{"every kind it builds", fillTarget{Text: "<b>&", N: -0.0, Count: 1 << 60, Small: 255, Big: -(1 << 53), Flag: true,
+			Any: map[string]any{"x": []any{1.5, nil, "y"}, "n": 3}, Ptr: &fillInner{Name: "p"}, Items: []fillInner{{Score: 1e300}},
+			Tags: []string{}, ByName: map[string]int{"k": 1}, Opt: &s, Deep: map[string]*fillInner{"n": nil},
+			fillEmbedded: fillEmbedded{Region: "r"}, NoTag: "t", Skip: "skipped", hidden: "h"}, true},
+		{"the zero value", fillTarget{}, true},
+		{"omitempty and omitzero, empty", treeOmit{C: math.Copysign(0, -1)}, true},
+		{"omitempty and omitzero, set", treeOmit{A: "a", B: 1, C: 1, D: &fillInner{}, E: []int{0}, F: fillInner{Name: "f"}, G: true, H: 0}, true},
+		{"a nil pointer", (*fillInner)(nil), true},
+		{"a map of any", map[string]any{"a": 1}, true},
+		{"uint64 beyond 2^53", map[string]uint64{"a": 1<<64 - 1}, true},
+		{"invalid UTF-8", map[string]string{"a": "\xff"}, false},
+		{"a NaN", map[string]float64{"a": math.NaN()}, false},
+		{"float32", map[string]float32{"a": 0.1}, false},
+		{"a time", map[string]time.Time{"a": {}}, false},
+		{"bytes", map[string][]byte{"a": {1}}, false},
+		{"a json.Number", map[string]json.Number{"a": "1"}, false},
+		{"omitzero with IsZero", struct {
+			T time.Time `json:"t,omitzero"`
+		}{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := treeCheck(t, tc.v); got != tc.sure {
+				t.Errorf("Tree sure = %v, want %v", got, tc.sure)
+			}
+		})
+	}
+}
+
+// FuzzTreeAgreesWithEncodingJSON checks Tree against json.Marshal and
+// DecodeExact on values encoding/json decoded from the fuzzed text.
+func FuzzTreeAgreesWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"text":"a<>","n":-0,"count":9007199254740993,"small":3,"big":-4,"flag":true,"any":[1,{"a":null}],"inner":{"name":"x"}}`,
+		`{"ptr":{"score":1.5},"items":[{"name":"a"},{}],"tags":[],"by_name":{"a":1},"nested":{"a":[1]},"deep":{"a":null}}`,
+		`{"a":"","b":0,"c":-0,"d":null,"e":[],"f":{},"g":false,"h":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var a fillTarget
+		if json.Unmarshal(doc, &a) == nil {
+			treeCheck(t, a)
+		}
+		var o treeOmit
+		if json.Unmarshal(doc, &o) == nil {
+			treeCheck(t, o)
+		}
+		var m map[string]any
+		if json.Unmarshal(doc, &m) == nil {
+			treeCheck(t, m)
+		}
+	})
+}
+
+// BenchmarkTree builds an output object from a typed value, against
+// json.Marshal then DecodeExact, which a worker would otherwise do.
+func BenchmarkTree(b *testing.B) {
+	out := fillTarget{Text: "Heddle routes tasks.", N: 42, Count: 7, Tags: []string{"a", "b"},
+		Inner: fillInner{Name: "x", Score: 0.5}, Items: []fillInner{{Name: "a"}, {Name: "b"}}}
+	b.Run("tree", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := Tree(reflect.ValueOf(&out).Elem()); !ok {
+				b.Fatal("not sure")
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			data, err := json.Marshal(&out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := DecodeExact(data); err != nil {
 				b.Fatal(err)
 			}
 		}
