@@ -241,7 +241,7 @@ func TestTreeAgreesWithEncodingJSON(t *testing.T) {
 		v    any
 		sure bool
 	}{
-		{"every kind it builds", fillTarget{Text: "<b>&", N: -0.0, Count: 1 << 60, Small: 255, Big: -(1 << 53), Flag: true,
+		{"every kind it builds", fillTarget{Text: "<b>&", N: math.Copysign(0, -1), Count: 1 << 60, Small: 255, Big: -(1 << 53), Flag: true,
 			Any: map[string]any{"x": []any{1.5, nil, "y"}, "n": 3}, Ptr: &fillInner{Name: "p"}, Items: []fillInner{{Score: 1e300}},
 			Tags: []string{}, ByName: map[string]int{"k": 1}, Opt: &s, Deep: map[string]*fillInner{"n": nil},
 			fillEmbedded: fillEmbedded{Region: "r"}, NoTag: "t", Skip: "skipped", hidden: "h"}, true},
