@@ -46,9 +46,9 @@ type typedOut struct {
 func TestTypedWorkerInputIsWhatEncodingJSONDecodes(t *testing.T) {
 	payloads := []string{
 		`{"text":"a","count":3,"score":0.5,"tags":["x"],"extra":{"k":[1,"v"]},"inner":{"name":"n"},"by":{"a":7}}`,
-		`{"text":"a","count":3,"score":2.0}`,                     // an integral fraction: left to encoding/json
+		`{"text":"a","count":3,"score":2.0}`,                      // an integral fraction: left to encoding/json
 		`{"text":"a","when":"2026-01-02T03:04:05Z","inner":null}`, // a type with its own decoder
-		`{"text":"a","inner":{"name":"x"},"inner":{"name":"y"}}`, // a repeated key
+		`{"text":"a","inner":{"name":"x"},"inner":{"name":"y"}}`,  // a repeated key
 	}
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
 		for _, p := range payloads {
