@@ -28,6 +28,15 @@ func TestExitCodesOfTheCommandLine(t *testing.T) {
 		{"submit with a payload that is not an object is a usage error", []string{"submit", "--worker", "w", "--payload", "[1]"}, exitUsage, "--payload: not a JSON object"},
 		{"submit with a bad context is a usage error", []string{"submit", "goal", "--context", "novalue"}, exitUsage, "--context must be key=value"},
 		{"a verb's help explains its exit codes", []string{"submit", "--help"}, exitOK, "4 no result within --timeout"},
+		{"registry with a stale multiplier of 0 is a usage error", []string{"registry", "--stale-multiplier", "0"}, exitUsage, "--stale-multiplier must be positive"},
+		{"registry with a negative sweep interval is a usage error", []string{"registry", "--sweep-interval", "-1s"}, exitUsage, "--sweep-interval must be positive"},
+		{"workers with a timeout of 0 is a usage error", []string{"workers", "--timeout", "0s"}, exitUsage, "--timeout must be positive"},
+		{"workers of a type that cannot be a subject is a usage error", []string{"workers", "--type", "a b"}, exitUsage, `--type "a b"`},
+		{"workers takes no arguments", []string{"workers", "alpha"}, exitUsage, "unknown command"},
+		{"mcp without --config is a usage error", []string{"mcp"}, exitUsage, "--config is required"},
+		{"mcp with an --http that is not host:port is a usage error", []string{"mcp", "--config", "x.yaml", "--http", "8000"}, exitUsage, `--http "8000"`},
+		{"processor with a negative heartbeat interval is a usage error", []string{"processor", "--config", "x.yaml", "--heartbeat-interval", "-1s"}, exitUsage, "--heartbeat-interval"},
+		{"the workers help explains its exit codes", []string{"workers", "--help"}, exitOK, "4 no registry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
@@ -15,6 +18,7 @@ func (a *app) processorCommand() *cobra.Command {
 	var sf serveFlags
 	var config, tier string
 	var concurrency int
+	var heartbeat time.Duration
 	cmd := &cobra.Command{
 		Use:   "processor",
 		Short: "Run a processor worker described in YAML (the Python Heddle's subprocess processor)",
@@ -49,8 +53,10 @@ Payloads are checked against input_schema as the Python worker checks them
 
 The worker subscribes to heddle.tasks.{name}.{tier} in queue group
 processors-{name}, as the Python processor does, so Go and Python replicas
-share one pool. A key this runtime cannot honour (input_schema_ref,
-system_prompt, another processing_backend, ...) is refused with its line.
+share one pool. It heartbeats on heddle.workers.heartbeat.{name} every
+--heartbeat-interval, and once more when it drains, for heddle registry.
+A key this runtime cannot honour (input_schema_ref, system_prompt, another
+processing_backend, ...) is refused with its line.
 
 Exit codes: 0 stopped by a signal and drained, 1 invalid config or the
 worker failed, 3 cannot connect.`,
@@ -71,6 +77,9 @@ worker failed, 3 cannot connect.`,
 			}
 			if concurrency < 0 {
 				return errString("--concurrency must not be negative")
+			}
+			if heartbeat < 0 {
+				return fmt.Errorf("--heartbeat-interval must not be negative, got %v", heartbeat)
 			}
 			// The config is read before the preflight so the env check
 			// knows the tier; a file that does not parse fails the
@@ -103,6 +112,7 @@ worker failed, 3 cannot connect.`,
 				ShallowValidation: true,
 				NoRetries:         true,
 				Concurrency:       concurrency,
+				HeartbeatInterval: heartbeat,
 				TaskTimeout:       cfg.Timeout,
 				DrainTimeout:      sf.drainTimeout,
 				Contract:          contract,
@@ -120,6 +130,7 @@ worker failed, 3 cannot connect.`,
 	cmd.Flags().StringVar(&config, "config", "", "processor worker config file (required)")
 	cmd.Flags().StringVar(&tier, "tier", "", "tier served: local, standard or frontier (default: the config's default_model_tier, else local)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "tasks run at once (default 4)")
+	cmd.Flags().DurationVar(&heartbeat, "heartbeat-interval", 0, "how often the worker heartbeats on heddle.workers.heartbeat.{name}, for heddle registry (default 30s)")
 	return cmd
 }
 

@@ -134,7 +134,12 @@ func printWorkers(w io.Writer, t registry.Table, workerType string) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	fmt.Fprintln(tw, "WORKER TYPE\tSTATE\tWORKERS")
+	if len(t.Types) == 0 && workerType == "" {
+		fmt.Fprintln(tw, "No worker has heartbeated to this registry. Python workers send no heartbeats;")
+		fmt.Fprintln(tw, "a registry that just started hears from each live Go worker within its heartbeat interval.")
+	} else {
+		fmt.Fprintln(tw, "WORKER TYPE\tSTATE\tWORKERS")
+	}
 	for _, s := range t.Types {
 		fmt.Fprintf(tw, "%s\t%s\t%d active, %d inactive, %d stopped\n", s.WorkerType, s.State, s.Active, s.Inactive, s.Stopped)
 	}
