@@ -51,6 +51,12 @@ type Durable interface {
 	// Nats-Msg-Id header, which the stored message carries). No stream
 	// capturing the subject is an error wrapping ErrNoStream.
 	PublishDurable(ctx context.Context, msg *Msg, msgID string) (PubAck, error)
+	// StreamOf returns the name of the stream that captures subject, or an
+	// error wrapping ErrNoStream when none does. A publisher that falls
+	// back to a core publish without a stream asks it first: a durable
+	// publish to a subject with core subscribers and no stream waits for
+	// an acknowledgement that never comes.
+	StreamOf(ctx context.Context, subject string) (string, error)
 	// Consume creates the durable consumer cfg names when it is missing
 	// (an existing one that differs is an error wrapping
 	// ErrStreamConflict) and delivers its messages to h, one call at a

@@ -37,7 +37,7 @@ func testDurable(t *testing.T, newBus BusFactory, cfg busConfig) {
 		{"durable: a message is delivered at most MaxDeliver times and Term ends its deliveries", durableTestMaxDeliverTerm},
 		{"durable: the consumptions of one consumer share its messages, each to one of them", durableTestShared},
 		{"durable: Stop hands back what was fetched, so another consumption gets it at once", durableTestStopHandsBack},
-		{"durable: conflicting streams and consumers are refused naming the setting; a missing stream is ErrNoStream", durableTestConflicts},
+		{"durable: conflicting streams and consumers are refused naming the setting; StreamOf finds the capturing stream; a missing stream is ErrNoStream", durableTestConflicts},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -422,6 +422,12 @@ func durableTestConflicts(h *busHarness, d *durableHarness) {
 	_, err = b.PublishDurable(h.ctx, &bus.Msg{Subject: "contracttest_nostream." + strings.ReplaceAll(d.stream, "_", "."), Data: []byte("x")}, "")
 	if !errors.Is(err, bus.ErrNoStream) {
 		h.t.Errorf("PublishDurable to a subject no stream captures: %v, want ErrNoStream", err)
+	}
+	if name, err := b.StreamOf(h.ctx, h.subject("any")); err != nil || name != d.stream {
+		h.t.Errorf("StreamOf(a captured subject) = %q, %v, want %s", name, err, d.stream)
+	}
+	if _, err := b.StreamOf(h.ctx, "contracttest_nostream."+strings.ReplaceAll(d.stream, "_", ".")); !errors.Is(err, bus.ErrNoStream) {
+		h.t.Errorf("StreamOf(a subject no stream captures): %v, want ErrNoStream", err)
 	}
 	err = b.EnsureStream(h.ctx, bus.StreamConfig{Name: "bad.name", Subjects: []string{h.subject("x")}})
 	if err == nil || !strings.Contains(err.Error(), "bad.name") {

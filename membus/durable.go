@@ -466,6 +466,23 @@ func (b *Bus) PublishDurable(ctx context.Context, msg *bus.Msg, msgID string) (b
 	return ack, nil
 }
 
+// StreamOf implements bus.Durable.
+func (b *Bus) StreamOf(ctx context.Context, subject string) (string, error) {
+	if b.state.Load() == stateClosed {
+		return "", fmt.Errorf("membus: stream of %q: %w", subject, bus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	store := streamsOf(b.broker)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if s := store.streamFor(subject); s != nil {
+		return s.cfg.Name, nil
+	}
+	return "", fmt.Errorf("membus: no stream captures %q: %w", subject, bus.ErrNoStream)
+}
+
 // resolveConsumer checks a consumer configuration and fills its defaults.
 func resolveConsumer(cfg bus.ConsumerConfig) (bus.ConsumerConfig, error) {
 	if err := checkName("stream", cfg.Stream); err != nil {

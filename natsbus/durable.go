@@ -277,6 +277,26 @@ func (b *Bus) PublishDurable(ctx context.Context, msg *bus.Msg, msgID string) (b
 	return bus.PubAck{Stream: strings.TrimPrefix(pa.Stream, b.WireStreamName("")), Sequence: pa.Sequence, Duplicate: pa.Duplicate}, nil
 }
 
+// StreamOf implements bus.Durable: the server's answer, in the bus's
+// namespace.
+func (b *Bus) StreamOf(ctx context.Context, subject string) (string, error) {
+	if b.closed.Load() {
+		return "", fmt.Errorf("natsbus: stream of %q: %w", subject, bus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	js, err := b.jetStream()
+	if err != nil {
+		return "", err
+	}
+	name, err := js.StreamNameBySubject(ctx, b.wire(subject))
+	if err != nil {
+		return "", b.durableError(fmt.Sprintf("stream of %q", subject), err)
+	}
+	return strings.TrimPrefix(name, b.WireStreamName("")), nil
+}
+
 // Consume implements bus.Durable with a JetStream pull consumer: explicit
 // acknowledgements, delivery of every stored message, and a client buffer
 // of cfg.Prefetch messages (1 when zero). On Stop, the buffered messages

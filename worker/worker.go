@@ -116,6 +116,11 @@ type Config struct {
 	// NoHeartbeat turns the heartbeats off: a registry then never hears
 	// of the worker, as of a Python one.
 	NoHeartbeat bool
+	// Durable, when set, takes the tasks from a stream on the bus's
+	// durable capability (bus.Durable) instead of a core queue group:
+	// at-least-once, with redelivery of a crashed worker's tasks; see
+	// DurableConfig.
+	Durable *DurableConfig
 }
 
 // Stats counts what a Worker did. Every counter only increases.
@@ -233,6 +238,7 @@ type Worker struct {
 	log          *observe.Emitter
 	handle       handleFunc
 	heartbeat    heartbeatState
+	durable      *durableState // nil in core mode
 
 	started atomic.Bool
 	ready   chan struct{}
@@ -402,6 +408,11 @@ func newWorker(b bus.Bus, workerType string, handle handleFunc, cfg Config, opts
 		ready:        make(chan struct{}),
 	}
 	w.maxBackoff = max(w.maxBackoff, w.backoff)
+	if cfg.Durable != nil {
+		if err := w.setupDurable(cfg); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -540,9 +551,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	opts := []bus.SubscribeOption{bus.Queue(w.queue), bus.PendingLimits(w.pendingMsgs, w.pendingBytes)}
 	subs := make([]bus.Subscription, 0, len(w.tiers))
-	for _, tier := range w.tiers {
-		subject := heddle.WorkerSubject(w.workerType, tier)
-		sub, err := w.bus.Subscribe(ctx, subject, w.deliver, opts...)
+	for _, subject := range w.subjects() {
+		sub, err := w.subscribe(ctx, subject, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				// Stopped while starting: a stop like any other, with
