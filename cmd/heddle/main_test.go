@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,9 +20,24 @@ import (
 	"github.com/heddle-go/heddle/contracttest/natstest"
 )
 
+// childArgsEnv, set to a JSON array of arguments, makes the test binary
+// run them as the heddle command, on its own standard input and output,
+// and exit with its exit code: the tests of what a command does with the
+// process's own streams (mcp over stdio) or signals start it so.
+const childArgsEnv = "HEDDLE_CLI_TEST_CHILD_ARGS"
+
 // TestMain checks that no test leaks a goroutine. The commands run in
-// process, through app.run, each with its own streams and environment.
+// process, through app.run, each with its own streams and environment,
+// or in a child process (see childArgsEnv).
 func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childArgsEnv); ok {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", childArgsEnv, err)
+			os.Exit(exitUsage)
+		}
+		os.Exit(run(context.Background(), argv, os.Stdout, os.Stderr))
+	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	goleak.VerifyTestMain(m)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -81,7 +83,7 @@ the --http address cannot be bound), 2 a bad flag, 3 cannot connect.`,
 				return err
 			}
 			if loadErr != nil {
-				return fail(exitFailed, loadErr)
+				return fail(exitFailed, mcpConfigError(config, loadErr))
 			}
 			if httpAddr != "" {
 				cfg.Transport, cfg.Addr = mcp.TransportStreamableHTTP, httpAddr
@@ -115,4 +117,20 @@ the --http address cannot be bound), 2 a bad flag, 3 cannot connect.`,
 	cmd.Flags().StringVar(&config, "config", "", "MCP gateway config file (required)")
 	cmd.Flags().StringVar(&httpAddr, "http", "", "serve MCP's streamable HTTP transport on this host:port, at /mcp, instead of stdio")
 	return cmd
+}
+
+// mcpConfigError restates the error of a gateway config that does not
+// load as heddle validate does: each problem on a line of its own, with
+// the file and its line.
+func mcpConfigError(path string, err error) error {
+	_, findings := validateFile(path, kindMCP)
+	if len(findings) == 0 {
+		return err
+	}
+	slices.SortStableFunc(findings, func(x, y finding) int { return x.line - y.line })
+	var b strings.Builder
+	for _, f := range findings {
+		b.WriteString("\n    " + f.format(path))
+	}
+	return fmt.Errorf("%s: %w (MCP gateway):%s", path, heddle.ErrConfig, b.String())
 }

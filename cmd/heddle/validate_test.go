@@ -49,3 +49,31 @@ func TestValidatePassesValidFilesAndTakesAKind(t *testing.T) {
 		t.Errorf("a bad --kind: exit code %d:\n%s", code, stderr)
 	}
 }
+
+func TestValidateReadsMCPGatewayConfigsWithFileAndLine(t *testing.T) {
+	code, stdout, _ := execute(t, env{}, "validate", mcpGatewayFile, "testdata/invalid/mcp.yaml", "testdata/invalid/mcp_keys.yaml")
+	if code != exitFailed {
+		t.Errorf("exit code %d, want %d", code, exitFailed)
+	}
+	for _, want := range []string{
+		"✓ [mcp] testdata/mcp_gateway.yaml\n",
+		"✗ [mcp] testdata/invalid/mcp.yaml\n",
+		"    testdata/invalid/mcp.yaml:2: transport: unknown transport \"carrier-pigeon\"",
+		"    testdata/invalid/mcp.yaml:6: tools.workers[0].tier: ",
+		// A missing key is placed on its entry's line.
+		"    testdata/invalid/mcp.yaml:7: tools.workers[1].config: open testdata/invalid/missing_worker.yaml: no such file or directory\n",
+		"    testdata/invalid/mcp.yaml:9: tools.pipelines[0].pipeline: required",
+		// A message holding "; " stays one problem.
+		"    testdata/invalid/mcp.yaml:10: tools.queries: served by the Python gateway only; a Go gateway offers worker and pipeline tools: remove the section\n",
+		"    testdata/invalid/mcp_keys.yaml:5: unknown key \"timeout\"",
+		"2 invalid, 1 valid\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	// Forced, the kind is mcp whatever the keys say.
+	if code, stdout, _ := execute(t, env{}, "validate", "--kind", "mcp", rulesFile); code != exitFailed || !strings.Contains(stdout, "✗ [mcp] "+rulesFile) {
+		t.Errorf("--kind mcp on rules: exit code %d:\n%s", code, stdout)
+	}
+}
