@@ -181,6 +181,62 @@ func TestRunbookVerifyDeadLetters(t *testing.T) {
 	}
 }
 
+// TestRunbookWorkerHeartbeats follows docs/operating.md's "Worker
+// heartbeats": two processor workers and a registry; heddle workers shows
+// both active; one stops gracefully and shows as stopped at once, its
+// type still up.
+func TestRunbookWorkerHeartbeats(t *testing.T) {
+	url := natsURL(t)
+	e := env{"NATS_URL": url, "OLLAMA_URL": "x"}
+	reg := serveUntil(t, registryReady, e, "registry")
+	instance := regexp.MustCompile(`instance_id=(\S+)`)
+	var procs []*invocation
+	var ids []string
+	for range 2 {
+		p := serve(t, e, "processor", "--config", echoFile)
+		procs = append(procs, p)
+		ids = append(ids, instance.FindStringSubmatch(p.stderr.waitFor(t, "worker.heartbeat_started"))[1])
+	}
+	reg.stderr.waitCount(t, "msg=worker.joined", 2)
+
+	code, stdout, stderr := execute(t, e, "workers")
+	if code != exitOK {
+		t.Fatalf("workers: exit code %d; stderr:\n%s", code, stderr)
+	}
+	for _, id := range ids {
+		if !regexp.MustCompile(`(?m)^echo +` + id + ` +active +\d+s ago +0/4 +0 +0$`).MatchString(stdout) {
+			t.Errorf("workers does not show %s active:\n%s", id, stdout)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^echo +up +2 active, 0 inactive, 0 stopped$`).MatchString(stdout) {
+		t.Errorf("workers does not show echo up with 2 active:\n%s", stdout)
+	}
+
+	// One worker drains: its last heartbeat says so, and the registry
+	// marks it stopped without waiting for it to go stale.
+	if code := procs[0].stop(t); code != exitOK {
+		t.Fatalf("processor exit code %d", code)
+	}
+	if l := reg.stderr.waitFor(t, "msg=worker.stopped"); !strings.Contains(l, ids[0]) {
+		t.Errorf("worker.stopped names another instance: %s", l)
+	}
+	code, stdout, _ = execute(t, e, "workers", "--type", "echo")
+	if code != exitOK ||
+		!regexp.MustCompile(`(?m)^echo +`+ids[0]+` +stopped `).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^echo +`+ids[1]+` +active `).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^echo +up +1 active, 0 inactive, 1 stopped$`).MatchString(stdout) {
+		t.Errorf("after one worker stopped: exit code %d:\n%s", code, stdout)
+	}
+	// The other stops too: the type is down, not unknown.
+	if code := procs[1].stop(t); code != exitOK {
+		t.Fatalf("processor exit code %d", code)
+	}
+	reg.stderr.waitCount(t, "msg=worker.stopped", 2)
+	if _, stdout, _ = execute(t, e, "workers", "--type", "echo"); !regexp.MustCompile(`(?m)^echo +down +0 active, 0 inactive, 2 stopped$`).MatchString(stdout) {
+		t.Errorf("after both stopped:\n%s", stdout)
+	}
+}
+
 func TestDeadLetterClientsNeedTheServersToken(t *testing.T) {
 	url := natsURL(t)
 	token := "0123456789abcdef0123"
