@@ -85,6 +85,10 @@ type Config struct {
 	// DefaultMaxHeld and DefaultHoldBudget; they must not be negative.
 	MaxHeld    int
 	HoldBudget int
+	// Durable, when set, consumes SubjectTasksIncoming from a stream on
+	// the bus's durable capability (bus.Durable) and acknowledges each
+	// task once its outcome is stored; see DurableConfig.
+	Durable *DurableConfig
 }
 
 // Stats counts what a Router did with each message. Every message on
@@ -248,6 +252,8 @@ type Router struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
+	durable *routerDurable // nil in core mode
+
 	forwards  *forwardTable // nil with Config.SkipWorkerCheck
 	held      *holder       // the tasks waiting for their tier's capacity
 	quit      chan struct{} // closed when Run ends
@@ -332,6 +338,11 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 	}
 	if !cfg.SkipWorkerCheck {
 		r.forwards = newForwardTable(cmp.Or(cfg.ForwardBudget, DefaultForwardBudget))
+	}
+	if cfg.Durable != nil {
+		if err := r.setupDurable(); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -428,7 +439,7 @@ func (r *Router) Run(ctx context.Context) error {
 		r.dropHeld(ctx, r.held.close())
 	}
 	defer stopReleaser()
-	tasks, err := r.b.Subscribe(ctx, heddle.SubjectTasksIncoming, r.handleTask, bus.Queue(heddle.RouterQueueGroup))
+	tasks, err := r.subscribeTasks(ctx)
 	if err != nil {
 		if status != nil {
 			_ = status.Unsubscribe()
