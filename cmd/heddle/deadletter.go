@@ -61,11 +61,11 @@ Exit codes: 0 stopped by a signal and drained, 1 the consumer failed,
 				return err
 			}
 			log := a.mustLogger()
-			b, err := a.dial("dead-letter monitor", log, 0)
+			b, err := a.dial("dead-letter monitor", log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
-			c, err := deadletter.New(b, deadletter.Config{Capacity: maxSize, DrainTimeout: sf.drainTimeout}, heddle.WithLogger(log))
+			c, err := deadletter.New(b, deadletter.Config{Capacity: maxSize, DrainTimeout: sf.drainTimeout}, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

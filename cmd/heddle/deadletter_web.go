@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/deadletter"
 )
 
@@ -65,16 +64,16 @@ the consumer failed, 3 cannot connect.`,
 				return err
 			}
 			log := a.mustLogger()
-			b, err := a.dial("dead-letter serve", log, 0)
+			b, err := a.dial("dead-letter serve", log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
-			c, err := deadletter.New(b, deadletter.Config{Capacity: maxSize, DrainTimeout: sf.drainTimeout}, heddle.WithLogger(log))
+			c, err := deadletter.New(b, deadletter.Config{Capacity: maxSize, DrainTimeout: sf.drainTimeout}, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)
 			}
-			h, err := deadletter.NewHandler(c, deadletter.HandlerOptions{Token: token}, heddle.WithLogger(log))
+			h, err := deadletter.NewHandler(c, deadletter.HandlerOptions{Token: token}, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

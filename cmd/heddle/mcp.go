@@ -92,11 +92,11 @@ the --http address cannot be bound), 2 a bad flag, 3 cannot connect.`,
 				cfg.DrainTimeout = sf.drainTimeout
 			}
 			log := a.mustLogger()
-			b, err := a.dial("mcp "+cfg.Name, log, 0)
+			b, err := a.dial("mcp "+cfg.Name, log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
-			g, err := mcp.New(b, cfg, heddle.WithLogger(log))
+			g, err := mcp.New(b, cfg, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

@@ -90,6 +90,10 @@ func TestMCPServesWorkerToolsOverStreamableHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"name":"mcp/heddle-cli-test"`) {
 		t.Errorf("/readyz = %d %s", resp.StatusCode, body)
 	}
+	// The gateway's calls are counted as a caller's: one result collected.
+	if m := scrape(t, probe, "/metrics"); !hasSample(m, "heddle_result_stream_events_total", map[string]string{"event": "collected"}, "1") {
+		t.Errorf("/metrics lacks heddle_result_stream_events_total{event=collected} 1:\n%s", m)
+	}
 
 	if err := cs.Close(); err != nil {
 		t.Error(err)

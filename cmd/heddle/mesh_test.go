@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/health"
@@ -281,7 +283,11 @@ func TestProbesAndMetricsReportABusThatClosed(t *testing.T) {
 	if err := hc.AddBus("nats", b); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(probeMux(hc))
+	mux, err := probeMux(hc, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()

@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/pipeline"
 )
 
@@ -54,11 +53,11 @@ pipeline failed, 3 cannot connect.`,
 			cfg.DrainTimeout = sf.drainTimeout
 			cfg.AddressedOnly = addressedOnly
 			log := a.mustLogger()
-			b, err := a.dial("pipeline "+cfg.Name, log, 0)
+			b, err := a.dial("pipeline "+cfg.Name, log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
-			p, err := pipeline.New(b, cfg, heddle.WithLogger(log))
+			p, err := pipeline.New(b, cfg, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

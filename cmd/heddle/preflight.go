@@ -74,8 +74,8 @@ func redact(raw string) string {
 }
 
 // dial connects to NATS for a verb. Its error is connectError's.
-func (a *app) dial(name string, log *slog.Logger, timeout time.Duration) (*natsbus.Bus, error) {
-	opts := []natsbus.Option{natsbus.WithName("heddle " + name), natsbus.WithLogger(log)}
+func (a *app) dial(name string, log *slog.Logger, timeout time.Duration, extra ...natsbus.Option) (*natsbus.Bus, error) {
+	opts := append([]natsbus.Option{natsbus.WithName("heddle " + name), natsbus.WithLogger(log)}, extra...)
 	if timeout > 0 {
 		opts = append(opts, natsbus.WithConnectTimeout(timeout))
 	}

@@ -103,7 +103,7 @@ worker failed, 3 cannot connect.`,
 			for _, k := range cfg.Ignored {
 				log.Warn("processor.key_ignored", "key", k, "file", config, "why", "a processor worker does not use it (nor does the Python one)")
 			}
-			b, err := a.dial("processor "+cfg.Name, log, 0)
+			b, err := a.dial("processor "+cfg.Name, log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
@@ -116,10 +116,16 @@ worker failed, 3 cannot connect.`,
 				TaskTimeout:       cfg.Timeout,
 				DrainTimeout:      sf.drainTimeout,
 				Contract:          contract,
-			}, heddle.WithLogger(log))
+			}, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)
+			}
+			if sf.metrics != nil {
+				if err := sf.metrics.WatchWorker(w); err != nil {
+					b.Close()
+					return fail(exitFailed, err)
+				}
 			}
 			log.Info("processor.starting", "worker_type", cfg.Name, "tier", t, "io_mode", cfg.Backend.IOMode,
 				"command", cfg.Backend.Command, "subject", heddle.WorkerSubject(cfg.Name, t), "queue", heddle.WorkerQueueGroup(cfg.Name))

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/metrics"
 	"github.com/heddle-go/heddle/registry"
 )
 
@@ -51,15 +52,21 @@ NATS connection closed for good), 2 a bad flag, 3 cannot connect.`,
 				return err
 			}
 			log := a.mustLogger()
-			b, err := a.dial("registry", log, 0)
+			b, err := a.dial("registry", log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
 			cfg.DrainTimeout = sf.drainTimeout
-			r, err := registry.New(b, cfg, heddle.WithLogger(log))
+			r, err := registry.New(b, cfg, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)
+			}
+			if sf.metrics != nil {
+				if err := sf.metrics.WatchRegistry(func() []metrics.WorkerCount { return workerCounts(r.Types()) }); err != nil {
+					b.Close()
+					return fail(exitFailed, err)
+				}
 			}
 			log.Info("registry.starting", "registry_id", r.ID(), "heartbeats", heddle.SubjectHeartbeats,
 				"answers", heddle.SubjectWorkerRegistry, "sweep_interval", cfg.SweepInterval, "stale_multiplier", cfg.StaleMultiplier)
@@ -70,4 +77,14 @@ NATS connection closed for good), 2 a bad flag, 3 cannot connect.`,
 	cmd.Flags().DurationVar(&cfg.SweepInterval, "sweep-interval", heddle.DefaultSweepInterval, "how often to look for workers gone silent")
 	cmd.Flags().IntVar(&cfg.StaleMultiplier, "stale-multiplier", heddle.DefaultStaleMultiplier, "a worker is inactive once silent for this many of its heartbeat intervals")
 	return cmd
+}
+
+// workerCounts turns a registry's type summaries into the gauges of
+// heddle_registry_workers.
+func workerCounts(types []registry.TypeSummary) []metrics.WorkerCount {
+	out := make([]metrics.WorkerCount, 0, len(types))
+	for _, s := range types {
+		out = append(out, metrics.WorkerCount{WorkerType: s.WorkerType, Active: s.Active, Inactive: s.Inactive, Stopped: s.Stopped})
+	}
+	return out
 }

@@ -56,13 +56,13 @@ router failed (its NATS connection closed for good), 3 cannot connect.`,
 				return fail(exitFailed, err)
 			}
 			log := a.mustLogger()
-			b, err := a.dial("router", log, 0)
+			b, err := a.dial("router", log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
 			cfg.Rules = router.RulesFile(rules)
 			cfg.DrainTimeout = sf.drainTimeout
-			r, err := router.New(b, cfg, heddle.WithLogger(log))
+			r, err := router.New(b, cfg, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

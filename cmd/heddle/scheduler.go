@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/scheduler"
 )
 
@@ -52,11 +51,11 @@ scheduler failed, 3 cannot connect.`,
 			}
 			cfg.DrainTimeout = sf.drainTimeout
 			log := a.mustLogger()
-			b, err := a.dial("scheduler "+cfg.Name, log, 0)
+			b, err := a.dial("scheduler "+cfg.Name, log, 0, sf.busOptions()...)
 			if err != nil {
 				return err
 			}
-			s, err := scheduler.New(b, cfg, heddle.WithLogger(log))
+			s, err := scheduler.New(b, cfg, sf.actorOptions(log)...)
 			if err != nil {
 				b.Close()
 				return fail(exitFailed, err)

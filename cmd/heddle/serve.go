@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/health"
+	"github.com/heddle-go/heddle/metrics"
 	"github.com/heddle-go/heddle/natsbus"
 )
 
@@ -20,15 +23,27 @@ import (
 // after the actors drained.
 const httpShutdownTimeout = 5 * time.Second
 
+// probeGaugeTimeout bounds the probe behind heddle_up and heddle_ready
+// at each scrape.
+const probeGaugeTimeout = 2 * time.Second
+
 // busDrainTimeout bounds the drain of the connection once the actors
 // have returned.
 const busDrainTimeout = 10 * time.Second
 
-// serveFlags are the flags every long-running verb takes.
+// serveFlags are the flags every long-running verb takes, and what
+// --metrics-addr serves.
 type serveFlags struct {
 	skipPreflight bool
 	metricsAddr   string
 	drainTimeout  time.Duration
+
+	// registry and metrics are set by instrument when --metrics-addr is:
+	// the registry /metrics serves, and the observer and interceptor of
+	// the verb's bus and actors (package metrics) registered on it. Both
+	// are nil otherwise, and nothing is counted for metrics.
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 }
 
 func (f *serveFlags) register(cmd *cobra.Command) {
@@ -44,8 +59,50 @@ func (f *serveFlags) check() error {
 	return nil
 }
 
+// instrument builds, when --metrics-addr is set, the metrics /metrics
+// serves: a registry of this invocation's own (never the global one),
+// with the Go runtime's and the process's collectors, and package
+// metrics on it.
+func (f *serveFlags) instrument() error {
+	if f.metricsAddr == "" {
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fail(exitFailed, fmt.Errorf("--metrics-addr: %w", err))
+		}
+	}
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fail(exitFailed, fmt.Errorf("--metrics-addr: %w", err))
+	}
+	f.registry, f.metrics = reg, m
+	return nil
+}
+
+// busOptions are the natsbus options of the verb's connection: its
+// events go to the metrics when --metrics-addr is set.
+func (f *serveFlags) busOptions() []natsbus.Option {
+	if f.metrics == nil {
+		return nil
+	}
+	return []natsbus.Option{natsbus.WithObserver(f.metrics)}
+}
+
+// actorOptions are the options of every actor the verb runs: its logger
+// and, when --metrics-addr is set, the metrics as observer and
+// interceptor (metrics.Metrics.Option).
+func (f *serveFlags) actorOptions(log *slog.Logger) []heddle.Option {
+	opts := []heddle.Option{heddle.WithLogger(log)}
+	if f.metrics != nil {
+		opts = append(opts, f.metrics.Option())
+	}
+	return opts
+}
+
 // probes answers /healthz and /readyz, and gives /metrics its gauges.
-// *health.Checker is the one used; a metrics package may supply another.
+// *health.Checker is the one used.
 type probes interface {
 	Healthz() http.Handler
 	Readyz() http.Handler
@@ -53,27 +110,36 @@ type probes interface {
 	Ready(ctx context.Context) health.Report
 }
 
-// probeMux serves /healthz and /readyz from p, and /metrics: a minimal
-// Prometheus text exposition of the two probes, until a metrics package
-// supplies collectors.
-func probeMux(p probes) *http.ServeMux {
+// probeMux serves /healthz and /readyz from p, and /metrics from reg
+// (metrics.Handler), where it registers two gauges of the probes:
+// heddle_up, 1 while the process's NATS connection is open and answers,
+// and heddle_ready, 1 once every actor is subscribed and running.
+func probeMux(p probes, reg *prometheus.Registry) (*http.ServeMux, error) {
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "heddle_up",
+			Help: "1 while the process's NATS connection is open and answering (/healthz)."},
+			func() float64 { return probeGauge(p.Live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "heddle_ready",
+			Help: "1 once every actor of the process is subscribed and running (/readyz)."},
+			func() float64 { return probeGauge(p.Ready) }),
+	} {
+		if err := reg.Register(g); err != nil {
+			return nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", p.Healthz())
 	mux.Handle("GET /readyz", p.Readyz())
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprintln(w, "# HELP heddle_up 1 while the process's NATS connection is open and answering.")
-		fmt.Fprintln(w, "# TYPE heddle_up gauge")
-		fmt.Fprintf(w, "heddle_up %d\n", boolGauge(p.Live(r.Context()).Status == health.StatusOK))
-		fmt.Fprintln(w, "# HELP heddle_ready 1 once every actor of the process is subscribed and running.")
-		fmt.Fprintln(w, "# TYPE heddle_ready gauge")
-		fmt.Fprintf(w, "heddle_ready %d\n", boolGauge(p.Ready(r.Context()).Status == health.StatusOK))
-	})
-	return mux
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return mux, nil
 }
 
-func boolGauge(b bool) int {
-	if b {
+// probeGauge runs a probe within the probe timeout, as a scrape's gauge:
+// 1 when it is OK, else 0.
+func probeGauge(probe func(context.Context) health.Report) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), probeGaugeTimeout)
+	defer cancel()
+	if probe(ctx).Status == health.StatusOK {
 		return 1
 	}
 	return 0
@@ -100,7 +166,12 @@ func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, 
 		if err != nil {
 			return failf(exitFailed, "--metrics-addr %s: %w", f.metricsAddr, err)
 		}
-		srv = &http.Server{Handler: probeMux(hc), ReadHeaderTimeout: 10 * time.Second}
+		mux, err := probeMux(hc, f.registry)
+		if err != nil {
+			ln.Close()
+			return fail(exitFailed, err)
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		log.Info("http.listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
 		go func() { srvDone <- srv.Serve(ln) }()
 	}
@@ -128,6 +199,9 @@ func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, 
 // it is skipped.
 func (a *app) beforeActorVerb(f *serveFlags, configs []string, tiers []heddle.ModelTier) error {
 	if err := f.check(); err != nil {
+		return err
+	}
+	if err := f.instrument(); err != nil {
 		return err
 	}
 	if f.skipPreflight {
