@@ -223,3 +223,68 @@ func TestWorkersOfAnEmptyRegistrySaysNothingHeartbeated(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 }
+
+// TestTheRegistryMarksASilentWorkerInactiveAtItsSweep runs the registry
+// with a short sweep: a worker that falls silent without draining (as a
+// killed process does) is inactive once silent for --stale-multiplier of
+// its own interval, and its type is down.
+func TestTheRegistryMarksASilentWorkerInactiveAtItsSweep(t *testing.T) {
+	url := natsURL(t)
+	e := env{"NATS_URL": url, "OLLAMA_URL": "x"}
+	reg := serveUntil(t, registryReady, e, "registry", "--sweep-interval", "20ms", "--stale-multiplier", "4")
+	proc := serve(t, e, "processor", "--config", echoFile, "--heartbeat-interval", "1s")
+	id := regexp.MustCompile(`instance_id=(\S+)`).FindStringSubmatch(proc.stderr.waitFor(t, "worker.heartbeat_started"))[1]
+
+	b, err := natsbus.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	silent := heartbeat("silent", "silent-1")
+	silent.Interval = 10 * time.Millisecond
+	publishHeartbeats(t, b, silent)
+	if l := reg.stderr.waitFor(t, "msg=worker.heartbeat_stale"); !strings.Contains(l, "silent-1") {
+		t.Errorf("worker.heartbeat_stale names another instance: %s", l)
+	}
+	reg.stderr.waitFor(t, "instance_id="+id)
+
+	code, stdout, stderr := execute(t, e, "workers", "--json")
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	var table registry.Table
+	if err := json.Unmarshal([]byte(stdout), &table); err != nil {
+		t.Fatal(err)
+	}
+	if table.SweepInterval != 20*time.Millisecond || table.StaleMultiplier != 4 {
+		t.Errorf("the registry sweeps every %v, stale after %d intervals; want the flags' 20ms and 4", table.SweepInterval, table.StaleMultiplier)
+	}
+	want := map[string]struct {
+		status     registry.Status
+		staleAfter time.Duration
+	}{
+		"silent-1": {registry.StatusInactive, 40 * time.Millisecond},
+		id:         {registry.StatusActive, 4 * time.Second}, // the processor's --heartbeat-interval, 4 times
+	}
+	for _, e := range table.Workers {
+		w, ok := want[e.InstanceID]
+		if !ok {
+			t.Errorf("unexpected worker %+v", e)
+			continue
+		}
+		delete(want, e.InstanceID)
+		if e.Status != w.status || e.StaleAfter != w.staleAfter {
+			t.Errorf("%s: %s, stale after %v; want %s, %v", e.InstanceID, e.Status, e.StaleAfter, w.status, w.staleAfter)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("workers missing from the table: %v", want)
+	}
+	if table.TypeState("silent") != registry.TypeDown || table.TypeState("echo") != registry.TypeUp {
+		t.Errorf("types %+v, want silent down and echo up", table.Types)
+	}
+	_, stdout, _ = execute(t, e, "workers", "--type", "silent")
+	if !regexp.MustCompile(`(?m)^silent +silent-1 +inactive +\d+s ago +0/4 +0 +0$`).MatchString(stdout) {
+		t.Errorf("workers --type silent:\n%s", stdout)
+	}
+}
