@@ -122,7 +122,7 @@ Exit codes:
      config is invalid, an actor stopped with an error
   2  usage error: unknown verb or flag, missing or bad argument
   3  cannot connect to NATS
-  4  timed out waiting for a result`,
+  4  timed out waiting for a result, or for a worker registry's answer`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.NoArgs,
