@@ -162,6 +162,11 @@ func (a *app) serveActors(ctx context.Context, f *serveFlags, log *slog.Logger, 
 	var srv *http.Server
 	srvDone := make(chan error, 1)
 	if f.metricsAddr != "" {
+		if f.registry == nil { // a verb that did not call beforeActorVerb
+			if err := f.instrument(); err != nil {
+				return err
+			}
+		}
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
 			return failf(exitFailed, "--metrics-addr %s: %w", f.metricsAddr, err)
