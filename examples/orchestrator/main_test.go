@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest/meshtest"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
@@ -38,23 +39,13 @@ func TestOrchestratorExampleFansOutAndSynthesizes(t *testing.T) {
 }
 
 func TestOrchestratorExampleServesGoalsFromAnotherConnectionUntilStopped(t *testing.T) {
-	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		actors, err := newActors(connect())
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := exampletest.Serve(t, ctx, actors...)
+	meshtest.Each(t, meshtest.Config{Actors: newActors, NoRouter: true}, func(t *testing.T, m *meshtest.Mesh) {
 		var out strings.Builder
-		if err := submit(ctx, connect(), &out); err != nil {
+		if err := submit(m.Context(), m.Connect(), &out); err != nil {
 			t.Fatalf("submit: %v", err)
 		}
 		if got := out.String(); got != wantOutput {
 			t.Errorf("output:\n%s\nwant:\n%s", got, wantOutput)
-		}
-		if err := stop(); err != nil {
-			t.Fatalf("Serve = %v, want nil after a clean stop", err)
 		}
 	})
 }

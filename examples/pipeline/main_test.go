@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest/meshtest"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
@@ -52,23 +54,17 @@ func TestPipelineExamplePrintsEachGoalsStages(t *testing.T) {
 }
 
 func TestPipelineExampleServesGoalsFromAnotherConnectionUntilStopped(t *testing.T) {
-	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, actors, err := newActors(connect())
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := exampletest.Serve(t, ctx, actors...)
+	actors := func(b bus.Bus) ([]heddle.Actor, error) {
+		_, actors, err := newActors(b)
+		return actors, err
+	}
+	meshtest.Each(t, meshtest.Config{Actors: actors, NoRouter: true}, func(t *testing.T, m *meshtest.Mesh) {
 		var out strings.Builder
-		if err := submit(ctx, connect(), &out); err != nil {
+		if err := submit(m.Context(), m.Connect(), &out); err != nil {
 			t.Fatalf("submit: %v", err)
 		}
 		if got := out.String(); got != wantResults {
 			t.Errorf("output:\n%s\nwant:\n%s", got, wantResults)
-		}
-		if err := stop(); err != nil {
-			t.Fatalf("Serve = %v, want nil after a clean stop", err)
 		}
 	})
 }

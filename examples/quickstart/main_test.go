@@ -9,7 +9,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest/meshtest"
 	"github.com/heddle-go/heddle/contracttest/natstest"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
 )
 
@@ -30,23 +32,17 @@ func TestQuickstartPrintsEveryResult(t *testing.T) {
 	})
 }
 
+// The actors on connections of their own, stopped when the test ends; the
+// caller on another, and the mesh's dead-letter store keeping the task
+// nobody serves.
 func TestQuickstartServesItsActorsForACallerOnAnotherConnectionUntilStopped(t *testing.T) {
-	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		actors, err := newActors(connect())
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := exampletest.Serve(t, ctx, actors...)
+	meshtest.Each(t, meshtest.Config{Actors: newActors, NoRouter: true}, func(t *testing.T, m *meshtest.Mesh) {
 		var out strings.Builder
-		if err := call(ctx, connect(), &out); err != nil {
+		if err := call(m.Context(), m.Connect(), &out); err != nil {
 			t.Fatalf("call: %v", err)
 		}
 		checkOutput(t, out.String())
-		if err := stop(); err != nil {
-			t.Fatalf("Serve = %v, want nil after a clean stop", err)
-		}
+		m.WaitDeadLetter(event.ReasonNoWorker)
 	})
 }
 

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,9 +14,13 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/contracttest/meshtest"
 	"github.com/heddle-go/heddle/contracttest/natstest"
+	"github.com/heddle-go/heddle/contracttest/workertest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/examples/internal/exampletest"
+	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/natsbus"
 	"github.com/heddle-go/heddle/worker"
@@ -82,46 +84,34 @@ func TestTheWorkerProcessServesCallsUntilSIGTERMThenExitsCleanly(t *testing.T) {
 	}
 }
 
-func TestTheGreeterReportsEachTaskToItsLoggerAndObservers(t *testing.T) {
-	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		b := connect()
-		var logs strings.Builder
-		logger := slog.New(slog.NewTextHandler(&logs, nil))
-		completed := make(chan string, 1)
+// newGreeter makes the greeter as main does, with the options the test
+// kit gives it.
+func newGreeter(b bus.Bus, opts ...heddle.Option) (*worker.Worker, error) {
+	return worker.New(b, "greeter", greet, worker.Config{}, opts...)
+}
 
-		w, err := worker.New(b, "greeter", greet, worker.Config{},
-			heddle.WithLogger(logger),
-			heddle.WithObserver(event.ObserverFunc(func(ctx context.Context, e event.Event) {
-				if e.Name == event.WorkerCompleted {
-					completed <- e.TaskID
-				}
-			})))
+var greeterCases = []workertest.Case{
+	{Name: "ada", Input: map[string]any{"name": "Ada"}, Output: map[string]any{"greeting": "Hello, Ada!"}},
+	{Name: "no_name", Input: map[string]any{}, Failure: &workertest.Failure{Side: workertest.InputContract, Fields: []string{"/name"}}},
+	{Name: "empty_name", Input: map[string]any{"name": ""}, Failure: &workertest.Failure{Side: workertest.InputContract, Fields: []string{"/name"}}},
+}
+
+func TestTheGreeterAnswersItsCasesAndConforms(t *testing.T) {
+	workertest.RunCases(t, newGreeter, greeterCases)
+	workertest.Conformance(t, newGreeter, greeterCases)
+}
+
+func TestTheGreeterReportsEachTaskToItsLoggerAndObservers(t *testing.T) {
+	logs := testlog.New()
+	withLogger := func(b bus.Bus, opts ...heddle.Option) (*worker.Worker, error) {
+		return newGreeter(b, append(opts, heddle.WithLogger(logs.Logger()))...)
+	}
+	meshtest.Each(t, meshtest.Config{Workers: []workertest.Constructor{withLogger}}, func(t *testing.T, m *meshtest.Mesh) {
+		res, err := m.Request("greeter", map[string]any{"name": "Ada"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		group, err := heddle.Start(ctx, w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		task := heddle.NewTaskMessage("greeter", map[string]any{"name": "Ada"})
-		if _, err := dispatch.Request(ctx, connect(), task, dispatch.Direct()); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case id := <-completed:
-			if id != task.TaskID {
-				t.Errorf("worker.completed for task %s, want %s", id, task.TaskID)
-			}
-		case <-ctx.Done():
-			t.Fatal("the observer saw no worker.completed")
-		}
-		if err := group.Stop(); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(logs.String(), "msg=worker.completed") {
-			t.Errorf("the logger got no worker.completed:\n%s", logs.String())
-		}
+		m.WaitCount(event.WorkerCompleted, "", 1) // the mesh's observer
+		logs.WaitFor(t, event.WorkerCompleted, res.TaskID, 1)
 	})
 }
