@@ -254,6 +254,10 @@ func testPoolSize(t *testing.T, connect func() bus.Bus, concurrency, goexits int
 			t.Fatalf("result %s %q; want every one of %d handlers running at once", r.Status, r.Error, concurrency)
 		}
 	}
+	// concurrency handlers ran at once, so the pool is whole again.
+	if s := w.Stats(); s.PoolLive != concurrency || s.PoolHung != 0 {
+		t.Errorf("Stats() pool %d live, %d hung; want %d live, none hung", s.PoolLive, s.PoolHung, concurrency)
+	}
 	if err := run.stop(t); err != nil {
 		t.Errorf("Run = %v", err)
 	}

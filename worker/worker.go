@@ -166,6 +166,10 @@ type Stats struct {
 	// HeartbeatErrors counts the heartbeats that could not be published,
 	// each reported as worker.heartbeat_failed.
 	HeartbeatErrors uint64
+	// PoolLive is how many pool goroutines serve tasks now, and PoolHung
+	// how many run a handler that was given up on (their goroutines are
+	// left to finish alone); gauges, not counters.
+	PoolLive, PoolHung int
 }
 
 type workerCounters struct {
@@ -458,6 +462,9 @@ func (w *Worker) Ready() <-chan struct{} { return w.ready }
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {
 	s := &w.stats
+	w.mu.Lock()
+	live, hung := w.live, w.hung
+	w.mu.Unlock()
 	return Stats{
 		Received:        s.received.Load(),
 		Completed:       s.completed.Load(),
@@ -472,6 +479,8 @@ func (w *Worker) Stats() Stats {
 		Dropped:         w.dropped(),
 		ObserverPanics:  w.log.ObserverPanics(),
 		HeartbeatErrors: w.heartbeat.failed.Load(),
+		PoolLive:        live,
+		PoolHung:        hung,
 	}
 }
 
