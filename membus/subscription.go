@@ -122,6 +122,15 @@ func (s *subscription) Subject() string { return s.subject }
 // Queue implements bus.Subscription.
 func (s *subscription) Queue() string { return s.queue }
 
+// Pending implements bus.Pender: the messages enqueued and not yet
+// handled, the one being handled included.
+func (s *subscription) Pending() (msgs, bytes int) {
+	s.mu.Lock()
+	em, eb := s.enqMsgs, s.enqBytes
+	s.mu.Unlock()
+	return int(max(em-s.handledMsgs.Load(), 0)), int(max(eb-s.handledBytes.Load(), 0))
+}
+
 // Dropped implements bus.Subscription.
 func (s *subscription) Dropped() int { return int(s.dropped.Load()) }
 

@@ -54,6 +54,7 @@
 //	heddle_worker_in_flight_tasks{worker_type}                   gauge: received and not finished
 //	heddle_worker_hung_handlers{worker_type}                     gauge: handlers given up on that still run
 //	heddle_worker_pool_goroutines{worker_type}                   gauge: pool goroutines serving tasks
+//	heddle_worker_pending_tasks{worker_type}                     gauge: tasks the subscriptions hold, not yet handed over
 //	heddle_worker_observer_panics_total{worker_type}             panics of the worker's observers (Stats.ObserverPanics)
 //
 // Routers (package router):

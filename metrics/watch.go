@@ -21,7 +21,7 @@ type WorkerCount struct {
 // watcher is the Collector of the gauges read at scrape time, from the
 // workers and registries m watches.
 type watcher struct {
-	inFlight, hung, live, observerPanics, registryWorkers *prometheus.Desc
+	inFlight, hung, live, pending, observerPanics, registryWorkers *prometheus.Desc
 
 	mu         sync.Mutex
 	workers    []*worker.Worker
@@ -37,6 +37,8 @@ func newWatcher() *watcher {
 			"Handlers a worker gave up on that still run.", []string{lWorkerType}, nil),
 		live: prometheus.NewDesc("heddle_worker_pool_goroutines",
 			"A worker's pool goroutines serving tasks.", []string{lWorkerType}, nil),
+		pending: prometheus.NewDesc("heddle_worker_pending_tasks",
+			"Tasks a worker's subscriptions hold, delivered and not yet handed to a handler.", []string{lWorkerType}, nil),
 		observerPanics: prometheus.NewDesc("heddle_worker_observer_panics_total",
 			"Panics of a worker's observers, each recovered.", []string{lWorkerType}, nil),
 		registryWorkers: prometheus.NewDesc("heddle_registry_workers",
@@ -49,6 +51,7 @@ func (w *watcher) Describe(ch chan<- *prometheus.Desc) {
 	ch <- w.inFlight
 	ch <- w.hung
 	ch <- w.live
+	ch <- w.pending
 	ch <- w.observerPanics
 	ch <- w.registryWorkers
 }
@@ -62,7 +65,7 @@ func (w *watcher) Collect(ch chan<- prometheus.Metric) {
 	registries := append([]func() []WorkerCount(nil), w.registries...)
 	w.mu.Unlock()
 
-	type workerSums struct{ inFlight, hung, live, panics uint64 }
+	type workerSums struct{ inFlight, hung, live, pending, panics uint64 }
 	sums := map[string]*workerSums{}
 	var order []string
 	for _, wk := range workers {
@@ -77,6 +80,7 @@ func (w *watcher) Collect(ch chan<- prometheus.Metric) {
 		t.inFlight += sub(s.Received, s.Completed+s.Failed+s.PublishErrors)
 		t.hung += uint64(s.PoolHung)
 		t.live += uint64(s.PoolLive)
+		t.pending += uint64(s.Pending)
 		t.panics += s.ObserverPanics
 	}
 	for _, wt := range order {
@@ -84,6 +88,7 @@ func (w *watcher) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(w.inFlight, prometheus.GaugeValue, float64(t.inFlight), wt)
 		ch <- prometheus.MustNewConstMetric(w.hung, prometheus.GaugeValue, float64(t.hung), wt)
 		ch <- prometheus.MustNewConstMetric(w.live, prometheus.GaugeValue, float64(t.live), wt)
+		ch <- prometheus.MustNewConstMetric(w.pending, prometheus.GaugeValue, float64(t.pending), wt)
 		ch <- prometheus.MustNewConstMetric(w.observerPanics, prometheus.CounterValue, float64(t.panics), wt)
 	}
 
@@ -123,7 +128,8 @@ func sub(a, b uint64) uint64 {
 
 // WatchWorker adds w's gauges, read from w.Stats() at each scrape:
 // heddle_worker_in_flight_tasks, heddle_worker_hung_handlers,
-// heddle_worker_pool_goroutines and heddle_worker_observer_panics_total. The worker's events are counted
+// heddle_worker_pool_goroutines, heddle_worker_pending_tasks and
+// heddle_worker_observer_panics_total. The worker's events are counted
 // only when it was made with m's Option (or heddle.WithObserver(m)).
 // A worker stays watched for m's life; its Stats stay readable after its
 // Run returned.

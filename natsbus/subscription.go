@@ -184,6 +184,16 @@ func (s *subscription) panicked(r any) error {
 func (s *subscription) Subject() string { return s.subject }
 func (s *subscription) Queue() string   { return s.queue }
 
+// Pending implements bus.Pender with nats.go's count; 0 once the
+// subscription is closed.
+func (s *subscription) Pending() (msgs, bytes int) {
+	m, b, err := s.ns.Pending()
+	if err != nil {
+		return 0, 0
+	}
+	return m, b
+}
+
 // Dropped returns how many messages the subscription dropped because its
 // pending limits were reached. The count never goes down, and after the
 // subscription or the bus is closed it stays readable with its final

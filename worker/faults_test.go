@@ -490,3 +490,45 @@ func TestAWorkerStoppedWhileSubscribingDrainsAndReturnsNil(t *testing.T) {
 		}
 	})
 }
+
+func TestStatsPendingCountsTheTasksTheSubscriptionsHold(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		b := connect()
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		wt := workerTestType("pending")
+		w, err := worker.NewDynamic(b, wt, func(ctx context.Context, in map[string]any) (map[string]any, error) {
+			entered <- struct{}{}
+			<-release
+			return in, nil
+		}, worker.Config{Concurrency: 1, NoHeartbeat: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := workerStart(t, w)
+		workerPublishTask(t, b, heddle.NewTaskMessage(wt, nil))
+		<-entered // the one pool goroutine is busy
+		for range 3 {
+			workerPublishTask(t, b, heddle.NewTaskMessage(wt, nil))
+		}
+		// Published on the worker's own connection: they are with its
+		// subscription when the flush returns.
+		if err := b.Flush(testkit.Context(t)); err != nil {
+			t.Fatal(err)
+		}
+		// One of the three waits in the delivery for the busy pool (the
+		// bus counts it or not), the others in the subscription.
+		if n := w.Stats().Pending; n < 2 || n > 3 {
+			t.Errorf("Stats().Pending = %d, want 2 or 3", n)
+		}
+		close(release)
+		for range 3 {
+			<-entered
+		}
+		if err := run.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.Stats().Pending; n != 0 {
+			t.Errorf("Stats().Pending after Run = %d, want 0", n)
+		}
+	})
+}

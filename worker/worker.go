@@ -166,6 +166,11 @@ type Stats struct {
 	// HeartbeatErrors counts the heartbeats that could not be published,
 	// each reported as worker.heartbeat_failed.
 	HeartbeatErrors uint64
+	// Pending is how many tasks the worker's subscriptions hold, delivered
+	// and not yet handed to a handler (bus.Pending; 0 on a bus that cannot
+	// say): a gauge that rises before the subscriptions reach their
+	// pending limits and drop.
+	Pending int
 	// PoolLive is how many pool goroutines serve tasks now, and PoolHung
 	// how many run a handler that was given up on (their goroutines are
 	// left to finish alone); gauges, not counters.
@@ -479,6 +484,7 @@ func (w *Worker) Stats() Stats {
 		Dropped:         w.dropped(),
 		ObserverPanics:  w.log.ObserverPanics(),
 		HeartbeatErrors: w.heartbeat.failed.Load(),
+		Pending:         w.pending(),
 		PoolLive:        live,
 		PoolHung:        hung,
 	}
@@ -487,6 +493,19 @@ func (w *Worker) Stats() Stats {
 // dropped returns how many tasks the worker's subscriptions dropped: the
 // highest sum of their counts read so far, so that it never decreases
 // whatever a bus reports once a subscription is gone.
+// pending sums what the worker's subscriptions hold.
+func (w *Worker) pending() int {
+	n := 0
+	if subs := w.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			if m, _, ok := bus.Pending(sub); ok {
+				n += m
+			}
+		}
+	}
+	return n
+}
+
 func (w *Worker) dropped() uint64 {
 	var n uint64
 	if subs := w.subs.Load(); subs != nil {
