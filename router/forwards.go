@@ -111,7 +111,16 @@ type forwardTable struct {
 	kick      chan struct{} // asks the marker goroutine for a mark in markDelay
 	room      chan struct{} // closed when room is made; nil while nobody waits
 	onWait    func()        // tests learn here that a task waits for room
+
+	// replies holds the reply subjects of the latest forwards, each one a
+	// substring of it, never written again: a string allocated per
+	// replyChunk bytes of subjects (some 60 forwards) rather than one per
+	// forward. A chunk is collected once no reply subject in it is used.
+	replies strings.Builder
 }
+
+// replyChunk is the size of the buffers reply subjects are written in.
+const replyChunk = 4 << 10
 
 func newForwardTable(budget int) *forwardTable {
 	inbox := "_INBOX.heddle.router." + strings.ReplaceAll(uuid.NewString(), "-", "") + "."
@@ -122,11 +131,12 @@ func newForwardTable(budget int) *forwardTable {
 func (f *forwardTable) maxEntries() int { return f.budget/forwardOverhead + 1 }
 
 // add remembers a task about to be forwarded and returns its sequence
-// number. While the table is full it waits for room, until ctx ends or
-// quit is closed; a task larger than the whole budget waits for an empty
-// table. A task about to wait makes sure a mark is in flight, through
-// send, since only a mark frees room for certain.
-func (f *forwardTable) add(ctx context.Context, quit <-chan struct{}, e forwarded, send func(uint64)) (uint64, error) {
+// number and the reply subject to forward it with. While the table is
+// full it waits for room, until ctx ends or quit is closed; a task larger
+// than the whole budget waits for an empty table. A task about to wait
+// makes sure a mark is in flight, through send, since only a mark frees
+// room for certain.
+func (f *forwardTable) add(ctx context.Context, quit <-chan struct{}, e forwarded, send func(uint64)) (uint64, string, error) {
 	f.mu.Lock()
 	for f.held > 0 && f.held+e.cost > f.budget {
 		if f.room == nil {
@@ -143,9 +153,9 @@ func (f *forwardTable) add(ctx context.Context, quit <-chan struct{}, e forwarde
 		select {
 		case <-room:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, "", ctx.Err()
 		case <-quit:
-			return 0, errStopped
+			return 0, "", errStopped
 		}
 		f.mu.Lock()
 	}
@@ -157,8 +167,26 @@ func (f *forwardTable) add(ctx context.Context, quit <-chan struct{}, e forwarde
 	f.slots[seq&uint64(len(f.slots)-1)] = e
 	f.n++
 	f.held += e.cost
+	reply := f.reply(seq)
 	f.mu.Unlock()
-	return seq, nil
+	return seq, reply, nil
+}
+
+// reply returns the reply subject of seq: the inbox, then seq. Called
+// with f.mu held.
+func (f *forwardTable) reply(seq uint64) string {
+	var num [20]byte
+	digits := strconv.AppendUint(num[:0], seq, 10)
+	need := len(f.inbox) + len(digits)
+	if f.replies.Cap()-f.replies.Len() < need {
+		// A new chunk: the subjects handed out keep the old one.
+		f.replies = strings.Builder{}
+		f.replies.Grow(max(replyChunk, need))
+	}
+	start := f.replies.Len()
+	f.replies.WriteString(f.inbox)
+	f.replies.Write(digits)
+	return f.replies.String()[start:]
 }
 
 func (f *forwardTable) grow() {
@@ -339,7 +367,7 @@ func (f *forwardTable) confirm(seq uint64, events bool) (routed int, done []rout
 // data and header, read-only, as the bus contract allows a handler to: a
 // copy of each task, into memory not touched since the last garbage
 // collection, cost more than the rest of the table's work together.
-func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType, subject string, tier heddle.ModelTier) (uint64, error) {
+func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType, subject string, tier heddle.ModelTier) (uint64, string, error) {
 	e := forwarded{
 		header:     msg.Header,
 		data:       msg.Data,
@@ -350,6 +378,39 @@ func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType,
 	}
 	e.cost = forwardOverhead + msg.Size() + len(taskID) + len(workerType) + len(subject)
 	return r.forwards.add(ctx, r.quit, e, func(seq uint64) { r.sendMark(ctx, seq) })
+}
+
+// maxWorkerSubjects bounds the worker subjects a Router keeps built: a
+// mesh has a few worker types, but their names come from the tasks.
+const maxWorkerSubjects = 1024
+
+// workerSubjects keeps heddle.WorkerSubject of each worker type and tier
+// the Router forwarded to, so that a forward does not build its subject
+// each time. It is emptied when it holds maxWorkerSubjects.
+type workerSubjects struct {
+	mu sync.Mutex
+	m  map[workerTier]string
+}
+
+type workerTier struct {
+	workerType string
+	tier       heddle.ModelTier
+}
+
+// get returns heddle.WorkerSubject(workerType, tier).
+func (w *workerSubjects) get(workerType string, tier heddle.ModelTier) string {
+	k := workerTier{workerType, tier}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.m[k]; ok {
+		return s
+	}
+	if w.m == nil || len(w.m) >= maxWorkerSubjects {
+		w.m = make(map[workerTier]string)
+	}
+	s := heddle.WorkerSubject(workerType, tier)
+	w.m[k] = s
+	return s
 }
 
 // sendMark publishes a mark covering every task up to seq.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +254,7 @@ type Router struct {
 	durable *routerDurable // nil in core mode
 
 	forwards  *forwardTable // nil with Config.SkipWorkerCheck
+	subjects  workerSubjects
 	held      *holder       // the tasks waiting for their tier's capacity
 	quit      chan struct{} // closed when Run ends
 	markRetry time.Duration // markRetry; tests shorten it
@@ -581,28 +581,57 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 // decision (and the forward or dead letter) runs inside them as one
 // event.OpRoute; with a propagator, in the trace context of the task's
 // _trace_context, which the forwarded task then carries.
+//
+// The message is decoded once, here when the event.Op needs its ids:
+// decide judges that decoding, and re-encodes from it. With a propagator
+// every forward is re-encoded, so the whole task is decoded at once;
+// otherwise the envelope (ids, tier, _trace_context) is enough.
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if !r.log.Intercepted() && !r.log.Propagated() {
-		r.decide(ctx, msg, nil)
+		r.decide(ctx, msg, nil, nil)
 		return
 	}
-	m, _ := heddle.DecodeTaskMessage(msg.Data) // for its ids; decide judges it
+	d := decoded{full: r.log.Propagated()}
+	if d.full {
+		d.m, d.err = heddle.DecodeTaskMessage(msg.Data)
+	} else {
+		d.m, d.err = heddle.DecodeTaskEnvelope(msg.Data)
+	}
+	m := &d.m
 	ctx = r.log.Extract(ctx, m.Extra)
 	op := &event.Op{Kind: event.OpRoute, TaskID: m.TaskID, ParentTaskID: m.ParentTaskID, WorkerType: m.WorkerType,
 		Tier: string(m.ModelTier), Subject: heddle.SubjectTasksIncoming, RetryCount: m.RetryCount}
 	_ = r.log.Intercept(ctx, op, func(ctx context.Context) error {
-		r.decide(ctx, msg, op)
+		r.decide(ctx, msg, op, &d)
 		return op.Err
 	})
 }
 
-// decide routes msg, recording the outcome in op when it is not nil.
-func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op) {
+// decoded is a task message decoded before decide: its envelope, or the
+// whole message when full, and the decoder's verdict, which is the same
+// either way.
+type decoded struct {
+	m    heddle.TaskMessage
+	err  error
+	full bool
+}
+
+// decide routes msg, recording the outcome in op when it is not nil. d is
+// msg decoded already, or nil.
+func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *decoded) {
 	data := msg.Data
 	set := r.rules.Load()
-	// The envelope alone is decoded: the payload and metadata are checked
-	// but not built, as the original bytes are usually forwarded.
-	m, err := heddle.DecodeTaskEnvelope(data)
+	var m heddle.TaskMessage
+	var err error
+	full := false
+	if d != nil {
+		m, err, full = d.m, d.err, d.full
+	} else {
+		// The envelope alone is decoded: the payload and metadata are
+		// checked but not built, as the original bytes are usually
+		// forwarded.
+		m, err = heddle.DecodeTaskEnvelope(data)
+	}
 	if hasReplacement(m.TaskID) || hasReplacement(m.ParentTaskID) || hasReplacement(m.WorkerType) {
 		err = checkUTF8(data, err)
 	}
@@ -659,8 +688,13 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op) {
 	if o.overridden || r.log.Propagated() || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
 		// Re-encoding needs the whole task. Its verdict is the envelope's
 		// (at most the model_tier problem, which the tier resolved above
-		// replaces); a task_id it assigns replaces the envelope's.
-		m, _ = heddle.DecodeTaskMessage(data)
+		// replaces), and it keeps the task_id the envelope was given, which
+		// the event.Op already names.
+		if !full {
+			whole, _ := heddle.DecodeTaskMessage(data)
+			whole.TaskID = m.TaskID
+			m = whole
+		}
 		m.ModelTier = tier
 		m.Extra = r.log.Inject(ctx, m.Extra) // the trace context the route runs in
 		if o.out, err = m.Encode(); err != nil {
@@ -670,7 +704,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op) {
 		}
 		o.taskID, o.reencoded = m.TaskID, true
 	}
-	o.subject = heddle.WorkerSubject(m.WorkerType, tier)
+	o.subject = r.subjects.get(m.WorkerType, tier)
 	if op != nil {
 		op.Tier, op.Subject, op.Status = string(tier), o.subject, "routed"
 		if held {
@@ -694,13 +728,11 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		// Remembered before the publish: the bus's status may come before
 		// Publish returns.
 		var err error
-		if seq, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier); err != nil {
+		if seq, fwd.Reply, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier); err != nil {
 			r.publishFailed(ctx, &r.stats.publishErrors, o.subject, o.taskID, o.workerType, o.tier,
 				fmt.Errorf("waiting for room in the forward budget: %w", err))
 			return
 		}
-		var reply [96]byte // spares an allocation for the usual inbox
-		fwd.Reply = string(strconv.AppendUint(append(reply[:0], r.forwards.inbox...), seq, 10))
 	}
 	if o.overridden {
 		// Before the publish: its result may come back before Publish

@@ -31,6 +31,8 @@ func BenchmarkRouterRoute(b *testing.B) {
 			}{
 				{"forward", "echo", routerBenchForwarder},
 				{"router", "echo", routerBenchRouter},
+				// Without the worker check: what the forward table costs.
+				{"router-nocheck", "echo", routerBenchRouterNoCheck},
 				// The override changes the tier, so the task is re-encoded.
 				{"router-override", "resizer", routerBenchRouter},
 			}
@@ -75,8 +77,12 @@ func routerBenchRun(b *testing.B, connect func() bus.Bus, workerType string, sta
 	}
 }
 
-func routerBenchRouter(b *testing.B, bs bus.Bus) {
-	r, err := router.New(bs, router.Config{Rules: router.StaticRules(router.Rules{
+func routerBenchRouter(b *testing.B, bs bus.Bus) { routerBenchStart(b, bs, false) }
+
+func routerBenchRouterNoCheck(b *testing.B, bs bus.Bus) { routerBenchStart(b, bs, true) }
+
+func routerBenchStart(b *testing.B, bs bus.Bus, skipCheck bool) {
+	r, err := router.New(bs, router.Config{SkipWorkerCheck: skipCheck, Rules: router.StaticRules(router.Rules{
 		TierOverrides: map[string]string{"resizer": "local"},
 		// Limited, so the bucket is part of the measure, but never empty.
 		RateLimits: map[string]router.TierRateLimit{
