@@ -17,6 +17,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/yamlnode"
 	"github.com/heddle-go/heddle/ratelimit"
 )
 
@@ -363,7 +364,7 @@ func rulesDocument(p *rulesProblems, data []byte) *yaml.Node {
 		return nil
 	}
 	if root.Kind != yaml.MappingNode {
-		p.add("", root.Line, "expected a mapping with tier_overrides and rate_limits, got %s", rulesNodeKind(root))
+		p.add("", root.Line, "expected a mapping with tier_overrides and rate_limits, got %s", yamlnode.Describe(root))
 		return nil
 	}
 	return root
@@ -389,7 +390,7 @@ func rulesOverrides(p *rulesProblems, n *yaml.Node) map[string]string {
 	rulesMapping(p, "tier_overrides", n, func(wt string, v *yaml.Node) {
 		path := "tier_overrides." + wt
 		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-			p.add(path, v.Line, "expected a tier name string, got %s", rulesNodeKind(v))
+			p.add(path, v.Line, "expected a tier name string, got %s", yamlnode.Describe(v))
 			return
 		}
 		out[wt] = v.Value
@@ -402,7 +403,7 @@ func rulesLimits(p *rulesProblems, r *Rules, n *yaml.Node) map[string]TierRateLi
 	rulesMapping(p, "rate_limits", n, func(tier string, v *yaml.Node) {
 		path := "rate_limits." + tier
 		if v.Kind != yaml.MappingNode {
-			p.add(path, v.Line, "expected a mapping with max_concurrent and tokens_per_minute, got %s", rulesNodeKind(v))
+			p.add(path, v.Line, "expected a mapping with max_concurrent and tokens_per_minute, got %s", yamlnode.Describe(v))
 			return
 		}
 		var l TierRateLimit
@@ -447,7 +448,7 @@ func rulesMapping(p *rulesProblems, path string, n *yaml.Node, fn func(key strin
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		p.add(rulesPath(path), n.Line, "expected a mapping, got %s", rulesNodeKind(n))
+		p.add(yamlnode.Label(path), n.Line, "expected a mapping, got %s", yamlnode.Describe(n))
 		return
 	}
 	lines := map[string]int{}
@@ -457,11 +458,11 @@ func rulesMapping(p *rulesProblems, path string, n *yaml.Node, fn func(key strin
 			v = v.Alias
 		}
 		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || k.ShortTag() == "!!null" {
-			p.add(rulesPath(path), k.Line, "unsupported key %s (keys must be plain names; merge keys are not supported)", rulesNodeKind(k))
+			p.add(yamlnode.Label(path), k.Line, "unsupported key %s (keys must be plain names; merge keys are not supported)", yamlnode.Describe(k))
 			continue
 		}
 		if first, dup := lines[k.Value]; dup {
-			p.add(rulesJoin(path, k.Value), k.Line, "duplicated key (first at line %d)", first)
+			p.add(yamlnode.Join(path, k.Value), k.Line, "duplicated key (first at line %d)", first)
 			continue
 		}
 		lines[k.Value] = k.Line
@@ -472,7 +473,7 @@ func rulesMapping(p *rulesProblems, path string, n *yaml.Node, fn func(key strin
 func rulesInt(p *rulesProblems, path string, n *yaml.Node) int {
 	var v int
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-		p.add(path, n.Line, "expected an integer, got %s", rulesNodeKind(n))
+		p.add(path, n.Line, "expected an integer, got %s", yamlnode.Describe(n))
 		return 0
 	}
 	if err := n.Decode(&v); err != nil {
@@ -490,7 +491,7 @@ func rulesFloat(p *rulesProblems, path string, n *yaml.Node) float64 {
 	var v float64
 	tag := n.ShortTag()
 	if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || n.Decode(&v) != nil {
-		p.add(path, n.Line, "expected a number, got %s", rulesNodeKind(n))
+		p.add(path, n.Line, "expected a number, got %s", yamlnode.Describe(n))
 		return 0
 	}
 	if math.IsNaN(v) || v < 0 {
@@ -498,44 +499,4 @@ func rulesFloat(p *rulesProblems, path string, n *yaml.Node) float64 {
 		return 0
 	}
 	return v
-}
-
-// rulesNodeKind describes a node for an error: "a mapping", "string
-// \"four\"", "integer 4".
-func rulesNodeKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a sequence"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return fmt.Sprintf("string %q", n.Value)
-		case "!!int":
-			return "integer " + n.Value
-		case "!!float":
-			return "number " + n.Value
-		case "!!bool":
-			return "boolean " + n.Value
-		}
-		return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
-	}
-	return "an unsupported YAML node"
-}
-
-func rulesJoin(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func rulesPath(path string) string {
-	if path == "" {
-		return "(document)"
-	}
-	return path
 }

@@ -176,7 +176,7 @@ func TestParseRulesReadsThePythonRulesFileAndNamesEveryBadEntry(t *testing.T) {
 		{
 			name:     "tier_overrides as a list is rejected",
 			yaml:     "tier_overrides:\n  - summarizer\n",
-			wantErrs: []string{"tier_overrides: expected a mapping, got a sequence (line 2)"},
+			wantErrs: []string{"tier_overrides: expected a mapping, got a list (line 2)"},
 		},
 		{
 			name:     "a worker_type that cannot be a subject token is rejected",
@@ -201,7 +201,7 @@ func TestParseRulesReadsThePythonRulesFileAndNamesEveryBadEntry(t *testing.T) {
 		{
 			name:     "a document that is not a mapping is rejected",
 			yaml:     "- local\n",
-			wantErrs: []string{"expected a mapping with tier_overrides and rate_limits, got a sequence"},
+			wantErrs: []string{"expected a mapping with tier_overrides and rate_limits, got a list"},
 		},
 		{
 			name:     "malformed YAML is rejected",

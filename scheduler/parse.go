@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/heddle-go/heddle"
+	"github.com/heddle-go/heddle/internal/yamlnode"
 )
 
 // ParseConfig reads a scheduler config in the Python Heddle's YAML shape
@@ -103,7 +104,7 @@ func (r *reader) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if root.Kind != yaml.MappingNode {
-		r.p.addAt("", root.Line, "expected a mapping with name and schedules, got %s", kind(root))
+		r.p.addAt("", root.Line, "expected a mapping with name and schedules, got %s", yamlnode.Describe(root))
 		return nil
 	}
 	return root
@@ -119,7 +120,7 @@ func (r *reader) config(root *yaml.Node) Config {
 			c.Timezone = r.str(key, v)
 		case "schedules":
 			if v.Kind != yaml.SequenceNode {
-				r.p.add(key, "key 'schedules' expected a list, got %s", kind(v))
+				r.p.add(key, "key 'schedules' expected a list, got %s", yamlnode.Describe(v))
 				return
 			}
 			c.Schedules = make([]Schedule, 0, len(v.Content))
@@ -139,7 +140,7 @@ func (r *reader) config(root *yaml.Node) Config {
 func (r *reader) schedule(at string, n *yaml.Node) Schedule {
 	var s Schedule
 	if n.Kind != yaml.MappingNode {
-		r.p.breaks(at, "expected a mapping, got %s", kind(n))
+		r.p.breaks(at, "expected a mapping, got %s", yamlnode.Describe(n))
 		return s
 	}
 	r.mapping(at, n, func(key string, v *yaml.Node) {
@@ -151,7 +152,7 @@ func (r *reader) schedule(at string, n *yaml.Node) Schedule {
 			s.Cron = r.str(path, v)
 		case "interval_seconds":
 			if v.Kind != yaml.ScalarNode || (v.ShortTag() != "!!int" && v.ShortTag() != "!!float") || v.Decode(&s.IntervalSeconds) != nil {
-				r.p.add(path, "'interval_seconds' must be a positive number, got %s", kind(v))
+				r.p.add(path, "'interval_seconds' must be a positive number, got %s", yamlnode.Describe(v))
 			}
 		case "timezone":
 			s.Timezone = r.str(path, v)
@@ -241,7 +242,7 @@ func (r *reader) mapping(path string, n *yaml.Node, fn func(key string, v *yaml.
 				merge(s, line)
 			}
 		default:
-			r.p.addAt(label(path), line, "a merge key (<<) must name a mapping or a list of mappings, got %s", kind(src))
+			r.p.addAt(yamlnode.Label(path), line, "a merge key (<<) must name a mapping or a list of mappings, got %s", yamlnode.Describe(src))
 		}
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -251,10 +252,10 @@ func (r *reader) mapping(path string, n *yaml.Node, fn func(key string, v *yaml.
 			continue
 		}
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-			r.p.addAt(label(path), k.Line, "unsupported key %s (keys must be plain names)", kind(k))
+			r.p.addAt(yamlnode.Label(path), k.Line, "unsupported key %s (keys must be plain names)", yamlnode.Describe(k))
 			continue
 		}
-		key := join(path, k.Value)
+		key := yamlnode.Join(path, k.Value)
 		if first, dup := r.lines[key]; dup {
 			r.p.addAt(key, k.Line, "duplicated key (first at line %d)", first)
 			continue
@@ -270,7 +271,7 @@ func (r *reader) mapping(path string, n *yaml.Node, fn func(key string, v *yaml.
 			continue
 		}
 		given[m.k.Value] = true
-		r.lines[join(path, m.k.Value)] = m.k.Line
+		r.lines[yamlnode.Join(path, m.k.Value)] = m.k.Line
 		own = append(own, m)
 	}
 	for _, kv := range own {
@@ -280,7 +281,7 @@ func (r *reader) mapping(path string, n *yaml.Node, fn func(key string, v *yaml.
 
 func (r *reader) isMapping(path string, n *yaml.Node) bool {
 	if n.Kind != yaml.MappingNode {
-		r.p.add(path, "expected a mapping, got %s", kind(n))
+		r.p.add(path, "expected a mapping, got %s", yamlnode.Describe(n))
 		return false
 	}
 	return true
@@ -289,7 +290,7 @@ func (r *reader) isMapping(path string, n *yaml.Node) bool {
 // str returns the string value of n, or records that it is not one.
 func (r *reader) str(path string, n *yaml.Node) string {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		r.p.add(path, "expected a string, got %s", kind(n))
+		r.p.add(path, "expected a string, got %s", yamlnode.Describe(n))
 		return ""
 	}
 	return n.Value
@@ -320,43 +321,3 @@ func resolve(n *yaml.Node) *yaml.Node {
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-// kind describes a node for an error: "a mapping", "string \"x\"",
-// "integer 4".
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return fmt.Sprintf("string %q", n.Value)
-		case "!!int":
-			return "integer " + n.Value
-		case "!!float":
-			return "number " + n.Value
-		case "!!bool":
-			return "boolean " + n.Value
-		}
-		return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
-	}
-	return "an unsupported YAML node"
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func label(path string) string {
-	if path == "" {
-		return "(document)"
-	}
-	return path
-}
