@@ -125,7 +125,15 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 		// event never returns (a runtime.Goexit in the logger's handler):
 		// the call waiting for it must not wait out its timeout.
 		defer o.handOver(&res)
-		logResult(ctx, o.log, &n.collected, slog.LevelInfo, "result_stream.collected", subject, &res, "status", string(res.Status))
+		// A Stream's collected results are INFO, as the Python
+		// ResultStream logs them; a single-result wait (Request, Call, a
+		// Caller) returns its result, which says as much, and logs it at
+		// DEBUG, so that a task costs one INFO line (the worker's).
+		level := slog.LevelInfo
+		if o.to != nil {
+			level = slog.LevelDebug
+		}
+		logResult(ctx, o.log, &n.collected, level, "result_stream.collected", subject, &res, "status", string(res.Status))
 	}
 }
 
