@@ -591,20 +591,31 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 		r.decide(ctx, msg, nil, nil)
 		return
 	}
-	d := decoded{full: r.log.Propagated()}
-	if d.full {
-		d.m, d.err = heddle.DecodeTaskMessage(msg.Data)
+	t := &tracedRoute{r: r, msg: msg, d: decoded{full: r.log.Propagated()}}
+	if t.d.full {
+		t.d.m, t.d.err = heddle.DecodeTaskMessage(msg.Data)
 	} else {
-		d.m, d.err = heddle.DecodeTaskEnvelope(msg.Data)
+		t.d.m, t.d.err = heddle.DecodeTaskEnvelope(msg.Data)
 	}
-	m := &d.m
+	m := &t.d.m
 	ctx = r.log.Extract(ctx, m.Extra)
-	op := &event.Op{Kind: event.OpRoute, TaskID: m.TaskID, ParentTaskID: m.ParentTaskID, WorkerType: m.WorkerType,
+	t.op = event.Op{Kind: event.OpRoute, TaskID: m.TaskID, ParentTaskID: m.ParentTaskID, WorkerType: m.WorkerType,
 		Tier: string(m.ModelTier), Subject: heddle.SubjectTasksIncoming, RetryCount: m.RetryCount}
-	_ = r.log.Intercept(ctx, op, func(ctx context.Context) error {
-		r.decide(ctx, msg, op, &d)
-		return op.Err
-	})
+	_ = r.log.Intercept(ctx, &t.op, t.decide)
+}
+
+// tracedRoute is one task routed inside the interceptors: its operation
+// and its decoding in one allocation.
+type tracedRoute struct {
+	r   *Router
+	msg *bus.Msg
+	d   decoded
+	op  event.Op
+}
+
+func (t *tracedRoute) decide(ctx context.Context) error {
+	t.r.decide(ctx, t.msg, &t.op, &t.d)
+	return t.op.Err
 }
 
 // decoded is a task message decoded before decide: its envelope, or the
