@@ -91,7 +91,8 @@ func TestShutdownAnswersEveryTaskReceivedWithinItsBound(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
 		started := make(chan struct{}, tasks)
-		w, err := worker.NewDynamic(connect(), "draining", func(context.Context, map[string]any) (map[string]any, error) {
+		wb := connect()
+		w, err := worker.NewDynamic(wb, "draining", func(context.Context, map[string]any) (map[string]any, error) {
 			started <- struct{}{}
 			<-release // ignores its context
 			return map[string]any{}, nil
@@ -105,16 +106,19 @@ func TestShutdownAnswersEveryTaskReceivedWithinItsBound(t *testing.T) {
 		<-w.Ready()
 		caller := connect()
 		results, _ := testkit.Subscribe(t, caller, heddle.SubjectResultsDefault)
+		// Published on the worker's own connection: once the flush has
+		// returned, every task is with the worker's subscription, however
+		// loaded the machine, before the drain begins.
 		for range tasks {
 			data, _ := heddle.NewTaskMessage("draining", nil).Encode()
-			testkit.Publish(t, caller, heddle.WorkerSubject("draining", heddle.TierStandard), data, nil)
+			testkit.Publish(t, wb, heddle.WorkerSubject("draining", heddle.TierStandard), data, nil)
 		}
 		select {
 		case <-started:
 		case <-time.After(testkit.Wait):
 			t.Fatal("the first task never started")
 		}
-		if err := caller.Flush(testkit.Context(t)); err != nil {
+		if err := wb.Flush(testkit.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
