@@ -44,6 +44,10 @@ type Cluster struct {
 	// The ports each node listens on, kept across restarts.
 	clientPorts, clusterPorts []int
 
+	// storeDirs are the nodes' JetStream store directories, kept across
+	// restarts; nil when JetStream is off (see StartJetStreamCluster).
+	storeDirs []string
+
 	mu      sync.Mutex
 	servers []*server.Server
 	down    []bool
@@ -112,7 +116,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // nodeOptions returns the options of node i on the given ports
 // (server.RANDOM_PORT for any free one), routing to routes.
 func (c *Cluster) nodeOptions(i, clientPort, clusterPort int, routes []*url.URL) *server.Options {
-	return &server.Options{
+	o := &server.Options{
 		ServerName: fmt.Sprintf("%s-%d", clusterName, i),
 		Host:       "127.0.0.1",
 		Port:       clientPort,
@@ -125,6 +129,10 @@ func (c *Cluster) nodeOptions(i, clientPort, clusterPort int, routes []*url.URL)
 		},
 		Routes: routes,
 	}
+	if c.storeDirs != nil {
+		o.JetStream, o.StoreDir = true, c.storeDirs[i]
+	}
+	return o
 }
 
 // Size returns the number of nodes, running or not.
