@@ -5,7 +5,7 @@ import "github.com/heddle-go/heddle/internal/wire"
 // Bridges to the task path's fast paths in internal/wire, for the tests in
 // package heddle_test (which may import contracttest).
 var (
-	TaskPathDecodeEnvelope = DecodeTaskEnvelope
+	TaskPathDecodeEnvelope = decodeTaskEnvelope
 	TaskPathDecodeObject   = wire.Object
 	TaskPathDecodeOutput   = wire.DecodeAny
 	TaskPathAppendValue    = func(v any) ([]byte, bool) { return wire.AppendValue(nil, v, 0) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/heddle-go/heddle/internal/codec"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -120,23 +121,31 @@ var taskMessageFields = []string{"task_id", "parent_task_id", "worker_type", "pa
 
 func (m *TaskMessage) decode(data []byte) error { return m.decodeAs(data, false) }
 
-// DecodeTaskEnvelope decodes and validates data as DecodeTaskMessage does,
+// decodeTaskEnvelope decodes and validates data as DecodeTaskMessage does,
 // with the same verdict and the same error, but leaves Payload and
 // Metadata nil: it checks them without building their maps. It is for
-// readers of the envelope fields alone, such as a router.
-func DecodeTaskEnvelope(data []byte) (TaskMessage, error) {
+// readers of the envelope fields alone, such as a router (through
+// internal/codec).
+func decodeTaskEnvelope(data []byte) (TaskMessage, error) {
 	var m TaskMessage
 	err := m.decodeAs(data, true)
 	return m, err
 }
 
-// DecodeTaskPayload is DecodeTaskMessage, also returning the payload's
+// decodeTaskPayload is DecodeTaskMessage, also returning the payload's
 // bytes within data (nil when the message is rejected), so that a typed
-// worker decodes its input from exactly the bytes that were checked.
-func DecodeTaskPayload(data []byte) (TaskMessage, []byte, error) {
+// worker decodes its input from exactly the bytes that were checked
+// (through internal/codec).
+func decodeTaskPayload(data []byte) (TaskMessage, []byte, error) {
 	var m TaskMessage
 	payload, err := m.decodeRaw(data, false)
 	return m, payload, err
+}
+
+func init() {
+	codec.DecodeTaskEnvelope = decodeTaskEnvelope
+	codec.DecodeTaskPayload = decodeTaskPayload
+	codec.AppendTaskResult = (*TaskResult).appendJSON
 }
 
 func (m *TaskMessage) decodeAs(data []byte, envelope bool) error {
@@ -313,11 +322,11 @@ func (m TaskMessage) Encode() ([]byte, error) {
 
 // MarshalJSON writes r in wire form without validating it; see Encode.
 func (r TaskResult) MarshalJSON() ([]byte, error) {
-	return r.AppendJSON(make([]byte, 0, 256))
+	return r.appendJSON(make([]byte, 0, 256))
 }
 
-// AppendJSON appends r's wire form to b, as MarshalJSON writes it.
-func (r *TaskResult) AppendJSON(b []byte) ([]byte, error) {
+// appendJSON appends r's wire form to b, as MarshalJSON writes it.
+func (r *TaskResult) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"task_id":`...)
 	b = wire.AppendString(b, r.TaskID)
 	b = append(b, `,"parent_task_id":`...)

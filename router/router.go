@@ -18,10 +18,14 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/codec"
 	"github.com/heddle-go/heddle/internal/observe"
 	"github.com/heddle-go/heddle/internal/wire"
 	"github.com/heddle-go/heddle/ratelimit"
 )
+
+// decodeTaskEnvelope decodes a task's envelope alone (see internal/codec).
+var decodeTaskEnvelope = codec.DecodeTaskEnvelope.(func([]byte) (heddle.TaskMessage, error))
 
 // DefaultReloadTimeout bounds one reload triggered by a message on
 // SubjectControlReload when Config.ReloadTimeout is zero.
@@ -595,7 +599,7 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if t.d.full {
 		t.d.m, t.d.err = heddle.DecodeTaskMessage(msg.Data)
 	} else {
-		t.d.m, t.d.err = heddle.DecodeTaskEnvelope(msg.Data)
+		t.d.m, t.d.err = decodeTaskEnvelope(msg.Data)
 	}
 	m := &t.d.m
 	ctx = r.log.Extract(ctx, m.Extra)
@@ -641,7 +645,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 		// The envelope alone is decoded: the payload and metadata are
 		// checked but not built, as the original bytes are usually
 		// forwarded.
-		m, err = heddle.DecodeTaskEnvelope(data)
+		m, err = decodeTaskEnvelope(data)
 	}
 	if hasReplacement(m.TaskID) || hasReplacement(m.ParentTaskID) || hasReplacement(m.WorkerType) {
 		err = checkUTF8(data, err)

@@ -166,7 +166,7 @@ func TestDecodeTaskPayloadGivesThePayloadBytesEncodingJSONReads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, got, err := heddle.DecodeTaskPayload([]byte(tt.data))
+			m, got, err := decodeTaskPayload([]byte(tt.data))
 			if err != nil || string(got) != tt.want {
 				t.Errorf("DecodeTaskPayload = %q, %v; want %q", got, err, tt.want)
 			}
@@ -197,7 +197,7 @@ func FuzzDecodeTaskPayload(f *testing.F) {
 	f.Add([]byte(`{"worker_type":"w","payload":{},"pay\u006coad":{"z":null}}`))
 	f.Add([]byte(`{"worker_type":"w","payload":{"a":"\\\""},"metadata":{"payload":1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, got, err := heddle.DecodeTaskPayload(data)
+		m, got, err := decodeTaskPayload(data)
 		full, fullErr := heddle.DecodeTaskMessage(data)
 		if (err == nil) != (fullErr == nil) || err != nil && err.Error() != fullErr.Error() {
 			t.Fatalf("DecodeTaskPayload's verdict %v differs from DecodeTaskMessage's %v", err, fullErr)

@@ -15,7 +15,14 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/codec"
 	"github.com/heddle-go/heddle/internal/wire"
+)
+
+// The root's codec entry points for the worker (see internal/codec).
+var (
+	decodeTaskPayload = codec.DecodeTaskPayload.(func([]byte) (heddle.TaskMessage, []byte, error))
+	appendTaskResult  = codec.AppendTaskResult.(func(*heddle.TaskResult, []byte) ([]byte, error))
 )
 
 // Reasons of worker.failed events: why a task failed or a message was
@@ -71,7 +78,7 @@ func (w *Worker) deliver(ctx context.Context, msg *bus.Msg) error {
 	w.tasks.Add(1)
 	w.mu.Unlock()
 	job := new(workerJob)
-	decoded, payload, err := heddle.DecodeTaskPayload(msg.Data)
+	decoded, payload, err := decodeTaskPayload(msg.Data)
 	job.task = decoded
 	task := &job.task
 	if err != nil {
@@ -509,7 +516,7 @@ func (w *Worker) encodeResult(r *heddle.TaskResult) ([]byte, error) {
 		return nil, err
 	}
 	hint := max(int(w.resultSize.Load())+64, 256)
-	data, err := r.AppendJSON(make([]byte, 0, hint))
+	data, err := appendTaskResult(r, make([]byte, 0, hint))
 	if err == nil {
 		w.resultSize.Store(int64(len(data)))
 	}
