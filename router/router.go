@@ -92,6 +92,12 @@ type Config struct {
 	// the bus's durable capability (bus.Durable) and acknowledges each
 	// task once its outcome is stored; see DurableConfig.
 	Durable *DurableConfig
+	// Limiter, when set, takes the tiers' tokens instead of a
+	// ratelimit.TierLimiter of the Router's own; the Router gives it the
+	// rules' limits at every load. A ratelimit.SharedLimiter makes the
+	// replicas draw from one bucket per tier, so that together they admit
+	// the configured rate, not one rate each.
+	Limiter ratelimit.Admitter
 }
 
 // Stats counts what a Router did with each message. Every message on
@@ -246,7 +252,7 @@ type Router struct {
 	b       bus.Bus
 	cfg     Config
 	log     *observe.Emitter
-	limiter *ratelimit.TierLimiter
+	limiter ratelimit.Admitter
 
 	rules    atomic.Pointer[ruleSet]
 	reloadMu sync.Mutex // serializes loads
@@ -339,6 +345,9 @@ func New(b bus.Bus, cfg Config, opts ...heddle.Option) (*Router, error) {
 		quit:    make(chan struct{}),
 
 		markRetry: markRetry,
+	}
+	if cfg.Limiter != nil {
+		r.limiter = cfg.Limiter
 	}
 	if !cfg.SkipWorkerCheck {
 		r.forwards = newForwardTable(cmp.Or(cfg.ForwardBudget, DefaultForwardBudget))
