@@ -32,9 +32,13 @@
 //     says when it is due, or refuses at once, taking nothing, when that
 //     is beyond the caller's maximum wait. Reservations queue as Wait
 //     callers do, and Cancel hands back a token not yet due.
-//   - Buckets live in this process only. Each router replica has its own, so
-//     N replicas together admit up to N times the configured rate; nothing is
-//     shared across processes.
+//   - A TierLimiter's buckets live in this process only: each router
+//     replica with its own admits the configured rate, so N replicas
+//     together admit up to N times it. A SharedLimiter keeps one bucket per
+//     tier in a Store the replicas share (NewMemoryStore in one process,
+//     package natslimit's JetStream key-value bucket across processes), so
+//     that they admit the configured rate in total; router.Config.Limiter
+//     takes it.
 //   - Tokens are counted at dispatch: the limiter does not know when a worker
 //     finishes, so "max concurrent" limits (see FromMaxConcurrent) throttle
 //     the dispatch rate, not the work in flight.

@@ -171,7 +171,8 @@ type Stats struct {
 
 // Router forwards each task on SubjectTasksIncoming to its worker subject,
 // or dead-letters it. Replicas share the work through RouterQueueGroup;
-// each has its own rate-limit buckets.
+// each has its own rate-limit buckets unless Config.Limiter gives them a
+// shared one (ratelimit.SharedLimiter).
 //
 // For each message, in this order:
 //
