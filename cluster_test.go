@@ -17,6 +17,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
 	"github.com/heddle-go/heddle/natsbus"
@@ -250,7 +251,7 @@ func (l *meshLoad) call() {
 				task.TaskID, n, res.TaskID, res.Status, res.Output, res.Error))
 		case errors.Is(err, dispatch.ErrTimeout) && errors.As(err, &te) && slices.Equal(te.PendingTaskIDs, []string{task.TaskID}):
 			l.timedOut.Add(1)
-		case errors.Is(err, heddle.ErrDeadLettered) && errors.As(err, &dl) && dl.TaskID == task.TaskID && dl.Reason == heddle.ReasonNoWorker:
+		case errors.Is(err, heddle.ErrDeadLettered) && errors.As(err, &dl) && dl.TaskID == task.TaskID && dl.Reason == event.ReasonNoWorker:
 			l.noWorker.Add(1)
 		case errors.Is(err, dispatch.ErrNoRouter):
 			l.noRouter.Add(1)

@@ -21,7 +21,7 @@ var (
 	// ErrDeadLettered is matched by the error a caller gets for a task
 	// the router dead-lettered: the router answers such a task with a
 	// failed TaskResult whose Metadata[MetadataDeadLetterReason] names
-	// the reason's kind (ReasonRateLimited, ...), so that the caller
+	// the reason's kind (event.ReasonRateLimited, ...), so that the caller
 	// returns at once instead of waiting out its timeout.
 	ErrDeadLettered = errors.New("heddle: task dead-lettered")
 	// ErrInvalidMessage is matched (errors.Is) by every *ValidationError:

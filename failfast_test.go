@@ -10,6 +10,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
 )
@@ -32,8 +33,8 @@ func TestADeadLetteredTaskFailsFastWithItsReason(t *testing.T) {
 			reason string
 			text   string
 		}{
-			{"a rate-limited task", heddle.TierLocal, heddle.ReasonRateLimited, "rate_limited: tier 'local' has no available capacity"},
-			{"a task for an unknown tier", heddle.ModelTier("gpu"), heddle.ReasonUnknownTier, "unknown_tier: model_tier"},
+			{"a rate-limited task", heddle.TierLocal, event.ReasonRateLimited, "rate_limited: tier 'local' has no available capacity"},
+			{"a task for an unknown tier", heddle.ModelTier("gpu"), event.ReasonUnknownTier, "unknown_tier: model_tier"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestATaskNobodyServesFailsFastAsNoWorker(t *testing.T) {
 		dead, _ := testkit.Subscribe(t, watcher, heddle.SubjectDeadLetter)
 		task := heddle.NewTaskMessage("sumarize", map[string]any{"text": "a typo in the worker type"})
 		res, err := dispatch.Request(testkit.Context(t), connect(), task, dispatch.Timeout(30*time.Second))
-		checkDeadLettered(t, res, err, task.TaskID, heddle.ReasonNoWorker, "no_worker: no worker serves 'sumarize' at tier 'standard'")
+		checkDeadLettered(t, res, err, task.TaskID, event.ReasonNoWorker, "no_worker: no worker serves 'sumarize' at tier 'standard'")
 		d, err := heddle.DecodeDeadLetter(testkit.Recv(t, dead, "the no_worker dead letter").Data)
 		if err != nil || d.TaskID != task.TaskID {
 			t.Fatalf("dead letter %+v, %v", d, err)

@@ -40,10 +40,6 @@ const (
 	// became stale.
 	DefaultSweepInterval = 60 * time.Second
 
-	// Version is this SDK's version, which its heartbeats carry as
-	// sdk_version.
-	Version = "0.1.0"
-
 	subjectHeartbeatPrefix = "heddle.workers.heartbeat."
 	// maxHeartbeatText bounds every text field of a heartbeat, so that
 	// what a registry keeps per worker is bounded in bytes.
@@ -77,7 +73,7 @@ type Heartbeat struct {
 	// Required.
 	QueueGroup string
 	// Language and SDKVersion name the SDK the worker runs on ("go" and
-	// Version for this one). Required.
+	// this SDK's version for a Go worker). Required.
 	Language   string
 	SDKVersion string
 	// Host and PID say where the worker runs, when it says so.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/version"
 )
 
 func validHeartbeat() heddle.Heartbeat {
@@ -19,7 +20,7 @@ func validHeartbeat() heddle.Heartbeat {
 		Tiers:      []heddle.ModelTier{heddle.TierLocal, heddle.TierStandard},
 		QueueGroup: "processors-summarizer",
 		Language:   "go",
-		SDKVersion: heddle.Version,
+		SDKVersion: version.SDK,
 		Host:       "node-7",
 		PID:        4242,
 		StartedAt:  time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC),
@@ -39,7 +40,7 @@ func TestHeartbeatRoundTripsInItsWireForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `{"instance_id":"9b2f7c1e-4d7a-4c55-9d1e-0c1f2e3a4b5c","worker_type":"summarizer","tiers":["local","standard"],` +
-		`"queue_group":"processors-summarizer","language":"go","sdk_version":"` + heddle.Version + `","host":"node-7","pid":4242,` +
+		`"queue_group":"processors-summarizer","language":"go","sdk_version":"` + version.SDK + `","host":"node-7","pid":4242,` +
 		`"started_at":"2026-12-01T10:00:00Z","sent_at":"2026-12-01T10:00:30.123456Z","interval_ms":30000,` +
 		`"in_flight":2,"completed":17,"failed":1,"capacity":4,"stopping":false}`
 	if string(data) != want {

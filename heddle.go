@@ -125,30 +125,9 @@ func ResultSubject(parentTaskID string) string {
 	return subjectResultsPrefix + parentTaskID
 }
 
-// Dead-letter reason prefixes. A Router's reason is the prefix, ": ", and
-// a human-readable explanation; operators and alerts match on the prefix.
-const (
-	// ReasonInvalidTaskMessage: the message is not a valid TaskMessage
-	// (malformed JSON, a missing or bad field). The explanation names the
-	// fields.
-	ReasonInvalidTaskMessage = "invalid_task_message"
-	// ReasonUnknownTier: the task's tier, or the tier override for its
-	// worker_type, is not a ModelTier.
-	ReasonUnknownTier = "unknown_tier"
-	// ReasonRateLimited: the tier's token bucket is empty. The full reason
-	// is exactly "rate_limited: tier 'X' has no available capacity".
-	ReasonRateLimited = "rate_limited"
-	// ReasonNoWorker: nothing was subscribed to the worker subject the
-	// task was routed to (a worker_type with a typo, a worker that is
-	// down). The full reason is "no_worker: no worker serves 'X' at tier
-	// 'Y'". A Go router finds out from the bus at once; the Python router
-	// does not check.
-	ReasonNoWorker = "no_worker"
-)
-
 // MetadataDeadLetterReason is the TaskResult.Metadata key under which a
 // router's failed result for a dead-lettered task names the reason's
-// kind (ReasonRateLimited, ReasonUnknownTier, ...); its Error holds the
+// kind (event.ReasonRateLimited, event.ReasonUnknownTier, ...); its Error holds the
 // whole reason.
 const MetadataDeadLetterReason = "dead_letter_reason"
 

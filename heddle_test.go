@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/heddle-go/heddle/internal/wire"
-	"github.com/heddle-go/heddle/schemas"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +15,8 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/internal/wire"
+	"github.com/heddle-go/heddle/schemas"
 )
 
 func TestDecodeTaskMessageNamesEveryBadField(t *testing.T) {

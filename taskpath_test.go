@@ -3,7 +3,6 @@ package heddle_test
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/heddle-go/heddle/internal/wire"
 	"math"
 	"reflect"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // taskPathEnvelopeCases are messages beyond the wire fixtures whose

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/heddle-go/heddle/schemas"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/schemas"
 )
 
 // addWireSeeds seeds f with every golden wire fixture (of every type, so

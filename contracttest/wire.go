@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/schemas"
 	"io/fs"
 	"path"
 	"reflect"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/contracts"
+	"github.com/heddle-go/heddle/schemas"
 )
 
 //go:embed testdata/wire/*.json testdata/wire/*/*.json testdata/wire/*/invalid/*.json

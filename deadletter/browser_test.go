@@ -21,6 +21,7 @@ import (
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"
@@ -298,7 +299,7 @@ func TestBrowserReplayOfATaskDeadLetteredForWantOfAWorkerReachesTheWorker(t *tes
 		tm := heddle.NewTaskMessage("upper", map[string]any{"text": "warp"})
 		tm.ParentTaskID = "job-1"
 		_, err = dispatch.Request(testkit.Context(t), caller, tm, dispatch.Timeout(testkit.Wait))
-		if dead := (*dispatch.DeadLetterError)(nil); !errors.As(err, &dead) || dead.Reason != heddle.ReasonNoWorker {
+		if dead := (*dispatch.DeadLetterError)(nil); !errors.As(err, &dead) || dead.Reason != event.ReasonNoWorker {
 			t.Fatalf("the call before the worker is up = %v, want a no_worker dead letter", err)
 		}
 		f.logs.Wait(t, "dead_letter.received", 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/deadletter"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/router"
 	"github.com/heddle-go/heddle/worker"

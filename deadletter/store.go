@@ -118,8 +118,8 @@ var reasonKinds = []string{
 }
 
 // ReasonKinds returns every kind ReasonKind can return: the known reason
-// prefixes (heddle.ReasonRateLimited, heddle.ReasonNoWorker,
-// heddle.ReasonUnknownTier, heddle.ReasonInvalidTaskMessage,
+// prefixes (event.ReasonRateLimited, event.ReasonNoWorker,
+// event.ReasonUnknownTier, event.ReasonInvalidTaskMessage,
 // router.ReasonShutdown) and ReasonKindOther last.
 func ReasonKinds() []string { return append(slices.Clone(reasonKinds), ReasonKindOther) }
 

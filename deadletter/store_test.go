@@ -24,13 +24,13 @@ func TestReasonKindIsTheKnownPrefixOrOther(t *testing.T) {
 	tests := []struct {
 		reason, want string
 	}{
-		{"rate_limited: tier 'local' has no available capacity", heddle.ReasonRateLimited},
-		{"no_worker: no worker serves 'echo' at tier 'standard'", heddle.ReasonNoWorker},
-		{"unknown_tier: 'huge' is not a tier", heddle.ReasonUnknownTier},
-		{"invalid_task_message: worker_type: required", heddle.ReasonInvalidTaskMessage},
+		{"rate_limited: tier 'local' has no available capacity", event.ReasonRateLimited},
+		{"no_worker: no worker serves 'echo' at tier 'standard'", event.ReasonNoWorker},
+		{"unknown_tier: 'huge' is not a tier", event.ReasonUnknownTier},
+		{"invalid_task_message: worker_type: required", event.ReasonInvalidTaskMessage},
 		{"shutdown: the router stopped while the task waited for capacity on tier 'local'", router.ReasonShutdown},
 		{"rate_limited : a space before the colon", deadletter.ReasonKindOther},
-		{"rate_limited", heddle.ReasonRateLimited},
+		{"rate_limited", event.ReasonRateLimited},
 		{"Rate_Limited: the prefix is case-sensitive", deadletter.ReasonKindOther},
 		{"rate_limited_extra: a longer word is another word", deadletter.ReasonKindOther},
 		{"something: else", deadletter.ReasonKindOther},
@@ -115,9 +115,9 @@ func TestConsumerQueryFiltersByReasonKindAndWorkerTypeNewestFirst(t *testing.T) 
 		wantTotal int
 	}{
 		{"no filter lists every entry", deadletter.Query{}, []string{"t-6", "t-5", "t-4", "t-3", "t-2", "t-1"}, 6},
-		{"a reason kind", deadletter.Query{Filter: deadletter.Filter{ReasonKind: heddle.ReasonRateLimited}}, []string{"t-5", "t-3", "t-1"}, 3},
+		{"a reason kind", deadletter.Query{Filter: deadletter.Filter{ReasonKind: event.ReasonRateLimited}}, []string{"t-5", "t-3", "t-1"}, 3},
 		{"a worker type", deadletter.Query{Filter: deadletter.Filter{WorkerType: "upper"}}, []string{"t-3", "t-2"}, 2},
-		{"both", deadletter.Query{Filter: deadletter.Filter{ReasonKind: heddle.ReasonRateLimited, WorkerType: "echo"}}, []string{"t-5", "t-1"}, 2},
+		{"both", deadletter.Query{Filter: deadletter.Filter{ReasonKind: event.ReasonRateLimited, WorkerType: "echo"}}, []string{"t-5", "t-1"}, 2},
 		{"the other kind", deadletter.Query{Filter: deadletter.Filter{ReasonKind: deadletter.ReasonKindOther}}, []string{"t-6"}, 1},
 		{"a kind with no entry", deadletter.Query{Filter: deadletter.Filter{ReasonKind: router.ReasonShutdown}}, nil, 0},
 		{"a page of a filter", deadletter.Query{Filter: deadletter.Filter{WorkerType: "echo"}, Offset: 1, Limit: 2}, []string{"t-5", "t-4"}, 4},
@@ -170,7 +170,7 @@ func TestConsumerCountsFollowArrivalsEvictionsAndReplays(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantKinds := map[string]int{heddle.ReasonRateLimited: 2, heddle.ReasonNoWorker: 1, heddle.ReasonUnknownTier: 1, deadletter.ReasonKindOther: 1}
+		wantKinds := map[string]int{event.ReasonRateLimited: 2, event.ReasonNoWorker: 1, event.ReasonUnknownTier: 1, deadletter.ReasonKindOther: 1}
 		wantTypes := map[string]int{"echo": 3, "upper": 2}
 		if c.Total != 5 || !mapsEqual(c.ByReasonKind, wantKinds) || !mapsEqual(c.ByWorkerType, wantTypes) || c.ReplayCount != 0 {
 			t.Errorf("Counts() = %+v, want 5 in all, by kind %v, by type %v, no replay", c, wantKinds, wantTypes)
@@ -182,7 +182,7 @@ func TestConsumerCountsFollowArrivalsEvictionsAndReplays(t *testing.T) {
 			}
 		}
 		c, _ = f.consumer.Counts(t.Context())
-		wantKinds = map[string]int{heddle.ReasonRateLimited: 1, heddle.ReasonUnknownTier: 1, deadletter.ReasonKindOther: 1}
+		wantKinds = map[string]int{event.ReasonRateLimited: 1, event.ReasonUnknownTier: 1, deadletter.ReasonKindOther: 1}
 		if c.Total != 3 || !mapsEqual(c.ByReasonKind, wantKinds) || !mapsEqual(c.ByWorkerType, map[string]int{"echo": 3}) || c.ReplayCount != 2 {
 			t.Errorf("after replaying both upper entries Counts() = %+v, want 3 in all, by kind %v, only echo, replay count 2", c, wantKinds)
 		}
@@ -311,7 +311,7 @@ func TestReplayMatchingReplaysTheSelectionOldestFirstAndReportsEachFailure(t *te
 		f := newStoreFixture(t, connect, nil, deadletter.Config{})
 		incoming, _ := testkit.Subscribe(t, connect(), heddle.SubjectTasksIncoming)
 		f.fillMixed()
-		sel := deadletter.Filter{ReasonKind: heddle.ReasonRateLimited}
+		sel := deadletter.Filter{ReasonKind: event.ReasonRateLimited}
 		report, err := deadletter.ReplayMatching(t.Context(), flakyStore{Store: f.consumer, fail: []string{"t-3"}}, sel)
 		if err != nil {
 			t.Fatal(err)
@@ -412,7 +412,7 @@ func TestObserversGetTypedDeadLetterEvents(t *testing.T) {
 			for _, e := range got {
 				if e.Name == w.name && e.TaskID == w.taskID {
 					found = true
-					if e.Actor != "dead_letter" || e.Reason != heddle.ReasonNoWorker || e.Detail != noWorker || e.WorkerType != "upper" {
+					if e.Actor != "dead_letter" || e.Reason != event.ReasonNoWorker || e.Detail != noWorker || e.WorkerType != "upper" {
 						t.Errorf("%s of %s = %+v, want actor dead_letter, reason kind no_worker, the whole reason as detail, worker_type upper", w.name, w.taskID, e)
 					}
 				}

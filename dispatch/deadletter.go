@@ -25,8 +25,8 @@ var ErrNoWorker = errors.New("heddle: no worker serves the task")
 type DeadLetterError struct {
 	// TaskID is the dead-lettered task.
 	TaskID string
-	// Reason is the reason's kind: heddle.ReasonRateLimited,
-	// heddle.ReasonUnknownTier, heddle.ReasonInvalidTaskMessage, ...
+	// Reason is the reason's kind: event.ReasonRateLimited,
+	// event.ReasonUnknownTier, event.ReasonInvalidTaskMessage, ...
 	Reason string
 	// Result is the router's failed result; its Error holds the whole
 	// reason, for example "rate_limited: tier 'local' has no available

@@ -161,11 +161,26 @@ const (
 
 // Reason kinds: the bounded values of Event.Reason and Op.Reason.
 const (
-	// Dead-letter reasons, the prefix of a dead letter's reason text.
+	// Dead-letter reason prefixes. A router's reason is the prefix, ": ",
+	// and a human-readable explanation; operators and alerts match on the
+	// prefix (DeadLetterKind).
+	//
+	// ReasonInvalidTaskMessage: the message is not a valid TaskMessage
+	// (malformed JSON, a missing or bad field). The explanation names the
+	// fields.
 	ReasonInvalidTaskMessage = "invalid_task_message"
-	ReasonUnknownTier        = "unknown_tier"
-	ReasonRateLimited        = "rate_limited"
-	ReasonNoWorker           = "no_worker"
+	// ReasonUnknownTier: the task's tier, or the tier override for its
+	// worker_type, is not a ModelTier.
+	ReasonUnknownTier = "unknown_tier"
+	// ReasonRateLimited: the tier's token bucket is empty. The full reason
+	// is exactly "rate_limited: tier 'X' has no available capacity".
+	ReasonRateLimited = "rate_limited"
+	// ReasonNoWorker: nothing was subscribed to the worker subject the
+	// task was routed to (a worker_type with a typo, a worker that is
+	// down). The full reason is "no_worker: no worker serves 'X' at tier
+	// 'Y'". A Go router finds out from the bus at once; the Python router
+	// does not check.
+	ReasonNoWorker = "no_worker"
 	// ReasonShutdown: work refused or cut short because its actor stopped.
 	ReasonShutdown = "shutdown"
 	// ReasonMaxDeliveries: in durable mode, a task delivered MaxDeliver

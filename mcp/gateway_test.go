@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracts"
 	"github.com/heddle-go/heddle/contracttest/natstest"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/mcp"
 )
@@ -189,9 +190,9 @@ func TestAWorkerTypeNobodyServesIsAToolErrorAtOnce(t *testing.T) {
 		m := startMesh(t, connect)
 		// Through the router: it dead-letters the task and says why.
 		meta := wantToolError(t, m.call(t, "ghost", map[string]any{"x": 1}), mcp.ReasonDeadLettered,
-			heddle.ReasonNoWorker+": ", "'ghost'", `"ghost"`)
-		if meta["dead_letter_reason"] != heddle.ReasonNoWorker || meta["task_id"] == "" || meta["task_id"] == nil {
-			t.Errorf("_meta %v, want dead_letter_reason %s and the task_id", meta, heddle.ReasonNoWorker)
+			event.ReasonNoWorker+": ", "'ghost'", `"ghost"`)
+		if meta["dead_letter_reason"] != event.ReasonNoWorker || meta["task_id"] == "" || meta["task_id"] == nil {
+			t.Errorf("_meta %v, want dead_letter_reason %s and the task_id", meta, event.ReasonNoWorker)
 		}
 		// Straight to the worker's subject: the bus says nobody is there.
 		wantToolError(t, m.call(t, "ghost_direct", nil), mcp.ReasonNoWorker, `"ghost"`, `"standard"`)

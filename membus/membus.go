@@ -80,14 +80,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
-	"github.com/heddle-go/heddle/internal/emit"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/emit"
 )
 
 // Connection states; they only move forward.

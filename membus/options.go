@@ -1,10 +1,10 @@
 package membus
 
 import (
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // DefaultMaxPayload is the largest message a connection accepts unless

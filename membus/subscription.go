@@ -3,13 +3,13 @@ package membus
 import (
 	"context"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // msgBatch is the most *bus.Msg values the delivery goroutine allocates at

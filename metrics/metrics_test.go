@@ -225,7 +225,7 @@ func TestADeadLetterWithoutATypedReasonIsCountedByTheKindOfItsText(t *testing.T)
 	} {
 		m.Observe(context.Background(), e)
 	}
-	for reason, want := range map[string]float64{heddle.ReasonUnknownTier: 1, heddle.ReasonNoWorker: 1, event.ReasonOther: 1} {
+	for reason, want := range map[string]float64{event.ReasonUnknownTier: 1, event.ReasonNoWorker: 1, event.ReasonOther: 1} {
 		if got := sample(t, reg, "heddle_dead_letters_total", "event", "received", "reason", reason); got != want {
 			t.Errorf("received %s: %v, want %v", reason, got, want)
 		}
@@ -241,12 +241,12 @@ func TestLabelValuesFromPeersAreCappedAndTheFoldIsCounted(t *testing.T) {
 	// A peer dead-letters tasks of a new invented worker type each time:
 	// ten times the limit, then a name too long and one not UTF-8.
 	for i := range 30 {
-		m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "invented-" + strings.Repeat("x", i), Reason: heddle.ReasonNoWorker})
+		m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "invented-" + strings.Repeat("x", i), Reason: event.ReasonNoWorker})
 	}
-	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: strings.Repeat("y", metrics.MaxLabelLength+1), Reason: heddle.ReasonNoWorker})
-	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "bad\xff", Reason: heddle.ReasonNoWorker})
+	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: strings.Repeat("y", metrics.MaxLabelLength+1), Reason: event.ReasonNoWorker})
+	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "bad\xff", Reason: event.ReasonNoWorker})
 	// A value seen before the limit was reached keeps its series.
-	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "invented-", Reason: heddle.ReasonNoWorker})
+	m.Observe(context.Background(), event.Event{Name: event.RouterDeadLettered, WorkerType: "invented-", Reason: event.ReasonNoWorker})
 
 	series := seriesOf(t, reg, "heddle_router_dead_lettered_total")
 	if len(series) != 4 {

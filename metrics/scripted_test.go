@@ -223,7 +223,7 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		s.send(heddle.SubjectTasksIncoming, s.task("nobody", heddle.TierStandard, nil))
 		s.evs.wait(t, key(event.DeadLetterReceived), 1)
 		entries, _ := dl.List(0, 1)
-		if len(entries) != 1 || !strings.HasPrefix(entries[0].DeadLetter.Reason, heddle.ReasonNoWorker) {
+		if len(entries) != 1 || !strings.HasPrefix(entries[0].DeadLetter.Reason, event.ReasonNoWorker) {
 			t.Fatalf("dead letters %+v, want the no_worker one", entries)
 		}
 		if err := dl.Replay(ctx, entries[0].ID); err != nil {
@@ -328,13 +328,13 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		total := s.value("heddle_router_dead_lettered_total")
 		agree(t, "routed", s.value("heddle_router_routed_total"), rs.Routed, s.evs.count(key(event.RouterRouted)))
 		same(t, "dead-lettered", total, rs.DeadLettered, s.evs.count(key(event.RouterDeadLettered)), 6)
-		same(t, "invalid_task_message", dead(heddle.ReasonInvalidTaskMessage), rs.InvalidMessages, rev(heddle.ReasonInvalidTaskMessage), 1)
-		same(t, "unknown_tier", dead(heddle.ReasonUnknownTier), rs.UnknownTiers, rev(heddle.ReasonUnknownTier), 1)
-		same(t, "rate_limited", dead(heddle.ReasonRateLimited), rs.RateLimited, rev(heddle.ReasonRateLimited), 1)
-		same(t, "no_worker", dead(heddle.ReasonNoWorker), rs.NoWorker, rev(heddle.ReasonNoWorker), 2)
+		same(t, "invalid_task_message", dead(event.ReasonInvalidTaskMessage), rs.InvalidMessages, rev(event.ReasonInvalidTaskMessage), 1)
+		same(t, "unknown_tier", dead(event.ReasonUnknownTier), rs.UnknownTiers, rev(event.ReasonUnknownTier), 1)
+		same(t, "rate_limited", dead(event.ReasonRateLimited), rs.RateLimited, rev(event.ReasonRateLimited), 1)
+		same(t, "no_worker", dead(event.ReasonNoWorker), rs.NoWorker, rev(event.ReasonNoWorker), 2)
 		same(t, "shutdown", dead(event.ReasonShutdown), rs.Shutdown, rev(event.ReasonShutdown), 1)
 		same(t, "throttled", s.value("heddle_router_throttled_total"), rs.Throttled, s.evs.count(key(event.RouterThrottled)), 1)
-		if v := s.value("heddle_router_dead_lettered_total", "worker_type", "nobody", "reason", heddle.ReasonNoWorker); v != 2 {
+		if v := s.value("heddle_router_dead_lettered_total", "worker_type", "nobody", "reason", event.ReasonNoWorker); v != 2 {
 			t.Errorf("no_worker dead letters of worker type nobody: %v, want 2", v)
 		}
 		// Each message the router took is one routing decision; the held
@@ -373,10 +373,10 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		// places.
 		same(t, "dead letters evicted", dead2("evicted"), ds.Evicted, s.evs.count(key(event.DeadLetterEvicted)), 2)
 		same(t, "dead letters replayed", dead2("replayed"), ds.Replayed, s.evs.count(key(event.DeadLetterReplayed)), 1)
-		if v := dead2("received", "reason", heddle.ReasonNoWorker); v != 2 {
+		if v := dead2("received", "reason", event.ReasonNoWorker); v != 2 {
 			t.Errorf("no_worker dead letters received: %v, want 2", v)
 		}
-		if v := dead2("replayed", "reason", heddle.ReasonNoWorker); v != 1 {
+		if v := dead2("replayed", "reason", event.ReasonNoWorker); v != 1 {
 			t.Errorf("no_worker dead letters replayed: %v, want 1", v)
 		}
 	})

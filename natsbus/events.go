@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // report hands an asynchronous error to the user's error handler.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heddle-go/heddle/event"
-	"github.com/heddle-go/heddle/internal/emit"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -16,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/emit"
 )
 
 // Errors specific to natsbus, wrapped with %w like the bus sentinels.

@@ -2,7 +2,6 @@ package natsbus
 
 import (
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/event"
 )
 
 // Defaults used by Connect when the matching option is not given. The

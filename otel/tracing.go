@@ -61,6 +61,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/version"
 )
 
 // ScopeName is the instrumentation scope of the spans: the name of the
@@ -159,7 +160,7 @@ func New(opts ...Option) *Tracing {
 }
 
 func newTracer(tp trace.TracerProvider) trace.Tracer {
-	return tp.Tracer(ScopeName, trace.WithInstrumentationVersion(heddle.Version), trace.WithSchemaURL(semconv.SchemaURL))
+	return tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version.SDK), trace.WithSchemaURL(semconv.SchemaURL))
 }
 
 // tracerFor returns t's tracer, the global provider's for a Tracing made

@@ -13,6 +13,7 @@ import (
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
+	"github.com/heddle-go/heddle/internal/version"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/registry"
 )
@@ -106,7 +107,7 @@ func heartbeat(instance, workerType string, interval time.Duration) heddle.Heart
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	return heddle.Heartbeat{
 		InstanceID: instance, WorkerType: workerType, Tiers: []heddle.ModelTier{heddle.TierStandard},
-		QueueGroup: heddle.WorkerQueueGroup(workerType), Language: "go", SDKVersion: heddle.Version,
+		QueueGroup: heddle.WorkerQueueGroup(workerType), Language: "go", SDKVersion: version.SDK,
 		StartedAt: now, SentAt: now, Interval: interval, Capacity: 4,
 	}
 }

@@ -1,7 +1,7 @@
 // Package router forwards each task on heddle.SubjectTasksIncoming to its
 // worker subject, or dead-letters it on heddle.SubjectDeadLetter with a
-// reason (heddle.ReasonInvalidTaskMessage, heddle.ReasonUnknownTier,
-// heddle.ReasonRateLimited, ReasonShutdown) and the original bytes
+// reason (event.ReasonInvalidTaskMessage, event.ReasonUnknownTier,
+// event.ReasonRateLimited, ReasonShutdown) and the original bytes
 // untouched. Rules (tier overrides and per-tier rate limits) come from a
 // RulesSource, usually the Python Heddle's configs/router_rules.yaml
 // through RulesFile, and are reloaded on heddle.SubjectControlReload.

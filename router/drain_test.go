@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/router"
 )
@@ -97,7 +98,7 @@ func TestRouterPublishesADeadLetterTooLargeForTheBusTruncated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(d.Reason, heddle.ReasonInvalidTaskMessage+": ") {
+		if !strings.HasPrefix(d.Reason, event.ReasonInvalidTaskMessage+": ") {
 			t.Errorf("reason %q, want invalid_task_message", d.Reason)
 		}
 		var summary struct {

@@ -480,7 +480,7 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 		return nil
 	}
 	original := &bus.Msg{Subject: heddle.SubjectTasksIncoming, Header: t.header, Data: t.data}
-	r.deadLetter(ctx, original, heddle.ReasonNoWorker,
+	r.deadLetter(ctx, original, event.ReasonNoWorker,
 		fmt.Sprintf("no worker serves '%s' at tier '%s'", t.workerType, t.tier))
 	return nil
 }

@@ -166,8 +166,8 @@ func TestTracedRouteDecodesOnceAndNamesTheForwardedTask(t *testing.T) {
 					Data: []byte(`{"task_id":"t-bad","worker_type":"echo"}`)}); err != nil {
 					t.Fatal(err)
 				}
-				if op := tr.next(ctx, t); op.TaskID != "t-bad" || op.Status != "dead_lettered" || op.Reason != heddle.ReasonInvalidTaskMessage || op.Err == nil {
-					t.Errorf("op = %+v, want dead_lettered as %s with its error", op, heddle.ReasonInvalidTaskMessage)
+				if op := tr.next(ctx, t); op.TaskID != "t-bad" || op.Status != "dead_lettered" || op.Reason != event.ReasonInvalidTaskMessage || op.Err == nil {
+					t.Errorf("op = %+v, want dead_lettered as %s with its error", op, event.ReasonInvalidTaskMessage)
 				}
 			})
 		})

@@ -45,7 +45,7 @@ type Config struct {
 	// worker subject a task is routed to. With it on (the default) each
 	// task is forwarded with a reply subject; when nothing is subscribed
 	// to the worker subject the bus says so at once, and the router
-	// dead-letters the task as no_worker (heddle.ReasonNoWorker) and
+	// dead-letters the task as no_worker (event.ReasonNoWorker) and
 	// answers its caller. The Python router does not check.
 	SkipWorkerCheck bool
 	// ForwardBudget bounds, in bytes, what the worker check keeps of the
@@ -664,7 +664,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	if err != nil {
 		var ve *heddle.ValidationError
 		if !errors.As(err, &ve) || !unknownTierOnly(ve) {
-			r.deadLetterOp(ctx, op, msg, heddle.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, event.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		tierOK = false
@@ -674,13 +674,13 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	tier := m.ModelTier
 	if o, ok := set.overrides[m.WorkerType]; ok {
 		if o.tier == "" {
-			r.deadLetterOp(ctx, op, msg, heddle.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
+			r.deadLetterOp(ctx, op, msg, event.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
 				m.WorkerType, o.name, tierNames))
 			return
 		}
 		tier = o.tier
 	} else if !tierOK {
-		r.deadLetterOp(ctx, op, msg, heddle.ReasonUnknownTier, err.Error())
+		r.deadLetterOp(ctx, op, msg, event.ReasonUnknownTier, err.Error())
 		return
 	}
 
@@ -692,13 +692,13 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	held := false
 	if wait := set.waits[tier]; wait == 0 {
 		if !r.limiter.Allow(string(tier)) {
-			r.deadLetterOp(ctx, op, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 	} else {
 		var ok bool
 		if res, ok = r.limiter.Reserve(string(tier), wait); !ok {
-			r.deadLetterOp(ctx, op, msg, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 		held = res.Due().After(time.Now())
@@ -724,7 +724,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 		m.Extra = r.log.Inject(ctx, m.Extra) // the trace context the route runs in
 		if o.out, err = m.Encode(); err != nil {
 			res.Cancel()
-			r.deadLetterOp(ctx, op, msg, heddle.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, event.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		o.taskID, o.reencoded = m.TaskID, true
@@ -873,13 +873,13 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	d := heddle.NewDeadLetter(reason, msg.Data)
 	byReason := &r.stats.invalid
 	switch kind {
-	case heddle.ReasonNoWorker:
+	case event.ReasonNoWorker:
 		byReason = &r.stats.noWorker
-	case heddle.ReasonRateLimited:
+	case event.ReasonRateLimited:
 		byReason = &r.stats.rateLimited
 	case ReasonShutdown:
 		byReason = &r.stats.shutdown
-	case heddle.ReasonUnknownTier:
+	case event.ReasonUnknownTier:
 		byReason = &r.stats.unknownTier
 	}
 	r.stats.deadLettered.Add(1)

@@ -16,6 +16,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/deadletter"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/router"
@@ -83,7 +84,7 @@ func TestRouterRateLimitReloadAndReplayFlow(t *testing.T) {
 		answer, err := heddle.DecodeTaskResult(testkit.Recv(t, results, "the router's answer for "+second.TaskID).Data)
 		if err != nil || answer.TaskID != second.TaskID || answer.Status != heddle.StatusFailed ||
 			answer.Error != "rate_limited: tier 'frontier' has no available capacity" ||
-			answer.Metadata[heddle.MetadataDeadLetterReason] != heddle.ReasonRateLimited {
+			answer.Metadata[heddle.MetadataDeadLetterReason] != event.ReasonRateLimited {
 			t.Fatalf("caller got %+v (%v), want a failed result naming the rate limit", answer, err)
 		}
 		dlLogs.Wait(t, "dead_letter.received", 1)

@@ -290,7 +290,7 @@ func (r *Router) hold(ctx context.Context, o outgoing, res ratelimit.Reservation
 			return
 		}
 		res.Cancel()
-		r.deadLetter(ctx, o.orig, heddle.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", o.tier))
+		r.deadLetter(ctx, o.orig, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", o.tier))
 		return
 	case holdLate:
 		res.Cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/version"
 )
 
 // heartbeatLanguage is what a Go worker's heartbeats say in language.
@@ -71,7 +72,7 @@ func (w *Worker) startHeartbeat() {
 			Tiers:      slices.Clone(w.tiers),
 			QueueGroup: w.queue,
 			Language:   heartbeatLanguage,
-			SDKVersion: heddle.Version,
+			SDKVersion: version.SDK,
 			Host:       host,
 			PID:        os.Getpid(),
 			StartedAt:  heartbeatNow(),

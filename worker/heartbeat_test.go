@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/internal/testlog"
+	"github.com/heddle-go/heddle/internal/version"
 	"github.com/heddle-go/heddle/membus"
 	"github.com/heddle-go/heddle/worker"
 )
@@ -100,7 +101,7 @@ func TestEveryKindOfWorkerHeartbeatsWhenItServesAndOnceMoreWhenItStops(t *testin
 				first := nextHeartbeat(t, beats, "heartbeat at start")
 				want := heddle.Heartbeat{
 					InstanceID: first.InstanceID, WorkerType: wt, Tiers: []heddle.ModelTier{heddle.TierLocal, heddle.TierFrontier},
-					QueueGroup: heddle.WorkerQueueGroup(wt), Language: "go", SDKVersion: heddle.Version, Host: first.Host, PID: os.Getpid(),
+					QueueGroup: heddle.WorkerQueueGroup(wt), Language: "go", SDKVersion: version.SDK, Host: first.Host, PID: os.Getpid(),
 					StartedAt: first.StartedAt, SentAt: first.SentAt, Interval: heddle.DefaultHeartbeatInterval, Capacity: 3,
 				}
 				if first.InstanceID == "" || first.StartedAt.Before(before.Truncate(time.Microsecond)) || first.SentAt.Before(first.StartedAt) ||

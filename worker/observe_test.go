@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/worker"
 )

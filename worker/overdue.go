@@ -2,9 +2,10 @@ package worker
 
 import (
 	"fmt"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"time"
+
+	"github.com/heddle-go/heddle/event"
 )
 
 // overdueGrace is how long past its context's end (TaskTimeout, or the

@@ -2,11 +2,12 @@ package worker
 
 import (
 	"errors"
-	"github.com/heddle-go/heddle/event"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/heddle-go/heddle/event"
 )
 
 // The states of a run.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
+	"github.com/heddle-go/heddle/internal/version"
 	"github.com/heddle-go/heddle/natsbus"
 	"github.com/heddle-go/heddle/registry"
 )
@@ -29,7 +30,7 @@ func heartbeat(workerType, instance string) heddle.Heartbeat {
 		Tiers:      []heddle.ModelTier{heddle.TierLocal},
 		QueueGroup: heddle.WorkerQueueGroup(workerType),
 		Language:   "go",
-		SDKVersion: heddle.Version,
+		SDKVersion: version.SDK,
 		StartedAt:  now,
 		SentAt:     now,
 		Interval:   time.Minute,

@@ -68,10 +68,10 @@ func TestAMeshWaitsForADeadLetterByItsReason(t *testing.T) {
 	}, func(t *testing.T, m *meshtest.Mesh) {
 		_, err := m.Request("echo", map[string]any{"text": "hi"})
 		var dead *dispatch.DeadLetterError
-		if !errors.As(err, &dead) || dead.Reason != heddle.ReasonUnknownTier {
+		if !errors.As(err, &dead) || dead.Reason != event.ReasonUnknownTier {
 			t.Fatalf("Request = %v, want it dead-lettered as unknown_tier", err)
 		}
-		e := m.WaitDeadLetter(heddle.ReasonUnknownTier)
+		e := m.WaitDeadLetter(event.ReasonUnknownTier)
 		if e.DeadLetter.TaskID != dead.TaskID || e.DeadLetter.WorkerType != "echo" {
 			t.Errorf("dead letter %+v, want task %s of echo", e.DeadLetter, dead.TaskID)
 		}
@@ -83,7 +83,7 @@ func TestAMeshWaitsForADeadLetterByItsReason(t *testing.T) {
 		if e := m.WaitDeadLetter("no_worker: "); e.DeadLetter.TaskID != task.TaskID {
 			t.Errorf("no_worker dead letter %+v, want task %s", e.DeadLetter, task.TaskID)
 		}
-		if n := m.Count(event.RouterDeadLettered, heddle.ReasonNoWorker); n != 1 {
+		if n := m.Count(event.RouterDeadLettered, event.ReasonNoWorker); n != 1 {
 			t.Errorf("router.dead_lettered (no_worker) counted %d, want 1", n)
 		}
 	})
@@ -144,7 +144,7 @@ func TestAWaitThatEndsEmptySaysWhatWasThere(t *testing.T) {
 		defer close(done)
 		m := meshtest.Start(f, connect, cfg)
 		m.Publish(heddle.NewTaskMessage("nobody", map[string]any{}))
-		m.WaitDeadLetter(heddle.ReasonRateLimited)
+		m.WaitDeadLetter(event.ReasonRateLimited)
 	}()
 	<-done
 	if len(f.msgs) != 1 || !strings.Contains(f.msgs[0], `no dead letter with reason "rate_limited" within 200ms; the store holds`) {

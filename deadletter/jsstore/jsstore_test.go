@@ -142,7 +142,7 @@ func storeSuite(t *testing.T, h harness) {
 	if err != nil || alpha.Total != 2 {
 		t.Fatalf("Query(worker_type alpha) total %d, %v; want 2", alpha.Total, err)
 	}
-	limited, err := h.store.Query(ctx, deadletter.Query{Filter: deadletter.Filter{ReasonKind: heddle.ReasonRateLimited}})
+	limited, err := h.store.Query(ctx, deadletter.Query{Filter: deadletter.Filter{ReasonKind: event.ReasonRateLimited}})
 	if err != nil || limited.Total != 1 || limited.Entries[0].DeadLetter.TaskID != b.TaskID {
 		t.Fatalf("Query(reason_kind rate_limited) = %+v, %v; want task %s only", limited, err, b.TaskID)
 	}
@@ -153,7 +153,7 @@ func storeSuite(t *testing.T, h harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts.Total != 3 || counts.ByWorkerType["alpha"] != 2 || counts.ByReasonKind[heddle.ReasonNoWorker] != 1 ||
+	if counts.Total != 3 || counts.ByWorkerType["alpha"] != 2 || counts.ByReasonKind[event.ReasonNoWorker] != 1 ||
 		counts.ByReasonKind[deadletter.ReasonKindOther] != 1 || counts.ReplayCount != 0 {
 		t.Fatalf("Counts = %+v", counts)
 	}

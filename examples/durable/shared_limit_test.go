@@ -8,6 +8,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/contracttest/natstest"
 	"github.com/heddle-go/heddle/dispatch"
+	"github.com/heddle-go/heddle/event"
 	"github.com/heddle-go/heddle/internal/testkit"
 	"github.com/heddle-go/heddle/natsbus"
 	"github.com/heddle-go/heddle/ratelimit"
@@ -64,7 +65,7 @@ func TestTwoRouterReplicasShareOneBurst(t *testing.T) {
 	}
 	// The one admitted task finds no worker; the three others find the
 	// shared bucket empty, whichever replica takes them.
-	if reasons[heddle.ReasonNoWorker] != 1 || reasons[heddle.ReasonRateLimited] != 3 {
+	if reasons[event.ReasonNoWorker] != 1 || reasons[event.ReasonRateLimited] != 3 {
 		t.Errorf("dead letters by reason %v, want 1 no_worker and 3 rate_limited", reasons)
 	}
 }
