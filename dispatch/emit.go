@@ -51,27 +51,6 @@ func (m emitter) countEvent(ctx context.Context, n *atomic.Uint64, level slog.Le
 	m.shielded(func() { m.e.Emit(ctx, level, ev, attrs...) })
 }
 
-// count adds one to n and emits the event; args are slog's key-value
-// pairs.
-func (m emitter) count(ctx context.Context, n *atomic.Uint64, level slog.Level, name string, args ...any) {
-	if !m.observed {
-		m.e.Count(ctx, n, level, name, args...)
-		return
-	}
-	n.Add(1)
-	m.shielded(func() { m.e.Log(ctx, level, name, args...) })
-}
-
-// countAttrs is count with attributes.
-func (m emitter) countAttrs(ctx context.Context, n *atomic.Uint64, level slog.Level, name string, attrs ...slog.Attr) {
-	if !m.observed {
-		m.e.CountAttrs(ctx, n, level, name, attrs...)
-		return
-	}
-	n.Add(1)
-	m.shielded(func() { m.e.LogAttrs(ctx, level, name, attrs...) })
-}
-
 // warn emits an event at LevelWarn.
 func (m emitter) warn(name string, args ...any) {
 	if !m.observed {
