@@ -191,9 +191,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("heddle: dead-letter consumer subscribing to %s: %w", heddle.SubjectDeadLetter, err)
 	}
+	// Ready before actor.subscribed is logged: a reader of the log who
+	// sees it finds the consumer ready.
+	c.readyOnce.Do(func() { close(c.ready) })
 	c.log.Emit(ctx, slog.LevelInfo, event.Event{Name: event.ActorSubscribed, Subject: heddle.SubjectDeadLetter},
 		slog.String("subject", heddle.SubjectDeadLetter), slog.String("queue", ""))
-	c.readyOnce.Do(func() { close(c.ready) })
 	var closed error
 	select {
 	case <-ctx.Done():

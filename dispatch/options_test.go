@@ -285,6 +285,15 @@ func TestAContextDeadlineEndsAWaitWithATimeoutErrorNamingThePendingTasks(t *test
 			}
 		})
 		t.Run("Call", func(t *testing.T) {
+			// The first typed call on b builds the pair's contract, which
+			// can outlast ShortTimeout on a loaded machine before the task
+			// is even published; a call with an ended context builds it
+			// and publishes nothing.
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := dispatch.Call[tieredIn, tieredOut](done, b, "mute", tieredIn{"a"}, wait...); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Call with an ended context = %v, want context.Canceled", err)
+			}
 			_, err := dispatch.Call[tieredIn, tieredOut](deadline(t), b, "mute", tieredIn{"a"}, wait...)
 			var te *dispatch.TimeoutError
 			if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) || len(te.PendingTaskIDs) != 1 {

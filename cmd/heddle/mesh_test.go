@@ -233,6 +233,8 @@ func TestProbesAndMetricsServeOnMetricsAddr(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) || !strings.Contains(body, `"name":"nats"`) {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
+	// Ready once the consumer has subscribed, which it logs.
+	inv.stderr.waitFor(t, "actor.subscribed")
 	if code, body := get("/readyz"); code != http.StatusOK || !strings.Contains(body, `"name":"dead-letter"`) {
 		t.Errorf("/readyz = %d %q", code, body)
 	}
