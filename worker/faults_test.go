@@ -516,9 +516,11 @@ func TestStatsPendingCountsTheTasksTheSubscriptionsHold(t *testing.T) {
 			t.Fatal(err)
 		}
 		// One of the three waits in the delivery for the busy pool (the
-		// bus counts it or not), the others in the subscription.
-		if n := w.Stats().Pending; n < 2 || n > 3 {
-			t.Errorf("Stats().Pending = %d, want 2 or 3", n)
+		// bus counts it or not), the others in the subscription; the
+		// first may still be counted for the instant between its hand-off
+		// and the end of its delivery call.
+		if n := w.Stats().Pending; n < 2 || n > 4 {
+			t.Errorf("Stats().Pending = %d, want 2 to 4", n)
 		}
 		close(release)
 		for range 3 {
