@@ -265,6 +265,8 @@ func TestDeadLetterConsumerRunAndConfigErrors(t *testing.T) {
 		if err := consumer.Run(t.Context()); !errors.Is(err, heddle.ErrStarted) {
 			t.Errorf("a second Run = %v, want ErrDeadLetterConsumerRunning", err)
 		}
+		// Ready comes first; the log line says so right after.
+		logs.Wait(t, "actor.subscribed", 1)
 		if sub := logs.All("actor.subscribed"); len(sub) != 1 || sub[0].Str("subject") != heddle.SubjectDeadLetter {
 			t.Errorf("actor.subscribed records = %+v, want one for %s", sub, heddle.SubjectDeadLetter)
 		}
