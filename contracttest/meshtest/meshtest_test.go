@@ -83,6 +83,9 @@ func TestAMeshWaitsForADeadLetterByItsReason(t *testing.T) {
 		if e := m.WaitDeadLetter("no_worker: "); e.DeadLetter.TaskID != task.TaskID {
 			t.Errorf("no_worker dead letter %+v, want task %s", e.DeadLetter, task.TaskID)
 		}
+		// The router reports the dead letter once it is published, so the
+		// store may hold it a moment before the event is counted.
+		m.WaitCount(event.RouterDeadLettered, event.ReasonNoWorker, 1)
 		if n := m.Count(event.RouterDeadLettered, event.ReasonNoWorker); n != 1 {
 			t.Errorf("router.dead_lettered (no_worker) counted %d, want 1", n)
 		}
