@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
@@ -26,6 +27,7 @@ type chain struct {
 	mu    sync.Mutex
 	spans []string // each span's path, in the order they started
 	ops   []event.Op
+	ended chan struct{} // a token per ended operation, when not nil
 }
 
 type spanKey struct{}
@@ -41,7 +43,25 @@ func (c *chain) Intercept(ctx context.Context, op *event.Op, next event.Next) er
 	c.mu.Lock()
 	c.ops = append(c.ops, *op)
 	c.mu.Unlock()
+	if c.ended != nil {
+		c.ended <- struct{}{}
+	}
 	return err
+}
+
+// waitOps waits until n operations of kind have ended. A route operation
+// can end after its caller has its answer: the router answers a task
+// nobody serves as soon as the bus says so, which may be before its
+// forward returns.
+func (c *chain) waitOps(t *testing.T, kind event.OpKind, n int) {
+	t.Helper()
+	for len(c.opsOf(kind)) < n {
+		select {
+		case <-c.ended:
+		case <-time.After(testkit.Wait):
+			t.Fatalf("%d %s operations ended within %s, want %d", len(c.opsOf(kind)), kind, testkit.Wait, n)
+		}
+	}
 }
 
 func (c *chain) Extract(ctx context.Context, carrier map[string]string) context.Context {
@@ -72,7 +92,7 @@ func (c *chain) opsOf(kind event.OpKind) []event.Op {
 
 func TestATraceContextRunsFromTheCallerThroughTheRouterAndTheWorkerToTheResult(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		var c chain
+		c := chain{ended: make(chan struct{}, 16)}
 		var handlerSpan string
 		attempts := 0
 		w, err := worker.NewDynamic(connect(), "traced", func(ctx context.Context, in map[string]any) (map[string]any, error) {
@@ -119,6 +139,7 @@ func TestATraceContextRunsFromTheCallerThroughTheRouterAndTheWorkerToTheResult(t
 			handles[1].Attempt != 2 || handles[1].Status != "completed" || handles[1].TaskID != task.TaskID {
 			t.Errorf("handle ops %+v, want attempt 1 failed (handler_error) and attempt 2 completed", handles)
 		}
+		c.waitOps(t, event.OpRoute, 1)
 		routes := c.opsOf(event.OpRoute)
 		if len(routes) != 1 || routes[0].Status != "routed" || routes[0].Subject != heddle.WorkerSubject("traced", heddle.TierStandard) {
 			t.Errorf("route ops %+v, want one routed to the worker's subject", routes)
@@ -132,7 +153,7 @@ func TestATraceContextRunsFromTheCallerThroughTheRouterAndTheWorkerToTheResult(t
 
 func TestARouteOpReportsADeadLetterWithItsReasonKind(t *testing.T) {
 	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
-		var c chain
+		c := chain{ended: make(chan struct{}, 16)}
 		rt, err := router.New(connect(), router.Config{}, c.options()...)
 		if err != nil {
 			t.Fatal(err)
@@ -143,6 +164,7 @@ func TestARouteOpReportsADeadLetterWithItsReasonKind(t *testing.T) {
 		if !errors.As(err, &dl) {
 			t.Fatalf("Request = %v, want a dead letter", err)
 		}
+		c.waitOps(t, event.OpRoute, 1)
 		routes := c.opsOf(event.OpRoute)
 		if len(routes) != 1 || routes[0].Status != "routed" {
 			t.Errorf("route ops %+v, want one routed (the bus says later that nothing serves it)", routes)
