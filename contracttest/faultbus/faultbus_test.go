@@ -213,12 +213,12 @@ func TestADelayRunsOnFakeTimeInASynctestBubble(t *testing.T) {
 		if got := c.list(); len(got) != 0 {
 			t.Fatalf("got %v before the delay passed", got)
 		}
-		time.Sleep(59 * time.Second) // fake time
+		time.Sleep(59 * time.Second) // sleep-ok: inside a synctest bubble, this advances the fake clock to a second before the delay ends
 		synctest.Wait()
 		if got := c.list(); len(got) != 0 {
 			t.Fatalf("got %v a second before the delay passed", got)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // sleep-ok: fake clock, to the delay's end
 		synctest.Wait()
 		if got := c.list(); !slices.Equal(got, []string{"late"}) {
 			t.Fatalf("got %v once the delay passed, want the message", got)

@@ -7,7 +7,10 @@ import (
 	"github.com/heddle-go/heddle/contracttest/meshtest"
 	"github.com/heddle-go/heddle/contracttest/workertest"
 	"github.com/heddle-go/heddle/event"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const cases = "testdata/heddle/summarize"
 
