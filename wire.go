@@ -418,14 +418,16 @@ func (d DeadLetter) MarshalJSON() ([]byte, error) {
 	b = wire.AppendString(b, d.Reason)
 	b = append(b, `,"original_task":`...)
 	trimmed := bytes.TrimSpace(d.original)
-	embeddable := json.Valid(trimmed) && utf8.Valid(trimmed)
+	embeddable := json.Valid(trimmed) && utf8.Valid(trimmed) && wire.NumbersInRange(trimmed)
 	if embeddable {
 		b = append(b, trimmed...)
 	} else {
-		// Not JSON: a reader of original_task alone (the Python
-		// consumer) still gets an object it can store, show and replay
-		// (the router dead-letters it again); original_raw keeps the
-		// exact bytes for Go readers.
+		// Not JSON, or JSON holding a number no float64 holds (which
+		// every decoder built on encoding/json refuses): a reader of
+		// original_task alone (the Python consumer) still gets an
+		// object it can store, show and replay (the router
+		// dead-letters it again); original_raw keeps the exact bytes
+		// for Go readers.
 		b = append(b, `{"`+deadLetterUnparsed+`":`...)
 		b = wire.AppendString(b, string(d.original))
 		b = append(b, '}')

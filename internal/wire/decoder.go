@@ -401,6 +401,34 @@ func (d *Decoder) ObjectRaw(name string, pr Presence, def map[string]any, rawOut
 	return m
 }
 
+// NumbersInRange reports whether every number in raw, a valid JSON
+// value, decodes to a finite float64: encoding/json (and every JSON
+// schema check built on it) refuses a value holding one that does not,
+// such as 1e999. Numbers NumbersFit vouches for are not parsed.
+func NumbersInRange(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			i = skipString(raw, i) - 1
+		case c == '-' || (c >= '0' && c <= '9'):
+			j, plain := i+1, true
+			for j < len(raw) && (raw[j] >= '0' && raw[j] <= '9' || raw[j] == '.' || raw[j] == 'e' || raw[j] == 'E' || raw[j] == '+' || raw[j] == '-') {
+				if raw[j] == 'e' || raw[j] == 'E' {
+					plain = false
+				}
+				j++
+			}
+			if !plain || j-i >= 300 {
+				if _, err := strconv.ParseFloat(string(raw[i:j]), 64); err != nil {
+					return false
+				}
+			}
+			i = j - 1
+		}
+	}
+	return true
+}
+
 // NumbersFit reports whether every number in raw, a valid JSON
 // value, is surely within float64 range: written without exponent and
 // with fewer than 300 characters (the largest float64 has 309 integer
