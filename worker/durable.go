@@ -33,7 +33,10 @@ const durableRetryDelay = time.Second
 // consumer per worker type that every replica shares, so each task goes to
 // one of them; see docs/durable.md.
 //
-//   - A task is acknowledged only after its result is published; while
+//   - A task is acknowledged only after its result is published (and,
+//     where a stream captures the results subject, stored there with an
+//     acknowledgement: a result the store did not take hands its task
+//     back, to run again); while
 //     its handler runs (or waits for a free one), the worker signals it in
 //     progress every third of AckWait, so it is not redelivered.
 //   - A worker that crashes, or loses its connection, leaves its tasks
@@ -149,7 +152,64 @@ type durableState struct {
 	changed chan struct{} // closed and replaced when count changes
 
 	deadLettered, handedBack, settleErrors atomic.Uint64
+
+	results resultStreams
 }
+
+// resultStreamTTL is how long a durable worker trusts what it learned
+// about the stream capturing a results subject (or that none does): a
+// stream an operator adds or removes is seen within it.
+const resultStreamTTL = 10 * time.Second
+
+// resultStreamsMax bounds the subjects remembered; past it the memory
+// starts again (results subjects carry parent task ids).
+const resultStreamsMax = 1024
+
+// resultStreams remembers, per results subject, whether a stream captures
+// it: a durable worker stores a result with an acknowledgement where one
+// does, and publishes it on core NATS where none does.
+type resultStreams struct {
+	mu    sync.Mutex
+	known map[string]resultStream
+}
+
+type resultStream struct {
+	captured bool
+	until    time.Time
+}
+
+// captured reports whether a stream captures subject. An error means the
+// answer is unknown (the server is unreachable, JetStream has no leader):
+// the result is not published then, and its task is handed back.
+func (r *resultStreams) captured(ctx context.Context, d bus.Durable, subject string) (bool, error) {
+	now := time.Now()
+	r.mu.Lock()
+	k, ok := r.known[subject]
+	r.mu.Unlock()
+	if ok && now.Before(k.until) {
+		return k.captured, nil
+	}
+	_, err := d.StreamOf(ctx, subject)
+	if err != nil && !errors.Is(err, bus.ErrNoStream) {
+		return false, err
+	}
+	r.remember(subject, err == nil, now)
+	return err == nil, nil
+}
+
+func (r *resultStreams) remember(subject string, captured bool, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil || len(r.known) >= resultStreamsMax {
+		r.known = make(map[string]resultStream)
+	}
+	r.known[subject] = resultStream{captured: captured, until: now.Add(resultStreamTTL)}
+}
+
+// resultMsgIDPrefix makes a stored result's message id (the task id
+// after it): a result published again for a task run twice, within the
+// stream's duplicate window, is stored once.
+const resultMsgIDPrefix = "result:"
 
 // setupDurable checks cfg.Durable and puts the worker in durable mode: its
 // results are published through durableBus, which acknowledges each task
@@ -437,8 +497,33 @@ func (b *durableBus) Publish(ctx context.Context, msg *bus.Msg) error {
 			}
 		}
 	}
-	err := b.Bus.Publish(ctx, msg)
+	err := b.publishResult(ctx, msg, taskID)
 	b.s.settle(taskID, err)
+	return err
+}
+
+// publishResult stores a result, with an acknowledgement, in the stream
+// that captures its subject, or publishes it on core NATS when no stream
+// does. Core subscribers (the caller) receive it either way; stored, it
+// also outlives a server restart and a caller's reconnection, and the
+// task is acknowledged only once the store has it.
+func (b *durableBus) publishResult(ctx context.Context, msg *bus.Msg, taskID string) error {
+	captured, err := b.s.results.captured(ctx, b.s.d, msg.Subject)
+	if err != nil {
+		return err
+	}
+	if !captured {
+		return b.Bus.Publish(ctx, msg)
+	}
+	msgID := ""
+	if taskID != "" {
+		msgID = resultMsgIDPrefix + taskID
+	}
+	_, err = b.s.d.PublishDurable(ctx, msg, msgID)
+	if errors.Is(err, bus.ErrNoStream) {
+		b.s.results.remember(msg.Subject, false, time.Now())
+		return b.Bus.Publish(ctx, msg)
+	}
 	return err
 }
 

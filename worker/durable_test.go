@@ -333,3 +333,73 @@ func TestDurableStreamNamesKeepEveryWorkerTypeApart(t *testing.T) {
 		t.Errorf("DurableStreamName(summarize) = %s", got)
 	}
 }
+
+// A durable worker stores each result, with an acknowledgement, in the
+// stream that captures its results subject, the task id in its message
+// id, and the caller's core subscription still receives it; a result
+// whose subject no stream captures goes out on core NATS alone.
+func TestDurableWorkerStoresItsResultsWhereAStreamCapturesTheirSubject(t *testing.T) {
+	natstest.EachBus(t, func(t *testing.T, connect func() bus.Bus) {
+		wt := workerTestType("durable_results")
+		caller := connect()
+		d := durableStream(t, caller, wt)
+		storedParent, coreParent := "stored-"+wt, "core-"+wt
+		storedSubject := heddle.SubjectResultsAll[:len(heddle.SubjectResultsAll)-1] + storedParent
+		resCh, _ := testkit.Subscribe(t, caller, heddle.SubjectResultsAll)
+		stream := "RESULTS_" + wt
+		if err := d.EnsureStream(testkit.Context(t), bus.StreamConfig{Name: stream, Subjects: []string{storedSubject}, Memory: true}); err != nil {
+			t.Fatal(err)
+		}
+		stored := make(chan *bus.Msg, 16)
+		cn, err := d.Consume(testkit.Context(t), bus.ConsumerConfig{Stream: stream, Name: "reader"}, func(_ context.Context, m bus.DurableMsg) error {
+			stored <- m.Msg()
+			return m.Ack()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cn.Stop(context.Background()) })
+
+		want := map[string]string{} // task id → its results subject's parent
+		for i, parent := range []string{storedParent, coreParent, storedParent, coreParent} {
+			task := heddle.NewTaskMessage(wt, map[string]any{"n": i})
+			task.ParentTaskID = parent
+			data, err := task.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.PublishDurable(testkit.Context(t), &bus.Msg{Subject: heddle.WorkerSubject(wt, heddle.TierStandard), Data: data}, task.TaskID); err != nil {
+				t.Fatal(err)
+			}
+			want[task.TaskID] = parent
+		}
+		echo := func(_ context.Context, in map[string]any) (map[string]any, error) { return in, nil }
+		workerStart(t, durableWorker(t, connect(), wt, worker.DurableConfig{}, 2, echo))
+
+		got := results(t, resCh, len(want))
+		for id := range want {
+			if len(got[id]) != 1 || got[id][0].Status != heddle.StatusCompleted {
+				t.Fatalf("task %s: core results %+v, want one completed result", id, got[id])
+			}
+		}
+		for range 2 {
+			m := testkit.Recv(t, stored, "a stored result")
+			r, err := heddle.DecodeTaskResult(m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[r.TaskID] != storedParent {
+				t.Fatalf("stored a result of task %s (parent %q), want only results on %s", r.TaskID, want[r.TaskID], storedSubject)
+			}
+			if id := m.Header.Get(bus.MsgIDHeader); id != "result:"+r.TaskID {
+				t.Fatalf("stored result's message id %q, want %q", id, "result:"+r.TaskID)
+			}
+			delete(want, r.TaskID)
+		}
+		select {
+		case m := <-stored:
+			t.Fatalf("a third result was stored: %s", m.Data)
+		default:
+		}
+	})
+}
