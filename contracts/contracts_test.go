@@ -226,6 +226,11 @@ func TestMalformedSchemaFailsAtConstruction(t *testing.T) {
 		{"an unknown meta-schema", `{"$schema":"https://example.com/meta"}`, "not loaded"},
 		{"a reference loop", `{"anyOf":[{"type":"string"},{"$ref":"#"}]}`, "infinite loop"},
 		{"an array", `[]`, "expected object or boolean"},
+		// The schema compiler never returns from these (a stack overflow).
+		{"an $id with an empty query", `{"$id":"?"}`, `"$id" "?" at /$id ends in an empty query`},
+		{"its own location with an empty query", `{"$id":"heddle:schema.json?"}`, "at /$id ends in an empty query"},
+		{"an $id with an empty query, then more text", `{"$id":"?"},{}`, "at /$id ends in an empty query"},
+		{"a nested $id with an empty query", `{"$defs":{"a/b":{"$id":"x?#y"}}}`, "at /$defs/a~1b/$id ends in an empty query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -194,6 +194,14 @@ func compile(doc []byte, url string, files bool) (s *Schema, err error) {
 			s, err = nil, fmt.Errorf("%w: %v", ErrSchema, r)
 		}
 	}()
+	// The first JSON value, as the compiler reads it (it ignores what
+	// follows).
+	var decoded any
+	if json.NewDecoder(bytes.NewReader(doc)).Decode(&decoded) == nil {
+		if at, id, bad := schemacheck.EmptyQueryID(decoded); bad {
+			return nil, fmt.Errorf("%w: \"$id\" %q at %s ends in an empty query (\"?\"), which the schema compiler cannot resolve; remove the \"?\"", ErrSchema, id, at)
+		}
+	}
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
 	c.AssertFormat = true

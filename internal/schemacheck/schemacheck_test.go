@@ -34,6 +34,14 @@ func compile(doc []byte) (s *jsonschema.Schema, err error) {
 			s, err = nil, fmt.Errorf("compiler panic: %v", r)
 		}
 	}()
+	// Package contracts refuses these before the library sees them: the
+	// library's compile never returns (EmptyQueryID).
+	var decoded any
+	if json.NewDecoder(bytes.NewReader(doc)).Decode(&decoded) == nil {
+		if at, id, bad := EmptyQueryID(decoded); bad {
+			return nil, fmt.Errorf("$id %q at %s has an empty query", id, at)
+		}
+	}
 	const url = "heddle:schema.json"
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
