@@ -321,7 +321,7 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 		}
 		cfg.Contract = c
 	}
-	decode := inputDecoder[In]()
+	decode, encode := inputDecoder[In](), outputObject[Out]()
 	keys := new(keyCheck)
 	inType := reflect.TypeFor[In]()
 	handle := func(ctx context.Context, task *heddle.TaskMessage, data []byte) (map[string]any, error) {
@@ -338,7 +338,7 @@ func New[In, Out any](b bus.Bus, workerType string, handler func(ctx context.Con
 		if err != nil {
 			return nil, err
 		}
-		return outputObject(out)
+		return encode(out)
 	}
 	return newWorker(b, workerType, handle, cfg, opts)
 }

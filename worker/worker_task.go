@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +117,16 @@ type workerJob struct {
 	trace atomic.Pointer[traceContext]
 	// announced: worker.received was emitted (and counted) for it.
 	announced bool
+	// run is the task's run on a pool goroutine (see process), attempt
+	// the context of its first attempt and result what finish publishes:
+	// each task is run and finished at most once, so they are allocated
+	// with the job rather than one by one.
+	run     run
+	attempt attemptContext
+	result  heddle.TaskResult
+	// attempted: job.attempt was handed to a handler. Only the goroutine
+	// running the task reads and writes it.
+	attempted bool
 }
 
 // announce counts the task received and reports it. It runs once the task
@@ -144,7 +155,13 @@ func (w *Worker) abandoned() *handlerError {
 // reports false when the task was finished for it (its handler was given
 // up on): the goroutine then leaves the pool.
 func (w *Worker) process(job *workerJob, s *slot) bool {
-	r := &run{job: job, slot: s, start: time.Now()}
+	r := &job.run
+	if r.job != nil {
+		// Carried over from a goroutine that exited while announcing it
+		// (see goexited): that run is claimed, this one is new.
+		r = new(run)
+	}
+	r.job, r.slot, r.start = job, s, time.Now()
 	s.cur.Store(r)
 	if !job.announced {
 		r.announcing = true
@@ -258,7 +275,14 @@ func (w *Worker) attempt(r *run, base context.Context, task *heddle.TaskMessage,
 	now := time.Now()
 	dctx, cancel := context.WithDeadline(base, now.Add(w.taskTimeout))
 	defer cancel()
-	ctx := &attemptContext{Context: dctx, value: attemptValue{task: *task}}
+	// A context a handler keeps must not change under it: only the first
+	// attempt uses the one allocated with the job, a retry a new one.
+	ctx := &r.job.attempt
+	if r.job.attempted {
+		ctx = new(attemptContext)
+	}
+	r.job.attempted = true
+	ctx.Context, ctx.value.task = dctx, *task
 	rep = &ctx.value.report
 	// The watch gives up on the handler once it is overdue.
 	r.due.Store(now.Add(w.taskTimeout + overdueGrace).UnixNano())
@@ -368,7 +392,8 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 	now := time.Now()
 	// As task.Result makes it; token_usage is {} on the wire whether the
 	// map is empty or nil.
-	r := heddle.TaskResult{
+	r := &job.result
+	*r = heddle.TaskResult{
 		TaskID:           task.TaskID,
 		ParentTaskID:     task.ParentTaskID,
 		WorkerType:       task.WorkerType,
@@ -384,7 +409,7 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 		}
 	}
 	if rep != nil {
-		rep.apply(&r)
+		rep.apply(r)
 	} else {
 		r.TokenUsage = pythonTokenUsage
 	}
@@ -403,11 +428,11 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 		}
 		r.Extra["retry_count"] = strconv.AppendInt(nil, int64(task.RetryCount), 10)
 	}
-	data, err := w.encodeResult(&r)
+	data, err := w.encodeResult(r)
 	if err != nil && f == nil {
 		f = &handlerError{reason: reasonOutputEncode, err: fmt.Errorf("output cannot be encoded as JSON: %w", err)}
 		r.Status, r.Output, r.Error = heddle.StatusFailed, nil, f.err.Error()
-		data, err = w.encodeResult(&r)
+		data, err = w.encodeResult(r)
 	}
 	if err == nil {
 		err = w.publishAt(r.Subject(), data, pub, now)
@@ -418,7 +443,7 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 		f = &handlerError{reason: reasonOutputTooLarge, permanent: true,
 			err: fmt.Errorf("the result (%d bytes) is too large to publish: %w", len(data), err)}
 		r.Status, r.Output, r.Metadata, r.Error = heddle.StatusFailed, nil, nil, f.err.Error()
-		if data, err = w.encodeResult(&r); err == nil {
+		if data, err = w.encodeResult(r); err == nil {
 			err = w.publishAt(r.Subject(), data, pub, now)
 		}
 	}
@@ -569,19 +594,29 @@ func (w *Worker) emitTask(level slog.Level, ev event.Event, task *heddle.TaskMes
 // decoded once); otherwise In decoded by encoding/json from the payload's
 // bytes on the wire (which avoids re-encoding the payload map, keeps
 // numbers exact and gives encoding/json's own errors).
+//
+// Fill needs an addressable In: it fills one from a pool and the handler
+// gets a copy, so the pooled value is never seen outside this function.
 func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, error) {
 	if _, ok := any((*In)(nil)).(*map[string]any); ok {
 		return func(task *heddle.TaskMessage, _ []byte) (In, error) {
 			return any(task.Payload).(In), nil
 		}
 	}
+	pool := &sync.Pool{New: func() any { return new(In) }}
 	return func(task *heddle.TaskMessage, data []byte) (In, error) {
-		var in In
-		if data != nil && task.Payload != nil && wire.Fill(reflect.ValueOf(&in).Elem(), task.Payload, data) {
-			return in, nil
+		if data != nil && task.Payload != nil {
+			p := pool.Get().(*In)
+			filled := wire.Fill(reflect.ValueOf(p).Elem(), task.Payload, data)
+			in := *p
+			var zero In
+			*p = zero // Fill may have left it half filled
+			pool.Put(p)
+			if filled {
+				return in, nil
+			}
 		}
-		var fresh In
-		in = fresh // Fill may have left it half filled
+		var in In
 		raw, err := rawPayload(task, data)
 		if err != nil {
 			return in, err
@@ -591,24 +626,49 @@ func inputDecoder[In any]() func(task *heddle.TaskMessage, data []byte) (In, err
 	}
 }
 
-// outputObject turns a typed handler's output into the result's
-// output object: the value json.Marshal then wire.DecodeExact give. Numbers
-// become float64, as in every decoded payload (see DecodeTaskMessage),
-// which also keeps the contract check on its fast path.
-func outputObject[Out any](out Out) (map[string]any, error) {
-	if m, ok := any(out).(map[string]any); ok {
-		return m, nil
+// outputObject returns how a typed worker turns its handler's output
+// into the result's output object: the value json.Marshal then
+// wire.DecodeExact give. Numbers become float64, as in every decoded
+// payload (see DecodeTaskMessage), which also keeps the contract check on
+// its fast path.
+//
+// wire.Tree reads the output through an addressable copy taken from a
+// pool; Tree's value shares no memory with that copy, which is cleared
+// before it goes back.
+func outputObject[Out any]() func(out Out) (map[string]any, error) {
+	if _, ok := any((*Out)(nil)).(*map[string]any); ok {
+		return func(out Out) (map[string]any, error) { return any(out).(map[string]any), nil }
 	}
-	// Built without JSON when wire.Tree is sure of the value; the result's
-	// encoding then writes it once.
-	if v, ok := wire.Tree(reflect.ValueOf(&out).Elem()); ok {
-		switch v := v.(type) {
-		case map[string]any:
-			return v, nil
-		case nil:
-			return nil, nil
+	iface := reflect.TypeFor[Out]().Kind() == reflect.Interface
+	pool := &sync.Pool{New: func() any { return new(Out) }}
+	return func(out Out) (map[string]any, error) {
+		if iface {
+			if m, ok := any(out).(map[string]any); ok {
+				return m, nil
+			}
 		}
+		// Built without JSON when wire.Tree is sure of the value; the
+		// result's encoding then writes it once.
+		p := pool.Get().(*Out)
+		*p = out
+		v, ok := wire.Tree(reflect.ValueOf(p).Elem())
+		var zero Out
+		*p = zero
+		pool.Put(p)
+		if ok {
+			switch v := v.(type) {
+			case map[string]any:
+				return v, nil
+			case nil:
+				return nil, nil
+			}
+		}
+		return marshalOutput(out)
 	}
+}
+
+// marshalOutput is outputObject through encoding/json.
+func marshalOutput[Out any](out Out) (map[string]any, error) {
 	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, &handlerError{reason: reasonOutputEncode, permanent: true,
