@@ -578,13 +578,17 @@ func taskAttrs(task *heddle.TaskMessage, attrs ...slog.Attr) []slog.Attr {
 	return append(all, attrs...)
 }
 
-// emitTask emits ev about task, its typed fields naming the task.
+// emitTask emits ev about task, its typed fields naming the task. The
+// attributes are built on the stack: Emit keeps none of them.
 func (w *Worker) emitTask(level slog.Level, ev event.Event, task *heddle.TaskMessage, attrs ...slog.Attr) {
 	if !w.log.Enabled(w.values, level, ev.Name) {
 		return
 	}
 	ev.TaskID, ev.WorkerType, ev.Tier = task.TaskID, w.workerType, string(task.ModelTier)
-	w.log.Emit(w.values, level, ev, taskAttrs(task, attrs...)...)
+	var buf [8]slog.Attr
+	all := append(buf[:0], slog.String("task_id", task.TaskID), slog.String("parent_task_id", task.ParentTaskID),
+		slog.String("model_tier", string(task.ModelTier)))
+	w.log.Emit(w.values, level, ev, append(all, attrs...)...)
 }
 
 // inputDecoder returns how a typed worker reads its In: the decoded
