@@ -118,12 +118,13 @@ type workerJob struct {
 	// announced: worker.received was emitted (and counted) for it.
 	announced bool
 	// run is the task's run on a pool goroutine (see process), attempt
-	// the context of its first attempt and result what finish publishes:
-	// each task is run and finished at most once, so they are allocated
-	// with the job rather than one by one.
-	run     run
-	attempt attemptContext
-	result  heddle.TaskResult
+	// the context of its first attempt, result and resultMsg what finish
+	// publishes: each task is run and finished at most once, so they are
+	// allocated with the job rather than one by one.
+	run       run
+	attempt   attemptContext
+	result    heddle.TaskResult
+	resultMsg bus.Msg
 	// attempted: job.attempt was handed to a handler. Only the goroutine
 	// running the task reads and writes it.
 	attempted bool
@@ -435,7 +436,10 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 		data, err = w.encodeResult(r)
 	}
 	if err == nil {
-		err = w.publishAt(r.Subject(), data, pub, now)
+		// The job's own message: a bus may keep it, and the job is never
+		// reused.
+		job.resultMsg = bus.Msg{Subject: r.Subject(), Data: data}
+		err = w.publishMsg(&job.resultMsg, pub, now)
 	}
 	if errors.Is(err, bus.ErrMaxPayload) {
 		// Too large for the bus: the caller gets a small failed result
@@ -444,7 +448,7 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 			err: fmt.Errorf("the result (%d bytes) is too large to publish: %w", len(data), err)}
 		r.Status, r.Output, r.Metadata, r.Error = heddle.StatusFailed, nil, nil, f.err.Error()
 		if data, err = w.encodeResult(r); err == nil {
-			err = w.publishAt(r.Subject(), data, pub, now)
+			err = w.publishMsg(&bus.Msg{Subject: r.Subject(), Data: data}, pub, now)
 		}
 	}
 	// Counted once the outcome is final, with its event, so that every
@@ -485,21 +489,18 @@ func (w *Worker) finish(job *workerJob, start time.Time, out map[string]any, rep
 // publish publishes a result, bounded by publishTimeout: with pub, a
 // pool goroutine's publish context (nil: a context for this publish).
 func (w *Worker) publish(subject string, data []byte, pub *publishContext) error {
-	if pub != nil {
-		return w.publishAt(subject, data, pub, time.Now())
-	}
-	ctx, cancel := context.WithTimeout(w.values, publishTimeout)
-	defer cancel()
-	return w.bus.Publish(ctx, &bus.Msg{Subject: subject, Data: data})
+	return w.publishMsg(&bus.Msg{Subject: subject, Data: data}, pub, time.Now())
 }
 
-// publishAt is publish for a result finished at now, which dates the
-// publish context, so that a task reads the clock once to finish.
-func (w *Worker) publishAt(subject string, data []byte, pub *publishContext, now time.Time) error {
+// publishMsg publishes a result finished at now, which dates the publish
+// context, so that a task reads the clock once to finish.
+func (w *Worker) publishMsg(msg *bus.Msg, pub *publishContext, now time.Time) error {
 	if pub == nil {
-		return w.publish(subject, data, nil)
+		ctx, cancel := context.WithTimeout(w.values, publishTimeout)
+		defer cancel()
+		return w.bus.Publish(ctx, msg)
 	}
-	return w.bus.Publish(pub.get(w.values, now), &bus.Msg{Subject: subject, Data: data})
+	return w.bus.Publish(pub.get(w.values, now), msg)
 }
 
 // publishContext is a pool goroutine's context for publishing results:
