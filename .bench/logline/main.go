@@ -4,7 +4,8 @@
 // os.DevNull) and by a slog.TextHandler writing to os.DevNull (as
 // BenchmarkTaskPathCPU's heddle_logging): wall time and the process's CPU
 // time (getrusage) per record; the emit_ variants write it through
-// internal/emit, as the worker does. A program of its own, since the root
+// internal/emit, as the worker does; write_only writes the record's text
+// alone, one write per record. A program of its own, since the root
 // package's tests replace slog.Default. Run from the repository's root:
 //
 //	go run ./.bench/logline [-n 200000] [-count 5]
@@ -47,10 +48,29 @@ func main() {
 				f = runEmit
 			}
 			wall, cpu := f(v.logger, *n)
-			fmt.Fprintf(os.Stdout, "BenchmarkLogLine/%s\t%d\t%.1f ns/op\t%.1f cpu-ns/op\n", v.name, *n,
-				float64(wall)/float64(*n), float64(cpu)/float64(*n))
+			report(v.name, *n, wall, cpu)
+		}
+		wall, cpu := writeOnly(devNull, *n)
+		report("write_only", *n, wall, cpu)
+	}
+}
+
+func report(name string, n int, wall, cpu time.Duration) {
+	fmt.Fprintf(os.Stdout, "BenchmarkLogLine/%s\t%d\t%.1f ns/op\t%.1f cpu-ns/op\n", name, n,
+		float64(wall)/float64(n), float64(cpu)/float64(n))
+}
+
+// writeOnly writes a record's text, as the TextHandler formats it, with
+// one write per record: the floor under any handler writing a line.
+func writeOnly(f *os.File, n int) (wall, cpu time.Duration) {
+	line := []byte(`time=2026-12-07T18:00:00.000Z level=INFO msg=worker.completed worker_type=echo task_id=6f1c2f0e-4b7a-4a53-9a55-0d3c1b8e7f21 parent_task_id="" model_tier=standard processing_time_ms=0 retry_count=0` + "\n")
+	w0, c0 := time.Now(), processCPU()
+	for range n {
+		if _, err := f.Write(line); err != nil {
+			log.Fatal(err)
 		}
 	}
+	return time.Since(w0), processCPU() - c0
 }
 
 func run(logger *slog.Logger, n int) (wall, cpu time.Duration) {
