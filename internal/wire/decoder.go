@@ -526,7 +526,8 @@ func (d *Decoder) TokenUsage(name string) map[string]int {
 		d.Fail(name, "expected object of integers, got %s", k)
 		return map[string]int{}
 	}
-	members := SplitObject(raw, nil)
+	var buf [4]Member // the members of a usual token_usage, on the stack
+	members := SplitObject(raw, buf[:0])
 	out := make(map[string]int, len(members))
 	for _, m := range members {
 		n, ok := ParseInteger(m.Val)
@@ -534,9 +535,23 @@ func (d *Decoder) TokenUsage(name string) map[string]int {
 			d.Fail(name, "%q: expected integer, got %s", m.Key, describe(m.Val))
 			return map[string]int{}
 		}
-		out[string(m.Key)] = n
+		out[tokenKind(m.Key)] = n
 	}
 	return out
+}
+
+// tokenKind returns key as a string, without a copy for the kinds every
+// result carries (the Python worker's defaults, and total_tokens).
+func tokenKind(key []byte) string {
+	switch string(key) {
+	case "prompt_tokens":
+		return "prompt_tokens"
+	case "completion_tokens":
+		return "completion_tokens"
+	case "total_tokens":
+		return "total_tokens"
+	}
+	return string(key)
 }
 
 // time reads a timestamp; an absent Optional one is the current time.
