@@ -38,16 +38,17 @@ type outcome struct {
 	reason  string  // why it was ignored or late
 	err     error   // why it is a parse_error
 	// A collected result is handed over after it is counted and reported,
-	// so a consumer holding it sees both: sent to a Caller's waiter on to,
+	// so a consumer holding it sees both: given to a Caller's waiter, to,
 	// or announced to a Stream's readers.
-	to     chan<- heddle.TaskResult
+	to     *callerWait
 	stream *Stream
 }
 
 // handOver gives a collected result to whoever waits for it.
 func (o *outcome) handOver(res *heddle.TaskResult) {
 	if o.to != nil {
-		o.to <- *res
+		o.to.res = *res
+		o.to.done <- struct{}{}
 	}
 	if o.stream != nil {
 		o.stream.notify()
@@ -61,7 +62,8 @@ type tracker interface {
 	// whether someone waits for it now (waiting: a malformed message
 	// naming it is that waiter's parse_error), with the emitter for the
 	// event.
-	expects(id string) (relevant, waiting bool, log emitter)
+	// id is read where it lies in the message, not copied.
+	expects(id []byte) (relevant, waiting bool, log emitter)
 	// take decides about a decoded result, whose message is raw, and
 	// updates the state. raw is the bus's: a tracker keeping it copies it.
 	take(res *heddle.TaskResult, raw []byte) outcome
@@ -78,15 +80,16 @@ type counters struct {
 
 // classify classifies msg, a message on subject, for t.
 func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *counters) {
-	if id, ok := fastTaskID(msg.Data); ok {
+	if raw, ok := fastTaskID(msg.Data); ok {
 		// Other tasks' results on a shared subject (a goal's subtasks seen
 		// by the goal's submitter, other callers' results) are ignored
 		// without decoding them.
-		if relevant, _, log := t.expects(id); !relevant {
+		if relevant, _, log := t.expects(raw); !relevant {
 			if !log.enabled(ctx, slog.LevelDebug, event.ResultStreamIgnored) {
 				n.ignored.Add(1)
 				return
 			}
+			id := string(raw)
 			log.countEvent(ctx, &n.ignored, slog.LevelDebug, event.Event{Name: event.ResultStreamIgnored, Subject: subject, TaskID: id,
 				Detail: "unknown task_id"}, slog.String("subject", subject), slog.String("task_id", id), slog.String("reason", "unknown task_id"))
 			return
@@ -95,7 +98,7 @@ func classify(ctx context.Context, subject string, msg *bus.Msg, t tracker, n *c
 	res, err := heddle.DecodeTaskResult(msg.Data)
 	if err != nil {
 		id := peekTaskID(msg.Data)
-		_, waiting, log := t.expects(id)
+		_, waiting, log := t.expects([]byte(id))
 		if id != "" && !waiting {
 			log.countEvent(ctx, &n.ignored, slog.LevelDebug, event.Event{Name: event.ResultStreamIgnored, Subject: subject, TaskID: id,
 				Detail: "unknown task_id", Err: err}, slog.String("subject", subject), slog.String("task_id", id),
@@ -170,25 +173,25 @@ func logResult(ctx context.Context, log emitter, count *atomic.Uint64, level slo
 // the last: a key written plainly, or spelled with \u escapes
 // ("task\u005fid"). Where it reports true, wire.PeekString reads the same
 // task_id from any document that is a JSON object (FuzzFastTaskID).
-func fastTaskID(data []byte) (string, bool) {
+func fastTaskID(data []byte) ([]byte, bool) {
 	rest, ok := bytes.CutPrefix(data, []byte(`{"task_id":`))
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	rest, _ = bytes.CutPrefix(rest, []byte(" "))
 	rest, ok = bytes.CutPrefix(rest, []byte(`"`))
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	end := bytes.IndexByte(rest, '"')
 	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 || !utf8.Valid(rest[:end]) {
 		// An escape, or bytes the decoder would replace with U+FFFD.
-		return "", false
+		return nil, false
 	}
 	if tail := rest[end:]; bytes.Contains(tail, []byte(`"task_id"`)) || mayEscapeTaskID(tail) {
-		return "", false
+		return nil, false
 	}
-	return string(rest[:end]), true
+	return rest[:end], true
 }
 
 // mayEscapeTaskID reports whether b holds a \u escape that may stand for a

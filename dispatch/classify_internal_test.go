@@ -38,7 +38,7 @@ func TestFastTaskIDAgreesWithTheDecoder(t *testing.T) {
 		fastTaskIDSeeds[8]: {"", false},
 	}
 	for data, w := range want {
-		if id, ok := fastTaskID([]byte(data)); id != w.id || ok != w.ok {
+		if id, ok := fastTaskID([]byte(data)); string(id) != w.id || ok != w.ok {
 			t.Errorf("fastTaskID(%s) = %q, %v; want %q, %v", data, id, ok, w.id, w.ok)
 		}
 		checkFastTaskID(t, []byte(data))
@@ -61,7 +61,8 @@ func FuzzFastTaskID(f *testing.F) {
 }
 
 func checkFastTaskID(t *testing.T, data []byte) {
-	id, ok := fastTaskID(data)
+	idBytes, ok := fastTaskID(data)
+	id := string(idBytes)
 	if !ok || !json.Valid(data) {
 		return
 	}

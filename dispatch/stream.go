@@ -556,10 +556,10 @@ func (s *Stream) handle(ctx context.Context, msg *bus.Msg) error {
 // streamTracker is the Stream's state as classify sees it.
 type streamTracker struct{ s *Stream }
 
-func (t streamTracker) expects(id string) (relevant, waiting bool, log emitter) {
+func (t streamTracker) expects(id []byte) (relevant, waiting bool, log emitter) {
 	s := t.s
 	s.mu.Lock()
-	_, known := s.expected[id]
+	_, known := s.expected[string(id)]
 	s.mu.Unlock()
 	return known, known, s.log
 }

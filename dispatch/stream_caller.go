@@ -78,7 +78,11 @@ type Caller struct {
 }
 
 type callerWait struct {
-	result   chan heddle.TaskResult // capacity 1; sent to once
+	// res is the result, written once before done is sent to (capacity
+	// 1, sent to once); the call returns a pointer to it, so that the
+	// result is allocated with the wait.
+	res      heddle.TaskResult
+	done     chan struct{}
 	contract *contracts.Contract
 	accept   acceptFunc // a typed call's check and decode, or nil
 	log      emitter    // the call's events go there
@@ -237,7 +241,7 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	}
 	timeout := o.timeoutOrDefault()
 
-	w := &callerWait{result: make(chan heddle.TaskResult, 1), contract: o.contract, accept: o.accept,
+	w := &callerWait{done: make(chan struct{}, 1), contract: o.contract, accept: o.accept,
 		noResponders: make(chan struct{})}
 	if c.shared || o.actor != nil {
 		w.log = c.emitterFor(o)
@@ -283,8 +287,8 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	var stopErr error
 	deadline := false
 	select {
-	case res := <-w.result:
-		return &res, nil
+	case <-w.done:
+		return &w.res, nil
 	case <-timer.C:
 	case <-w.noResponders:
 		if subject == heddle.SubjectTasksIncoming {
@@ -308,8 +312,8 @@ func (c *Caller) wait(ctx context.Context, task *heddle.TaskMessage, data []byte
 	}
 	if !c.abandon(task.TaskID, w) {
 		// The result won the race: it is in the channel.
-		res := <-w.result
-		return &res, nil
+		<-w.done
+		return &w.res, nil
 	}
 	if stopErr != nil && !deadline {
 		return nil, stopErr
@@ -407,12 +411,12 @@ func (c *Caller) handle(ctx context.Context, msg *bus.Msg) error {
 // callerTracker is the Caller's state as classify sees it.
 type callerTracker struct{ c *Caller }
 
-func (t callerTracker) expects(id string) (relevant, waiting bool, log emitter) {
+func (t callerTracker) expects(id []byte) (relevant, waiting bool, log emitter) {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w, waiting := c.waiting[id]
-	_, seen := c.recent[id]
+	w, waiting := c.waiting[string(id)]
+	_, seen := c.recent[string(id)]
 	if waiting {
 		return true, true, w.log
 	}
@@ -459,7 +463,7 @@ func (t callerTracker) take(res *heddle.TaskResult, raw []byte) outcome {
 	if commit != nil {
 		commit()
 	}
-	return outcome{verdict: verdictCollected, log: w.log, to: w.result}
+	return outcome{verdict: verdictCollected, log: w.log, to: w}
 }
 
 func (t callerTracker) reject(id string, at time.Time, err error) {
