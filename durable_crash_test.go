@@ -40,8 +40,6 @@ const (
 	// crashCoreQuiet is how long the core run waits for one more result
 	// before it counts the tasks never answered as lost.
 	crashCoreQuiet = 2 * time.Second
-	// crashDrain bounds the actors' drain at cleanup.
-	crashDrain = 2 * time.Second
 )
 
 // crashResults records the results of a run by task id.
@@ -161,13 +159,8 @@ func (m *crashMesh) notRun(ids []string) []string {
 func startCrashMesh(t *testing.T, routerBus, workerBus bus.Bus, durable bool, replicas int) *crashMesh {
 	t.Helper()
 	m := &crashMesh{workerType: "crash-echo", ran: map[string]int{}, changed: make(chan struct{})}
-	// A bounded drain: after a server restart, the router's drain of its
-	// core control subscription sometimes waits out its whole drain
-	// timeout (natsbus.subscription.Drain waiting on nats.go's), which
-	// would cost this test 30 s at cleanup. What the test checks is over
-	// by then.
-	wcfg := worker.Config{NoHeartbeat: true, Concurrency: 8, DrainTimeout: crashDrain}
-	rcfg := router.Config{DrainTimeout: crashDrain}
+	wcfg := worker.Config{NoHeartbeat: true, Concurrency: 8}
+	var rcfg router.Config
 	if durable {
 		wcfg.Durable = &worker.DurableConfig{AckWait: crashAckWait, Replicas: replicas}
 		rcfg.Durable = &router.DurableConfig{WorkerTypes: []string{m.workerType}, AckWait: crashAckWait, Replicas: replicas}

@@ -83,6 +83,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		servers:      make([]*server.Server, n),
 		down:         make([]bool, n),
 	}
+	t.Cleanup(c.killAll)
 	for i := range n {
 		var routes []*url.URL
 		if i > 0 {
@@ -190,6 +191,16 @@ func (c *Cluster) Kill(i int) {
 	s.WaitForShutdown()
 }
 
+// killAll kills every node still running when the test ends, a node
+// restarted mid-test included.
+func (c *Cluster) killAll() {
+	for i := range c.servers {
+		if c.servers[i] != nil {
+			c.Kill(i)
+		}
+	}
+}
+
 // Restart kills node i if it is running, starts a new server in its place
 // on the same client and cluster ports, routing to every other node, and
 // returns once it accepts connections and every running node has its full
@@ -211,7 +222,9 @@ func (c *Cluster) Restart(i int) {
 		}
 	}
 	o := c.nodeOptions(i, c.clientPorts[i], c.clusterPorts[i], routes)
-	s := startServer(c.t, o)
+	// No cleanup of its own (see launch): the cluster's stops every
+	// running node when the test ends.
+	s := launch(c.t, o, false)
 	c.mu.Lock()
 	c.servers[i] = s
 	c.down[i] = false

@@ -62,6 +62,9 @@ func StartJetStreamCluster(t testing.TB, n int) *Cluster {
 	for i := range n {
 		c.storeDirs[i] = t.TempDir()
 	}
+	// After the store directories, so that it runs before they are
+	// removed.
+	t.Cleanup(c.killAll)
 	// A JetStream node refuses to start without routes, so every node is
 	// given the route ports of all the others up front: free ports taken
 	// from the system and released just before the servers bind them.

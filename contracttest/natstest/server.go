@@ -69,18 +69,35 @@ func StartServer(t testing.TB, opts *server.Options) *server.Server {
 // with t.Cleanup, starts it and waits until it accepts connections.
 func startServer(t testing.TB, o *server.Options) *server.Server {
 	t.Helper()
+	return launch(t, o, true)
+}
+
+// launch starts a server with o and returns once it accepts connections.
+// With cleanup, the server is shut down when the test ends; without, the
+// caller has registered a cleanup that shuts down whatever server runs in
+// its place then. A server started again mid-test must not register a
+// cleanup of its own: cleanups run last-registered first, so it would be
+// shut down before the clients connected since the test began, and their
+// own cleanups (an actor's drain, a final flush) would wait for a server
+// that is gone.
+func launch(t testing.TB, o *server.Options, cleanup bool) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatalf("natstest: cannot create embedded NATS server: %v", err)
 	}
-	// Registered after t.TempDir, so it runs first: the store directory is
-	// removed only once the server has stopped writing to it.
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
+	if cleanup {
+		// Registered after t.TempDir, so it runs first: the store
+		// directory is removed only once the server has stopped writing
+		// to it.
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+	}
 	s.Start()
 	if !s.ReadyForConnections(ServerReadyTimeout) {
+		s.Shutdown()
 		t.Fatalf("natstest: embedded NATS server on %s:%d not ready for connections after %v", o.Host, o.Port, ServerReadyTimeout)
 	}
 	return s
@@ -134,13 +151,18 @@ func StartRestartableServer(t testing.TB, opts *server.Options) *RestartableServ
 	t.Helper()
 	o := serverOptions(t, opts)
 	first := o
-	s := startServer(t, &first)
+	s := launch(t, &first, false)
 	addr, ok := s.Addr().(*net.TCPAddr)
 	if !ok {
+		s.Shutdown()
 		t.Fatalf("natstest: embedded NATS server has no TCP listener")
 	}
 	o.Port = addr.Port
-	return &RestartableServer{t: t, opts: o, url: s.ClientURL(), s: s}
+	r := &RestartableServer{t: t, opts: o, url: s.ClientURL(), s: s}
+	// One cleanup, registered before any client connects, for whichever
+	// server runs when the test ends (see launch).
+	t.Cleanup(r.Stop)
+	return r
 }
 
 // ClientURL returns the server's client URL, such as
@@ -188,7 +210,7 @@ func (r *RestartableServer) Start() {
 		return
 	}
 	o := r.opts
-	s := startServer(r.t, &o)
+	s := launch(r.t, &o, false)
 	r.mu.Lock()
 	r.s = s
 	r.mu.Unlock()
