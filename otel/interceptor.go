@@ -2,6 +2,8 @@ package otel
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -54,6 +56,7 @@ var (
 // interceptor makes one span around each operation.
 type interceptor struct {
 	tracer trace.Tracer
+	names  *spanNames
 }
 
 // Intercept starts the operation's span as a child of the span context
@@ -62,13 +65,13 @@ type interceptor struct {
 // with the operation's outcome. A panic out of next ends the span as
 // failed and goes on up.
 func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Next) (err error) {
-	kind, opType := trace.SpanKindConsumer, opProcess
+	kind, opType := kindConsumer, opProcess
 	switch op.Kind {
 	case event.OpDispatch:
-		kind, opType = trace.SpanKindProducer, opSend
+		kind, opType = kindProducer, opSend
 	case event.OpHandle, event.OpRoute, event.OpGoal:
 	default:
-		kind = trace.SpanKindInternal
+		kind = kindInternal
 	}
 	attrs := make([]attribute.KeyValue, 0, 10)
 	attrs = append(attrs,
@@ -90,7 +93,7 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 		attrs = append(attrs, semconv.MessagingDestinationName(op.Subject))
 	}
 	subject, tier := op.Subject, op.Tier
-	ctx, span := i.tracer.Start(ctx, spanName(op), trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	ctx, span := i.tracer.Start(ctx, i.names.name(op), kind, trace.WithAttributes(attrs...))
 	ended := false
 	defer func() {
 		if !ended {
@@ -107,13 +110,45 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	return err
 }
 
-// spanName is "heddle.<kind> <worker_type>" ("heddle.goal <name>" for a
+// The span start options of each kind, made once.
+var (
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+)
+
+// spanNames keeps the span names a Tracing made, by operation kind and
+// worker type: an actor serves few, and a name is then not built again
+// for each span. Past spanNamesMax names, new ones are built each time.
+type spanNames struct {
+	m    sync.Map // spanNameKey → string
+	kept atomic.Int64
+}
+
+const spanNamesMax = 4096
+
+type spanNameKey struct {
+	kind       event.OpKind
+	workerType string
+}
+
+// name is "heddle.<kind> <worker_type>" ("heddle.goal <name>" for a
 // goal, whose WorkerType is its actor's name).
-func spanName(op *event.Op) string {
-	if op.WorkerType == "" {
-		return "heddle." + op.Kind.String()
+func (n *spanNames) name(op *event.Op) string {
+	key := spanNameKey{op.Kind, op.WorkerType}
+	if name, ok := n.m.Load(key); ok {
+		return name.(string)
 	}
-	return "heddle." + op.Kind.String() + " " + op.WorkerType
+	name := "heddle." + op.Kind.String()
+	if op.WorkerType != "" {
+		name += " " + op.WorkerType
+	}
+	if n.kept.Load() < spanNamesMax {
+		if _, loaded := n.m.LoadOrStore(key, name); !loaded {
+			n.kept.Add(1)
+		}
+	}
+	return name
 }
 
 // finish sets the outcome of op on its span, in one call: its status and

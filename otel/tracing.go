@@ -95,6 +95,7 @@ type Tracing struct {
 	log     *slog.Logger
 	invalid atomic.Uint64
 	logged  atomic.Int64 // when EventInvalidTraceContext was last logged, in Unix nanoseconds
+	names   spanNames
 }
 
 // Option configures a Tracing.
@@ -190,7 +191,7 @@ func (t *Tracing) logger() *slog.Logger {
 // each operation it wraps; pass it with heddle.WithInterceptor, or both
 // it and the propagator with Options.
 func (t *Tracing) Interceptor() event.Interceptor {
-	return interceptor{tracer: t.tracerFor()}
+	return interceptor{tracer: t.tracerFor(), names: &t.names}
 }
 
 // Propagator returns the event.Propagator that reads and writes a task's
