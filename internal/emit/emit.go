@@ -8,7 +8,6 @@
 package emit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/wire"
 )
 
 // PanicLogInterval is the least time between two log records of observer
@@ -393,17 +393,22 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 	if len(carrier) == 0 {
 		return ext
 	}
-	var kept map[string]json.RawMessage
+	// The members of an existing _trace_context the propagator does not
+	// write are kept (the last of a repeated key); one that is no object
+	// is replaced.
+	var keptBuf [4]wire.Member
+	var kept []wire.Member
 	if raw, ok := ext[TraceKey]; ok {
-		_ = json.Unmarshal(raw, &kept) // a _trace_context that is no object is replaced
+		kept = traceMembers(raw, keptBuf[:0])
 	}
-	keys := make([]string, 0, len(carrier)+len(kept))
+	var keysBuf [4]string
+	keys := keysBuf[:0]
 	for k := range carrier {
 		keys = append(keys, k)
 	}
-	for k := range kept {
-		if _, ok := carrier[k]; !ok {
-			keys = append(keys, k)
+	for _, m := range kept {
+		if _, ok := carrier[string(m.Key)]; !ok && !slices.Contains(keys, string(m.Key)) {
+			keys = append(keys, traceKey(m.Key))
 		}
 	}
 	slices.Sort(keys)
@@ -418,7 +423,7 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 		if v, ok := carrier[k]; ok {
 			data = appendJSONString(data, v)
 		} else {
-			data = append(data, kept[k]...)
+			data = append(data, lastMember(kept, k)...)
 		}
 	}
 	data = append(data, '}')
@@ -428,6 +433,16 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 	}
 	out[TraceKey] = data
 	return out
+}
+
+// lastMember returns the value of the last member of members named key.
+func lastMember(members []wire.Member, key string) []byte {
+	for i := len(members) - 1; i >= 0; i-- {
+		if string(members[i].Key) == key {
+			return members[i].Val
+		}
+	}
+	return nil
 }
 
 // appendJSONString appends s as a JSON string: as it is between quotes
@@ -443,26 +458,6 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-// carrierOf reads a _trace_context object's string members.
-func carrierOf(raw json.RawMessage) map[string]string {
-	var members map[string]json.RawMessage
-	if json.Unmarshal(raw, &members) != nil {
-		return nil
-	}
-	carrier := make(map[string]string, len(members))
-	for k, v := range members {
-		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
-			carrier[k] = string(v[1 : len(v)-1])
-			continue
-		}
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			carrier[k] = s
-		}
-	}
-	return carrier
 }
 
 // argsToAttrs turns slog's alternating key-value arguments into attrs, as
