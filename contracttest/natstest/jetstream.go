@@ -122,7 +122,9 @@ func freeLoopbackPorts(t testing.TB, n int) []int {
 }
 
 // WaitForJetStream waits until one running node is the JetStream meta
-// leader and every running node is current with it, failing the test
+// leader, every running node is current with it and the leader knows
+// every running node online (so a stream with as many replicas can be
+// placed), failing the test
 // after ServerReadyTimeout. It must be called from the test's goroutine,
 // on a cluster of StartJetStreamCluster.
 func (c *Cluster) WaitForJetStream() {
@@ -137,6 +139,13 @@ func (c *Cluster) WaitForJetStream() {
 			}
 			if s.JetStreamIsLeader() {
 				leaders++
+				// The leader places new streams on the peers it knows
+				// online (with their stats): until it knows every
+				// running node, an R3 stream fails with "no suitable
+				// peers for placement, peer offline".
+				if len(s.JetStreamClusterPeers()) < len(servers) {
+					return false
+				}
 			}
 		}
 		return leaders == 1
