@@ -597,20 +597,16 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 // _trace_context, which the forwarded task then carries.
 //
 // The message is decoded once, here when the event.Op needs its ids:
-// decide judges that decoding, and re-encodes from it. With a propagator
-// every forward is re-encoded, so the whole task is decoded at once;
-// otherwise the envelope (ids, tier, _trace_context) is enough.
+// decide judges that decoding. The envelope (ids, tier, _trace_context) is
+// enough: with a propagator, the forward is the task's own bytes with the
+// new _trace_context in place of the old one.
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 	if !r.log.Intercepted() && !r.log.Propagated() {
 		r.decide(ctx, msg, nil, nil)
 		return
 	}
-	t := &tracedRoute{r: r, msg: msg, d: decoded{full: r.log.Propagated()}}
-	if t.d.full {
-		t.d.m, t.d.err = heddle.DecodeTaskMessage(msg.Data)
-	} else {
-		t.d.m, t.d.err = decodeTaskEnvelope(msg.Data)
-	}
+	t := &tracedRoute{r: r, msg: msg}
+	t.d.m, t.d.err = decodeTaskEnvelope(msg.Data)
 	m := &t.d.m
 	ctx = r.log.Extract(ctx, m.Extra)
 	t.op = event.Op{Kind: event.OpRoute, TaskID: m.TaskID, ParentTaskID: m.ParentTaskID, WorkerType: m.WorkerType,
@@ -632,13 +628,11 @@ func (t *tracedRoute) decide(ctx context.Context) error {
 	return t.op.Err
 }
 
-// decoded is a task message decoded before decide: its envelope, or the
-// whole message when full, and the decoder's verdict, which is the same
-// either way.
+// decoded is a task message's envelope decoded before decide, and the
+// decoder's verdict.
 type decoded struct {
-	m    heddle.TaskMessage
-	err  error
-	full bool
+	m   heddle.TaskMessage
+	err error
 }
 
 // decide routes msg, recording the outcome in op when it is not nil. d is
@@ -648,9 +642,8 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	set := r.rules.Load()
 	var m heddle.TaskMessage
 	var err error
-	full := false
 	if d != nil {
-		m, err, full = d.m, d.err, d.full
+		m, err = d.m, d.err
 	} else {
 		// The envelope alone is decoded: the payload and metadata are
 		// checked but not built, as the original bytes are usually
@@ -710,16 +703,26 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	// fresh UUID cannot occur in the bytes by chance. (The stack buffer
 	// spares an allocation for ids of up to 64 bytes.)
 	var idBuf [64]byte
-	if o.overridden || r.log.Propagated() || !bytes.Contains(data, append(idBuf[:0], m.TaskID...)) {
+	reencode := o.overridden || !bytes.Contains(data, append(idBuf[:0], m.TaskID...))
+	if !reencode && r.log.Propagated() {
+		// Only the trace context changes: the route's (which the worker
+		// continues) is put in place of the task's own.
+		if tc, ok := r.log.TraceContext(ctx, m.Extra); ok {
+			if out, ok := wire.ReplaceMember(data, observe.TraceKey, tc); ok {
+				o.out, o.reencoded = out, true
+			} else {
+				reencode = true // a form ReplaceMember leaves alone
+			}
+		}
+	}
+	if reencode {
 		// Re-encoding needs the whole task. Its verdict is the envelope's
 		// (at most the model_tier problem, which the tier resolved above
 		// replaces), and it keeps the task_id the envelope was given, which
 		// the event.Op already names.
-		if !full {
-			whole, _ := heddle.DecodeTaskMessage(data)
-			whole.TaskID = m.TaskID
-			m = whole
-		}
+		whole, _ := heddle.DecodeTaskMessage(data)
+		whole.TaskID = m.TaskID
+		m = whole
 		m.ModelTier = tier
 		m.Extra = r.log.Inject(ctx, m.Extra) // the trace context the route runs in
 		if o.out, err = m.Encode(); err != nil {

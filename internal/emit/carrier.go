@@ -13,7 +13,7 @@ import (
 // they lie in raw.
 func traceMembers(raw json.RawMessage, dst []wire.Member) []wire.Member {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) < 2 || raw[0] != '{' || !json.Valid(raw) {
+	if len(raw) < 2 || raw[0] != '{' || !wire.Valid(raw) {
 		return nil
 	}
 	return wire.SplitObject(raw, dst)

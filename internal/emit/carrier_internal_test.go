@@ -62,7 +62,9 @@ func injectByEncodingJSON(carrier map[string]string, raw json.RawMessage) []byte
 // fixedPropagator writes its members into every carrier.
 type fixedPropagator map[string]string
 
-func (p fixedPropagator) Extract(ctx context.Context, _ map[string]string) context.Context { return ctx }
+func (p fixedPropagator) Extract(ctx context.Context, _ map[string]string) context.Context {
+	return ctx
+}
 func (p fixedPropagator) Inject(_ context.Context, carrier map[string]string) {
 	maps.Copy(carrier, p)
 }

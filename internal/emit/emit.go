@@ -385,13 +385,30 @@ func (e *Emitter) Extract(ctx context.Context, ext map[string]json.RawMessage) c
 // changed; without a propagator, or when ctx has no trace context, ext is
 // returned as it is.
 func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) map[string]json.RawMessage {
-	if e.prop == nil {
+	data, ok := e.TraceContext(ctx, ext)
+	if !ok {
 		return ext
+	}
+	out := make(map[string]json.RawMessage, len(ext)+1)
+	for k, v := range ext {
+		out[k] = v
+	}
+	out[TraceKey] = data
+	return out
+}
+
+// TraceContext returns the _trace_context Inject writes into ext, and
+// false when it writes none (no propagator, or no trace context in ctx).
+// A router that forwards a task's own bytes puts it in their place
+// (wire.ReplaceMember) instead of encoding the task again.
+func (e *Emitter) TraceContext(ctx context.Context, ext map[string]json.RawMessage) (json.RawMessage, bool) {
+	if e.prop == nil {
+		return nil, false
 	}
 	carrier := make(map[string]string, 2)
 	e.prop.Inject(ctx, carrier)
 	if len(carrier) == 0 {
-		return ext
+		return nil, false
 	}
 	// The members of an existing _trace_context the propagator does not
 	// write are kept (the last of a repeated key); one that is no object
@@ -427,12 +444,7 @@ func (e *Emitter) Inject(ctx context.Context, ext map[string]json.RawMessage) ma
 		}
 	}
 	data = append(data, '}')
-	out := make(map[string]json.RawMessage, len(ext)+1)
-	for k, v := range ext {
-		out[k] = v
-	}
-	out[TraceKey] = data
-	return out
+	return data, true
 }
 
 // lastMember returns the value of the last member of members named key.

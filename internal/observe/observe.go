@@ -13,6 +13,9 @@ import (
 // emit.Emitter.
 type Emitter = emit.Emitter
 
+// TraceKey is the task extension holding the W3C trace context.
+const TraceKey = emit.TraceKey
+
 // PanicLogInterval is the least time between two log records of observer
 // panics from one actor.
 const PanicLogInterval = emit.PanicLogInterval
