@@ -77,20 +77,7 @@ func durableBenchHeddle(b *testing.B, connect func() bus.Bus) {
 	}
 	defer func() { _ = gr.Stop() }()
 
-	caller := connect()
-	window := make(chan struct{}, flowBenchWindow)
-	sub, err := caller.Subscribe(ctx, heddle.SubjectResultsDefault, func(context.Context, *bus.Msg) error {
-		<-window
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	next := durableBenchTasks(b)
-	flowBenchLoop(b, window, func() error {
-		return caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: next()})
-	})
+	flowBenchCaller(b, ctx, connect(), durableBenchTasks(b))
 }
 
 // durableBenchTasks returns a function giving one echo task after

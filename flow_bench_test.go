@@ -76,7 +76,18 @@ func flowBenchHeddle(b *testing.B, connect func() bus.Bus, opts ...heddle.Option
 	<-rt.Ready()
 	<-wk.Ready()
 
-	caller := connect()
+	task := heddle.NewTaskMessage("echo", map[string]any{"text": "Heddle routes tasks.", "n": 42})
+	data, err := task.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	flowBenchCaller(b, ctx, connect(), func() []byte { return data })
+}
+
+// flowBenchCaller publishes b.N tasks from next on heddle.tasks.incoming
+// through caller, at most flowBenchWindow unanswered, and returns when
+// every one has its result on heddle.results.default.
+func flowBenchCaller(b *testing.B, ctx context.Context, caller bus.Bus, next func() []byte) {
 	window := make(chan struct{}, flowBenchWindow)
 	sub, err := caller.Subscribe(ctx, heddle.SubjectResultsDefault, func(context.Context, *bus.Msg) error {
 		<-window
@@ -86,13 +97,8 @@ func flowBenchHeddle(b *testing.B, connect func() bus.Bus, opts ...heddle.Option
 		b.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	task := heddle.NewTaskMessage("echo", map[string]any{"text": "Heddle routes tasks.", "n": 42})
-	data, err := task.Encode()
-	if err != nil {
-		b.Fatal(err)
-	}
 	flowBenchLoop(b, window, func() error {
-		return caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: data})
+		return caller.Publish(ctx, &bus.Msg{Subject: heddle.SubjectTasksIncoming, Data: next()})
 	})
 }
 

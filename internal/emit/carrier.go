@@ -3,7 +3,6 @@ package emit
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
 
 	"github.com/heddle-go/heddle/internal/wire"
 )
@@ -33,7 +32,7 @@ func carrierOf(raw json.RawMessage) map[string]string {
 		if len(m.Val) < 2 || m.Val[0] != '"' {
 			continue
 		}
-		carrier[traceKey(m.Key)] = jsonString(m.Val)
+		carrier[traceKey(m.Key)] = wire.Unquote(m.Val)
 	}
 	return carrier
 }
@@ -48,15 +47,4 @@ func traceKey(key []byte) string {
 		return "tracestate"
 	}
 	return string(key)
-}
-
-// jsonString decodes tok, a valid JSON string with its quotes, as
-// encoding/json does (invalid UTF-8 becomes U+FFFD).
-func jsonString(tok []byte) string {
-	if inner := tok[1 : len(tok)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner)
-	}
-	var s string
-	_ = json.Unmarshal(tok, &s) // valid: the object is
-	return s
 }

@@ -97,8 +97,10 @@ var smallInts = func() (a [256]any) {
 	return a
 }()
 
-// unquote decodes tok, a valid JSON string with its quotes, as
+// Unquote decodes tok, a valid JSON string with its quotes, as
 // json.Unmarshal does (invalid UTF-8 becomes U+FFFD).
+func Unquote(tok []byte) string { return unquote(tok) }
+
 func unquote(tok []byte) string {
 	if inner := tok[1 : len(tok)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner)
