@@ -110,9 +110,9 @@ func (w *Worker) abandon(r *run, f *handlerError) {
 	w.finish(r.job, r.start, nil, nil, f, nil)
 }
 
-// discard accounts for a handler given up on that returned at last: its
-// output is dropped and its goroutine ends (serve's exit refills the
-// pool).
+// discard reports a handler given up on that returned at last: its output
+// is dropped and its goroutine has ended (serve's exit refilled the pool
+// before this is called).
 func (w *Worker) discard(r *run) {
 	w.log.CountEvent(w.values, &w.stats.discarded, slog.LevelWarn, event.Event{Name: event.WorkerDiscarded,
 		TaskID: r.job.task.TaskID, WorkerType: w.workerType, Tier: string(r.job.task.ModelTier)}, taskAttrs(&r.job.task,

@@ -35,6 +35,10 @@ type slot struct {
 	state int
 	// pub is the goroutine's context for publishing results.
 	pub publishContext
+	// late is the run whose handler returned after it was given up on:
+	// the goroutine ends, and its worker.discarded is reported once the
+	// pool's counts no longer hold it (Stats agrees with the event).
+	late *run
 }
 
 // run is one task on a pool goroutine, shared with the watch.
@@ -136,6 +140,9 @@ func (w *Worker) serve(s *slot, first *workerJob) {
 			return
 		}
 		w.exit(s, nil)
+		if s.late != nil {
+			w.discard(s.late)
+		}
 	}()
 	if first == nil || w.process(first, s) {
 		for job := range w.jobs {

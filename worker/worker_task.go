@@ -181,7 +181,7 @@ func (w *Worker) process(job *workerJob, s *slot) bool {
 		out, rep, failure = w.execute(r)
 	}
 	if !r.state.CompareAndSwap(runRunning, runDone) {
-		w.discard(r)
+		s.late = r // reported by serve, once the goroutine is out of the pool
 		return false
 	}
 	defer w.tasks.Done()
