@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/held"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -98,10 +98,7 @@ type routerDurable struct {
 	d       bus.Durable
 	durable map[string]bool // the durable worker types
 
-	mu      sync.Mutex
-	held    map[string][]bus.DurableMsg // tasks whose outcome comes later, by task id
-	count   int
-	changed chan struct{}
+	held *held.Set // tasks whose outcome comes later
 
 	maxDeliveries, handedBack, settleErrors atomic.Uint64
 }
@@ -122,7 +119,7 @@ func (r *Router) setupDurable() error {
 			return fmt.Errorf("%w: router: Config.Durable.%s is negative; use zero for the default", heddle.ErrConfig, f.name)
 		}
 	}
-	s := &routerDurable{r: r, inner: r.b, d: d, durable: map[string]bool{}, held: map[string][]bus.DurableMsg{}, changed: make(chan struct{})}
+	s := &routerDurable{r: r, inner: r.b, d: d, durable: map[string]bool{}, held: held.NewSet()}
 	for _, wt := range dc.WorkerTypes {
 		if err := heddle.ValidateWorkerType(wt); err != nil {
 			return fmt.Errorf("%w: router: Config.Durable.WorkerTypes: %w", heddle.ErrConfig, err)
@@ -169,9 +166,11 @@ func (s *routerDurable) start(ctx context.Context) (bus.Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub := &durableSub{s: s, cn: cn, stop: make(chan struct{}), done: make(chan struct{})}
-	go sub.keepAlive(max(s.cfg.AckWait/3, time.Millisecond))
-	return sub, nil
+	return held.Start(s.held, cn, held.Config{Subject: heddle.SubjectTasksIncoming, Queue: s.cfg.Consumer,
+		KeepAlive: s.cfg.AckWait / 3, DrainTimeout: cmp.Or(s.r.cfg.DrainTimeout, heddle.DefaultDrainTimeout),
+		HandBack: func(m bus.DurableMsg, id string) {
+			s.handBack(m, id, 0, "the router stopped before the task's outcome")
+		}}), nil
 }
 
 // outcomeKey is the context key of the outcome a route records.
@@ -196,7 +195,7 @@ func (s *routerDurable) handle(ctx context.Context, m bus.DurableMsg) error {
 	if taskID != "" {
 		// Before the route: a held task may be forwarded before route
 		// returns.
-		s.hold(taskID, m)
+		s.held.Add(taskID, m)
 	}
 	s.r.route(context.WithValue(ctx, outcomeKey{}, rec), &bus.Msg{Subject: msg.Subject, Header: msg.Header, Data: msg.Data})
 	switch {
@@ -204,7 +203,7 @@ func (s *routerDurable) handle(ctx context.Context, m bus.DurableMsg) error {
 		// Held for capacity: settled when its forward or dead letter
 		// goes out.
 		return nil
-	case taskID != "" && s.take(taskID) == nil:
+	case taskID != "" && s.held.Take(taskID) == nil:
 		return nil // settled already
 	}
 	if rec.err != nil || !rec.done {
@@ -222,36 +221,10 @@ func outcomeProblem(rec *outcome) string {
 	return "the route published no outcome"
 }
 
-func (s *routerDurable) hold(taskID string, m bus.DurableMsg) {
-	s.mu.Lock()
-	s.held[taskID] = append(s.held[taskID], m)
-	s.count++
-	s.mu.Unlock()
-}
-
-func (s *routerDurable) take(taskID string) bus.DurableMsg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	list := s.held[taskID]
-	if len(list) == 0 {
-		return nil
-	}
-	m := list[0]
-	if len(list) == 1 {
-		delete(s.held, taskID)
-	} else {
-		s.held[taskID] = list[1:]
-	}
-	s.count--
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return m
-}
-
 // settleLater settles a held task whose outcome was published outside
 // its route (by the releaser, or the drain's dead letters).
 func (s *routerDurable) settleLater(taskID string, err error) {
-	m := s.take(taskID)
+	m := s.held.Take(taskID)
 	if m == nil {
 		return
 	}
@@ -402,90 +375,4 @@ func (b *durableBus) Keep(key any, create func() any) any {
 		return k.Keep(key, create)
 	}
 	return b.kept.Keep(key, create)
-}
-
-// durableSub is the intake consumption as Run's task subscription.
-type durableSub struct {
-	s  *routerDurable
-	cn bus.Consumption
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func (d *durableSub) Subject() string { return heddle.SubjectTasksIncoming }
-func (d *durableSub) Queue() string   { return d.s.cfg.Consumer }
-func (d *durableSub) Dropped() int    { return 0 }
-
-// keepAlive signals the held tasks in progress each period.
-func (d *durableSub) keepAlive(period time.Duration) {
-	defer close(d.done)
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		}
-		d.s.mu.Lock()
-		var held []bus.DurableMsg
-		for _, list := range d.s.held {
-			held = append(held, list...)
-		}
-		d.s.mu.Unlock()
-		for _, m := range held {
-			_ = m.InProgress()
-		}
-	}
-}
-
-// Unsubscribe stops the consumption and hands back the tasks held.
-func (d *durableSub) Unsubscribe() error {
-	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(d.s.r.cfg.DrainTimeout, heddle.DefaultDrainTimeout))
-	defer cancel()
-	_ = d.cn.Stop(ctx)
-	d.handBackRest()
-	return nil
-}
-
-// Drain stops the consumption (what it fetched goes back to the stream)
-// and waits until the tasks held for capacity have their outcome, or ctx
-// ends: the rest are handed back.
-func (d *durableSub) Drain(ctx context.Context) error {
-	err := d.cn.Stop(ctx)
-	for err == nil {
-		d.s.mu.Lock()
-		n, changed := d.s.count, d.s.changed
-		d.s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	d.handBackRest()
-	return err
-}
-
-func (d *durableSub) handBackRest() {
-	d.s.mu.Lock()
-	var rest []string
-	for id, list := range d.s.held {
-		for range list {
-			rest = append(rest, id)
-		}
-	}
-	d.s.mu.Unlock()
-	for _, id := range rest {
-		if m := d.s.take(id); m != nil {
-			d.s.handBack(m, id, 0, "the router stopped before the task's outcome")
-		}
-	}
-	d.stopOnce.Do(func() { close(d.stop) })
-	<-d.done
 }

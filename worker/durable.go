@@ -15,6 +15,7 @@ import (
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/bus"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/held"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -146,10 +147,7 @@ type durableState struct {
 	slots      chan struct{}
 	maxDeliver int
 
-	mu      sync.Mutex
-	pending map[string][]bus.DurableMsg // by task id, in delivery order
-	count   int
-	changed chan struct{} // closed and replaced when count changes
+	held *held.Set // the tasks handed to the worker, until their result is out
 
 	deadLettered, handedBack, settleErrors atomic.Uint64
 
@@ -238,7 +236,7 @@ func (w *Worker) setupDurable(cfg Config) error {
 	dc.AckWait = cmpOr(dc.AckWait, bus.DefaultAckWait)
 	dc.MaxDeliver = cmpOr(dc.MaxDeliver, DefaultMaxDeliver)
 	s := &durableState{w: w, cfg: dc, inner: w.bus, d: d, slots: make(chan struct{}, w.concurrency),
-		maxDeliver: dc.MaxDeliver, pending: map[string][]bus.DurableMsg{}, changed: make(chan struct{})}
+		maxDeliver: dc.MaxDeliver, held: held.NewSet()}
 	w.durable = s
 	w.bus = &durableBus{Bus: w.bus, s: s}
 	return nil
@@ -297,9 +295,12 @@ func (s *durableState) start(ctx context.Context, subject string) (bus.Subscript
 	if err != nil {
 		return nil, err
 	}
-	sub := &durableSub{s: s, cn: cn, subject: subject, stop: make(chan struct{}), done: make(chan struct{})}
-	go sub.keepAlive(max(s.cfg.AckWait/3, time.Millisecond))
-	return sub, nil
+	return held.Start(s.held, cn, held.Config{Subject: subject, Queue: s.cfg.Consumer,
+		KeepAlive: s.cfg.AckWait / 3, DrainTimeout: w.drainTimeout,
+		HandBack: func(m bus.DurableMsg, id string) {
+			s.handBack(m, id, "the worker stopped before the task finished")
+			<-s.slots
+		}}), nil
 }
 
 // handle takes one delivery: it waits for a free handler (handing the
@@ -328,42 +329,15 @@ func (s *durableState) handle(ctx context.Context, m bus.DurableMsg) error {
 		<-s.slots
 		return nil
 	}
-	s.add(taskID, m)
+	s.held.Add(taskID, m)
 	_ = w.deliver(w.values, &bus.Msg{Subject: msg.Subject, Header: msg.Header, Data: msg.Data})
 	return nil
-}
-
-func (s *durableState) add(taskID string, m bus.DurableMsg) {
-	s.mu.Lock()
-	s.pending[taskID] = append(s.pending[taskID], m)
-	s.count++
-	s.mu.Unlock()
-}
-
-// take removes the oldest delivery held for taskID.
-func (s *durableState) take(taskID string) bus.DurableMsg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	list := s.pending[taskID]
-	if len(list) == 0 {
-		return nil
-	}
-	m := list[0]
-	if len(list) == 1 {
-		delete(s.pending, taskID)
-	} else {
-		s.pending[taskID] = list[1:]
-	}
-	s.count--
-	close(s.changed)
-	s.changed = make(chan struct{})
-	return m
 }
 
 // settle acknowledges the task whose result was published, or hands it
 // back when the publish failed; either way its handler slot is free.
 func (s *durableState) settle(taskID string, pubErr error) {
-	m := s.take(taskID)
+	m := s.held.Take(taskID)
 	if m == nil {
 		return
 	}
@@ -490,7 +464,7 @@ func (b *durableBus) Publish(ctx context.Context, msg *bus.Msg) error {
 	taskID, _ := wire.PeekString(msg.Data, "task_id")
 	if b.s.w.forced.Load() {
 		if status, _ := wire.PeekString(msg.Data, "status"); status == string(heddle.StatusFailed) {
-			if m := b.s.take(taskID); m != nil {
+			if m := b.s.held.Take(taskID); m != nil {
 				b.s.handBack(m, taskID, "the worker stopped before the task finished (drain timeout)")
 				<-b.s.slots
 				return nil
@@ -536,94 +510,4 @@ func (b *durableBus) Keep(key any, create func() any) any {
 		return k.Keep(key, create)
 	}
 	return b.kept.Keep(key, create)
-}
-
-// durableSub is the durable consumption as Run's subscription.
-type durableSub struct {
-	s       *durableState
-	cn      bus.Consumption
-	subject string
-
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func (d *durableSub) Subject() string { return d.subject }
-func (d *durableSub) Queue() string   { return d.s.cfg.Consumer }
-func (d *durableSub) Dropped() int    { return 0 }
-
-// keepAlive signals every held task in progress each period, until the
-// subscription ends.
-func (d *durableSub) keepAlive(period time.Duration) {
-	defer close(d.done)
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		}
-		d.s.mu.Lock()
-		var held []bus.DurableMsg
-		for _, list := range d.s.pending {
-			held = append(held, list...)
-		}
-		d.s.mu.Unlock()
-		for _, m := range held {
-			_ = m.InProgress() // a task settled meanwhile refuses it
-		}
-	}
-}
-
-// Unsubscribe stops the consumption and hands back every task held.
-func (d *durableSub) Unsubscribe() error {
-	ctx, cancel := context.WithTimeout(context.Background(), d.s.w.drainTimeout)
-	defer cancel()
-	_ = d.cn.Stop(ctx)
-	d.handBackRest()
-	return nil
-}
-
-// Drain stops the consumption (what it fetched goes back to the stream)
-// and waits until every task handed to the worker has its result, or ctx
-// ends: then the tasks still held are handed back.
-func (d *durableSub) Drain(ctx context.Context) error {
-	err := d.cn.Stop(ctx)
-	for err == nil {
-		d.s.mu.Lock()
-		n, changed := d.s.count, d.s.changed
-		d.s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	d.handBackRest()
-	return err
-}
-
-// handBackRest hands back the tasks still held and stops the keep-alive.
-func (d *durableSub) handBackRest() {
-	d.s.mu.Lock()
-	var rest []string
-	for id, list := range d.s.pending {
-		for range list {
-			rest = append(rest, id)
-		}
-	}
-	d.s.mu.Unlock()
-	for _, id := range rest {
-		if m := d.s.take(id); m != nil {
-			d.s.handBack(m, id, "the worker stopped before the task finished")
-			<-d.s.slots
-		}
-	}
-	d.stopOnce.Do(func() { close(d.stop) })
-	<-d.done
 }
