@@ -21,8 +21,13 @@ func (m *msg) Msg() *bus.Msg           { return &bus.Msg{Subject: "s", Data: []b
 func (m *msg) Delivered() int          { return 1 }
 func (m *msg) Ack() error              { return nil }
 func (m *msg) Nak(time.Duration) error { return nil }
-func (m *msg) InProgress() error       { m.inProgress.Add(1); return nil }
-func (m *msg) Term() error             { return nil }
+func (m *msg) InProgress() error {
+	if m.inProgress.Add(1) == 1 && m.signalled != nil {
+		close(m.signalled)
+	}
+	return nil
+}
+func (m *msg) Term() error { return nil }
 
 // consumption is a Consumption that stops at once.
 type consumption struct{ done chan struct{} }
