@@ -123,6 +123,13 @@ type crashMesh struct {
 	mu      sync.Mutex
 	ran     map[string]int // handler runs by task id
 	changed chan struct{}  // closed and replaced at every run
+
+	// Past holdAfter handler runs (0: never), handlers wait for release,
+	// so that the crash comes while tasks are in flight however fast the
+	// machine runs the first ones.
+	holdAfter atomic.Int64
+	gate      chan struct{}
+	release   func()
 }
 
 // waitRan returns once every task of ids has run, or false when ctx ends
@@ -158,7 +165,9 @@ func (m *crashMesh) notRun(ids []string) []string {
 
 func startCrashMesh(t *testing.T, routerBus, workerBus bus.Bus, durable bool, replicas int) *crashMesh {
 	t.Helper()
-	m := &crashMesh{workerType: "crash-echo", ran: map[string]int{}, changed: make(chan struct{})}
+	m := &crashMesh{workerType: "crash-echo", ran: map[string]int{}, changed: make(chan struct{}), gate: make(chan struct{})}
+	m.release = sync.OnceFunc(func() { close(m.gate) })
+	t.Cleanup(m.release)
 	wcfg := worker.Config{NoHeartbeat: true, Concurrency: 8}
 	var rcfg router.Config
 	if durable {
@@ -166,7 +175,13 @@ func startCrashMesh(t *testing.T, routerBus, workerBus bus.Bus, durable bool, re
 		rcfg.Durable = &router.DurableConfig{WorkerTypes: []string{m.workerType}, AckWait: crashAckWait, Replicas: replicas}
 	}
 	w, err := worker.NewDynamic(workerBus, m.workerType, func(ctx context.Context, in map[string]any) (map[string]any, error) {
-		m.runs.Add(1)
+		if n := m.runs.Add(1); n > m.holdAfter.Load() && m.holdAfter.Load() > 0 {
+			select {
+			case <-m.gate:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		task, _ := worker.TaskFromContext(ctx)
 		m.mu.Lock()
 		m.ran[task.TaskID]++
@@ -385,6 +400,7 @@ func TestDurableMeshLosesNoTaskWhenTheServerRestartsMidRun(t *testing.T) {
 	}
 	defer func() { _ = cn.Stop(context.Background()) }()
 	mesh := startCrashMesh(t, crashBus(t, srv.ClientURL()), crashBus(t, srv.ClientURL()), true, 0)
+	mesh.holdAfter.Store(tasks / 2)
 
 	var resent atomic.Int64
 	sent := make(chan []string, 1)
@@ -400,6 +416,7 @@ func TestDurableMeshLosesNoTaskWhenTheServerRestartsMidRun(t *testing.T) {
 	}
 	srv.Stop()
 	atStop, _, _ := results.count()
+	mesh.release()
 	srv.Start()
 	restarted := time.Now()
 	ids := <-sent
@@ -435,6 +452,7 @@ func crashClusterRun(t *testing.T, durable bool) crashReport {
 		t.Fatal(err)
 	}
 	mesh := startCrashMesh(t, crashBus(t, c.URL(nodeA)), crashBus(t, c.URL(nodeB)), durable, 3)
+	mesh.holdAfter.Store(tasks / 2)
 	if durable {
 		c.WaitForStreamLeader(router.DefaultIntakeStream)
 		c.WaitForStreamLeader(worker.DurableStreamName(mesh.workerType))
@@ -458,6 +476,7 @@ func crashClusterRun(t *testing.T, durable bool) crashReport {
 	}
 	c.Kill(nodeB)
 	atKill, _, _ := results.count()
+	mesh.release()
 	killed := time.Now()
 	ids := <-sent
 	if err := <-sendErr; err != nil {

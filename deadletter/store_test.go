@@ -369,7 +369,7 @@ func TestObserversGetTypedDeadLetterEvents(t *testing.T) {
 		events := make(chan event.Event, 16)
 		obs := event.ObserverFunc(func(_ context.Context, e event.Event) {
 			if strings.HasPrefix(e.Name, "dead_letter.") {
-				events <- e
+				events <- e.Clone()
 			}
 		})
 		pub := connect()

@@ -210,7 +210,7 @@ func (c *Caller) request(ctx context.Context, task heddle.TaskMessage, o *option
 		e = c.log.e
 		c.mu.Unlock()
 	}
-	if e.Intercepted() || e.Propagated() {
+	if e.Intercepted(event.OpDispatch) || e.Propagated() {
 		return interceptedRequest(ctx, task, o, e, func(ctx context.Context, task heddle.TaskMessage) (*heddle.TaskResult, error) {
 			return c.plainRequest(ctx, task, o)
 		})

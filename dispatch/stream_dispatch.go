@@ -83,7 +83,7 @@ func Request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, opts ...Op
 // pass on.
 func request(ctx context.Context, b bus.Bus, task heddle.TaskMessage, o *options) (*heddle.TaskResult, error) {
 	if len(o.actor) > 0 {
-		if e := o.emitter().e; e.Intercepted() || e.Propagated() {
+		if e := o.emitter().e; e.Intercepted(event.OpDispatch) || e.Propagated() {
 			return interceptedRequest(ctx, task, o, e, func(ctx context.Context, task heddle.TaskMessage) (*heddle.TaskResult, error) {
 				return plainRequest(ctx, b, task, o)
 			})

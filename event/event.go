@@ -34,6 +34,7 @@ package event
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -87,10 +88,20 @@ func (e Event) N() uint64 {
 	return e.Count
 }
 
+// Clone returns a copy of e whose Attrs are a slice of its own: what an
+// Observer keeps beyond its call to Observe (see Observer), as
+// slog.Record.Clone is for a slog.Handler.
+func (e Event) Clone() Event {
+	e.Attrs = slices.Clone(e.Attrs)
+	return e
+}
+
 // Observer receives the Events of the actors and buses it is given to.
 // Observe may be called from many goroutines at once; it must be safe for
 // concurrent use and fast. The Event's Attrs belong to the caller for the
-// duration of the call only: copy what you keep.
+// duration of the call only, and are reused once it returns (so that an
+// event costs no allocation): an Observer that keeps the Event, or its
+// Attrs, keeps e.Clone().
 type Observer interface {
 	Observe(ctx context.Context, e Event)
 }

@@ -81,6 +81,23 @@ type Interceptor interface {
 	Intercept(ctx context.Context, op *Op, next Next) error
 }
 
+// OpSelector is implemented by an Interceptor that wraps only some kinds
+// of operation. Intercepts is asked once per kind when the actor is
+// made; an actor whose interceptors want none of a kind runs those
+// operations without building anything for them.
+type OpSelector interface {
+	Intercepts(kind OpKind) bool
+}
+
+// Intercepts reports whether i wraps operations of kind: true unless i is
+// an OpSelector that says otherwise.
+func Intercepts(i Interceptor, kind OpKind) bool {
+	if s, ok := i.(OpSelector); ok {
+		return s.Intercepts(kind)
+	}
+	return true
+}
+
 // InterceptorFunc adapts a function to an Interceptor.
 type InterceptorFunc func(ctx context.Context, op *Op, next Next) error
 

@@ -261,7 +261,7 @@ func (e *events) Observe(_ context.Context, ev event.Event) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.list = append(e.list, ev)
+	e.list = append(e.list, ev.Clone())
 }
 
 // names returns the names of the events recorded for tool.

@@ -13,8 +13,9 @@
 //
 // A Metrics is an event.Observer that wants only the events it counts (an
 // actor builds no debug event for it that its logger does not log) and an
-// event.Interceptor that times operations; Option gives it to an actor as
-// both. Counters follow the events one for one (DESIGN invariant 13): each
+// event.Interceptor that times dispatches and goals (an event.OpSelector:
+// it wraps no handler attempt and no routing decision, whose durations
+// come with their events); Option gives it to an actor as both. Counters follow the events one for one (DESIGN invariant 13): each
 // counter's value equals the number of its events, Event.N() for the
 // events that stand for several things, and so equals the actor's Stats
 // counter of the same outcome.
@@ -89,13 +90,19 @@
 //	heddle_registry_transitions_total{worker_type,event}         heartbeat_stale, reactivated, stopped (worker.heartbeat_stale, ...)
 //	heddle_registry_workers{worker_type,state}                   gauge: instances by state, active, inactive, stopped (WatchRegistry)
 //
-// Durations, from the interceptor (histograms, seconds, buckets
-// DefaultDurationBuckets or WithDurationBuckets):
+// Durations (histograms, seconds, buckets DefaultDurationBuckets or
+// WithDurationBuckets), from the events' Duration and, for dispatches
+// and goals, from the interceptor:
 //
-//	heddle_worker_attempt_duration_seconds{worker_type,status}   one handler attempt, contract checks included
-//	heddle_router_route_duration_seconds{status}                 one routing decision: routed, held, dead_lettered
+//	heddle_worker_task_duration_seconds{worker_type,status}      see above: the handler's time, retries included
+//	heddle_router_route_duration_seconds{status}                 a task's route, from its delivery to its forward (routed,
+//	                                                             a held task's wait included) or dead letter (dead_lettered)
 //	heddle_dispatch_wait_seconds{worker_type,status}             a caller's dispatch and wait for one result
 //	heddle_goal_duration_seconds{actor,status}                   an orchestrator's or pipeline's goal
+//
+// Each handler attempt has its own span in package otel; no histogram
+// times attempts one by one, since timing them would put an interceptor
+// around every attempt.
 //
 // And of the package itself:
 //

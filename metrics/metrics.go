@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,11 +67,15 @@ type Metrics struct {
 	resultStream, deadLetters, goals, stages, busEvents, busDropped, registryTransitions,
 	labelOverflow *prometheus.CounterVec
 
-	taskDuration, attemptDuration, routeDuration, dispatchWait, goalDuration *prometheus.HistogramVec
+	taskDuration, routeDuration, dispatchWait, goalDuration *prometheus.HistogramVec
+
+	// routeRouted and routeDeadLettered are routeDuration's two series.
+	routeRouted, routeDeadLettered prometheus.Observer
 
 	watch *watcher
 
-	taskSeries sync.Map // seriesKey -> *taskSeries
+	seriesMu   sync.Mutex // serialises additions to taskSeries
+	taskSeries atomic.Pointer[map[seriesKey]*taskSeries]
 }
 
 // New returns Metrics whose collectors are registered on reg, never on
@@ -152,10 +157,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.registryTransitions = counter("heddle_registry_transitions_total", "Worker liveness changes a registry saw, by event: heartbeat_stale, reactivated, stopped.", lWorkerType, lEvent)
 
 	m.taskDuration = histogram("heddle_worker_task_duration_seconds", "Time from a worker taking a task to its result, retries included, by status: completed or failed.", lWorkerType, lStatus)
-	m.attemptDuration = histogram("heddle_worker_attempt_duration_seconds", "Time of one handler attempt, contract checks included, by status: completed or failed.", lWorkerType, lStatus)
-	m.routeDuration = histogram("heddle_router_route_duration_seconds", "Time a router took over one task, from delivery to its forward or dead letter, by status: routed, held or dead_lettered.", lStatus)
+	m.routeDuration = histogram("heddle_router_route_duration_seconds", "Time a router took over one task, from delivery to its forward (a held task's wait included) or dead letter, by status: routed or dead_lettered.", lStatus)
 	m.dispatchWait = histogram("heddle_dispatch_wait_seconds", "Time a caller waited for one task's result, publish included, by status: completed or failed.", lWorkerType, lStatus)
 	m.goalDuration = histogram("heddle_goal_duration_seconds", "Time an orchestrator or pipeline took over one goal, by status: completed or failed.", lActor, lStatus)
+
+	m.routeRouted = m.routeDuration.WithLabelValues("routed")
+	m.routeDeadLettered = m.routeDuration.WithLabelValues("dead_lettered")
 
 	m.watch = newWatcher()
 	m.watch.label = m.label
@@ -193,15 +200,10 @@ func collectorName(c prometheus.Collector) string {
 }
 
 // Option returns the heddle.Option that makes an actor report to m: its
-// events (as heddle.WithObserver(m)) and its operations' durations (as
-// heddle.WithInterceptor(m)).
-//
-// The interceptor costs more than the observer: an intercepted actor
-// wraps each handler attempt and routing decision, and a router decodes
-// each task whole for the operation's ids. BenchmarkTaskPath measures
-// the three modes side by side; heddle.WithObserver(m) alone gives every
-// counter and heddle_worker_task_duration_seconds, without the
-// attempt, route, dispatch and goal histograms.
+// events (as heddle.WithObserver(m)) and the durations of its dispatches
+// and goals (as heddle.WithInterceptor(m)). Workers and routers are timed
+// from their events, so m puts nothing around their handler attempts and
+// routing decisions (BenchmarkTaskPath measures what m costs them).
 func (m *Metrics) Option() heddle.Option {
 	return func(s *heddle.Settings) {
 		heddle.WithObserver(m)(s)
@@ -229,4 +231,5 @@ var _ interface {
 	event.Observer
 	event.Selector
 	event.Interceptor
+	event.OpSelector
 } = (*Metrics)(nil)

@@ -33,7 +33,7 @@ var everyEvent = []event.Event{
 	{Name: event.WorkerGoexit, WorkerType: "echo", Reason: event.ReasonGoexit},
 	{Name: event.WorkerPoolShrunk, WorkerType: "echo"},
 	{Name: event.WorkerSlowConsumer, WorkerType: "echo", Count: 7},
-	{Name: event.RouterRouted, WorkerType: "echo", Tier: "standard", Status: "routed"},
+	{Name: event.RouterRouted, WorkerType: "echo", Tier: "standard", Status: "routed", Duration: time.Millisecond},
 	{Name: event.RouterDeadLettered, WorkerType: "echo", Status: "dead_lettered", Reason: event.ReasonRateLimited, Detail: "rate_limited: tier 'standard' has no available capacity"},
 	{Name: event.RouterThrottled, WorkerType: "echo", Tier: "standard", Status: "held"},
 	{Name: event.RouterPublishFailed, Subject: heddle.SubjectDeadLetter, Reason: event.ReasonPublish},
@@ -76,8 +76,6 @@ var everyEvent = []event.Event{
 
 // everyOp is one operation of each kind the interceptor times.
 var everyOp = []event.Op{
-	{Kind: event.OpHandle, WorkerType: "echo", Status: "completed"},
-	{Kind: event.OpRoute, Status: "routed"},
 	{Kind: event.OpDispatch, WorkerType: "echo"},
 	{Kind: event.OpGoal, Actor: "pipeline", Status: "completed"},
 }
@@ -338,17 +336,61 @@ func TestTheInterceptorPassesTheOperationThroughAndTimesItsOutcome(t *testing.T)
 	type key struct{}
 	boom := errors.New("boom")
 	ctx := context.WithValue(context.Background(), key{}, "mine")
-	err = m.Intercept(ctx, &event.Op{Kind: event.OpHandle, WorkerType: "echo"}, func(c context.Context) error {
-		if c.Value(key{}) != "mine" {
-			t.Error("the operation did not get the caller's context")
+	for _, kind := range []event.OpKind{event.OpHandle, event.OpRoute, event.OpDispatch, event.OpGoal} {
+		ran := 0
+		err = m.Intercept(ctx, &event.Op{Kind: kind, WorkerType: "echo", Actor: "pipeline"}, func(c context.Context) error {
+			ran++
+			if c.Value(key{}) != "mine" {
+				t.Errorf("%s: the operation did not get the caller's context", kind)
+			}
+			return boom
+		})
+		if err != boom || ran != 1 {
+			t.Fatalf("%s: Intercept returned %v after %d runs, want the operation's error after one", kind, err, ran)
 		}
-		return boom
-	})
-	if err != boom {
-		t.Fatalf("Intercept returned %v, want the operation's error", err)
 	}
-	if got := sample(t, reg, "heddle_worker_attempt_duration_seconds", "worker_type", "echo", "status", "failed"); got != 1 {
-		t.Errorf("failed attempts timed: %v, want 1", got)
+	if got := sample(t, reg, "heddle_dispatch_wait_seconds", "worker_type", "echo", "status", "failed"); got != 1 {
+		t.Errorf("failed dispatches timed: %v, want 1", got)
+	}
+	if got := sample(t, reg, "heddle_goal_duration_seconds", "actor", "pipeline", "status", "failed"); got != 1 {
+		t.Errorf("failed goals timed: %v, want 1", got)
+	}
+	if got := sample(t, reg, "heddle_router_route_duration_seconds"); got != 0 {
+		t.Errorf("routes timed by the interceptor: %v, want 0 (their events carry their durations)", got)
+	}
+}
+
+func TestTheInterceptorWrapsOnlyDispatchesAndGoals(t *testing.T) {
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[event.OpKind]bool{event.OpHandle: false, event.OpRoute: false, event.OpDispatch: true, event.OpGoal: true}
+	for kind, w := range want {
+		if got := event.Intercepts(m, kind); got != w {
+			t.Errorf("Intercepts(%s) = %v, want %v", kind, got, w)
+		}
+	}
+}
+
+func TestARoutesDurationIsTimedFromItsEvent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m.Observe(ctx, event.Event{Name: event.RouterRouted, WorkerType: "echo", Tier: "standard", Duration: 2 * time.Millisecond})
+	m.Observe(ctx, event.Event{Name: event.RouterRouted, WorkerType: "echo", Tier: "standard"}) // untimed
+	m.Observe(ctx, event.Event{Name: event.RouterDeadLettered, WorkerType: "echo", Reason: event.ReasonNoWorker, Duration: time.Millisecond})
+	if got := sample(t, reg, "heddle_router_route_duration_seconds", "status", "routed"); got != 1 {
+		t.Errorf("routed routes timed: %v, want 1 (the one with a duration)", got)
+	}
+	if got := sample(t, reg, "heddle_router_route_duration_seconds", "status", "dead_lettered"); got != 1 {
+		t.Errorf("dead-lettered routes timed: %v, want 1", got)
+	}
+	if got := sample(t, reg, "heddle_router_routed_total"); got != 2 {
+		t.Errorf("routed: %v, want 2", got)
 	}
 }
 

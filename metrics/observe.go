@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,8 +94,14 @@ func (m *Metrics) Observe(_ context.Context, e event.Event) {
 
 	case event.RouterRouted:
 		m.series(e.WorkerType, e.Tier).routed.Add(n)
+		if e.Duration > 0 {
+			m.routeRouted.Observe(seconds(e.Duration))
+		}
 	case event.RouterDeadLettered:
 		m.routerDeadLettered.WithLabelValues(m.label(lWorkerType, e.WorkerType), m.label(lReason, reasonKind(e))).Add(n)
+		if e.Duration > 0 {
+			m.routeDeadLettered.Observe(seconds(e.Duration))
+		}
 	case event.RouterThrottled:
 		m.routerThrottled.WithLabelValues(m.label(lWorkerType, e.WorkerType), m.label(lTier, e.Tier)).Add(n)
 	case event.RouterPublishFailed:
@@ -155,8 +162,10 @@ type seriesKey struct{ workerType, tier string }
 // the label limits.
 func (m *Metrics) series(workerType, tier string) *taskSeries {
 	k := seriesKey{workerType, tier}
-	if v, ok := m.taskSeries.Load(k); ok {
-		return v.(*taskSeries)
+	if all := m.taskSeries.Load(); all != nil {
+		if s, ok := (*all)[k]; ok {
+			return s
+		}
 	}
 	wt, t := m.label(lWorkerType, workerType), m.label(lTier, tier)
 	s := &taskSeries{
@@ -166,9 +175,26 @@ func (m *Metrics) series(workerType, tier string) *taskSeries {
 		completedDuration: m.taskDuration.WithLabelValues(wt, string(heddle.StatusCompleted)),
 	}
 	if wt == workerType && t == tier {
-		m.taskSeries.Store(k, s)
+		m.keepSeries(k, s)
 	}
 	return s
+}
+
+// keepSeries adds s to the cache of task-path series, read without a
+// lock: each addition makes a new map (the cache holds a few worker types
+// and tiers, bounded by the label limits).
+func (m *Metrics) keepSeries(k seriesKey, s *taskSeries) {
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	next := map[seriesKey]*taskSeries{}
+	if old := m.taskSeries.Load(); old != nil {
+		if _, ok := (*old)[k]; ok {
+			return
+		}
+		next = maps.Clone(*old)
+	}
+	next[k] = s
+	m.taskSeries.Store(&next)
 }
 
 // workerFailedEvent counts a worker.failed event, which stands for one of

@@ -318,8 +318,8 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		if ss.Dropped == 0 || ss.Received+ss.Dropped != 11 || ss.Completed != ss.Received {
 			t.Errorf("slow: %+v; want drops, and every one of the 11 tasks received or dropped", ss)
 		}
-		if v := s.value("heddle_worker_attempt_duration_seconds", "worker_type", "flaky"); v != 2 {
-			t.Errorf("flaky: %v attempts timed, want 2", v)
+		if v := s.value("heddle_worker_task_duration_seconds", "worker_type", "flaky", "status", "completed"); v != 1 {
+			t.Errorf("flaky: %v tasks timed, want its one task, retry included", v)
 		}
 
 		// The router.
@@ -337,17 +337,18 @@ func TestAScriptedRunCountsEveryOutcomeExactly(t *testing.T) {
 		if v := s.value("heddle_router_dead_lettered_total", "worker_type", "nobody", "reason", event.ReasonNoWorker); v != 2 {
 			t.Errorf("no_worker dead letters of worker type nobody: %v, want 2", v)
 		}
-		// Each message the router took is one routing decision; the held
-		// one's decision was to hold it, and no_worker is learned after
-		// the forward.
-		if v := s.value("heddle_router_route_duration_seconds"); v != float64(s.sentIn) {
-			t.Errorf("%v routing decisions timed, want one per message sent: %d", v, s.sentIn)
+		// Each message the router took has one route, timed to its forward
+		// or its dead letter: the held one's to its dead letter at
+		// shutdown, no_worker's to the dead letter learned after its
+		// forward.
+		if v := s.value("heddle_router_route_duration_seconds"); v != float64(s.sentIn) || v != float64(rs.Routed+rs.DeadLettered) {
+			t.Errorf("%v routes timed, want one per message sent: %d (routed %d, dead-lettered %d)", v, s.sentIn, rs.Routed, rs.DeadLettered)
 		}
-		if v := s.value("heddle_router_route_duration_seconds", "status", "held"); v != 1 {
-			t.Errorf("%v held decisions timed, want 1", v)
+		if v := s.value("heddle_router_route_duration_seconds", "status", "routed"); v != float64(rs.Routed) {
+			t.Errorf("%v routed routes timed, want %d", v, rs.Routed)
 		}
-		if v := s.value("heddle_router_route_duration_seconds", "status", "dead_lettered"); v != 3 {
-			t.Errorf("%v dead-lettering decisions timed, want 3 (invalid, unknown tier, rate limited)", v)
+		if v := s.value("heddle_router_route_duration_seconds", "status", "dead_lettered"); v != 6 {
+			t.Errorf("%v dead-lettered routes timed, want 6 (every dead letter)", v)
 		}
 
 		// The caller.

@@ -22,7 +22,7 @@ type events struct {
 func (e *events) Observe(_ context.Context, ev event.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
+	e.all = append(e.all, ev.Clone())
 }
 
 func (e *events) names() []string {

@@ -289,7 +289,7 @@ func (o *Orchestrator) rejectGoal(ctx context.Context, data []byte, err error) {
 // _trace_context, which its subtasks and final result then carry (that
 // of the context the interceptors pass on).
 func (o *Orchestrator) process(ctx context.Context, goal heddle.OrchestratorGoal) {
-	if !o.log.Intercepted() && !o.log.Propagated() {
+	if !o.log.Intercepted(event.OpGoal) && !o.log.Propagated() {
 		o.processGoal(ctx, goal)
 		return
 	}

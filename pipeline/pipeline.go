@@ -254,7 +254,7 @@ func (p *Pipeline) Execute(ctx context.Context, goal heddle.OrchestratorGoal) (h
 // trace context of the goal's _trace_context, which its stages' tasks and
 // final result then carry (that of the context the interceptors pass on).
 func (p *Pipeline) traced(ctx context.Context, goal heddle.OrchestratorGoal) (res heddle.TaskResult, err error) {
-	if !p.log.Intercepted() && !p.log.Propagated() {
+	if !p.log.Intercepted(event.OpGoal) && !p.log.Propagated() {
 		return p.execute(ctx, goal)
 	}
 	ctx = p.log.Extract(ctx, goal.Extra)

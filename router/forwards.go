@@ -58,6 +58,8 @@ type forwarded struct {
 	workerType string
 	subject    string
 	tier       heddle.ModelTier
+	start      time.Time // when its route began; zero when nobody times it
+	took       time.Duration
 	cost       int
 	live       bool // false once its fate is known
 }
@@ -200,8 +202,13 @@ func (f *forwardTable) grow() {
 
 // sent records that the publish of seq returned, and returns the sequence
 // a mark should cover now, or 0 when none should go yet.
-func (f *forwardTable) sent(seq uint64) uint64 {
+func (f *forwardTable) sent(seq uint64, start time.Time) uint64 {
 	f.mu.Lock()
+	if !start.IsZero() {
+		if s := f.slot(seq); s != nil && s.live {
+			s.took = time.Since(start)
+		}
+	}
 	f.published = max(f.published, seq)
 	mark := f.next()
 	f.mu.Unlock()
@@ -331,16 +338,25 @@ func (f *forwardTable) take(seq uint64) (forwarded, bool) {
 	return out, true
 }
 
+// maxStatusBuf bounds the routed tasks' buffer the status handler keeps
+// between marks.
+const maxStatusBuf = 4096
+
 // routedTask is what the router.routed event of a task names.
 type routedTask struct {
 	taskID, workerType, subject string
 	tier                        heddle.ModelTier
+	took                        time.Duration // from its delivery to its forward; 0 when not timed
 }
 
 // confirm forgets every task up to seq, whose fate a returning mark made
 // known: delivered. It returns how many there were, their events when
 // events is true, and the sequence the next mark covers, 0 for none.
-func (f *forwardTable) confirm(seq uint64, events bool) (routed int, done []routedTask, mark uint64) {
+//
+// done is appended to buf, which the caller may reuse once it has
+// reported them.
+func (f *forwardTable) confirm(seq uint64, events bool, buf []routedTask) (routed int, done []routedTask, mark uint64) {
+	done = buf[:0]
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for f.n > 0 && f.head <= seq {
@@ -348,7 +364,7 @@ func (f *forwardTable) confirm(seq uint64, events bool) (routed int, done []rout
 		if s.live {
 			routed++
 			if events {
-				done = append(done, routedTask{taskID: s.taskID, workerType: s.workerType, subject: s.subject, tier: s.tier})
+				done = append(done, routedTask{taskID: s.taskID, workerType: s.workerType, subject: s.subject, tier: s.tier, took: s.took})
 			}
 			f.free(s)
 		}
@@ -367,7 +383,7 @@ func (f *forwardTable) confirm(seq uint64, events bool) (routed int, done []rout
 // data and header, read-only, as the bus contract allows a handler to: a
 // copy of each task, into memory not touched since the last garbage
 // collection, cost more than the rest of the table's work together.
-func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType, subject string, tier heddle.ModelTier) (uint64, string, error) {
+func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType, subject string, tier heddle.ModelTier, start time.Time) (uint64, string, error) {
 	e := forwarded{
 		header:     msg.Header,
 		data:       msg.Data,
@@ -375,6 +391,7 @@ func (r *Router) remember(ctx context.Context, msg *bus.Msg, taskID, workerType,
 		workerType: workerType,
 		subject:    subject,
 		tier:       tier,
+		start:      start,
 	}
 	e.cost = forwardOverhead + msg.Size() + len(taskID) + len(workerType) + len(subject)
 	return r.forwards.add(ctx, r.quit, e, func(seq uint64) { r.sendMark(ctx, seq) })
@@ -460,8 +477,14 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 		if err != nil {
 			return nil // not the router's: the inbox name is not secret
 		}
-		routed, done, mark := r.forwards.confirm(seq, r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted))
+		// The status subscription delivers one message at a time, so its
+		// handler owns statusBuf.
+		routed, done, mark := r.forwards.confirm(seq, r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted), r.statusBuf)
 		r.countRouted(ctx, routed, done)
+		clear(done)
+		if cap(done) <= maxStatusBuf {
+			r.statusBuf = done[:0]
+		}
 		if mark != 0 {
 			r.sendMark(ctx, mark)
 		}
@@ -480,7 +503,7 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 		return nil
 	}
 	original := &bus.Msg{Subject: heddle.SubjectTasksIncoming, Header: t.header, Data: t.data}
-	r.deadLetter(ctx, original, event.ReasonNoWorker,
+	r.deadLetter(ctx, original, t.start, event.ReasonNoWorker,
 		fmt.Sprintf("no worker serves '%s' at tier '%s'", t.workerType, t.tier))
 	return nil
 }
@@ -490,6 +513,6 @@ func (r *Router) handleStatus(ctx context.Context, msg *bus.Msg) error {
 func (r *Router) countRouted(ctx context.Context, routed int, done []routedTask) {
 	r.stats.routed.Add(uint64(routed))
 	for _, t := range done {
-		r.emitRouted(ctx, t.taskID, t.workerType, t.tier, t.subject)
+		r.emitRouted(ctx, t)
 	}
 }

@@ -255,6 +255,10 @@ type Router struct {
 	log     *observe.Emitter
 	limiter ratelimit.Admitter
 
+	// statusBuf is handleStatus's buffer of routed tasks to report,
+	// reused from mark to mark.
+	statusBuf []routedTask
+
 	rules    atomic.Pointer[ruleSet]
 	reloadMu sync.Mutex // serializes loads
 
@@ -533,7 +537,7 @@ func (r *Router) confirmRest(ctx context.Context) {
 	if r.forwards == nil {
 		return
 	}
-	routed, done, _ := r.forwards.confirm(^uint64(0), r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted))
+	routed, done, _ := r.forwards.confirm(^uint64(0), r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted), nil)
 	r.countRouted(ctx, routed, done)
 }
 
@@ -601,11 +605,18 @@ func (r *Router) handleTask(ctx context.Context, msg *bus.Msg) error {
 // enough: with a propagator, the forward is the task's own bytes with the
 // new _trace_context in place of the old one.
 func (r *Router) route(ctx context.Context, msg *bus.Msg) {
-	if !r.log.Intercepted() && !r.log.Propagated() {
-		r.decide(ctx, msg, nil, nil)
+	// Its route's duration goes with its router.routed or
+	// router.dead_lettered event, when an observer wants the first (as
+	// package metrics does): a clock read per task only then.
+	var start time.Time
+	if r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted) {
+		start = time.Now()
+	}
+	if !r.log.Intercepted(event.OpRoute) && !r.log.Propagated() {
+		r.decide(ctx, msg, nil, nil, start)
 		return
 	}
-	t := &tracedRoute{r: r, msg: msg}
+	t := &tracedRoute{r: r, msg: msg, start: start}
 	t.d.m, t.d.err = decodeTaskEnvelope(msg.Data)
 	m := &t.d.m
 	ctx = r.log.Extract(ctx, m.Extra)
@@ -617,14 +628,15 @@ func (r *Router) route(ctx context.Context, msg *bus.Msg) {
 // tracedRoute is one task routed inside the interceptors: its operation
 // and its decoding in one allocation.
 type tracedRoute struct {
-	r   *Router
-	msg *bus.Msg
-	d   decoded
-	op  event.Op
+	r     *Router
+	msg   *bus.Msg
+	d     decoded
+	op    event.Op
+	start time.Time
 }
 
 func (t *tracedRoute) decide(ctx context.Context) error {
-	t.r.decide(ctx, t.msg, &t.op, &t.d)
+	t.r.decide(ctx, t.msg, &t.op, &t.d, t.start)
 	return t.op.Err
 }
 
@@ -636,8 +648,9 @@ type decoded struct {
 }
 
 // decide routes msg, recording the outcome in op when it is not nil. d is
-// msg decoded already, or nil.
-func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *decoded) {
+// msg decoded already, or nil; start is when its route began, or zero
+// when nobody times it.
+func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *decoded, start time.Time) {
 	data := msg.Data
 	set := r.rules.Load()
 	var m heddle.TaskMessage
@@ -657,7 +670,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	if err != nil {
 		var ve *heddle.ValidationError
 		if !errors.As(err, &ve) || !unknownTierOnly(ve) {
-			r.deadLetterOp(ctx, op, msg, event.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, start, event.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		tierOK = false
@@ -667,13 +680,13 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	tier := m.ModelTier
 	if o, ok := set.overrides[m.WorkerType]; ok {
 		if o.tier == "" {
-			r.deadLetterOp(ctx, op, msg, event.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
+			r.deadLetterOp(ctx, op, msg, start, event.ReasonUnknownTier, fmt.Sprintf("tier override for worker_type '%s' names unknown tier '%s' (allowed: %s)",
 				m.WorkerType, o.name, tierNames))
 			return
 		}
 		tier = o.tier
 	} else if !tierOK {
-		r.deadLetterOp(ctx, op, msg, event.ReasonUnknownTier, err.Error())
+		r.deadLetterOp(ctx, op, msg, start, event.ReasonUnknownTier, err.Error())
 		return
 	}
 
@@ -685,20 +698,21 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 	held := false
 	if wait := set.waits[tier]; wait == 0 {
 		if !r.limiter.Allow(string(tier)) {
-			r.deadLetterOp(ctx, op, msg, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, start, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 	} else {
 		var ok bool
 		if res, ok = r.limiter.Reserve(string(tier), wait); !ok {
-			r.deadLetterOp(ctx, op, msg, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
+			r.deadLetterOp(ctx, op, msg, start, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", tier))
 			return
 		}
 		held = res.Due().After(time.Now())
 	}
 	held = held || r.held.busy(tier)
 
-	o := outgoing{orig: msg, out: data, taskID: m.TaskID, workerType: m.WorkerType, tier: tier, overridden: tier != m.ModelTier}
+	o := outgoing{orig: msg, out: data, taskID: m.TaskID, workerType: m.WorkerType, tier: tier, overridden: tier != m.ModelTier,
+		start: start}
 	// A task_id absent from the original was assigned by the decoder; a
 	// fresh UUID cannot occur in the bytes by chance. (The stack buffer
 	// spares an allocation for ids of up to 64 bytes.)
@@ -727,7 +741,7 @@ func (r *Router) decide(ctx context.Context, msg *bus.Msg, op *event.Op, d *deco
 		m.Extra = r.log.Inject(ctx, m.Extra) // the trace context the route runs in
 		if o.out, err = m.Encode(); err != nil {
 			res.Cancel()
-			r.deadLetterOp(ctx, op, msg, event.ReasonInvalidTaskMessage, err.Error())
+			r.deadLetterOp(ctx, op, msg, start, event.ReasonInvalidTaskMessage, err.Error())
 			return
 		}
 		o.taskID, o.reencoded = m.TaskID, true
@@ -756,7 +770,7 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 		// Remembered before the publish: the bus's status may come before
 		// Publish returns.
 		var err error
-		if seq, fwd.Reply, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier); err != nil {
+		if seq, fwd.Reply, err = r.remember(ctx, o.orig, o.taskID, o.workerType, o.subject, o.tier, o.start); err != nil {
 			r.publishFailed(ctx, &r.stats.publishErrors, o.subject, o.taskID, o.workerType, o.tier,
 				fmt.Errorf("waiting for room in the forward budget: %w", err))
 			return
@@ -776,13 +790,13 @@ func (r *Router) forward(ctx context.Context, o outgoing) {
 	}
 	if r.forwards != nil {
 		// Counted when its fate is known (see handleStatus).
-		if mark := r.forwards.sent(seq); mark != 0 {
+		if mark := r.forwards.sent(seq, o.start); mark != 0 {
 			r.sendMark(ctx, mark)
 		}
 		return
 	}
 	r.stats.routed.Add(1)
-	r.emitRouted(ctx, o.taskID, o.workerType, o.tier, o.subject)
+	r.emitRouted(ctx, routedTask{taskID: o.taskID, workerType: o.workerType, subject: o.subject, tier: o.tier, took: took(o.start)})
 }
 
 // hasReplacement reports whether s holds U+FFFD, which the decoder writes
@@ -861,17 +875,18 @@ func unknownTierOnly(ve *heddle.ValidationError) bool {
 
 // deadLetterOp dead-letters msg and records the outcome in op, when it
 // is not nil.
-func (r *Router) deadLetterOp(ctx context.Context, op *event.Op, msg *bus.Msg, kind, detail string) {
+func (r *Router) deadLetterOp(ctx context.Context, op *event.Op, msg *bus.Msg, start time.Time, kind, detail string) {
 	if op != nil {
 		op.Status, op.Reason, op.Err = "dead_lettered", kind, errors.New(kind+": "+detail)
 	}
-	r.deadLetter(ctx, msg, kind, detail)
+	r.deadLetter(ctx, msg, start, kind, detail)
 }
 
 // deadLetter publishes the original message, untouched, in a DeadLetter
 // envelope on SubjectDeadLetter, with reason "<kind>: <detail>", after the
-// failed result that answers its caller (see Router).
-func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail string) {
+// failed result that answers its caller (see Router). start is when the
+// task's route began, or zero when nobody times it.
+func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, start time.Time, kind, detail string) {
 	reason := kind + ": " + detail
 	d := heddle.NewDeadLetter(reason, msg.Data)
 	byReason := &r.stats.invalid
@@ -913,6 +928,9 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 	}
 	ev := event.Event{Name: event.RouterDeadLettered, TaskID: d.TaskID, WorkerType: d.WorkerType,
 		Status: "dead_lettered", Reason: kind, Detail: reason}
+	if !start.IsZero() {
+		ev.Duration = time.Since(start)
+	}
 	if truncated {
 		r.log.Emit(ctx, slog.LevelWarn, ev, slog.String("reason", reason), slog.String("task_id", d.TaskID),
 			slog.String("worker_type", d.WorkerType), slog.Bool("truncated", true), slog.Int("original_size", len(msg.Data)))
@@ -924,14 +942,23 @@ func (r *Router) deadLetter(ctx context.Context, msg *bus.Msg, kind, detail stri
 
 // emitRouted reports one routed task (at debug level: the worker's
 // result is the task's one INFO line).
-func (r *Router) emitRouted(ctx context.Context, taskID, workerType string, tier heddle.ModelTier, subject string) {
+func (r *Router) emitRouted(ctx context.Context, t routedTask) {
 	if !r.log.Enabled(ctx, slog.LevelDebug, event.RouterRouted) { // spares the arguments' allocations
 		return
 	}
-	r.log.Emit(ctx, slog.LevelDebug, event.Event{Name: event.RouterRouted, TaskID: taskID, WorkerType: workerType,
-		Tier: string(tier), Subject: subject, Status: "routed"},
-		slog.String("task_id", taskID), slog.String("worker_type", workerType),
-		slog.String("model_tier", string(tier)), slog.String("subject", subject))
+	r.log.Emit(ctx, slog.LevelDebug, event.Event{Name: event.RouterRouted, TaskID: t.taskID, WorkerType: t.workerType,
+		Tier: string(t.tier), Subject: t.subject, Status: "routed", Duration: t.took},
+		slog.String("task_id", t.taskID), slog.String("worker_type", t.workerType),
+		slog.String("model_tier", string(t.tier)), slog.String("subject", t.subject))
+}
+
+// took returns the time since start, or 0 when start is zero (nobody
+// times the route).
+func took(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
 }
 
 // publishFailed counts in n and reports one publish that failed.

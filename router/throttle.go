@@ -49,8 +49,9 @@ type outgoing struct {
 	workerType string
 	subject    string
 	tier       heddle.ModelTier
-	overridden bool // routed to its tier_overrides tier, not its model_tier
-	reencoded  bool // out is not orig.Data
+	overridden bool      // routed to its tier_overrides tier, not its model_tier
+	reencoded  bool      // out is not orig.Data
+	start      time.Time // when its route began; zero when nobody times it
 }
 
 // heldTask is a task waiting for the token reserved for it.
@@ -290,7 +291,7 @@ func (r *Router) hold(ctx context.Context, o outgoing, res ratelimit.Reservation
 			return
 		}
 		res.Cancel()
-		r.deadLetter(ctx, o.orig, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", o.tier))
+		r.deadLetter(ctx, o.orig, o.start, event.ReasonRateLimited, fmt.Sprintf("tier '%s' has no available capacity", o.tier))
 		return
 	case holdLate:
 		res.Cancel()
@@ -353,5 +354,5 @@ func (r *Router) dropHeld(ctx context.Context, tasks []*heldTask) {
 // deadLetterHeld dead-letters a held task the router will not forward
 // because it is stopping.
 func (r *Router) deadLetterHeld(ctx context.Context, t *heldTask) {
-	r.deadLetter(ctx, t.orig, ReasonShutdown, fmt.Sprintf("the router stopped while the task waited for capacity on tier '%s'", t.tier))
+	r.deadLetter(ctx, t.orig, t.start, ReasonShutdown, fmt.Sprintf("the router stopped while the task waited for capacity on tier '%s'", t.tier))
 }

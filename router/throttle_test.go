@@ -514,7 +514,7 @@ func TestRouterOnNATSForwardsTheHeldTasksOfABurstAndDeadLettersTheRest(t *testin
 			Rules: mustParseRules(t, "rate_limits:\n  local: {rate_per_second: 1, burst: 2, max_wait_seconds: 2.4}\n"),
 		}, heddle.WithLogger(slog.New(slog.DiscardHandler)), heddle.WithObserver(event.ObserverFunc(func(_ context.Context, e event.Event) {
 			if e.Name == "router.throttled" || e.Name == "router.dead_lettered" {
-				events <- e
+				events <- e.Clone()
 			}
 		})))
 		if err != nil {

@@ -25,7 +25,7 @@ type eventLog struct {
 
 func (l *eventLog) Observe(_ context.Context, e event.Event) {
 	l.mu.Lock()
-	l.byTask[e.TaskID] = append(l.byTask[e.TaskID], e)
+	l.byTask[e.TaskID] = append(l.byTask[e.TaskID], e.Clone())
 	l.mu.Unlock()
 	select {
 	case l.seen <- struct{}{}:

@@ -300,7 +300,7 @@ func (w *Worker) attempt(r *run, base context.Context, task *heddle.TaskMessage,
 	}()
 	r.inHandler = true
 	var err error
-	if w.log.Intercepted() {
+	if w.log.Intercepted(event.OpHandle) {
 		out, err = w.intercepted(ctx, r, task, payload, n)
 	} else {
 		out, err = w.handle(ctx, task, payload)
@@ -335,26 +335,39 @@ type traceContext struct{ ctx context.Context }
 // intercepted runs the handler inside the interceptors, as attempt n of
 // the task: the context they pass on is the handler's, and the one whose
 // trace context the result carries.
-func (w *Worker) intercepted(ctx context.Context, r *run, task *heddle.TaskMessage, payload []byte, n int) (out map[string]any, err error) {
-	op := &event.Op{Kind: event.OpHandle, TaskID: task.TaskID, ParentTaskID: task.ParentTaskID, WorkerType: w.workerType,
-		Tier: string(task.ModelTier), Attempt: n, RetryCount: task.RetryCount}
-	err = w.log.Intercept(ctx, op, func(ictx context.Context) error {
-		if w.log.Propagated() {
-			r.job.trace.Store(&traceContext{ictx})
-		}
-		o, herr := w.handle(ictx, task, payload)
-		out = o
-		if herr != nil {
-			op.Status, op.Reason, op.Err = string(heddle.StatusFailed), w.classify(ictx, herr).reason, herr
-		} else {
-			op.Status = string(heddle.StatusCompleted)
-		}
-		return herr
-	})
-	if err != nil {
-		out = nil
+func (w *Worker) intercepted(ctx context.Context, r *run, task *heddle.TaskMessage, payload []byte, n int) (map[string]any, error) {
+	c := &handleCall{w: w, r: r, task: task, payload: payload, op: event.Op{Kind: event.OpHandle, TaskID: task.TaskID,
+		ParentTaskID: task.ParentTaskID, WorkerType: w.workerType, Tier: string(task.ModelTier), Attempt: n, RetryCount: task.RetryCount}}
+	if err := w.log.Intercept(ctx, &c.op, c.handle); err != nil {
+		return nil, err
 	}
-	return out, err
+	return c.out, nil
+}
+
+// handleCall is one handler attempt run inside the interceptors: its
+// operation, its arguments and its output in one allocation.
+type handleCall struct {
+	w       *Worker
+	r       *run
+	task    *heddle.TaskMessage
+	payload []byte
+	op      event.Op
+	out     map[string]any
+}
+
+func (c *handleCall) handle(ictx context.Context) error {
+	w := c.w
+	if w.log.Propagated() {
+		c.r.job.trace.Store(&traceContext{ictx})
+	}
+	o, herr := w.handle(ictx, c.task, c.payload)
+	c.out = o
+	if herr != nil {
+		c.op.Status, c.op.Reason, c.op.Err = string(heddle.StatusFailed), w.classify(ictx, herr).reason, herr
+	} else {
+		c.op.Status = string(heddle.StatusCompleted)
+	}
+	return herr
 }
 
 // classify decides how a handler error is reported and whether it is

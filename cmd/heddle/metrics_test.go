@@ -98,7 +98,7 @@ func TestMetricsAddrServesTheMetricsOfTheVerbsActors(t *testing.T) {
 	}{
 		{"heddle_worker_tasks_received_total", wc, "2"},
 		{"heddle_worker_tasks_completed_total", wc, "2"},
-		{"heddle_worker_attempt_duration_seconds_count", map[string]string{"worker_type": "word_counter", "status": "completed"}, "2"},
+		{"heddle_worker_task_duration_seconds_count", map[string]string{"worker_type": "word_counter", "status": "completed"}, "2"},
 		{"heddle_worker_in_flight_tasks", map[string]string{"worker_type": "word_counter"}, "0"},
 	} {
 		if !hasSample(body, want.name, want.labels, want.value) {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -53,24 +54,44 @@ type Emitter struct {
 	actor string
 	obs   []event.Observer
 	icpt  []event.Interceptor
+	byOp  [opKinds][]event.Interceptor // icpt, of each kind those that want it
 	prop  event.Propagator
 	base  []slog.Attr // from With, for the observers (the logger has them)
 	sel   *selection  // shared by an Emitter and those With makes of it
 	fault *faults     // shared likewise
 }
 
-// selection caches, per event name, the observers that want it.
+// selection caches, per event name, the observers that want it. The
+// cache is a map read without a lock: a name seen for the first time
+// gets a new map, a copy of the last with the name added, so that each
+// event's lookup is one atomic load and one map read.
 type selection struct {
 	obs    []event.Observer
-	byName sync.Map // string -> []event.Observer
+	mu     sync.Mutex // serialises additions
+	byName atomic.Pointer[map[string][]event.Observer]
 }
 
 func (s *selection) of(name string) []event.Observer {
 	if len(s.obs) == 0 {
 		return nil
 	}
-	if v, ok := s.byName.Load(name); ok {
-		return v.([]event.Observer)
+	if m := s.byName.Load(); m != nil {
+		if want, ok := (*m)[name]; ok {
+			return want
+		}
+	}
+	return s.add(name)
+}
+
+// add asks the observers whether they want name and keeps the answer.
+func (s *selection) add(name string) []event.Observer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.byName.Load()
+	if old != nil {
+		if want, ok := (*old)[name]; ok {
+			return want
+		}
 	}
 	var want []event.Observer
 	for _, o := range s.obs {
@@ -78,7 +99,12 @@ func (s *selection) of(name string) []event.Observer {
 			want = append(want, o)
 		}
 	}
-	s.byName.Store(name, want)
+	m := make(map[string][]event.Observer, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[name] = want
+	s.byName.Store(&m)
 	return want
 }
 
@@ -105,9 +131,40 @@ func New(cfg Config) *Emitter {
 	if l == nil {
 		l = slog.Default()
 	}
-	return &Emitter{log: l, actor: cfg.Actor, obs: cfg.Observers, icpt: cfg.Interceptors, prop: cfg.Propagator,
+	e := &Emitter{log: l, actor: cfg.Actor, obs: cfg.Observers, icpt: cfg.Interceptors, prop: cfg.Propagator,
 		sel:   &selection{obs: cfg.Observers},
 		fault: &faults{log: rate.Sometimes{First: 1, Interval: PanicLogInterval}}}
+	for k := range e.byOp {
+		for _, i := range cfg.Interceptors {
+			if intercepts(i, event.OpKind(k)) {
+				e.byOp[k] = append(e.byOp[k], i)
+			}
+		}
+	}
+	return e
+}
+
+// opKinds bounds the event.OpKind values an Emitter tells apart; an
+// operation of a kind beyond them goes to every interceptor.
+const opKinds = 8
+
+// interceptors returns the interceptors that wrap operations of kind.
+func (e *Emitter) interceptors(kind event.OpKind) []event.Interceptor {
+	if int(kind) < len(e.byOp) {
+		return e.byOp[kind]
+	}
+	return e.icpt
+}
+
+// intercepts asks i whether it wraps kind, counting a panic in
+// Intercepts as yes (the interceptor's own guard then applies).
+func intercepts(i event.Interceptor, kind event.OpKind) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = true
+		}
+	}()
+	return event.Intercepts(i, kind)
 }
 
 // Logger returns the Emitter's logger.
@@ -190,14 +247,32 @@ func (e *Emitter) Emit(ctx context.Context, level slog.Level, ev event.Event, at
 		return
 	}
 	ev.Level = level
-	ev.Attrs = append(append(make([]slog.Attr, 0, len(e.base)+len(attrs)), e.base...), attrs...)
 	if ev.Actor == "" {
 		ev.Actor = e.actor
 	}
+	// The observers get the attributes in a slice of their own that is
+	// theirs for the call only (event.Observer says so): a pooled one,
+	// cleared before it goes back, so that an event costs no allocation.
+	buf := attrPool.Get().(*[]slog.Attr)
+	ev.Attrs = append(append((*buf)[:0], e.base...), attrs...)
 	for _, o := range obs {
 		e.observe(ctx, o, ev)
 	}
+	clear(ev.Attrs)
+	if cap(ev.Attrs) <= maxPooledAttrs {
+		*buf = ev.Attrs[:0]
+		attrPool.Put(buf)
+	}
 }
+
+// maxPooledAttrs bounds the attribute slices kept for reuse, so that one
+// event with many attributes does not pin a large slice.
+const maxPooledAttrs = 64
+
+var attrPool = sync.Pool{New: func() any {
+	s := make([]slog.Attr, 0, 16)
+	return &s
+}}
 
 // record writes the log record of an event when the logger's level admits
 // it. It hands the record to the logger's handler itself, as
@@ -274,9 +349,9 @@ func (e *Emitter) CountEvent(ctx context.Context, count *atomic.Uint64, level sl
 	e.Emit(ctx, level, ev, attrs...)
 }
 
-// Intercepted reports whether the Emitter has interceptors; when it has
-// none, Intercept calls next directly.
-func (e *Emitter) Intercepted() bool { return len(e.icpt) > 0 }
+// Intercepted reports whether the Emitter has interceptors that wrap
+// operations of kind; when it has none, Intercept calls next directly.
+func (e *Emitter) Intercepted(kind event.OpKind) bool { return len(e.interceptors(kind)) > 0 }
 
 // errNextTwice is what a second call of an interceptor's next returns.
 var errNextTwice = errors.New("heddle: an interceptor called next twice; the operation ran once")
@@ -293,25 +368,27 @@ var errNextTwice = errors.New("heddle: an interceptor called next twice; the ope
 // operation's error errOperationPanicked) and is raised again to the
 // caller of Intercept, as if there were no interceptors.
 func (e *Emitter) Intercept(ctx context.Context, op *event.Op, next event.Next) error {
-	if len(e.icpt) == 0 {
+	icpt := e.interceptors(op.Kind)
+	if len(icpt) == 0 {
 		return next(ctx)
 	}
 	if op.Actor == "" {
 		op.Actor = e.actor
 	}
-	var raised any
-	guarded := func(ctx context.Context) (err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				raised = v
-				err = errOperationPanicked
-			}
-		}()
-		return next(ctx)
+	c := &chain{e: e, icpt: icpt, op: op, next: next}
+	c.links = c.buf[:0]
+	if len(icpt) > len(c.buf) {
+		c.links = make([]link, 0, len(icpt))
 	}
-	err := e.intercept(ctx, 0, op, guarded)
-	if raised != nil {
-		panic(raised)
+	c.links = c.links[:len(icpt)]
+	for i := range c.links {
+		l := &c.links[i]
+		l.c, l.i = c, i
+		l.next = l.call
+	}
+	err := c.run(ctx, 0)
+	if c.raised != nil {
+		panic(c.raised)
 	}
 	return err
 }
@@ -320,39 +397,79 @@ func (e *Emitter) Intercept(ctx context.Context, op *event.Op, next event.Next) 
 // operation panicked; the panic is raised again once they returned.
 var errOperationPanicked = errors.New("heddle: the operation panicked")
 
-func (e *Emitter) intercept(ctx context.Context, i int, op *event.Op, next event.Next) (err error) {
-	if i == len(e.icpt) {
-		return next(ctx)
+// chain is one call of Intercept: the operation and the state of each
+// interceptor's link, allocated together.
+type chain struct {
+	e      *Emitter
+	icpt   []event.Interceptor
+	op     *event.Op
+	next   event.Next
+	raised any // the operation's panic, raised again at the end
+	links  []link
+	buf    [2]link
+}
+
+// link is the next an interceptor is given: it runs the rest of the
+// chain once.
+type link struct {
+	c      *chain
+	i      int
+	ctx    context.Context // the context the interceptor was offered
+	called bool
+	err    error
+	next   event.Next // call, bound once
+}
+
+// call runs the interceptors after this link's, then the operation; a
+// second call runs nothing.
+func (l *link) call(ctx context.Context) error {
+	if l.called {
+		return errNextTwice
 	}
-	var called bool
-	var innerErr error
-	inner := func(c context.Context) error {
-		if called {
-			return errNextTwice
-		}
-		called = true
-		if c == nil {
-			c = ctx
-		}
-		innerErr = e.intercept(c, i+1, op, next)
-		return innerErr
+	l.called = true
+	if ctx == nil {
+		ctx = l.ctx
 	}
+	l.err = l.c.run(ctx, l.i+1)
+	return l.err
+}
+
+// run calls interceptor i, or the operation once every interceptor has
+// been entered.
+func (c *chain) run(ctx context.Context, i int) (err error) {
+	if i == len(c.links) {
+		return c.operation(ctx)
+	}
+	l := &c.links[i]
+	l.ctx = ctx
 	defer func() {
 		if v := recover(); v != nil {
-			e.fault.report(ctx, e.log, "interceptor."+op.Kind.String(), v)
-			if !called {
-				err = inner(ctx)
+			c.e.fault.report(ctx, c.e.log, "interceptor."+c.op.Kind.String(), v)
+			if !l.called {
+				err = l.call(ctx)
 			} else {
-				err = innerErr
+				err = l.err
 			}
 		}
 	}()
-	err = e.icpt[i].Intercept(ctx, op, inner)
-	if !called {
-		e.fault.report(ctx, e.log, "interceptor."+op.Kind.String(), "returned without calling next")
-		err = inner(ctx)
+	err = c.icpt[i].Intercept(ctx, c.op, l.next)
+	if !l.called {
+		c.e.fault.report(ctx, c.e.log, "interceptor."+c.op.Kind.String(), "returned without calling next")
+		err = l.call(ctx)
 	}
 	return err
+}
+
+// operation runs the operation, keeping a panic of its own to be raised
+// again once the interceptors have returned.
+func (c *chain) operation(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.raised = v
+			err = errOperationPanicked
+		}
+	}()
+	return c.next(ctx)
 }
 
 // TraceKey is the task extension holding the W3C trace context.

@@ -24,7 +24,7 @@ type collector struct {
 func (c *collector) Observe(_ context.Context, e event.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.events = append(c.events, e)
+	c.events = append(c.events, e.Clone())
 }
 
 func TestAnEventReachesTheLoggerAndEveryObserverWithItsTypedFields(t *testing.T) {
@@ -248,4 +248,64 @@ func TestAPanicInTheOperationReachesTheCallerThroughTheInterceptors(t *testing.T
 	}()
 	_ = e.Intercept(context.Background(), &event.Op{Kind: event.OpHandle}, func(context.Context) error { panic("handler bug") })
 	t.Error("Intercept returned although the operation panicked")
+}
+
+func TestAnObservedEventCostsNoAllocationAndCloneKeepsItsAttributes(t *testing.T) {
+	var kept []event.Event
+	keep := event.ObserverFunc(func(_ context.Context, e event.Event) { kept = append(kept[:0], e.Clone()) })
+	e := emit.New(emit.Config{Logger: slog.New(slog.DiscardHandler), Actor: "worker", Observers: []event.Observer{
+		event.ObserverFunc(func(context.Context, event.Event) {})}})
+	ctx := context.Background()
+	emitOne := func(e *emit.Emitter, id string) {
+		e.Emit(ctx, slog.LevelInfo, event.Event{Name: event.WorkerCompleted, TaskID: id}, slog.String("task_id", id), slog.Int("retry_count", 0))
+	}
+	emitOne(e, "warm")
+	if n := testing.AllocsPerRun(100, func() { emitOne(e, "t-1") }); n != 0 {
+		t.Errorf("an event to an observer allocates %v times, want 0", n)
+	}
+
+	k := emit.New(emit.Config{Logger: slog.New(slog.DiscardHandler), Observers: []event.Observer{keep}})
+	emitOne(k, "t-1")
+	first := kept[0]
+	emitOne(k, "t-2")
+	if len(first.Attrs) != 2 || first.Attrs[0].Value.String() != "t-1" {
+		t.Errorf("a cloned event's attributes are %v after the next event, want its own task_id t-1", first.Attrs)
+	}
+}
+
+// dispatchOnly wraps dispatches alone.
+type dispatchOnly struct{ calls *int }
+
+func (d dispatchOnly) Intercept(ctx context.Context, _ *event.Op, next event.Next) error {
+	*d.calls++
+	return next(ctx)
+}
+
+func (dispatchOnly) Intercepts(kind event.OpKind) bool { return kind == event.OpDispatch }
+
+func TestAnOpSelectorWrapsOnlyTheKindsItWants(t *testing.T) {
+	calls := 0
+	plain := 0
+	all := event.InterceptorFunc(func(ctx context.Context, _ *event.Op, next event.Next) error {
+		plain++
+		return next(ctx)
+	})
+	e := emit.New(emit.Config{Logger: slog.New(slog.DiscardHandler), Interceptors: []event.Interceptor{dispatchOnly{&calls}}})
+	if e.Intercepted(event.OpRoute) || !e.Intercepted(event.OpDispatch) {
+		t.Errorf("Intercepted(route) %v, Intercepted(dispatch) %v; want false, true", e.Intercepted(event.OpRoute), e.Intercepted(event.OpDispatch))
+	}
+	both := emit.New(emit.Config{Logger: slog.New(slog.DiscardHandler), Interceptors: []event.Interceptor{dispatchOnly{&calls}, all}})
+	ran := 0
+	op := func(context.Context) error { ran++; return nil }
+	for _, kind := range []event.OpKind{event.OpHandle, event.OpRoute, event.OpDispatch, event.OpGoal} {
+		if err := e.Intercept(context.Background(), &event.Op{Kind: kind}, op); err != nil {
+			t.Fatal(err)
+		}
+		if err := both.Intercept(context.Background(), &event.Op{Kind: kind}, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ran != 8 || calls != 2 || plain != 4 {
+		t.Errorf("operations ran %d times, the dispatch interceptor %d, the plain one %d; want 8, 2 (one dispatch per emitter), 4", ran, calls, plain)
+	}
 }

@@ -16,7 +16,7 @@ func TestTheOptionsReachTheEmitter(t *testing.T) {
 	var seen []event.Event
 	var wrapped []event.OpKind
 	e := observe.Actor("worker", heddle.WithLogger(logs.Logger()),
-		heddle.WithObserver(event.ObserverFunc(func(_ context.Context, ev event.Event) { seen = append(seen, ev) })),
+		heddle.WithObserver(event.ObserverFunc(func(_ context.Context, ev event.Event) { seen = append(seen, ev.Clone()) })),
 		heddle.WithInterceptor(event.InterceptorFunc(func(ctx context.Context, op *event.Op, next event.Next) error {
 			wrapped = append(wrapped, op.Kind)
 			return next(ctx)
