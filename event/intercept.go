@@ -112,8 +112,11 @@ func (f InterceptorFunc) Intercept(ctx context.Context, op *Op, next Next) error
 // strings. OpenTelemetry's propagation.TraceContext fits it with
 // propagation.MapCarrier.
 type Propagator interface {
-	// Extract returns ctx carrying the trace context in carrier.
+	// Extract returns ctx carrying the trace context in carrier. The
+	// carrier is the caller's, reused once Extract returns: keep none of
+	// it but the strings read from it.
 	Extract(ctx context.Context, carrier map[string]string) context.Context
-	// Inject writes ctx's trace context into carrier.
+	// Inject writes ctx's trace context into carrier, the caller's
+	// likewise.
 	Inject(ctx context.Context, carrier map[string]string)
 }

@@ -40,3 +40,33 @@ func BenchmarkIntercept(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSDKSpan measures what the OpenTelemetry SDK alone costs per
+// span, with nothing of Heddle: a span started as the child of a remote
+// parent, with no attribute, and ended, on a TracerProvider that samples
+// it and exports it to a no-op exporter, in batches (batch, the SDK's
+// advice for production) or as each span ends (sync). It is the floor
+// under BenchmarkTaskPath's on mode, which makes two spans per task.
+func BenchmarkSDKSpan(b *testing.B) {
+	for _, mode := range []string{"batch", "sync"} {
+		b.Run(mode, func(b *testing.B) {
+			// WithBatcher starts its processor's goroutine when called.
+			var opt sdktrace.TracerProviderOption
+			if mode == "sync" {
+				opt = sdktrace.WithSyncer(tracetest.NewNoopExporter())
+			} else {
+				opt = sdktrace.WithBatcher(tracetest.NewNoopExporter())
+			}
+			tp := sdktrace.NewTracerProvider(opt)
+			defer func() { _ = tp.Shutdown(context.Background()) }()
+			tracer := tp.Tracer("bench")
+			parent := otel.New().Propagator().Extract(context.Background(),
+				map[string]string{"traceparent": "00-" + pythonTraceID + "-" + pythonSpanID + "-01"})
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := tracer.Start(parent, "heddle.handle echo")
+				span.End()
+			}
+		})
+	}
+}

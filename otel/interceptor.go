@@ -64,16 +64,49 @@ type interceptor struct {
 // the caller's), runs next with the span's context, and ends the span
 // with the operation's outcome. A panic out of next ends the span as
 // failed and goes on up.
+//
+// The span's attributes are set once, as it ends, and only when it is
+// recording: a span that is not sampled (or a no-op TracerProvider's)
+// costs no attribute at all, and a recorded one gets them in one slice.
+// A Sampler therefore sees the span's name and kind but no attribute.
 func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Next) (err error) {
-	kind, opType := kindConsumer, opProcess
+	kind := kindConsumer
 	switch op.Kind {
 	case event.OpDispatch:
-		kind, opType = kindProducer, opSend
+		kind = kindProducer
 	case event.OpHandle, event.OpRoute, event.OpGoal:
 	default:
 		kind = kindInternal
 	}
-	attrs := make([]attribute.KeyValue, 0, 10)
+	start := *op // the identity the operation began with
+	ctx, span := i.tracer.Start(ctx, i.names.name(op), kind)
+	ended := false
+	defer func() {
+		if !ended {
+			if span.IsRecording() {
+				var buf [16]attribute.KeyValue
+				span.SetAttributes(startAttributes(buf[:0], &start)...)
+				span.SetStatus(codes.Error, "panic")
+			}
+			span.End()
+		}
+	}()
+	err = next(ctx)
+	ended = true
+	if span.IsRecording() {
+		finish(span, &start, op, err)
+	}
+	span.End()
+	return err
+}
+
+// startAttributes appends the attributes naming the operation as it
+// began.
+func startAttributes(attrs []attribute.KeyValue, op *event.Op) []attribute.KeyValue {
+	opType := opProcess
+	if op.Kind == event.OpDispatch {
+		opType = opSend
+	}
 	attrs = append(attrs,
 		AttrTaskID.String(op.TaskID),
 		AttrWorkerType.String(op.WorkerType),
@@ -92,22 +125,7 @@ func (i interceptor) Intercept(ctx context.Context, op *event.Op, next event.Nex
 	if op.Subject != "" {
 		attrs = append(attrs, semconv.MessagingDestinationName(op.Subject))
 	}
-	subject, tier := op.Subject, op.Tier
-	ctx, span := i.tracer.Start(ctx, i.names.name(op), kind, trace.WithAttributes(attrs...))
-	ended := false
-	defer func() {
-		if !ended {
-			span.SetStatus(codes.Error, "panic")
-			span.End()
-		}
-	}()
-	err = next(ctx)
-	ended = true
-	if span.IsRecording() {
-		finish(span, op, subject, tier, err)
-	}
-	span.End()
-	return err
+	return attrs
 }
 
 // The span start options of each kind, made once.
@@ -151,18 +169,19 @@ func (n *spanNames) name(op *event.Op) string {
 	return name
 }
 
-// finish sets the outcome of op on its span, in one call: its status and
-// reason, where a router sent the task and at which tier (when they
-// changed from subject and tier, as the operation began), and on failure
-// the error and the span status Error.
-func finish(span trace.Span, op *event.Op, subject, tier string, err error) {
-	forwarded := op.Subject != subject && op.Subject != ""
-	resolved := op.Tier != tier && op.Tier != ""
+// finish sets the attributes of op on its span, in one call: those it
+// began with (start), its status and reason, where a router sent the task
+// and at which tier (when they changed as it ran), and on failure the
+// error type; then, on failure, the error and the span status Error.
+func finish(span trace.Span, start, op *event.Op, err error) {
+	forwarded := op.Subject != start.Subject && op.Subject != ""
+	resolved := op.Tier != start.Tier && op.Tier != ""
 	if err == nil {
 		err = op.Err
 	}
 	failed := err != nil || op.Status == statusFailed || op.Status == statusDeadLettered
-	attrs := make([]attribute.KeyValue, 0, count(op.Status != "", op.Reason != "", forwarded, resolved, failed))
+	var buf [16]attribute.KeyValue
+	attrs := startAttributes(buf[:0], start)
 	if op.Status != "" {
 		attrs = append(attrs, AttrStatus.String(op.Status))
 	}
@@ -182,9 +201,7 @@ func finish(span trace.Span, op *event.Op, subject, tier string, err error) {
 			attrs = append(attrs, semconv.ErrorTypeOther)
 		}
 	}
-	if len(attrs) > 0 {
-		span.SetAttributes(attrs...)
-	}
+	span.SetAttributes(attrs...)
 	if !failed {
 		return
 	}
@@ -193,15 +210,4 @@ func finish(span trace.Span, op *event.Op, subject, tier string, err error) {
 	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
-}
-
-// count returns how many of conds hold.
-func count(conds ...bool) int {
-	n := 0
-	for _, c := range conds {
-		if c {
-			n++
-		}
-	}
-	return n
 }

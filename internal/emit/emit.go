@@ -491,8 +491,10 @@ func (e *Emitter) Extract(ctx context.Context, ext map[string]json.RawMessage) c
 	}
 	carrier := carrierOf(raw)
 	if len(carrier) == 0 {
+		putCarrier(carrier)
 		return ctx
 	}
+	defer putCarrier(carrier)
 	return e.prop.Extract(ctx, carrier)
 }
 
@@ -522,7 +524,8 @@ func (e *Emitter) TraceContext(ctx context.Context, ext map[string]json.RawMessa
 	if e.prop == nil {
 		return nil, false
 	}
-	carrier := make(map[string]string, 2)
+	carrier := getCarrier()
+	defer putCarrier(carrier)
 	e.prop.Inject(ctx, carrier)
 	if len(carrier) == 0 {
 		return nil, false
