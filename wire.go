@@ -166,7 +166,7 @@ func (m *TaskMessage) decodeRaw(data []byte, envelope bool) ([]byte, error) {
 	*m = TaskMessage{
 		TaskID:       d.Str("task_id", wire.Optional, uuid.NewString),
 		ParentTaskID: d.Str("parent_task_id", wire.Nullable, nil),
-		WorkerType:   d.Str("worker_type", wire.Required, nil),
+		WorkerType:   d.Symbol("worker_type", wire.Required),
 		Payload:      d.ObjectRaw("payload", wire.Required, nil, &payload),
 		ModelTier:    ModelTier(d.Enum("model_tier", string(DefaultModelTier), modelTierNames)),
 		Priority:     Priority(d.Enum("priority", string(DefaultPriority), priorityNames)),
@@ -203,7 +203,7 @@ func (r *TaskResult) decode(data []byte) error {
 	*r = TaskResult{
 		TaskID:           d.Str("task_id", wire.Required, nil),
 		ParentTaskID:     d.Str("parent_task_id", wire.Nullable, nil),
-		WorkerType:       d.Str("worker_type", wire.Required, nil),
+		WorkerType:       d.Symbol("worker_type", wire.Required),
 		Status:           TaskStatus(d.Enum("status", "", taskStatusNames)),
 		Output:           d.Object("output", wire.Nullable, nil),
 		Error:            d.Str("error", wire.Nullable, nil),

@@ -314,6 +314,11 @@ func (d *Decoder) Missing(name string, pr Presence) {
 // field.
 func (d *Decoder) Str(name string, pr Presence, def func() string) string {
 	raw, ok := d.Take(name)
+	return d.str(name, raw, ok, pr, def)
+}
+
+// str is Str of the member taken already: raw, or none when ok is false.
+func (d *Decoder) str(name string, raw []byte, ok bool, pr Presence, def func() string) string {
 	if !ok {
 		d.Missing(name, pr)
 		if def != nil {
