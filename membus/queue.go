@@ -1,39 +1,69 @@
 package membus
 
-// keepIdle is the largest capacity an idle queue keeps in each of its two
-// slices (256 envelopes, 18 KiB), so that ordinary traffic reuses its
-// slices while a burst's memory goes back once the burst is delivered.
+// keepIdle is the largest block an idle queue keeps for reuse (256
+// envelopes, 18 KiB), so that ordinary traffic reuses its blocks while a
+// burst's memory goes back once the burst is delivered.
 const keepIdle = 256
 
-// pendingQueue is a subscription's pending queue: a slice publishers append
-// to under the subscription's lock, which the delivery goroutine takes whole
-// (pendingReader.take) and hands back, emptied, once it has read it. The two
-// slices take turns, so a steady stream allocates nothing.
+// Block sizes: a queue's first block holds minBlock messages, each next
+// block twice the last, up to maxBlock.
+const (
+	minBlock = 8
+	maxBlock = 1024
+)
+
+// pendingQueue is a subscription's pending queue: a list of blocks that
+// publishers append to under the subscription's lock, and that the
+// delivery goroutine takes one at a time (pendingReader.take) and hands
+// back, emptied, once it has read it. A steady stream therefore
+// allocates nothing (two blocks take turns), and a burst larger than any
+// block costs one block per maxBlock messages: no message is ever copied
+// into a larger slice, and the garbage collector scans only the blocks
+// still queued.
 //
 // Its memory follows the pending limits: enqueue never holds more than the
-// limit of messages, between the slice being appended to and the one being
-// read, and an idle queue keeps at most keepIdle slots in each slice.
-//
-// The queue is plain standard code on purpose. internal/blockqueue, a queue
-// of reusable blocks, was measured against it on BenchmarkTaskPath and
-// BenchmarkDispatchRequest (membus) and gained nothing there (BENCHMARKS.md,
-// "membus: payload copies and pending queue"), so it was removed.
+// limit of messages, and an idle queue keeps one block of at most keepIdle
+// slots for reuse.
 type pendingQueue struct {
-	buf   []envelope // publishers append here
-	spare []envelope // the slice the reader finished, to append to next
+	head, tail *block // the blocks holding pending messages, oldest first
+	spare      *block // an emptied block kept for reuse
+}
+
+// block is a run of pending messages: items[:len] written, cap its size.
+type block struct {
+	items []envelope
+	next  *block
 }
 
 // push appends e. Called with the subscription's lock held.
-func (q *pendingQueue) push(e envelope) { q.buf = append(q.buf, e) }
-
-// shrink lets go of large empty slices. Called, with the lock held, when the
-// reader is about to wait for messages.
-func (q *pendingQueue) shrink() {
-	if cap(q.spare) > keepIdle {
-		q.spare = nil
+func (q *pendingQueue) push(e envelope) {
+	t := q.tail
+	if t == nil || len(t.items) == cap(t.items) {
+		size := minBlock
+		if t != nil {
+			size = min(2*cap(t.items), maxBlock)
+		}
+		b := q.spare
+		if b != nil && cap(b.items) >= size {
+			q.spare = nil
+		} else {
+			b = &block{items: make([]envelope, 0, size)}
+		}
+		if t == nil {
+			q.head = b
+		} else {
+			t.next = b
+		}
+		q.tail, t = b, b
 	}
-	if len(q.buf) == 0 && cap(q.buf) > keepIdle {
-		q.buf = nil
+	t.items = append(t.items, e)
+}
+
+// shrink lets go of a large spare block. Called, with the lock held, when
+// the reader is about to wait for messages.
+func (q *pendingQueue) shrink() {
+	if q.spare != nil && cap(q.spare.items) > keepIdle {
+		q.spare = nil
 	}
 }
 
@@ -43,25 +73,35 @@ func (q *pendingQueue) reset() { *q = pendingQueue{} }
 
 // pendingReader is the delivery goroutine's side of a pendingQueue.
 type pendingReader struct {
-	batch []envelope // taken from the queue by the last take
+	blk   *block     // the block being read, detached from the queue
+	batch []envelope // blk's messages
 	read  int        // batch[:read] is read (and cleared)
 }
 
 // take returns how many messages next may return. Once the reader has read
-// its batch, take hands it back to q and takes what publishers appended
-// since. Called with the subscription's lock held.
+// its block, take hands it back to q and takes the queue's oldest. Called
+// with the subscription's lock held.
 func (r *pendingReader) take(q *pendingQueue) int {
 	if r.read < len(r.batch) {
 		return len(r.batch) - r.read
 	}
-	if r.batch != nil && q.spare == nil {
-		q.spare = r.batch[:0]
+	if b := r.blk; b != nil {
+		// Read, so cleared: kept for reuse if it is the larger.
+		b.items = b.items[:0]
+		if q.spare == nil || cap(b.items) > cap(q.spare.items) {
+			q.spare = b
+		}
 	}
-	r.batch, r.read = nil, 0
-	if len(q.buf) == 0 {
+	r.blk, r.batch, r.read = nil, nil, 0
+	h := q.head
+	if h == nil {
 		return 0
 	}
-	r.batch, q.buf, q.spare = q.buf, q.spare, nil
+	if q.head = h.next; q.head == nil {
+		q.tail = nil
+	}
+	h.next = nil
+	r.blk, r.batch = h, h.items
 	return len(r.batch)
 }
 
@@ -73,4 +113,17 @@ func (r *pendingReader) next() envelope {
 	r.batch[r.read] = envelope{}
 	r.read++
 	return e
+}
+
+// queued returns how many messages q holds, and how many its blocks have
+// room for, the spare's included. For tests. Called with the lock held.
+func (q *pendingQueue) queued() (n, capacity int) {
+	for b := q.head; b != nil; b = b.next {
+		n += len(b.items)
+		capacity += cap(b.items)
+	}
+	if q.spare != nil {
+		capacity += cap(q.spare.items)
+	}
+	return n, capacity
 }

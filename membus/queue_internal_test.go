@@ -50,7 +50,7 @@ func TestQueueMemoryFollowsThePendingLimit(t *testing.T) {
 		publish(strconv.Itoa(i))
 	}
 	s.mu.Lock()
-	queued, capacity := len(s.pending.buf), cap(s.pending.buf)+cap(s.pending.spare)
+	queued, capacity := s.pending.queued()
 	s.mu.Unlock()
 	if queued != limit-1 {
 		t.Errorf("flooded: %d messages queued besides the one being handled, want %d", queued, limit-1)
@@ -83,10 +83,10 @@ func TestQueueMemoryFollowsThePendingLimit(t *testing.T) {
 	s.mu.Unlock()
 	waitFor(t, parkedNow, "the subscription to wait again after delivering the flood")
 	s.mu.Lock()
-	bufCap, spareCap := cap(s.pending.buf), cap(s.pending.spare)
+	queued, capacity = s.pending.queued()
 	s.mu.Unlock()
-	if bufCap > keepIdle || spareCap > keepIdle {
-		t.Errorf("idle after the flood: the queue keeps slices of %d and %d slots, want at most %d each", bufCap, spareCap, keepIdle)
+	if queued != 0 || capacity > keepIdle {
+		t.Errorf("idle after the flood: the queue holds %d messages and keeps room for %d, want none and at most %d", queued, capacity, keepIdle)
 	}
 }
 

@@ -166,12 +166,24 @@ func SplitValid(data []byte, dst []Member, big *bool) (_ []Member, ok bool) {
 			return dst, false
 		}
 		start := i
-		if i, ok = validString(data, i); !ok {
-			return dst, false
+		// A key of printable ASCII without escapes (every key of Heddle's
+		// messages) is checked and taken in one pass; any other goes
+		// through validString and unquote.
+		j := i + 1
+		for j < len(data) && data[j] >= 0x20 && data[j] < 0x80 && data[j] != '"' && data[j] != '\\' {
+			j++
 		}
-		key := data[start+1 : i-1]
-		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
-			key = []byte(unquote(data[start:i]))
+		var key []byte
+		if j < len(data) && data[j] == '"' {
+			key, i = data[start+1:j], j+1
+		} else {
+			if i, ok = validString(data, i); !ok {
+				return dst, false
+			}
+			key = data[start+1 : i-1]
+			if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+				key = []byte(unquote(data[start:i]))
+			}
 		}
 		if i = skipSpace(data, i); i >= len(data) || data[i] != ':' {
 			return dst, false
