@@ -22,12 +22,17 @@ const (
 // still queued.
 //
 // Its memory follows the pending limits: enqueue never holds more than the
-// limit of messages, and an idle queue keeps one block of at most keepIdle
-// slots for reuse.
+// limit of messages. Up to maxSpare emptied blocks are kept for reuse, so
+// that a long burst recycles its blocks, and an idle queue keeps one block
+// of at most keepIdle slots.
 type pendingQueue struct {
 	head, tail *block // the blocks holding pending messages, oldest first
-	spare      *block // an emptied block kept for reuse
+	spare      *block // emptied blocks kept for reuse, linked by next
+	spares     int    // how many
 }
+
+// maxSpare bounds the emptied blocks a queue keeps while busy.
+const maxSpare = 4
 
 // block is a run of pending messages: items[:len] written, cap its size.
 type block struct {
@@ -45,7 +50,8 @@ func (q *pendingQueue) push(e envelope) {
 		}
 		b := q.spare
 		if b != nil && cap(b.items) >= size {
-			q.spare = nil
+			q.spare, b.next = b.next, nil
+			q.spares--
 		} else {
 			b = &block{items: make([]envelope, 0, size)}
 		}
@@ -62,9 +68,14 @@ func (q *pendingQueue) push(e envelope) {
 // shrink lets go of a large spare block. Called, with the lock held, when
 // the reader is about to wait for messages.
 func (q *pendingQueue) shrink() {
-	if q.spare != nil && cap(q.spare.items) > keepIdle {
-		q.spare = nil
+	if q.spare == nil {
+		return
 	}
+	if cap(q.spare.items) > keepIdle {
+		q.spare, q.spares = nil, 0
+		return
+	}
+	q.spare.next, q.spares = nil, 1
 }
 
 // reset lets go of everything pending. The reader must not be used
@@ -86,10 +97,19 @@ func (r *pendingReader) take(q *pendingQueue) int {
 		return len(r.batch) - r.read
 	}
 	if b := r.blk; b != nil {
-		// Read, so cleared: kept for reuse if it is the larger.
+		// Read, so cleared: kept for reuse, the largest first, while
+		// there is room.
 		b.items = b.items[:0]
-		if q.spare == nil || cap(b.items) > cap(q.spare.items) {
-			q.spare = b
+		switch {
+		case q.spare == nil || cap(b.items) >= cap(q.spare.items):
+			b.next, q.spare = q.spare, b
+			q.spares++
+			if q.spares > maxSpare {
+				q.dropLastSpare()
+			}
+		case q.spares < maxSpare:
+			b.next, q.spare.next = q.spare.next, b
+			q.spares++
 		}
 	}
 	r.blk, r.batch, r.read = nil, nil, 0
@@ -103,6 +123,20 @@ func (r *pendingReader) take(q *pendingQueue) int {
 	h.next = nil
 	r.blk, r.batch = h, h.items
 	return len(r.batch)
+}
+
+// dropLastSpare lets go of the last spare block.
+func (q *pendingQueue) dropLastSpare() {
+	p := q.spare
+	for p.next != nil && p.next.next != nil {
+		p = p.next
+	}
+	if p.next == nil { // one spare
+		q.spare, q.spares = nil, 0
+		return
+	}
+	p.next = nil
+	q.spares--
 }
 
 // next removes and returns the oldest message of the batch, leaving no
@@ -122,8 +156,8 @@ func (q *pendingQueue) queued() (n, capacity int) {
 		n += len(b.items)
 		capacity += cap(b.items)
 	}
-	if q.spare != nil {
-		capacity += cap(q.spare.items)
+	for b := q.spare; b != nil; b = b.next {
+		capacity += cap(b.items)
 	}
 	return n, capacity
 }
