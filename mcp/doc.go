@@ -31,10 +31,9 @@
 // (Handler), or as an actor (Run) on the transport its Config names, next
 // to workers and routers under heddle.Serve.
 //
-// The package is a module of its own, github.com/heddle-go/heddle/mcp,
-// so that the MCP SDK and what it brings (OAuth, JWT, a JSON Schema
-// library of its own) stay out of the build of every program that does
-// not offer tools.
+// The MCP SDK and what it brings (OAuth, JWT, a JSON Schema library of
+// its own) are imported by this package alone, so they stay out of the
+// build of every program that does not import it.
 //
 // The gateway reports each call once, as mcp.call_completed,
 // mcp.call_failed or mcp.call_refused, to its logger and observers

@@ -1,8 +1,8 @@
 // Package metrics exports what Heddle's actors and buses do as Prometheus
 // metrics, on a prometheus.Registerer the caller passes: never the global
-// registry unless that is the one passed. It lives in a module of its own
-// (github.com/heddle-go/heddle/metrics), so a program that does not import
-// it does not build client_golang.
+// registry unless that is the one passed. client_golang is imported by
+// this package alone, so a program that does not import it does not build
+// client_golang.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg)

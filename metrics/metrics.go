@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/heddle-go/heddle"
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/cowmap"
 )
 
 // DefaultDurationBuckets are the bounds, in seconds, of the duration
@@ -74,8 +73,7 @@ type Metrics struct {
 
 	watch *watcher
 
-	seriesMu   sync.Mutex // serialises additions to taskSeries
-	taskSeries atomic.Pointer[map[seriesKey]*taskSeries]
+	taskSeries cowmap.Map[seriesKey, *taskSeries]
 }
 
 // New returns Metrics whose collectors are registered on reg, never on

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"maps"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,40 +160,16 @@ type seriesKey struct{ workerType, tier string }
 // values kept as they are get a cache entry, so the cache is bounded by
 // the label limits.
 func (m *Metrics) series(workerType, tier string) *taskSeries {
-	k := seriesKey{workerType, tier}
-	if all := m.taskSeries.Load(); all != nil {
-		if s, ok := (*all)[k]; ok {
-			return s
+	return m.taskSeries.LoadOrCompute(seriesKey{workerType, tier}, func() (*taskSeries, bool) {
+		wt, t := m.label(lWorkerType, workerType), m.label(lTier, tier)
+		s := &taskSeries{
+			received:          m.workerReceived.WithLabelValues(wt, t),
+			completed:         m.workerCompleted.WithLabelValues(wt, t),
+			routed:            m.routerRouted.WithLabelValues(wt, t),
+			completedDuration: m.taskDuration.WithLabelValues(wt, string(heddle.StatusCompleted)),
 		}
-	}
-	wt, t := m.label(lWorkerType, workerType), m.label(lTier, tier)
-	s := &taskSeries{
-		received:          m.workerReceived.WithLabelValues(wt, t),
-		completed:         m.workerCompleted.WithLabelValues(wt, t),
-		routed:            m.routerRouted.WithLabelValues(wt, t),
-		completedDuration: m.taskDuration.WithLabelValues(wt, string(heddle.StatusCompleted)),
-	}
-	if wt == workerType && t == tier {
-		m.keepSeries(k, s)
-	}
-	return s
-}
-
-// keepSeries adds s to the cache of task-path series, read without a
-// lock: each addition makes a new map (the cache holds a few worker types
-// and tiers, bounded by the label limits).
-func (m *Metrics) keepSeries(k seriesKey, s *taskSeries) {
-	m.seriesMu.Lock()
-	defer m.seriesMu.Unlock()
-	next := map[seriesKey]*taskSeries{}
-	if old := m.taskSeries.Load(); old != nil {
-		if _, ok := (*old)[k]; ok {
-			return
-		}
-		next = maps.Clone(*old)
-	}
-	next[k] = s
-	m.taskSeries.Store(&next)
+		return s, wt == workerType && t == tier
+	})
 }
 
 // workerFailedEvent counts a worker.failed event, which stands for one of

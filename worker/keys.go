@@ -5,8 +5,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+
+	"github.com/heddle-go/heddle/internal/cowmap"
 )
 
 // keyCheck makes encoding/json read a payload by exactly the keys the
@@ -20,8 +20,7 @@ import (
 // field tables are read without a lock once made, and the path of a bad
 // key is written only when one is found.
 type keyCheck struct {
-	mu    sync.Mutex // serializes the making of tables
-	types atomic.Pointer[map[reflect.Type]map[string]reflect.Type]
+	types cowmap.Map[reflect.Type, map[string]reflect.Type]
 }
 
 // check walks v, the decoded payload, beside t, the type it decodes into,
@@ -103,34 +102,15 @@ func (k *keyCheck) find(t reflect.Type, v any) *badKey {
 // them (embedded structs' fields included), with their types; computed
 // once per type, then read without a lock.
 func (k *keyCheck) fields(t reflect.Type) map[string]reflect.Type {
-	if m := k.types.Load(); m != nil {
-		if f, ok := (*m)[t]; ok {
-			return f
+	return k.types.LoadOrCompute(t, func() (map[string]reflect.Type, bool) {
+		f := map[string]reflect.Type{}
+		for _, sf := range reflect.VisibleFields(t) {
+			if name, ok := jsonName(sf); ok {
+				f[name] = sf.Type
+			}
 		}
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	old := k.types.Load()
-	if old != nil {
-		if f, ok := (*old)[t]; ok {
-			return f
-		}
-	}
-	f := map[string]reflect.Type{}
-	for _, sf := range reflect.VisibleFields(t) {
-		if name, ok := jsonName(sf); ok {
-			f[name] = sf.Type
-		}
-	}
-	next := make(map[reflect.Type]map[string]reflect.Type, 1)
-	if old != nil {
-		for typ, tf := range *old {
-			next[typ] = tf
-		}
-	}
-	next[t] = f
-	k.types.Store(&next)
-	return f
+		return f, true
+	})
 }
 
 // jsonName is the name encoding/json gives sf, and whether it encodes it.

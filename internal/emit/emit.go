@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/cowmap"
 	"github.com/heddle-go/heddle/internal/wire"
 )
 
@@ -61,51 +61,26 @@ type Emitter struct {
 	fault *faults     // shared likewise
 }
 
-// selection caches, per event name, the observers that want it. The
-// cache is a map read without a lock: a name seen for the first time
-// gets a new map, a copy of the last with the name added, so that each
-// event's lookup is one atomic load and one map read.
+// selection caches, per event name, the observers that want it, so that
+// each event's lookup is one atomic load and one map read.
 type selection struct {
 	obs    []event.Observer
-	mu     sync.Mutex // serialises additions
-	byName atomic.Pointer[map[string][]event.Observer]
+	byName cowmap.Map[string, []event.Observer]
 }
 
 func (s *selection) of(name string) []event.Observer {
 	if len(s.obs) == 0 {
 		return nil
 	}
-	if m := s.byName.Load(); m != nil {
-		if want, ok := (*m)[name]; ok {
-			return want
+	return s.byName.LoadOrCompute(name, func() ([]event.Observer, bool) {
+		var want []event.Observer
+		for _, o := range s.obs {
+			if wants(o, name) {
+				want = append(want, o)
+			}
 		}
-	}
-	return s.add(name)
-}
-
-// add asks the observers whether they want name and keeps the answer.
-func (s *selection) add(name string) []event.Observer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.byName.Load()
-	if old != nil {
-		if want, ok := (*old)[name]; ok {
-			return want
-		}
-	}
-	var want []event.Observer
-	for _, o := range s.obs {
-		if wants(o, name) {
-			want = append(want, o)
-		}
-	}
-	m := make(map[string][]event.Observer, 1)
-	if old != nil {
-		m = maps.Clone(*old)
-	}
-	m[name] = want
-	s.byName.Store(&m)
-	return want
+		return want, true
+	})
 }
 
 // wants asks o whether it wants name, counting a panic in Wants as no.
