@@ -687,6 +687,25 @@ type memDelivery struct {
 func (d *memDelivery) Msg() *bus.Msg  { return &d.msg }
 func (d *memDelivery) Delivered() int { return d.n }
 
+// untake returns a delivery that never reached a handler: the message is
+// first in line again and the delivery is not counted.
+func (d *memDelivery) untake() {
+	d.store.mu.Lock()
+	defer d.store.mu.Unlock()
+	c := d.c
+	if c.pending[d.seq] != d {
+		return // its ack wait passed already: redelivered as usual
+	}
+	d.timer.Stop()
+	d.settled = true
+	delete(c.pending, d.seq)
+	if c.count[d.seq]--; c.count[d.seq] <= 0 {
+		delete(c.count, d.seq)
+	}
+	c.ready = slices.Insert(c.ready, 0, d.seq)
+	c.notify()
+}
+
 // expire runs when the ack wait passes: the message is redelivered.
 func (d *memDelivery) expire() {
 	d.store.mu.Lock()
@@ -810,6 +829,9 @@ func (cn *memConsumption) run() {
 	defer close(cn.done)
 	defer cn.cancel()
 	for {
+		if cn.stopped() {
+			return
+		}
 		cn.store.mu.Lock()
 		d := cn.c.take(cn.store)
 		wake := cn.c.wake
@@ -824,16 +846,26 @@ func (cn *memConsumption) run() {
 				return
 			}
 		}
-		select {
-		case <-cn.stop:
-			_ = d.Nak(0)
+		if cn.stopped() {
+			// Taken as the consumption stopped: it never reached the
+			// handler, so it goes back first in line, its delivery not
+			// counted.
+			d.untake()
 			return
-		case <-cn.bus.done:
-			_ = d.Nak(0)
-			return
-		default:
 		}
 		cn.deliver(d)
+	}
+}
+
+// stopped reports whether the consumption was stopped or its bus closed.
+func (cn *memConsumption) stopped() bool {
+	select {
+	case <-cn.stop:
+		return true
+	case <-cn.bus.done:
+		return true
+	default:
+		return false
 	}
 }
 
