@@ -26,9 +26,12 @@
 //
 // An Observer that implements Selector receives only the events it
 // wants; an actor whose observers want none of an event builds nothing
-// for it. Observe is called synchronously on the actor's goroutine: count,
-// record, or hand off. A panic in an Observer or an Interceptor is
-// recovered and counted by the actor (observer.panicked), which goes on.
+// for it, and an observed event allocates nothing: its Attrs are lent for
+// the call (Event.Clone keeps them). An Interceptor that implements
+// OpSelector wraps only the kinds of operation it names. Observe is called
+// synchronously on the actor's goroutine: count, record, or hand off. A
+// panic in an Observer or an Interceptor is recovered and counted by the
+// actor (observer.panicked), which goes on.
 package event
 
 import (
