@@ -201,7 +201,9 @@ func (f *forwardTable) grow() {
 }
 
 // sent records that the publish of seq returned, and returns the sequence
-// a mark should cover now, or 0 when none should go yet.
+// a mark should cover now, or 0 when none should go yet. start is when the
+// task's route began (zero when nobody times it): the time since is its
+// route's duration, which its router.routed event carries.
 func (f *forwardTable) sent(seq uint64, start time.Time) uint64 {
 	f.mu.Lock()
 	if !start.IsZero() {
