@@ -15,7 +15,8 @@
 // actor builds no debug event for it that its logger does not log) and an
 // event.Interceptor that times dispatches and goals (an event.OpSelector:
 // it wraps no handler attempt and no routing decision, whose durations
-// come with their events); Option gives it to an actor as both. Counters follow the events one for one (DESIGN invariant 13): each
+// come with their events); Option gives it to an actor as both.
+// Counters follow the events one for one (DESIGN invariant 13): each
 // counter's value equals the number of its events, Event.N() for the
 // events that stand for several things, and so equals the actor's Stats
 // counter of the same outcome.

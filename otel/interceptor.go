@@ -2,8 +2,6 @@ package otel
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -11,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heddle-go/heddle/event"
+	"github.com/heddle-go/heddle/internal/cowmap"
 )
 
 // Span attribute keys of this package's own (the messaging ones are the
@@ -139,8 +138,7 @@ var (
 // worker type: an actor serves few, and a name is then not built again
 // for each span. Past spanNamesMax names, new ones are built each time.
 type spanNames struct {
-	m    sync.Map // spanNameKey → string
-	kept atomic.Int64
+	m cowmap.Map[spanNameKey, string]
 }
 
 const spanNamesMax = 4096
@@ -153,20 +151,13 @@ type spanNameKey struct {
 // name is "heddle.<kind> <worker_type>" ("heddle.goal <name>" for a
 // goal, whose WorkerType is its actor's name).
 func (n *spanNames) name(op *event.Op) string {
-	key := spanNameKey{op.Kind, op.WorkerType}
-	if name, ok := n.m.Load(key); ok {
-		return name.(string)
-	}
-	name := "heddle." + op.Kind.String()
-	if op.WorkerType != "" {
-		name += " " + op.WorkerType
-	}
-	if n.kept.Load() < spanNamesMax {
-		if _, loaded := n.m.LoadOrStore(key, name); !loaded {
-			n.kept.Add(1)
+	return n.m.LoadOrCompute(spanNameKey{op.Kind, op.WorkerType}, func() (string, bool) {
+		name := "heddle." + op.Kind.String()
+		if op.WorkerType != "" {
+			name += " " + op.WorkerType
 		}
-	}
-	return name
+		return name, n.m.Len() < spanNamesMax
+	})
 }
 
 // finish sets the attributes of op on its span, in one call: those it
@@ -180,6 +171,13 @@ func finish(span trace.Span, start, op *event.Op, err error) {
 		err = op.Err
 	}
 	failed := err != nil || op.Status == statusFailed || op.Status == statusDeadLettered
+	if resolved {
+		// The tier the router resolved is the span's (as the operation
+		// began it had the task's own).
+		started := *start
+		started.Tier = op.Tier
+		start = &started
+	}
 	var buf [16]attribute.KeyValue
 	attrs := startAttributes(buf[:0], start)
 	if op.Status != "" {
@@ -190,9 +188,6 @@ func finish(span trace.Span, start, op *event.Op, err error) {
 	}
 	if forwarded {
 		attrs = append(attrs, AttrForwardedTo.String(op.Subject))
-	}
-	if resolved {
-		attrs = append(attrs, AttrTier.String(op.Tier))
 	}
 	if failed {
 		if op.Reason != "" {

@@ -55,6 +55,16 @@ func (c *Map[K, V]) LoadOrCompute(k K, compute func() (v V, keep bool)) V {
 	return v
 }
 
+// Snapshot returns the map as it is now, to be read and never written:
+// for a lookup the generic Load cannot make without a copy of its key
+// (m[string(b)] of a []byte b).
+func (c *Map[K, V]) Snapshot() map[K]V {
+	if m := c.m.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // Len returns how many values the Map keeps.
 func (c *Map[K, V]) Len() int {
 	if m := c.m.Load(); m != nil {

@@ -48,3 +48,16 @@ func TestConcurrentReadersAndWritersAgree(t *testing.T) {
 		t.Errorf("Len = %d, want 50", m.Len())
 	}
 }
+
+func TestASnapshotHoldsWhatWasKept(t *testing.T) {
+	var m cowmap.Map[string, int]
+	if m.Snapshot() != nil {
+		t.Fatal("an empty Map's snapshot is not nil")
+	}
+	m.LoadOrCompute("a", func() (int, bool) { return 1, true })
+	before := m.Snapshot()
+	m.LoadOrCompute("b", func() (int, bool) { return 2, true })
+	if len(before) != 1 || before["a"] != 1 || len(m.Snapshot()) != 2 {
+		t.Errorf("snapshots %v then %v, want {a:1} unchanged by the later addition, then two values", before, m.Snapshot())
+	}
+}

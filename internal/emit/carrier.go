@@ -40,18 +40,6 @@ func carrierOf(raw json.RawMessage) map[string]string {
 	return carrier
 }
 
-// traceKey returns key as a string, without a copy for the members the
-// W3C trace context has.
-func traceKey(key []byte) string {
-	switch string(key) {
-	case "traceparent":
-		return "traceparent"
-	case "tracestate":
-		return "tracestate"
-	}
-	return string(key)
-}
-
 // carriers keeps the maps handed to a propagator for reuse (the
 // event.Propagator contract gives them back when its call returns), so
 // that a traced task's trace context costs no map.
@@ -71,3 +59,7 @@ func putCarrier(c map[string]string) {
 	clear(c)
 	carriers.Put(c)
 }
+
+// traceKey returns key as a string, without a copy for the members of the
+// W3C trace context.
+func traceKey(key []byte) string { return wire.Known(key, "traceparent", "tracestate") }

@@ -540,23 +540,9 @@ func (d *Decoder) TokenUsage(name string) map[string]int {
 			d.Fail(name, "%q: expected integer, got %s", m.Key, describe(m.Val))
 			return map[string]int{}
 		}
-		out[tokenKind(m.Key)] = n
+		out[Known(m.Key, "prompt_tokens", "completion_tokens", "total_tokens")] = n
 	}
 	return out
-}
-
-// tokenKind returns key as a string, without a copy for the kinds every
-// result carries (the Python worker's defaults, and total_tokens).
-func tokenKind(key []byte) string {
-	switch string(key) {
-	case "prompt_tokens":
-		return "prompt_tokens"
-	case "completion_tokens":
-		return "completion_tokens"
-	case "total_tokens":
-		return "total_tokens"
-	}
-	return string(key)
 }
 
 // time reads a timestamp; an absent Optional one is the current time.

@@ -2,9 +2,9 @@ package wire
 
 import (
 	"bytes"
-	"sync"
-	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/heddle-go/heddle/internal/cowmap"
 )
 
 // MaxSymbols bounds the strings Symbol keeps. Worker types and tiers
@@ -12,13 +12,8 @@ import (
 // one is returned as a string of its own, as Str returns every string.
 const MaxSymbols = 4096
 
-// symbols is the table of strings Symbol shares: read without a lock
-// (one atomic load and a map lookup that does not copy the key), grown
-// under mu by a copy.
-var symbols struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[string]string]
-}
+// symbols is the table of strings Symbol shares, read without a lock.
+var symbols cowmap.Map[string, string]
 
 // Symbol is Str for a field whose values repeat from message to message
 // (worker_type): a value without escapes is read from a shared table, so
@@ -33,10 +28,8 @@ func (d *Decoder) Symbol(name string, pr Presence) string {
 	if bytes.IndexByte(inner, '\\') >= 0 {
 		return d.str(name, raw, ok, pr, nil)
 	}
-	if m := symbols.m.Load(); m != nil {
-		if s, ok := (*m)[string(inner)]; ok {
-			return s
-		}
+	if s, ok := symbols.Snapshot()[string(inner)]; ok {
+		return s
 	}
 	if !utf8.Valid(inner) {
 		return d.str(name, raw, ok, pr, nil)
@@ -47,26 +40,19 @@ func (d *Decoder) Symbol(name string, pr Presence) string {
 // intern returns the table's string equal to b, adding it while the table
 // has room.
 func intern(b []byte) string {
-	symbols.mu.Lock()
-	defer symbols.mu.Unlock()
-	old := symbols.m.Load()
-	if old != nil {
-		if s, ok := (*old)[string(b)]; ok {
-			return s
-		}
-		if len(*old) >= MaxSymbols {
-			return string(b)
-		}
-	}
-	next := make(map[string]string, 1)
-	if old != nil {
-		next = make(map[string]string, len(*old)+1)
-		for k, v := range *old {
-			next[k] = v
+	return symbols.LoadOrCompute(string(b), func() (string, bool) {
+		return string(b), symbols.Len() < MaxSymbols
+	})
+}
+
+// Known returns b as a string: the one of known it equals, without a copy,
+// or else a copy of b. For the keys a decoder meets in nearly every
+// message (the W3C trace context's, token_usage's).
+func Known(b []byte, known ...string) string {
+	for _, k := range known {
+		if string(b) == k {
+			return k
 		}
 	}
-	s := string(b)
-	next[s] = s
-	symbols.m.Store(&next)
-	return s
+	return string(b)
 }
