@@ -33,6 +33,9 @@ func carrierOf(raw json.RawMessage) map[string]string {
 	carrier := getCarrier()
 	for _, m := range members {
 		if len(m.Val) < 2 || m.Val[0] != '"' {
+			// Not a string: left out, and a string of the same name
+			// before it too (the last of a repeated name wins).
+			delete(carrier, string(m.Key))
 			continue
 		}
 		carrier[traceKey(m.Key)] = wire.Unquote(m.Val)
